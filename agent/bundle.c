@@ -1,0 +1,644 @@
+/* owlsync bundle files: writing and strictly reading the signed tar archive with
+ * libarchive, the only module that includes it. Memory stays flat: data streams. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "owlsync/bundle.h"
+
+#define IO_CHUNK (64 * 1024)
+#define TAR_BLOCK 512
+#define MANIFEST_ENTRY "manifest.json"
+#define SIG_ENTRY "manifest.sig"
+
+static uint64_t round_block(uint64_t n)
+{
+    return (n + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
+}
+
+/* ================================ writer ================================ */
+
+struct bundle_writer {
+    struct archive *a;
+    int64_t mtime;
+    char buf[IO_CHUNK];
+};
+
+static int writer_fail(bundle_writer *w, owl_err *err, const char *what)
+{
+    const char *msg = archive_error_string(w->a);
+
+    return err_set(err, OWL_ERUNTIME, "cannot write bundle (%s): %s", what, msg ? msg : "unknown error");
+}
+
+int bundle_writer_open(int fd, bundle_compression comp, int level, int64_t mtime,
+                       bundle_writer **out, owl_err *err)
+{
+    bundle_writer *w = calloc(1, sizeof(*w));
+    char opt[32];
+    int r = ARCHIVE_OK;
+
+    *out = NULL;
+    if (w == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    w->mtime = mtime;
+    w->a = archive_write_new();
+    if (w->a == NULL) {
+        free(w);
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    }
+    if (archive_write_set_format_ustar(w->a) != ARCHIVE_OK)
+        goto fail;
+    if (comp == BUNDLE_ZSTD)
+        r = archive_write_add_filter_zstd(w->a);
+    else if (comp == BUNDLE_GZIP)
+        r = archive_write_add_filter_gzip(w->a);
+    if (r != ARCHIVE_OK)
+        goto fail;
+    if (comp != BUNDLE_NONE) {
+        snprintf(opt, sizeof(opt), "%d", level);
+        if (archive_write_set_filter_option(w->a, NULL, "compression-level", opt) != ARCHIVE_OK)
+            goto fail;
+    }
+    if (comp == BUNDLE_GZIP &&
+        archive_write_set_filter_option(w->a, "gzip", "timestamp", NULL) != ARCHIVE_OK) {
+        /* no timestamp in the gzip header: older libarchive may not know the option */
+    }
+    /* No padding after the end-of-archive blocks: every byte of the file is checked. */
+    if (archive_write_set_bytes_in_last_block(w->a, 1) != ARCHIVE_OK)
+        goto fail;
+    if (archive_write_open_fd(w->a, fd) != ARCHIVE_OK)
+        goto fail;
+    *out = w;
+    return 0;
+fail:
+    writer_fail(w, err, "open");
+    bundle_writer_abort(w);
+    return -1;
+}
+
+static int writer_header(bundle_writer *w, const char *name, uint64_t size, owl_err *err)
+{
+    struct archive_entry *e = archive_entry_new();
+    int r;
+
+    if (e == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    archive_entry_set_pathname(e, name);
+    archive_entry_set_size(e, (la_int64_t)size);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0644);
+    archive_entry_set_mtime(e, (time_t)w->mtime, 0);
+    r = archive_write_header(w->a, e);
+    archive_entry_free(e);
+    if (r != ARCHIVE_OK)
+        return writer_fail(w, err, name);
+    return 0;
+}
+
+int bundle_writer_add(bundle_writer *w, const char *name, const void *buf, size_t len, owl_err *err)
+{
+    if (writer_header(w, name, len, err) < 0)
+        return -1;
+    if (len > 0 && archive_write_data(w->a, buf, len) != (la_ssize_t)len)
+        return writer_fail(w, err, name);
+    return 0;
+}
+
+int bundle_writer_add_fd(bundle_writer *w, const char *name, int fd, uint64_t size, owl_err *err)
+{
+    uint64_t left = size;
+
+    if (writer_header(w, name, size, err) < 0)
+        return -1;
+    while (left > 0) {
+        size_t want = left < sizeof(w->buf) ? (size_t)left : sizeof(w->buf);
+        ssize_t n = read(fd, w->buf, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return err_set(err, OWL_ERUNTIME, "cannot read spool for %s: %s", name, strerror(errno));
+        if (n == 0)
+            return err_set(err, OWL_ERUNTIME, "spool for %s ended early", name);
+        if (archive_write_data(w->a, w->buf, (size_t)n) != n)
+            return writer_fail(w, err, name);
+        left -= (uint64_t)n;
+    }
+    return 0;
+}
+
+int bundle_writer_close(bundle_writer *w, owl_err *err)
+{
+    int rc = 0;
+
+    if (archive_write_close(w->a) != ARCHIVE_OK)
+        rc = writer_fail(w, err, "close");
+    archive_write_free(w->a);
+    free(w);
+    return rc;
+}
+
+void bundle_writer_abort(bundle_writer *w)
+{
+    if (w == NULL)
+        return;
+    archive_write_free(w->a);
+    free(w);
+}
+
+/* ================================ reader ================================ */
+
+typedef struct zero_range {
+    uint64_t from, to; /* bytes of the unpacked stream that must be zero */
+} zero_range;
+
+struct bundle_reader {
+    char *path;
+    int fd;
+    struct archive *a;
+    bundle_limits lim;
+    uint64_t raw_read;     /* compressed bytes handed to libarchive by this pass */
+    bool raw_over;         /* the file grew past max_bundle_size */
+    uint64_t unpacked;     /* entry bytes declared so far */
+    uint64_t expect_pos;   /* where the next header must start in the unpacked stream */
+    zero_range *zeros;     /* padding after each entry and the end-of-archive blocks */
+    size_t nzeros;
+    char *mbytes;          /* manifest.json, exactly */
+    size_t mlen;
+    char sig[KEYS_SIGFILE_MAX];
+    size_t siglen;
+    manifest *m;
+    const keys_trusted *signer;
+    size_t next_table;
+    const manifest_table *cur; /* the data entry being read, or NULL */
+    uint64_t cur_read;
+    keys_hash *hash;
+    bool ended;            /* bundle_next_table returned 0 */
+    unsigned char raw[IO_CHUNK];
+    char scratch[IO_CHUNK]; /* unpacked bytes of the layout pass */
+};
+
+static la_ssize_t raw_read_cb(struct archive *a, void *data, const void **buf)
+{
+    bundle_reader *r = data;
+    ssize_t n;
+
+    for (;;) {
+        n = read(r->fd, r->raw, sizeof(r->raw));
+        if (n >= 0 || errno != EINTR)
+            break;
+    }
+    if (n < 0) {
+        archive_set_error(a, errno, "read error: %s", strerror(errno));
+        return -1;
+    }
+    r->raw_read += (uint64_t)n;
+    if (r->raw_read > r->lim.max_bundle_size) {
+        r->raw_over = true;
+        archive_set_error(a, EFBIG, "bundle is larger than max_bundle_size");
+        return -1;
+    }
+    *buf = r->raw;
+    return n;
+}
+
+/* Fails with the archive's own message, or the size limit when that was hit. */
+static int damaged(bundle_reader *r, owl_err *err, const char *where)
+{
+    const char *msg = archive_error_string(r->a);
+
+    if (r->raw_over)
+        return err_set(err, OWL_EVERIFY, "bundle is larger than max_bundle_size (%llu bytes)",
+                       (unsigned long long)r->lim.max_bundle_size);
+    return err_set(err, OWL_EVERIFY, "bundle is damaged or not a bundle (%s): %s", where,
+                   msg ? msg : "unknown archive error");
+}
+
+static struct archive *reader_archive(bundle_reader *r, bool raw_format)
+{
+    struct archive *a = archive_read_new();
+
+    if (a == NULL)
+        return NULL;
+    if (raw_format)
+        archive_read_support_format_raw(a);
+    else
+        archive_read_support_format_tar(a);
+    archive_read_support_filter_gzip(a);
+    archive_read_support_filter_zstd(a);
+    return a;
+}
+
+/* Checks the filters libarchive found: at most one, gzip or zstd. */
+static int check_filters(bundle_reader *r, struct archive *a, owl_err *err)
+{
+    int n = archive_filter_count(a);
+
+    /* The last filter is always "none" (the file itself). */
+    if (n > 2)
+        return err_set(err, OWL_EVERIFY, "bundle is compressed more than once");
+    for (int i = 0; i < n; i++) {
+        int code = archive_filter_code(a, i);
+        if (code != ARCHIVE_FILTER_NONE && code != ARCHIVE_FILTER_GZIP && code != ARCHIVE_FILTER_ZSTD)
+            return err_set(err, OWL_EVERIFY, "bundle uses an unsupported compression (%s)",
+                           archive_filter_name(a, i));
+    }
+    return 0;
+}
+
+static int push_zero(bundle_reader *r, uint64_t from, uint64_t to, owl_err *err)
+{
+    zero_range *grown;
+
+    if (from == to)
+        return 0;
+    grown = realloc(r->zeros, (r->nzeros + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    r->zeros = grown;
+    r->zeros[r->nzeros].from = from;
+    r->zeros[r->nzeros].to = to;
+    r->nzeros++;
+    return 0;
+}
+
+/* Reads the next header, which must be a plain regular file called want of at most
+ * max bytes. A NULL want means the archive must end here. Sets *size. */
+static int next_entry(bundle_reader *r, const char *want, uint64_t max, uint64_t *size, owl_err *err)
+{
+    struct archive_entry *e = NULL;
+    const char *name;
+    la_int64_t pos;
+    int rc = archive_read_next_header(r->a, &e);
+
+    if (rc == ARCHIVE_EOF) {
+        if (want == NULL)
+            return 0;
+        return err_set(err, OWL_EVERIFY, "bundle ends before its entry %s (truncated or incomplete)", want);
+    }
+    if (rc != ARCHIVE_OK)
+        return damaged(r, err, want ? want : "end of archive");
+    if (check_filters(r, r->a, err) < 0)
+        return -1;
+    if (archive_format(r->a) != ARCHIVE_FORMAT_TAR_USTAR)
+        return err_set(err, OWL_EVERIFY, "bundle is not a POSIX ustar archive (%s)", archive_format_name(r->a));
+    name = archive_entry_pathname(e);
+    if (name == NULL)
+        name = "";
+    if (want == NULL)
+        return err_set(err, OWL_EVERIFY, "bundle has an unexpected extra entry \"%.200s\"", name);
+    if (strcmp(name, want) != 0)
+        return err_set(err, OWL_EVERIFY, "bundle entry \"%.200s\" found where %s was expected", name, want);
+    if (archive_entry_hardlink(e) != NULL || archive_entry_symlink(e) != NULL ||
+        archive_entry_filetype(e) != AE_IFREG || archive_entry_sparse_count(e) > 0)
+        return err_set(err, OWL_EVERIFY, "bundle entry %s is not a regular file", want);
+    if (!archive_entry_size_is_set(e) || archive_entry_size(e) < 0)
+        return err_set(err, OWL_EVERIFY, "bundle entry %s has no size", want);
+    *size = (uint64_t)archive_entry_size(e);
+    if (*size > max)
+        return err_set(err, OWL_EVERIFY, "bundle entry %s is %llu bytes, over its bound of %llu", want,
+                       (unsigned long long)*size, (unsigned long long)max);
+    if (*size > r->lim.max_unpacked_size - r->unpacked)
+        return err_set(err, OWL_EVERIFY, "bundle unpacks to more than max_unpacked_size (%llu bytes)",
+                       (unsigned long long)r->lim.max_unpacked_size);
+    r->unpacked += *size;
+    /* The layout is exactly header, data, zero padding: nothing may hide between. */
+    pos = archive_read_header_position(r->a);
+    if (pos < 0 || (uint64_t)pos != r->expect_pos)
+        return err_set(err, OWL_EVERIFY, "bundle has unexpected data before entry %s", want);
+    if (push_zero(r, r->expect_pos + TAR_BLOCK + *size, r->expect_pos + TAR_BLOCK + round_block(*size), err) < 0)
+        return -1;
+    r->expect_pos += TAR_BLOCK + round_block(*size);
+    return 1;
+}
+
+/* Reads the whole current entry (size bytes) into a new buffer. */
+static int read_small(bundle_reader *r, const char *what, uint64_t size, char **out, owl_err *err)
+{
+    char *buf = malloc((size_t)size + 1);
+    size_t got = 0;
+
+    if (buf == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    while (got < size) {
+        la_ssize_t n = archive_read_data(r->a, buf + got, (size_t)size - got);
+        if (n < 0) {
+            free(buf);
+            return damaged(r, err, what);
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got != size) {
+        free(buf);
+        return err_set(err, OWL_EVERIFY, "bundle entry %s is truncated", what);
+    }
+    buf[got] = '\0';
+    *out = buf;
+    return 0;
+}
+
+int bundle_open(const char *path, const bundle_limits *limits, const keys_trust *trust,
+                bundle_reader **out, owl_err *err)
+{
+    bundle_reader *r = calloc(1, sizeof(*r));
+    struct stat st;
+    uint64_t size = 0;
+    char *sigbuf = NULL;
+    char keyid[KEYS_ID_HEX_LEN + 1];
+    const keys_trusted *kt = NULL;
+
+    *out = NULL;
+    if (r == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    r->fd = -1;
+    r->lim = *limits;
+    r->path = strdup(path);
+    if (r->path == NULL) {
+        err_set(err, OWL_ERUNTIME, "out of memory");
+        goto fail;
+    }
+    r->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (r->fd < 0) {
+        err_set(err, errno == ELOOP ? OWL_EVERIFY : OWL_ERUNTIME, "cannot open %s: %s", path,
+                errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+        goto fail;
+    }
+    if (fstat(r->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        err_set(err, OWL_EVERIFY, "%s is not a regular file", path);
+        goto fail;
+    }
+    if (st.st_size == 0) {
+        err_set(err, OWL_EVERIFY, "bundle is empty");
+        goto fail;
+    }
+    if ((uint64_t)st.st_size > r->lim.max_bundle_size) {
+        err_set(err, OWL_EVERIFY, "bundle is %lld bytes, over max_bundle_size (%llu bytes)",
+                (long long)st.st_size, (unsigned long long)r->lim.max_bundle_size);
+        goto fail;
+    }
+    r->a = reader_archive(r, false);
+    if (r->a == NULL || archive_read_open(r->a, r, NULL, raw_read_cb, NULL) != ARCHIVE_OK) {
+        if (r->a != NULL)
+            damaged(r, err, "opening");
+        else
+            err_set(err, OWL_ERUNTIME, "out of memory");
+        goto fail;
+    }
+    if (next_entry(r, MANIFEST_ENTRY, MANIFEST_MAX_BYTES, &size, err) < 0 ||
+        read_small(r, MANIFEST_ENTRY, size, &r->mbytes, err) < 0)
+        goto fail;
+    r->mlen = (size_t)size;
+    if (next_entry(r, SIG_ENTRY, KEYS_SIGFILE_MAX - 1, &size, err) < 0 ||
+        read_small(r, SIG_ENTRY, size, &sigbuf, err) < 0)
+        goto fail;
+    memcpy(r->sig, sigbuf, (size_t)size);
+    r->siglen = (size_t)size;
+    free(sigbuf);
+    sigbuf = NULL;
+
+    /* Verify before anything of the manifest is believed: key id, then signature. */
+    if (trust != NULL) {
+        if (keys_sig_key_id(r->sig, r->siglen, keyid, err) < 0)
+            goto fail;
+        kt = keys_trust_find(trust, keyid);
+        if (kt == NULL) {
+            err_set(err, OWL_EVERIFY, "bundle is signed by key %s, which is not trusted", keyid);
+            goto fail;
+        }
+        if (keys_verify(&kt->key, (const unsigned char *)r->mbytes, r->mlen, r->sig, r->siglen, err) < 0)
+            goto fail;
+    }
+    if (manifest_parse(r->mbytes, r->mlen, &r->m, err) < 0)
+        goto fail;
+    if (kt != NULL) {
+        if (strcmp(r->m->key_id, kt->key.id) != 0) {
+            err_set(err, OWL_EVERIFY, "manifest names key %s but is signed by key %s", r->m->key_id, kt->key.id);
+            goto fail;
+        }
+        /* The same key may be listed for several environments: find its binding. */
+        const keys_trusted *bound = NULL;
+        for (size_t i = 0; i < trust->n && bound == NULL; i++) {
+            const keys_trusted *k = &trust->v[i];
+            if (strcmp(k->key.id, kt->key.id) == 0 &&
+                (k->environment[0] == '\0' || strcmp(k->environment, r->m->environment) == 0))
+                bound = k;
+        }
+        if (bound == NULL) {
+            err_set(err, OWL_EVERIFY,
+                    "bundle from environment %s is signed by key %s, which is trusted only for %s",
+                    r->m->environment, kt->key.id, kt->environment);
+            goto fail;
+        }
+        kt = bound;
+        r->signer = kt;
+    }
+    r->hash = keys_hash_new();
+    if (r->hash == NULL) {
+        err_set(err, OWL_ERUNTIME, "out of memory");
+        goto fail;
+    }
+    *out = r;
+    return 0;
+fail:
+    free(sigbuf);
+    bundle_close(r);
+    return -1;
+}
+
+const manifest *bundle_manifest(const bundle_reader *r)
+{
+    return r->m;
+}
+
+const char *bundle_manifest_bytes(const bundle_reader *r, size_t *len)
+{
+    *len = r->mlen;
+    return r->mbytes;
+}
+
+const keys_trusted *bundle_signer(const bundle_reader *r)
+{
+    return r->signer;
+}
+
+/* Second pass over the unpacked stream: its length must be exactly what the
+ * headers describe, and every padding byte zero, so no byte of the file goes
+ * unchecked. Headers carry tar checksums; data carry BLAKE2b hashes. */
+static int check_layout(bundle_reader *r, owl_err *err)
+{
+    struct archive *a = NULL;
+    struct archive_entry *e;
+    uint64_t off = 0, total;
+    size_t zi = 0;
+    char *zero_check = r->scratch;
+    int rc = -1;
+
+    if (push_zero(r, r->expect_pos, r->expect_pos + 2 * TAR_BLOCK, err) < 0)
+        return -1;
+    total = r->expect_pos + 2 * TAR_BLOCK;
+    if (lseek(r->fd, 0, SEEK_SET) < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot re-read %s: %s", r->path, strerror(errno));
+    r->raw_read = 0;
+    a = reader_archive(r, true);
+    if (a == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    archive_read_free(r->a);
+    r->a = a;
+    if (archive_read_open(a, r, NULL, raw_read_cb, NULL) != ARCHIVE_OK ||
+        archive_read_next_header(a, &e) != ARCHIVE_OK) {
+        damaged(r, err, "end of archive");
+        goto out;
+    }
+    for (;;) {
+        la_ssize_t n = archive_read_data(a, zero_check, sizeof(r->scratch));
+        if (n < 0) {
+            damaged(r, err, "end of archive");
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if (off + (uint64_t)n > total) {
+            err_set(err, OWL_EVERIFY, "bundle has data after the end of its archive");
+            goto out;
+        }
+        for (; zi < r->nzeros && r->zeros[zi].from < off + (uint64_t)n; zi++) {
+            uint64_t from = r->zeros[zi].from > off ? r->zeros[zi].from : off;
+            uint64_t to = r->zeros[zi].to < off + (uint64_t)n ? r->zeros[zi].to : off + (uint64_t)n;
+            for (uint64_t i = from; i < to; i++) {
+                if (zero_check[i - off] != 0) {
+                    err_set(err, OWL_EVERIFY, "bundle has non-zero bytes in tar padding at offset %llu",
+                            (unsigned long long)i);
+                    goto out;
+                }
+            }
+            if (r->zeros[zi].to > off + (uint64_t)n)
+                break; /* the range goes on in the next chunk */
+        }
+        off += (uint64_t)n;
+    }
+    if (off != total) {
+        err_set(err, OWL_EVERIFY, "bundle is truncated (unpacked %llu of %llu bytes)",
+                (unsigned long long)off, (unsigned long long)total);
+        goto out;
+    }
+    rc = 0;
+out:
+    return rc;
+}
+
+int bundle_next_table(bundle_reader *r, const manifest_table **table, owl_err *err)
+{
+    uint64_t size = 0;
+    int rc;
+
+    *table = NULL;
+    if (r->ended)
+        return 0;
+    if (r->cur != NULL) {
+        /* The caller stopped early: read the rest so its hash is still checked. */
+        char buf[4096];
+        ssize_t n;
+        while ((n = bundle_read(r, buf, sizeof(buf), err)) > 0) {
+        }
+        if (n < 0)
+            return -1;
+    }
+    if (r->next_table == r->m->ntables) {
+        rc = next_entry(r, NULL, 0, &size, err);
+        if (rc != 0)
+            return -1;
+        if (check_layout(r, err) < 0)
+            return -1;
+        r->ended = true;
+        return 0;
+    }
+    r->cur = &r->m->tables[r->next_table];
+    if (next_entry(r, r->cur->file, r->lim.max_unpacked_size, &size, err) <= 0) {
+        r->cur = NULL;
+        return -1;
+    }
+    if (size != r->cur->bytes) {
+        err_set(err, OWL_EVERIFY, "bundle entry %s is %llu bytes, but the manifest says %llu",
+                r->cur->file, (unsigned long long)size, (unsigned long long)r->cur->bytes);
+        r->cur = NULL;
+        return -1;
+    }
+    r->next_table++;
+    r->cur_read = 0;
+    *table = r->cur;
+    return 1;
+}
+
+ssize_t bundle_read(bundle_reader *r, void *buf, size_t len, owl_err *err)
+{
+    la_ssize_t n;
+    char hex[KEYS_HASH_HEX_LEN + 1];
+
+    if (r->cur == NULL)
+        return err_set(err, OWL_ERUNTIME, "bundle_read outside a data entry");
+    n = archive_read_data(r->a, buf, len);
+    if (n < 0) {
+        damaged(r, err, r->cur->file);
+        r->cur = NULL;
+        return -1;
+    }
+    if (n > 0) {
+        r->cur_read += (uint64_t)n;
+        keys_hash_update(r->hash, buf, (size_t)n);
+        return n;
+    }
+    keys_hash_final(r->hash, hex);
+    if (r->cur_read != r->cur->bytes) {
+        err_set(err, OWL_EVERIFY, "bundle entry %s is truncated", r->cur->file);
+        r->cur = NULL;
+        return -1;
+    }
+    if (strcmp(hex, r->cur->blake2b) != 0) {
+        err_set(err, OWL_EVERIFY, "bundle entry %s does not match its hash in the manifest", r->cur->file);
+        r->cur = NULL;
+        return -1;
+    }
+    r->cur = NULL;
+    return 0;
+}
+
+int bundle_verify_rest(bundle_reader *r, owl_err *err)
+{
+    const manifest_table *t;
+    int rc;
+
+    while ((rc = bundle_next_table(r, &t, err)) > 0) {
+        char buf[IO_CHUNK];
+        ssize_t n;
+        while ((n = bundle_read(r, buf, sizeof(buf), err)) > 0) {
+        }
+        if (n < 0)
+            return -1;
+    }
+    return rc;
+}
+
+void bundle_close(bundle_reader *r)
+{
+    if (r == NULL)
+        return;
+    if (r->a != NULL)
+        archive_read_free(r->a);
+    if (r->fd >= 0)
+        close(r->fd);
+    keys_hash_free(r->hash);
+    manifest_free(r->m);
+    free(r->mbytes);
+    free(r->zeros);
+    free(r->path);
+    free(r);
+}

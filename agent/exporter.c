@@ -1,0 +1,857 @@
+/* owlsync exporter: one REPEATABLE READ, READ ONLY snapshot of the chosen datasets,
+ * streamed with COPY TO into spool files, signed, packed and published atomically. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "owlsync/db.h"
+#include "owlsync/exporter.h"
+#include "owlsync/keys.h"
+#include "owlsync/log.h"
+#include "owlsync/manifest.h"
+#include "owlsync/version.h"
+
+#define SPOOL_BUF (256 * 1024)
+#define STATE_MAX 4096
+
+typedef struct spool {
+    int fd;
+    char *buf;
+    size_t used;
+    uint64_t bytes;
+} spool;
+
+typedef struct table_out {
+    const cfg_table *cfg;
+    manifest_table *mt;       /* owned by the manifest */
+    spool sp;
+    uint64_t lanes[4];        /* order-independent sum of row digests */
+} table_out;
+
+typedef struct progress {
+    bool on;
+    struct timespec start, last;
+    uint64_t rows, bytes;
+} progress;
+
+/* ---------------------------------------------------------------- files */
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* fsync of a directory can fail with EINVAL on CIFS: log it, never fail for it. */
+static void fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0 || fsync(fd) < 0)
+        log_warn("cannot fsync directory %s: %s", dir, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
+/* An anonymous temporary file for spooling, removed when closed. */
+static int open_spool_fd(owl_err *err)
+{
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
+    int fd;
+
+    if (dir == NULL || *dir == '\0')
+        dir = "/tmp";
+    fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        return fd;
+    snprintf(path, sizeof(path), "%s/owlsync-spool-XXXXXX", dir);
+    fd = mkstemp(path);
+    if (fd < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot create a spool file in %s: %s", dir, strerror(errno));
+    unlink(path);
+    return fd;
+}
+
+static int spool_open(spool *sp, owl_err *err)
+{
+    sp->buf = malloc(SPOOL_BUF);
+    if (sp->buf == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    sp->fd = open_spool_fd(err);
+    return sp->fd < 0 ? -1 : 0;
+}
+
+static int spool_flush(spool *sp, owl_err *err)
+{
+    if (sp->used > 0 && write_all(sp->fd, sp->buf, sp->used) < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot write spool file: %s", strerror(errno));
+    sp->used = 0;
+    return 0;
+}
+
+static int spool_write(spool *sp, const char *p, size_t len, owl_err *err)
+{
+    if (len > SPOOL_BUF - sp->used) {
+        if (spool_flush(sp, err) < 0)
+            return -1;
+        if (len >= SPOOL_BUF) {
+            if (write_all(sp->fd, p, len) < 0)
+                return err_set(err, OWL_ERUNTIME, "cannot write spool file: %s", strerror(errno));
+            sp->bytes += len;
+            return 0;
+        }
+    }
+    memcpy(sp->buf + sp->used, p, len);
+    sp->used += len;
+    sp->bytes += len;
+    return 0;
+}
+
+static void spool_close(spool *sp)
+{
+    if (sp->fd >= 0)
+        close(sp->fd);
+    sp->fd = -1;
+    free(sp->buf);
+    sp->buf = NULL;
+}
+
+/* ---------------------------------------------------------------- state */
+
+typedef struct job_state {
+    uint64_t sequence;       /* last published */
+    char digest[KEYS_HASH_HEX_LEN + 1]; /* content of the last published bundle */
+} job_state;
+
+static int state_path(const cfg *c, const char *job, const char *suffix, char *out, size_t len)
+{
+    return (size_t)snprintf(out, len, "%s/export-%s.%s", c->state_dir, job, suffix) >= len ? -1 : 0;
+}
+
+static int state_read(const char *path, job_state *st, owl_err *err)
+{
+    char buf[STATE_MAX];
+    ssize_t n;
+    int fd;
+    char *line, *save = NULL;
+
+    memset(st, 0, sizeof(*st));
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return err_set(err, OWL_ERUNTIME, "cannot read %s: %s", path, strerror(errno));
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot read %s: %s", path, strerror(errno));
+    buf[n] = '\0';
+    for (line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "sequence ", 9) == 0) {
+            char *end;
+            errno = 0;
+            st->sequence = strtoull(line + 9, &end, 10);
+            if (errno != 0 || *end != '\0')
+                return err_set(err, OWL_ERUNTIME, "%s is damaged (sequence)", path);
+        } else if (strncmp(line, "digest ", 7) == 0 && strlen(line + 7) == KEYS_HASH_HEX_LEN) {
+            memcpy(st->digest, line + 7, KEYS_HASH_HEX_LEN + 1);
+        }
+    }
+    return 0;
+}
+
+/* Writes path atomically: tmp, fsync, rename, fsync the directory. */
+static int write_file_atomic(const char *dir, const char *path, const char *text, owl_err *err)
+{
+    char tmp[4200];
+    int fd;
+
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot write %s: %s", tmp, strerror(errno));
+    if (write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
+        int saved = errno;
+        close(fd);
+        unlink(tmp);
+        return err_set(err, OWL_ERUNTIME, "cannot write %s: %s", tmp, strerror(saved));
+    }
+    close(fd);
+    if (rename(tmp, path) < 0) {
+        int saved = errno;
+        unlink(tmp);
+        return err_set(err, OWL_ERUNTIME, "cannot rename %s: %s", tmp, strerror(saved));
+    }
+    fsync_dir(dir);
+    return 0;
+}
+
+static int state_write(const cfg *c, const char *path, const job_state *st, owl_err *err)
+{
+    char text[256];
+
+    snprintf(text, sizeof(text), "sequence %llu\ndigest %s\n", (unsigned long long)st->sequence, st->digest);
+    return write_file_atomic(c->state_dir, path, text, err);
+}
+
+/* Makes state_dir when missing and takes the job's lock (held until lockfd closes). */
+static int state_lock(const cfg *c, const char *job, int *lockfd, owl_err *err)
+{
+    char path[4096];
+
+    if (mkdir(c->state_dir, 0750) < 0 && errno != EEXIST)
+        return err_set(err, OWL_ERUNTIME, "cannot create state_dir %s: %s\nHINT: set [owlsync] state_dir to a directory owlsync may write",
+                       c->state_dir, strerror(errno));
+    if (state_path(c, job, "lock", path, sizeof(path)) < 0)
+        return err_set(err, OWL_EUSAGE, "state_dir path too long");
+    *lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (*lockfd < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot open %s: %s\nHINT: set [owlsync] state_dir to a directory owlsync may write",
+                       path, strerror(errno));
+    if (flock(*lockfd, LOCK_EX | LOCK_NB) < 0)
+        return err_set(err, OWL_ERUNTIME, "export job %s is already running (lock %s held)", job, path);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- postgres */
+
+/* Reads the table's columns from the catalog and fills the manifest's list:
+ * every live column but the configured `generated` ones and generated (stored)
+ * columns. Checks the dataset column and the generated names exist. */
+static int table_columns(PGconn *conn, const cfg *c, table_out *t, owl_err *err)
+{
+    const char *params[2] = {c->schema, t->cfg->name};
+    PGresult *res;
+    int rows;
+    int rc = -1;
+    bool have_ds = t->cfg->dataset_column[0] == '\0';
+
+    res = db_exec(conn,
+                  "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attgenerated <> ''"
+                  "  FROM pg_catalog.pg_attribute a"
+                  "  JOIN pg_catalog.pg_class r ON r.oid = a.attrelid"
+                  "  JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+                  " WHERE n.nspname = $1 AND r.relname = $2 AND r.relkind IN ('r', 'p')"
+                  "   AND a.attnum > 0 AND NOT a.attisdropped"
+                  " ORDER BY a.attnum",
+                  2, params, PGRES_TUPLES_OK, err, "cannot read the source catalog");
+    if (res == NULL)
+        return -1;
+    rows = PQntuples(res);
+    if (rows == 0) {
+        err_set(err, OWL_EUSAGE, "table %s.%s does not exist in the source database (or is not visible to this role)",
+                c->schema, t->cfg->name);
+        goto out;
+    }
+    for (size_t g = 0; g < t->cfg->generated.n; g++) {
+        bool found = false;
+        for (int i = 0; i < rows && !found; i++)
+            found = strcmp(PQgetvalue(res, i, 0), t->cfg->generated.v[g]) == 0;
+        if (!found) {
+            err_set(err, OWL_EUSAGE, "[table %s] generated: column %s does not exist in %s.%s", t->cfg->name,
+                    t->cfg->generated.v[g], c->schema, t->cfg->name);
+            goto out;
+        }
+    }
+    for (int i = 0; i < rows; i++) {
+        const char *name = PQgetvalue(res, i, 0);
+        if (strcmp(PQgetvalue(res, i, 2), "t") == 0 || cfg_list_has(&t->cfg->generated, name))
+            continue;
+        if (!manifest_valid_identifier(name)) {
+            err_set(err, OWL_EUSAGE, "column \"%s\" of %s has a name owlsync cannot carry\nHINT: list it under generated to leave it out",
+                    name, t->cfg->name);
+            goto out;
+        }
+        if (strcmp(name, t->cfg->dataset_column) == 0)
+            have_ds = true;
+        if (manifest_table_add_column(t->mt, name, PQgetvalue(res, i, 1)) < 0) {
+            err_set(err, OWL_ERUNTIME, "out of memory");
+            goto out;
+        }
+    }
+    if (!have_ds) {
+        err_set(err, OWL_EUSAGE, "[table %s] dataset_column: column %s does not exist in %s.%s", t->cfg->name,
+                t->cfg->dataset_column, c->schema, t->cfg->name);
+        goto out;
+    }
+    rc = 0;
+out:
+    PQclear(res);
+    return rc;
+}
+
+/* Finds the datasets the job's names and patterns select, in every chosen table
+ * with a dataset column; fills the manifest and the owlsync.datasets setting.
+ * A name that matches nothing is an error, as is a selection of nothing. */
+static int resolve_datasets(PGconn *conn, const cfg *c, const exporter_job *job, table_out *tabs, size_t ntabs,
+                            manifest *m, owl_err *err)
+{
+    cfg_list names = {NULL, 0}, patterns = {NULL, 0}, found = {NULL, 0};
+    char *names_txt = NULL, *pats_txt = NULL, *found_txt = NULL;
+    db_sql q = {0};
+    PGresult *res = NULL;
+    int rc = -1, nglobal = 0;
+
+    for (size_t i = 0; i < job->datasets->n; i++) {
+        const char *d = job->datasets->v[i];
+        if (cfg_list_split(strchr(d, '%') ? &patterns : &names, d) < 0)
+            goto oom;
+    }
+    /* cfg_list_split splits at commas; dataset names hold none (they came split). */
+    names_txt = db_array_text(names.v, names.n);
+    pats_txt = db_array_text(patterns.v, patterns.n);
+    if (names_txt == NULL || pats_txt == NULL)
+        goto oom;
+    if (db_set_local(conn, "owlsync.names", names_txt, err) < 0 || db_set_local(conn, "owlsync.patterns", pats_txt, err) < 0)
+        goto out;
+
+    db_sql_add(&q, "SELECT DISTINCT d FROM (");
+    for (size_t i = 0; i < ntabs; i++) {
+        const char *dscol = tabs[i].cfg->dataset_column;
+        if (dscol[0] == '\0') {
+            nglobal++;
+            continue;
+        }
+        if (i > (size_t)nglobal)
+            db_sql_add(&q, " UNION ALL ");
+        db_sql_add(&q, "SELECT ");
+        db_sql_ident(&q, conn, dscol);
+        db_sql_add(&q, "::text AS d FROM ");
+        db_sql_qualified(&q, conn, c->schema, tabs[i].cfg->name);
+    }
+    if ((size_t)nglobal == ntabs) {
+        /* Only global tables: they travel whole; datasets name nothing. */
+        rc = 0;
+        goto out;
+    }
+    db_sql_add(&q, ") s WHERE d = ANY (pg_catalog.current_setting('owlsync.names')::text[])"
+                   " OR d LIKE ANY (pg_catalog.current_setting('owlsync.patterns')::text[]) ORDER BY d");
+    if (q.failed)
+        goto oom;
+    res = db_exec(conn, q.s, 0, NULL, PGRES_TUPLES_OK, err, "cannot select the datasets");
+    if (res == NULL)
+        goto out;
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *d = PQgetvalue(res, i, 0);
+        if (manifest_add_dataset(m, d) < 0)
+            goto oom;
+        found.v = m->datasets;
+        found.n = m->ndatasets;
+    }
+    for (size_t i = 0; i < names.n; i++) {
+        if (!cfg_list_has(&found, names.v[i])) {
+            err_set(err, OWL_EUSAGE, "dataset %s matches no row in any chosen table", names.v[i]);
+            goto out;
+        }
+    }
+    if (m->ndatasets == 0) {
+        err_set(err, OWL_EUSAGE, "the dataset patterns match no row in any chosen table");
+        goto out;
+    }
+    found_txt = db_array_text(found.v, found.n);
+    if (found_txt == NULL)
+        goto oom;
+    if (db_set_local(conn, "owlsync.datasets", found_txt, err) < 0)
+        goto out;
+    rc = 0;
+    goto out;
+oom:
+    err_set(err, OWL_ERUNTIME, "out of memory");
+out:
+    PQclear(res);
+    db_sql_free(&q);
+    free(names_txt);
+    free(pats_txt);
+    free(found_txt);
+    cfg_list_free(&names);
+    cfg_list_free(&patterns);
+    return rc;
+}
+
+static double elapsed(const struct timespec *from, const struct timespec *to)
+{
+    return (double)(to->tv_sec - from->tv_sec) + (double)(to->tv_nsec - from->tv_nsec) / 1e9;
+}
+
+static void progress_show(progress *p, const char *table, bool final)
+{
+    struct timespec now;
+    double secs;
+
+    if (!p->on)
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (!final && elapsed(&p->last, &now) < 0.25)
+        return;
+    p->last = now;
+    secs = elapsed(&p->start, &now);
+    fprintf(stderr, "\r\033[Kexport %-20s %10llu rows %9.1f MB %7.1f MB/s", table, (unsigned long long)p->rows,
+            (double)p->bytes / 1e6, secs > 0 ? (double)p->bytes / 1e6 / secs : 0.0);
+    if (final)
+        fputc('\n', stderr);
+}
+
+/* Streams the table's selected rows with COPY ... TO STDOUT into its spool,
+ * hashing the bytes and summing per-row digests (for skip_unchanged). */
+static int copy_table(PGconn *conn, const cfg *c, table_out *t, keys_hash *h, progress *prog, owl_err *err)
+{
+    db_sql q = {0};
+    PGresult *res = NULL;
+    char *row = NULL;
+    int n, rc = -1;
+
+    db_sql_add(&q, "COPY (SELECT ");
+    for (size_t i = 0; i < t->mt->ncolumns; i++) {
+        if (i > 0)
+            db_sql_add(&q, ", ");
+        db_sql_ident(&q, conn, t->mt->columns[i].name);
+    }
+    db_sql_add(&q, " FROM ");
+    db_sql_qualified(&q, conn, c->schema, t->cfg->name);
+    if (t->cfg->dataset_column[0] != '\0') {
+        db_sql_add(&q, " WHERE ");
+        db_sql_ident(&q, conn, t->cfg->dataset_column);
+        db_sql_add(&q, " IN (SELECT pg_catalog.unnest(pg_catalog.current_setting('owlsync.datasets')::text[]))");
+    }
+    db_sql_add(&q, ") TO STDOUT");
+    if (q.failed)
+        goto oom;
+    res = PQexec(conn, q.s);
+    if (PQresultStatus(res) != PGRES_COPY_OUT) {
+        db_fail(conn, res, err, "cannot read table");
+        err_prefix(err, "%s.%s", c->schema, t->cfg->name);
+        goto out;
+    }
+    PQclear(res);
+    res = NULL;
+    while ((n = PQgetCopyData(conn, &row, 0)) > 0) {
+        unsigned char d[32];
+        keys_digest(row, (size_t)n, d, sizeof(d));
+        for (int k = 0; k < 4; k++) {
+            uint64_t lane;
+            memcpy(&lane, d + 8 * k, 8);
+            t->lanes[k] += lane;
+        }
+        keys_hash_update(h, row, (size_t)n);
+        if (spool_write(&t->sp, row, (size_t)n, err) < 0)
+            goto out;
+        PQfreemem(row);
+        row = NULL;
+        t->mt->rows++;
+        prog->rows++;
+        prog->bytes += (uint64_t)n;
+        progress_show(prog, t->cfg->name, false);
+    }
+    if (n == -2) {
+        db_fail(conn, NULL, err, "cannot read table");
+        err_prefix(err, "%s.%s", c->schema, t->cfg->name);
+        goto out;
+    }
+    res = PQgetResult(conn);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        db_fail(conn, res, err, "cannot read table");
+        err_prefix(err, "%s.%s", c->schema, t->cfg->name);
+        goto out;
+    }
+    if (spool_flush(&t->sp, err) < 0)
+        goto out;
+    t->mt->bytes = t->sp.bytes;
+    keys_hash_final(h, t->mt->blake2b);
+    rc = 0;
+    goto out;
+oom:
+    err_set(err, OWL_ERUNTIME, "out of memory");
+out:
+    if (row != NULL)
+        PQfreemem(row);
+    PQclear(res);
+    while (rc < 0 && (res = PQgetResult(conn)) != NULL)
+        PQclear(res);
+    db_sql_free(&q);
+    return rc;
+}
+
+/* The content digest skip_unchanged compares: what the bundle says, not when. */
+static void content_digest(const manifest *m, const table_out *tabs, size_t ntabs, char *hex)
+{
+    keys_hash *h = keys_hash_new();
+    char num[64];
+
+    if (h == NULL) {
+        hex[0] = '\0';
+        return;
+    }
+    keys_hash_update(h, m->schema, strlen(m->schema) + 1);
+    for (size_t i = 0; i < m->ndatasets; i++)
+        keys_hash_update(h, m->datasets[i], strlen(m->datasets[i]) + 1);
+    keys_hash_update(h, "|", 1);
+    for (size_t i = 0; i < m->ntargets; i++)
+        keys_hash_update(h, m->targets[i], strlen(m->targets[i]) + 1);
+    for (size_t i = 0; i < ntabs; i++) {
+        const manifest_table *t = tabs[i].mt;
+        keys_hash_update(h, t->name, strlen(t->name) + 1);
+        keys_hash_update(h, t->dataset_column, strlen(t->dataset_column) + 1);
+        for (size_t j = 0; j < t->ncolumns; j++) {
+            keys_hash_update(h, t->columns[j].name, strlen(t->columns[j].name) + 1);
+            keys_hash_update(h, t->columns[j].type, strlen(t->columns[j].type) + 1);
+        }
+        snprintf(num, sizeof(num), "%llu/%llu", (unsigned long long)t->rows, (unsigned long long)t->bytes);
+        keys_hash_update(h, num, strlen(num) + 1);
+        keys_hash_update(h, tabs[i].lanes, sizeof(tabs[i].lanes));
+    }
+    keys_hash_final(h, hex);
+    keys_hash_free(h);
+}
+
+/* ---------------------------------------------------------------- publish */
+
+/* Copies the finished bundle into dir as a hidden temporary file, fsyncs it and
+ * renames it into place, then fsyncs the directory. Leaves nothing on failure. */
+static int publish_one(int bundle_fd, const char *dir, const char *name, char **path_out, owl_err *err)
+{
+    char tmp[4200], final[4200], buf[64 * 1024];
+    int fd = -1;
+    ssize_t n;
+
+    snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+    snprintf(final, sizeof(final), "%s/%s", dir, name);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot write to outbox %s: %s", dir, strerror(errno));
+    if (lseek(bundle_fd, 0, SEEK_SET) < 0)
+        goto fail;
+    while ((n = read(bundle_fd, buf, sizeof(buf))) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || write_all(fd, buf, (size_t)n) < 0)
+            goto fail;
+    }
+    if (fsync(fd) < 0)
+        goto fail;
+    if (close(fd) < 0) {
+        fd = -1;
+        goto fail;
+    }
+    fd = -1;
+    if (rename(tmp, final) < 0)
+        goto fail;
+    fsync_dir(dir);
+    *path_out = strdup(final);
+    return 0;
+fail:
+    err_set(err, OWL_ERUNTIME, "cannot write bundle into outbox %s: %s", dir, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    return -1;
+}
+
+/* Removes hidden temporary files a killed run of this job left in an outbox. */
+static void clean_stale(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    size_t plen = strlen(prefix);
+
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' && strncmp(e->d_name + 1, prefix, plen) == 0 && len > 9 &&
+            strcmp(e->d_name + len - 9, ".owlb.tmp") == 0) {
+            if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+                log_info("removed stale temporary file %s/%s", dir, e->d_name);
+        }
+    }
+    closedir(d);
+}
+
+static int check_outbox(const char *dir, owl_err *err)
+{
+    struct stat st;
+
+    if (stat(dir, &st) < 0)
+        return err_set(err, OWL_ERUNTIME, "outbox %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return err_set(err, OWL_EUSAGE, "outbox %s is not a directory", dir);
+    if (access(dir, W_OK | X_OK) < 0)
+        return err_set(err, OWL_ERUNTIME, "outbox %s is not writable: %s", dir, strerror(errno));
+    return 0;
+}
+
+static int64_t now_usec(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Writes manifest, signature and spooled data into a new anonymous bundle file. */
+static int build_bundle(const exporter_job *job, const keys_secret *sk, manifest *m, table_out *tabs, size_t ntabs,
+                        int *bundle_fd, owl_err *err)
+{
+    bundle_writer *w = NULL;
+    char *mjson = NULL;
+    size_t mlen = 0, siglen = 0;
+    char sig[KEYS_SIGFILE_MAX];
+    int fd, rc = -1;
+
+    fd = open_spool_fd(err);
+    if (fd < 0)
+        return -1;
+    if (manifest_serialize(m, &mjson, &mlen, err) < 0 ||
+        keys_sign(sk, (const unsigned char *)mjson, mlen, sig, &siglen, err) < 0 ||
+        bundle_writer_open(fd, job->compression, job->compression_level, m->created_at / 1000000, &w, err) < 0 ||
+        bundle_writer_add(w, "manifest.json", mjson, mlen, err) < 0 ||
+        bundle_writer_add(w, "manifest.sig", sig, siglen, err) < 0)
+        goto out;
+    for (size_t i = 0; i < ntabs; i++) {
+        if (lseek(tabs[i].sp.fd, 0, SEEK_SET) < 0) {
+            err_set(err, OWL_ERUNTIME, "cannot rewind spool: %s", strerror(errno));
+            goto out;
+        }
+        if (bundle_writer_add_fd(w, tabs[i].mt->file, tabs[i].sp.fd, tabs[i].mt->bytes, err) < 0)
+            goto out;
+    }
+    rc = bundle_writer_close(w, err);
+    w = NULL;
+    if (rc == 0) {
+        *bundle_fd = fd;
+        fd = -1;
+    }
+out:
+    bundle_writer_abort(w);
+    if (fd >= 0)
+        close(fd);
+    free(mjson);
+    return rc;
+}
+
+int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, owl_err *err)
+{
+    keys_secret *sk = NULL;
+    keys_public pub;
+    PGconn *conn = NULL;
+    PGresult *pr = NULL;
+    manifest *m = NULL;
+    table_out *tabs = NULL;
+    size_t ntabs = 0;
+    keys_hash *h = NULL;
+    job_state st;
+    char statefile[4096], digest[KEYS_HASH_HEX_LEN + 1], name[512], stamp[32], prefix[160];
+    int lockfd = -1, bundle_fd = -1, rc = -1;
+    progress prog;
+    struct tm tm;
+    time_t secs;
+
+    memset(res, 0, sizeof(*res));
+    memset(&prog, 0, sizeof(prog));
+    prog.on = job->progress;
+    clock_gettime(CLOCK_MONOTONIC, &prog.start);
+    prog.last = prog.start;
+
+    /* Everything that can be checked without the database, first. */
+    if (job->outboxes->n == 0) {
+        err_set(err, OWL_EUSAGE, "export job %s has no outbox\nHINT: set outbox in [export %s] or give -o DIR", job->name,
+                job->name);
+        goto out;
+    }
+    for (size_t i = 0; i < job->outboxes->n; i++) {
+        if (check_outbox(job->outboxes->v[i], err) < 0)
+            goto out;
+    }
+    if (job->signing_key == NULL) {
+        err_set(err, OWL_EUSAGE, "export job %s has no signing_key\nHINT: set signing_key in its [export] section", job->name);
+        goto out;
+    }
+    if (keys_load_secret(job->signing_key, &sk, err) < 0)
+        goto out;
+    keys_secret_public(sk, &pub);
+    if (state_lock(c, job->name, &lockfd, err) < 0)
+        goto out;
+    if (state_path(c, job->name, "state", statefile, sizeof(statefile)) < 0 || state_read(statefile, &st, err) < 0)
+        goto out;
+    snprintf(prefix, sizeof(prefix), "%s_%s_", c->environment, job->name);
+    for (size_t i = 0; i < job->outboxes->n; i++)
+        clean_stale(job->outboxes->v[i], prefix);
+
+    /* The chosen tables, in config order. */
+    tabs = calloc(c->ntables, sizeof(*tabs));
+    m = manifest_new();
+    h = keys_hash_new();
+    if (tabs == NULL || m == NULL || h == NULL)
+        goto oom;
+    for (size_t i = 0; i < c->ntables; i++) {
+        if (job->tables->n > 0 && !cfg_list_has(job->tables, c->tables[i].name))
+            continue;
+        tabs[ntabs].cfg = &c->tables[i];
+        tabs[ntabs].sp.fd = -1;
+        ntabs++;
+    }
+    for (size_t i = 0; i < job->tables->n; i++) {
+        if (cfg_find_table(c, job->tables->v[i]) == NULL) {
+            err_set(err, OWL_EUSAGE, "table %s is not configured\nHINT: add a [table %s] section", job->tables->v[i],
+                    job->tables->v[i]);
+            goto out;
+        }
+    }
+    if (ntabs == 0) {
+        err_set(err, OWL_EUSAGE, "no table to export");
+        goto out;
+    }
+
+    if (db_connect(c->conninfo, "the source database", &conn, err) < 0)
+        goto out;
+    /* One snapshot for every table: the bundle is consistent. */
+    pr = db_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL, PGRES_COMMAND_OK, err,
+                 "cannot start the export transaction");
+    if (pr == NULL)
+        goto out;
+    PQclear(pr);
+    pr = db_exec(conn, "SELECT (extract(epoch FROM transaction_timestamp()) * 1000000)::int8", 0, NULL,
+                 PGRES_TUPLES_OK, err, "cannot read the snapshot time");
+    if (pr == NULL)
+        goto out;
+    {
+        char *end;
+        m->snapshot_at = strtoll(PQgetvalue(pr, 0, 0), &end, 10);
+    }
+    PQclear(pr);
+    pr = NULL;
+
+    for (size_t i = 0; i < ntabs; i++) {
+        if (manifest_add_table(m, tabs[i].cfg->name, tabs[i].cfg->dataset_column) == NULL)
+            goto oom;
+    }
+    /* Pointers into m->tables only now: adding tables may move the array. */
+    for (size_t i = 0; i < ntabs; i++) {
+        tabs[i].mt = &m->tables[i];
+        if (table_columns(conn, c, &tabs[i], err) < 0)
+            goto out;
+    }
+    if (resolve_datasets(conn, c, job, tabs, ntabs, m, err) < 0)
+        goto out;
+    for (size_t i = 0; i < ntabs; i++) {
+        if (spool_open(&tabs[i].sp, err) < 0 || copy_table(conn, c, &tabs[i], h, &prog, err) < 0)
+            goto out;
+        res->rows += tabs[i].mt->rows;
+    }
+    progress_show(&prog, "done", true);
+    pr = PQexec(conn, "COMMIT");
+    PQclear(pr);
+    pr = NULL;
+    PQfinish(conn);
+    conn = NULL;
+
+    /* The manifest. */
+    if (manifest_set_string(&m->environment, c->environment) < 0 || manifest_set_string(&m->job, job->name) < 0 ||
+        manifest_set_string(&m->schema, c->schema) < 0 || manifest_set_string(&m->producer, "owlsync " OWLSYNC_VERSION) < 0)
+        goto oom;
+    for (size_t i = 0; i < job->targets->n; i++) {
+        if (manifest_add_target(m, job->targets->v[i]) < 0)
+            goto oom;
+    }
+    content_digest(m, tabs, ntabs, digest);
+    if (job->skip_unchanged && st.sequence > 0 && strcmp(digest, st.digest) == 0) {
+        log_info("export job %s: unchanged since bundle %llu; nothing published", job->name,
+                 (unsigned long long)st.sequence);
+        res->unchanged = true;
+        res->sequence = st.sequence;
+        rc = 0;
+        goto out;
+    }
+    m->sequence = st.sequence + 1;
+    m->created_at = now_usec();
+    m->expires_at = m->created_at + job->valid_for * 1000000;
+    if (keys_random_hex(m->bundle_id, 16) < 0)
+        goto oom;
+    memcpy(m->key_id, pub.id, sizeof(m->key_id));
+    secs = (time_t)(m->created_at / 1000000);
+    gmtime_r(&secs, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(name, sizeof(name), "%s_%s_%s_%06llu%s", c->environment, job->name, stamp,
+             (unsigned long long)m->sequence, BUNDLE_SUFFIX);
+    if (build_bundle(job, sk, m, tabs, ntabs, &bundle_fd, err) < 0)
+        goto out;
+
+    /* Publish to every outbox; one failing does not stop the others. */
+    res->paths = calloc(job->outboxes->n, sizeof(char *));
+    if (res->paths == NULL)
+        goto oom;
+    {
+        owl_err one;
+        err_clear(&one);
+        for (size_t i = 0; i < job->outboxes->n; i++) {
+            if (publish_one(bundle_fd, job->outboxes->v[i], name, &res->paths[res->npaths], &one) == 0) {
+                res->npaths++;
+            } else {
+                log_error("%s", one.msg);
+                res->failed_outboxes++;
+                *err = one;
+            }
+        }
+    }
+    res->sequence = m->sequence;
+    if (res->npaths > 0) {
+        st.sequence = m->sequence;
+        memcpy(st.digest, digest, sizeof(st.digest));
+        if (state_write(c, statefile, &st, err) < 0)
+            goto out;
+    }
+    if (res->failed_outboxes > 0) {
+        if (res->npaths > 0)
+            err_prefix(err, "bundle %llu published to %zu of %zu outboxes", (unsigned long long)m->sequence,
+                       res->npaths, job->outboxes->n);
+        goto out;
+    }
+    rc = 0;
+    goto out;
+oom:
+    err_set(err, OWL_ERUNTIME, "out of memory");
+out:
+    if (prog.on && rc < 0)
+        fputc('\n', stderr);
+    PQclear(pr);
+    if (conn != NULL)
+        PQfinish(conn);
+    for (size_t i = 0; i < ntabs; i++)
+        spool_close(&tabs[i].sp);
+    free(tabs);
+    manifest_free(m);
+    keys_hash_free(h);
+    keys_secret_free(sk);
+    if (bundle_fd >= 0)
+        close(bundle_fd);
+    if (lockfd >= 0)
+        close(lockfd);
+    return rc;
+}
+
+void exporter_result_free(exporter_result *res)
+{
+    for (size_t i = 0; i < res->npaths; i++)
+        free(res->paths[i]);
+    free(res->paths);
+    res->paths = NULL;
+    res->npaths = 0;
+}

@@ -1,0 +1,430 @@
+/* owlsync keys: Ed25519 key generation, loading, signing and verifying, and
+ * BLAKE2b-256 hashing, all on libsodium. The only module that includes it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "owlsync/keys.h"
+
+#define SECRET_PREFIX "owlsync-ed25519-secret:"
+#define SIG_PREFIX "owlsync-ed25519-sig "
+#define KEYFILE_MAX 1024
+
+struct keys_secret {
+    unsigned char sk[crypto_sign_SECRETKEYBYTES];
+};
+
+struct keys_hash {
+    crypto_generichash_state st;
+};
+
+int keys_init(owl_err *err)
+{
+    if (sodium_init() < 0)
+        return err_set(err, OWL_ERUNTIME, "libsodium could not be initialised");
+    return 0;
+}
+
+/* Fills pub->id and pub->token from pub->pk. */
+static void public_fill(keys_public *pub)
+{
+    unsigned char digest[32];
+    char b64[sodium_base64_ENCODED_LEN(KEYS_PK_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+
+    crypto_generichash(digest, sizeof(digest), pub->pk, KEYS_PK_BYTES, NULL, 0);
+    sodium_bin2hex(pub->id, sizeof(pub->id), digest, 8);
+    sodium_bin2base64(b64, sizeof(b64), pub->pk, KEYS_PK_BYTES, sodium_base64_VARIANT_ORIGINAL);
+    snprintf(pub->token, sizeof(pub->token), "%s%s", KEYS_TOKEN_PREFIX, b64);
+}
+
+/* Writes all of buf to fd, retrying short writes. */
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Creates path exclusively with mode and writes text; on failure removes it. */
+static int write_new_file(const char *path, mode_t mode, const char *text, size_t len,
+                          owl_err *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+
+    if (fd < 0) {
+        if (errno == EEXIST)
+            return err_set(err, OWL_EUSAGE, "%s already exists\nHINT: keygen never overwrites a key; choose another path", path);
+        return err_set(err, OWL_ERUNTIME, "cannot create %s: %s", path, strerror(errno));
+    }
+    if (fchmod(fd, mode) < 0 || write_all(fd, text, len) < 0 || fsync(fd) < 0) {
+        int saved = errno;
+        close(fd);
+        unlink(path);
+        return err_set(err, OWL_ERUNTIME, "cannot write %s: %s", path, strerror(saved));
+    }
+    if (close(fd) < 0) {
+        int saved = errno;
+        unlink(path);
+        return err_set(err, OWL_ERUNTIME, "cannot write %s: %s", path, strerror(saved));
+    }
+    return 0;
+}
+
+int keys_generate(const char *path, keys_public *pub, owl_err *err)
+{
+    char pubpath[4096];
+    char *text = NULL;
+    size_t textcap = sizeof(SECRET_PREFIX) +
+                     sodium_base64_ENCODED_LEN(crypto_sign_SECRETKEYBYTES, sodium_base64_VARIANT_ORIGINAL) + 2;
+    keys_secret *sk = NULL;
+    char publine[KEYS_TOKEN_MAX + 2];
+    struct stat st;
+    int rc = -1;
+
+    if ((size_t)snprintf(pubpath, sizeof(pubpath), "%s.pub", path) >= sizeof(pubpath))
+        return err_set(err, OWL_EUSAGE, "key path too long: %s", path);
+    if (stat(path, &st) == 0)
+        return err_set(err, OWL_EUSAGE, "%s already exists\nHINT: keygen never overwrites a key; choose another path", path);
+    if (stat(pubpath, &st) == 0)
+        return err_set(err, OWL_EUSAGE, "%s already exists\nHINT: keygen never overwrites a key; choose another path", pubpath);
+
+    sk = sodium_malloc(sizeof(*sk));
+    text = sodium_malloc(textcap);
+    if (sk == NULL || text == NULL) {
+        err_set(err, OWL_ERUNTIME, "out of memory");
+        goto out;
+    }
+    crypto_sign_keypair(pub->pk, sk->sk);
+    public_fill(pub);
+
+    memcpy(text, SECRET_PREFIX, sizeof(SECRET_PREFIX) - 1);
+    sodium_bin2base64(text + sizeof(SECRET_PREFIX) - 1, textcap - sizeof(SECRET_PREFIX), sk->sk,
+                      sizeof(sk->sk), sodium_base64_VARIANT_ORIGINAL);
+    size_t len = strlen(text);
+    text[len++] = '\n';
+
+    if (write_new_file(path, 0600, text, len, err) < 0)
+        goto out;
+    len = (size_t)snprintf(publine, sizeof(publine), "%s\n", pub->token);
+    if (write_new_file(pubpath, 0644, publine, len, err) < 0) {
+        unlink(path);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (sk != NULL)
+        sodium_free(sk);
+    if (text != NULL)
+        sodium_free(text);
+    return rc;
+}
+
+/* Reads at most max - 1 bytes of a small file into buf (NUL-terminated). */
+static int read_small_file(const char *path, char *buf, size_t max, size_t *len, struct stat *st,
+                           owl_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    size_t used = 0;
+
+    if (fd < 0 && errno == ELOOP)
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return err_set(err, OWL_EUSAGE, "cannot open key file %s: %s", path, strerror(errno));
+    if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+        close(fd);
+        return err_set(err, OWL_EUSAGE, "key file %s is not a regular file", path);
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + used, max - 1 - used);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            int saved = errno;
+            close(fd);
+            return err_set(err, OWL_EUSAGE, "cannot read key file %s: %s", path, strerror(saved));
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+        if (used == max - 1) {
+            close(fd);
+            return err_set(err, OWL_EUSAGE, "key file %s is too large to be a key", path);
+        }
+    }
+    close(fd);
+    buf[used] = '\0';
+    *len = used;
+    return 0;
+}
+
+/* Length of the first line of s, without trailing newline or carriage return. */
+static size_t first_line_len(const char *s, size_t len)
+{
+    size_t n = 0;
+
+    while (n < len && s[n] != '\n' && s[n] != '\r')
+        n++;
+    return n;
+}
+
+int keys_load_secret(const char *path, keys_secret **out, owl_err *err)
+{
+    char *buf = NULL;
+    keys_secret *sk = NULL;
+    struct stat st;
+    size_t len = 0, binlen = 0, line;
+    const size_t plen = sizeof(SECRET_PREFIX) - 1;
+    int rc = -1;
+
+    *out = NULL;
+    buf = sodium_malloc(KEYFILE_MAX);
+    sk = sodium_malloc(sizeof(*sk));
+    if (buf == NULL || sk == NULL) {
+        err_set(err, OWL_ERUNTIME, "out of memory");
+        goto out;
+    }
+    if (read_small_file(path, buf, KEYFILE_MAX, &len, &st, err) < 0)
+        goto out;
+    if ((st.st_mode & 077) != 0) {
+        err_set(err, OWL_EUSAGE,
+                "secret key %s is accessible by group or others (mode %04o)\nHINT: chmod 600 %s",
+                path, (unsigned)(st.st_mode & 07777), path);
+        goto out;
+    }
+    line = first_line_len(buf, len);
+    if (line <= plen || memcmp(buf, SECRET_PREFIX, plen) != 0 ||
+        sodium_base642bin(sk->sk, sizeof(sk->sk), buf + plen, line - plen, NULL, &binlen, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        binlen != sizeof(sk->sk)) {
+        err_set(err, OWL_EUSAGE, "%s is not an owlsync secret key", path);
+        goto out;
+    }
+    *out = sk;
+    sk = NULL;
+    rc = 0;
+out:
+    if (buf != NULL)
+        sodium_free(buf);
+    if (sk != NULL)
+        sodium_free(sk);
+    return rc;
+}
+
+void keys_secret_free(keys_secret *sk)
+{
+    if (sk != NULL)
+        sodium_free(sk);
+}
+
+void keys_secret_public(const keys_secret *sk, keys_public *pub)
+{
+    crypto_sign_ed25519_sk_to_pk(pub->pk, sk->sk);
+    public_fill(pub);
+}
+
+int keys_parse_public(const char *token, keys_public *pub, owl_err *err)
+{
+    const size_t plen = sizeof(KEYS_TOKEN_PREFIX) - 1;
+    size_t len = strlen(token), binlen = 0;
+
+    if (len <= plen || len >= KEYS_TOKEN_MAX || strncmp(token, KEYS_TOKEN_PREFIX, plen) != 0 ||
+        sodium_base642bin(pub->pk, sizeof(pub->pk), token + plen, len - plen, NULL, &binlen, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        binlen != KEYS_PK_BYTES)
+        return err_set(err, OWL_EUSAGE, "not an owlsync public key: \"%.*s\"", 100, token);
+    public_fill(pub);
+    if (strcmp(pub->token, token) != 0)
+        return err_set(err, OWL_EUSAGE, "not an owlsync public key: \"%.*s\"", 100, token);
+    return 0;
+}
+
+int keys_load_public(const char *text, keys_public *pub, owl_err *err)
+{
+    char buf[KEYFILE_MAX];
+    struct stat st;
+    size_t len = 0;
+
+    if (strncmp(text, KEYS_TOKEN_PREFIX, sizeof(KEYS_TOKEN_PREFIX) - 1) == 0)
+        return keys_parse_public(text, pub, err);
+    if (read_small_file(text, buf, sizeof(buf), &len, &st, err) < 0)
+        return -1;
+    buf[first_line_len(buf, len)] = '\0';
+    if (keys_parse_public(buf, pub, err) < 0)
+        return err_set(err, OWL_EUSAGE, "%s does not hold an owlsync public key", text);
+    return 0;
+}
+
+int keys_sign(const keys_secret *sk, const unsigned char *msg, size_t len, char *out,
+              size_t *outlen, owl_err *err)
+{
+    unsigned char sig[crypto_sign_BYTES];
+    char b64[sodium_base64_ENCODED_LEN(crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+    keys_public pub;
+    int n;
+
+    keys_secret_public(sk, &pub);
+    crypto_sign_detached(sig, NULL, msg, len, sk->sk);
+    /* Check the signature with the public half before it leaves, as minisign does. */
+    if (crypto_sign_verify_detached(sig, msg, len, pub.pk) != 0)
+        return err_set(err, OWL_ERUNTIME, "signature does not verify with its own key");
+    sodium_bin2base64(b64, sizeof(b64), sig, sizeof(sig), sodium_base64_VARIANT_ORIGINAL);
+    n = snprintf(out, KEYS_SIGFILE_MAX, "%s%s %s\n", SIG_PREFIX, pub.id, b64);
+    if (n < 0 || (size_t)n >= KEYS_SIGFILE_MAX)
+        return err_set(err, OWL_ERUNTIME, "signature entry too long");
+    *outlen = (size_t)n;
+    return 0;
+}
+
+/* Splits a signature entry into key id and raw signature; strict about format. */
+static int sig_parse(const char *s, size_t len, char *id, unsigned char *sig, owl_err *err)
+{
+    const size_t plen = sizeof(SIG_PREFIX) - 1;
+    const size_t b64len = sodium_base64_ENCODED_LEN(crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL) - 1;
+    size_t binlen = 0;
+
+    if (len != plen + KEYS_ID_HEX_LEN + 1 + b64len + 1 || memcmp(s, SIG_PREFIX, plen) != 0 ||
+        s[plen + KEYS_ID_HEX_LEN] != ' ' || s[len - 1] != '\n')
+        return err_set(err, OWL_EVERIFY, "manifest.sig is malformed");
+    for (size_t i = 0; i < KEYS_ID_HEX_LEN; i++) {
+        char c = s[plen + i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return err_set(err, OWL_EVERIFY, "manifest.sig is malformed");
+        id[i] = c;
+    }
+    id[KEYS_ID_HEX_LEN] = '\0';
+    if (sig != NULL) {
+        char canon[sodium_base64_ENCODED_LEN(crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+
+        if (sodium_base642bin(sig, crypto_sign_BYTES, s + plen + KEYS_ID_HEX_LEN + 1, b64len, NULL,
+                              &binlen, NULL, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+            binlen != crypto_sign_BYTES)
+            return err_set(err, OWL_EVERIFY, "manifest.sig is malformed");
+        /* libsodium 1.0.18 decodes any byte >= 0x80 as '/': accept only the canonical
+         * text, so that no byte of manifest.sig can change unnoticed. */
+        sodium_bin2base64(canon, sizeof(canon), sig, crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL);
+        if (memcmp(canon, s + plen + KEYS_ID_HEX_LEN + 1, b64len) != 0)
+            return err_set(err, OWL_EVERIFY, "manifest.sig is malformed");
+    }
+    return 0;
+}
+
+int keys_sig_key_id(const char *sig, size_t siglen, char *id, owl_err *err)
+{
+    return sig_parse(sig, siglen, id, NULL, err);
+}
+
+int keys_verify(const keys_public *pub, const unsigned char *msg, size_t len, const char *sig,
+                size_t siglen, owl_err *err)
+{
+    unsigned char raw[crypto_sign_BYTES];
+    char id[KEYS_ID_HEX_LEN + 1];
+
+    if (sig_parse(sig, siglen, id, raw, err) < 0)
+        return -1;
+    if (strcmp(id, pub->id) != 0)
+        return err_set(err, OWL_EVERIFY, "signed by key %s, but the key given is %s", id, pub->id);
+    if (crypto_sign_verify_detached(raw, msg, len, pub->pk) != 0)
+        return err_set(err, OWL_EVERIFY, "signature of manifest.json does not verify with key %s",
+                       pub->id);
+    return 0;
+}
+
+int keys_trust_add(keys_trust *t, const char *environment, const char *key_text, owl_err *err)
+{
+    keys_trusted *grown;
+    keys_public pub;
+
+    if (keys_load_public(key_text, &pub, err) < 0)
+        return -1;
+    grown = realloc(t->v, (t->n + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    t->v = grown;
+    t->v[t->n].environment = strdup(environment);
+    if (t->v[t->n].environment == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    t->v[t->n].key = pub;
+    t->n++;
+    return 0;
+}
+
+const keys_trusted *keys_trust_find(const keys_trust *t, const char *id)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (strcmp(t->v[i].key.id, id) == 0)
+            return &t->v[i];
+    }
+    return NULL;
+}
+
+void keys_trust_free(keys_trust *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->v[i].environment);
+    free(t->v);
+    t->v = NULL;
+    t->n = 0;
+}
+
+keys_hash *keys_hash_new(void)
+{
+    keys_hash *h = NULL;
+
+    /* crypto_generichash_state wants 64-byte alignment. */
+    if (posix_memalign((void **)&h, 64, sizeof(*h)) != 0)
+        return NULL;
+    crypto_generichash_init(&h->st, NULL, 0, KEYS_HASH_BYTES);
+    return h;
+}
+
+void keys_hash_update(keys_hash *h, const void *buf, size_t len)
+{
+    crypto_generichash_update(&h->st, buf, len);
+}
+
+void keys_hash_final(keys_hash *h, char *hex)
+{
+    unsigned char digest[KEYS_HASH_BYTES];
+
+    crypto_generichash_final(&h->st, digest, sizeof(digest));
+    sodium_bin2hex(hex, KEYS_HASH_HEX_LEN + 1, digest, sizeof(digest));
+    crypto_generichash_init(&h->st, NULL, 0, KEYS_HASH_BYTES);
+}
+
+void keys_hash_free(keys_hash *h)
+{
+    free(h);
+}
+
+void keys_digest(const void *buf, size_t len, unsigned char *out, size_t outlen)
+{
+    crypto_generichash(out, outlen, buf, len, NULL, 0);
+}
+
+int keys_random_hex(char *hex, size_t nbytes)
+{
+    unsigned char buf[64];
+
+    if (nbytes > sizeof(buf))
+        return -1;
+    randombytes_buf(buf, nbytes);
+    sodium_bin2hex(hex, 2 * nbytes + 1, buf, nbytes);
+    return 0;
+}

@@ -1,0 +1,60 @@
+/* owlsync logging to stderr with timestamps and levels.
+ * A message is formatted whole and written with one call so lines never interleave. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "owlsync/log.h"
+
+static log_level current_level = LOG_WARN;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+void log_set_level(log_level level)
+{
+    current_level = level;
+}
+
+log_level log_get_level(void)
+{
+    return current_level;
+}
+
+int log_parse_level(const char *s, log_level *out)
+{
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(s, level_names[i]) == 0) {
+            *out = (log_level)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void log_msg(log_level level, const char *fmt, ...)
+{
+    char line[2048];
+    size_t len;
+    struct tm tm;
+    time_t now;
+    va_list ap;
+
+    if (level > current_level)
+        return;
+    now = time(NULL);
+    gmtime_r(&now, &tm);
+    len = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
+    len += (size_t)snprintf(line + len, sizeof(line) - len, "%-5s ", level_names[level]);
+    va_start(ap, fmt);
+    vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+    va_end(ap);
+    len = strlen(line);
+    if (len > sizeof(line) - 2)
+        len = sizeof(line) - 2;
+    line[len++] = '\n';
+    if (write(STDERR_FILENO, line, len) < 0) {
+        /* nowhere left to report a failed write to stderr */
+    }
+}

@@ -1,0 +1,81 @@
+/* owlsync bundle files (DESIGN.md 3.4): a tar archive, zstd/gzip/uncompressed,
+ * holding manifest.json, manifest.sig and data/TABLE.tsv, written and read here. */
+#ifndef OWLSYNC_BUNDLE_H
+#define OWLSYNC_BUNDLE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "owlsync/error.h"
+#include "owlsync/keys.h"
+#include "owlsync/manifest.h"
+
+#define BUNDLE_SUFFIX ".owlb"
+
+typedef enum { BUNDLE_ZSTD = 0, BUNDLE_GZIP, BUNDLE_NONE } bundle_compression;
+
+/* ---- writer ---- */
+
+typedef struct bundle_writer bundle_writer;
+
+/* Starts an archive written to fd (the caller owns and closes fd). level is the
+ * compressor's level (ignored for BUNDLE_NONE). */
+int bundle_writer_open(int fd, bundle_compression comp, int level, int64_t mtime,
+                       bundle_writer **out, owl_err *err);
+
+/* Adds a regular file entry from memory. */
+int bundle_writer_add(bundle_writer *w, const char *name, const void *buf, size_t len, owl_err *err);
+
+/* Adds a regular file entry of exactly size bytes read from fd's current offset. */
+int bundle_writer_add_fd(bundle_writer *w, const char *name, int fd, uint64_t size, owl_err *err);
+
+/* Finishes the archive and frees w (also on error). */
+int bundle_writer_close(bundle_writer *w, owl_err *err);
+
+/* Frees w without finishing; NULL is a no-op. */
+void bundle_writer_abort(bundle_writer *w);
+
+/* ---- reader ---- */
+
+typedef struct bundle_limits {
+    uint64_t max_bundle_size;   /* compressed bytes on disk */
+    uint64_t max_unpacked_size; /* bytes of all entries together */
+} bundle_limits;
+
+typedef struct bundle_reader bundle_reader;
+
+/* Opens a bundle and reads its first two entries, manifest.json and
+ * manifest.sig, then: looks the signing key up in trust, verifies the signature
+ * over the manifest's exact bytes, parses the manifest, and checks that the key
+ * is trusted for the manifest's environment. With trust == NULL no signature is
+ * checked (inspect); bundle_verified() then says so. Nothing from a data entry
+ * has been read when this returns. Errors are OWL_EVERIFY (I/O: OWL_ERUNTIME). */
+int bundle_open(const char *path, const bundle_limits *limits, const keys_trust *trust,
+                bundle_reader **out, owl_err *err);
+
+const manifest *bundle_manifest(const bundle_reader *r);
+
+/* The exact bytes of manifest.json (valid until bundle_close). */
+const char *bundle_manifest_bytes(const bundle_reader *r, size_t *len);
+
+/* Whether the signature was checked, and the trusted entry that signed it. */
+const keys_trusted *bundle_signer(const bundle_reader *r);
+
+/* Moves to the next data entry, which must be the next table of the manifest.
+ * Returns 1 and sets *table, or 0 when every table has been read and the archive
+ * ends as it must (no extra entries, nothing hidden in padding), or -1. */
+int bundle_next_table(bundle_reader *r, const manifest_table **table, owl_err *err);
+
+/* Reads up to len bytes of the current table's data. Returns the count, 0 at the
+ * entry's end (after its size and BLAKE2b hash matched the manifest), or -1 at the
+ * first mismatch or error. */
+ssize_t bundle_read(bundle_reader *r, void *buf, size_t len, owl_err *err);
+
+/* Reads every remaining data entry, checking hashes, and then the archive's end:
+ * what `verify` does after bundle_open. */
+int bundle_verify_rest(bundle_reader *r, owl_err *err);
+
+/* Closes and frees; NULL is a no-op. */
+void bundle_close(bundle_reader *r);
+
+#endif

@@ -1,0 +1,43 @@
+/* owlsync exporter: reads chosen datasets of the source metastore in one
+ * consistent snapshot and publishes a signed bundle into each outbox. */
+#ifndef OWLSYNC_EXPORTER_H
+#define OWLSYNC_EXPORTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "owlsync/bundle.h"
+#include "owlsync/config.h"
+#include "owlsync/error.h"
+
+typedef struct exporter_job {
+    const char *name;            /* job name; goes into the bundle's file name */
+    const cfg_list *datasets;    /* names or LIKE patterns (an item with '%') */
+    const cfg_list *tables;      /* [table] names; empty = every configured table */
+    const cfg_list *outboxes;    /* at least one directory */
+    const char *signing_key;     /* secret key path */
+    bundle_compression compression;
+    int compression_level;
+    bool skip_unchanged;
+    int64_t valid_for;           /* seconds */
+    const cfg_list *targets;     /* may be empty */
+    bool progress;               /* rows, bytes, rate on stderr */
+} exporter_job;
+
+typedef struct exporter_result {
+    char **paths;        /* published bundle paths, owned by the result */
+    size_t npaths;
+    bool unchanged;      /* skip_unchanged found nothing new; nothing published */
+    uint64_t sequence;   /* the bundle's sequence number */
+    uint64_t rows;       /* rows exported, all tables */
+    int failed_outboxes; /* outboxes that could not take the bundle */
+} exporter_result;
+
+/* Runs one export. Returns 0 when the bundle was published to every outbox (or
+ * was unchanged); -1 with err set otherwise, also when some outboxes got it
+ * (their paths are in res). No partial *.owlb is ever left in an outbox. */
+int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, owl_err *err);
+
+void exporter_result_free(exporter_result *res);
+
+#endif
