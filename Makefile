@@ -44,7 +44,12 @@ $(BUILD)/owlsync: $(OBJS)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/agent/%.o: agent/%.c $(wildcard include/owlsync/*.h) | $(BUILD)/agent
-	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -I$(BUILD) -c -o $@ $<
+
+# sql/ledger.sql is the one definition of the ledger: compiled in as a C string.
+$(BUILD)/agent/importer.o: $(BUILD)/ledger_sql.h
+$(BUILD)/ledger_sql.h: sql/ledger.sql | $(BUILD)/agent
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB_OBJS) | $(BUILD)/tests
 	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)

@@ -676,9 +676,24 @@ int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, ow
                 job->name);
         goto out;
     }
-    for (size_t i = 0; i < job->outboxes->n; i++) {
-        if (check_outbox(job->outboxes->v[i], err) < 0)
+    /* Stop now only when no outbox is usable: with several, a bad one must not
+     * lose the others (it fails again, and is reported, when publishing). */
+    {
+        size_t usable = 0;
+        owl_err first, one;
+
+        err_clear(&first);
+        for (size_t i = 0; i < job->outboxes->n; i++) {
+            err_clear(&one);
+            if (check_outbox(job->outboxes->v[i], &one) == 0)
+                usable++;
+            else if (first.code == 0)
+                first = one;
+        }
+        if (usable == 0) {
+            *err = first;
             goto out;
+        }
     }
     if (job->signing_key == NULL) {
         err_set(err, OWL_EUSAGE, "export job %s has no signing_key\nHINT: set signing_key in its [export] section", job->name);

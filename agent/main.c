@@ -23,6 +23,8 @@ static const char usage_text[] =
     "  verify [-k PUBFILE] BUNDLE\n"
     "                            check a bundle's signature, hashes and limits\n"
     "  inspect [--json] BUNDLE   show what a bundle holds (signature not checked)\n"
+    "  import [--dry-run] [--json] [--allow-rollback] BUNDLE\n"
+    "                            verify and apply a bundle in one transaction\n"
     "\n"
     "options:\n"
     "  -c FILE        config file (default: $OWLSYNC_CONFIG, else " CMD_DEFAULT_CONFIG ")\n"
@@ -41,6 +43,7 @@ static const command commands[] = {
     {"keygen", cmd_keygen},
     {"export", cmd_export},
     {"verify", cmd_verify},
+    {"import", cmd_import},
     {"inspect", cmd_inspect},
 };
 

@@ -98,7 +98,7 @@ rule() { q "SELECT $2 FROM owl_rule WHERE dataset = 'public.special' AND rule_nm
 }
 
 @test "sample: row counts follow the datasets parameter" {
-    sql= want=
+    sql='' want=''
     for t in $OWL_TABLES; do
         sql+="${sql:+ UNION ALL }SELECT '$t', count(*) FROM $t"
         want+="$t|$(owl_expected_rows "$t" "$N")"$'\n'

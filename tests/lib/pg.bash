@@ -26,12 +26,16 @@
 #   PG_OWNER_PID the pid whose exit makes the guard stop the cluster (default $$)
 #   PG_SQL_DIR   the sql/ directory with metastore.sql and sample.sql
 
+# The OWL_SPECIAL_* strings hold quotes and backslashes as data:
+# shellcheck disable=SC2089,SC2090
+
 # ----------------------------------------------------------------- locations
 PG_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PG_SQL_DIR=${PG_SQL_DIR:-$(cd "$PG_LIB_DIR/../.." && pwd)/sql}
 export PG_SQL_DIR
 
 if [ -z "${PG_BINDIR:-}" ]; then
+    # shellcheck disable=SC2012 # version directories: names are digits
     PG_BINDIR=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
     if [ -z "$PG_BINDIR" ] || [ ! -x "$PG_BINDIR/initdb" ]; then
         PG_BINDIR=$(pg_config --bindir 2>/dev/null || true)
@@ -42,6 +46,7 @@ export PG_BINDIR
 # ----------------------------------------------------------------- special values
 # The hand-written hostile values of sql/sample.sql, as bash strings, for tests
 # that compare what arrives with what was written.  Keep in step with sample.sql.
+# (Quotes and backslashes in them are data, never shell syntax.)
 OWL_SPECIAL_DATASET='public.special'        # every hostile value lives in this dataset
 OWL_QUOTE_DATASET="public.o'hara"           # a dataset name with a quote (catalog + 1 rule)
 # owl_rule.rule_value WHERE rule_nm = 'quotes_and_controls'
@@ -153,7 +158,7 @@ _pg_pick_port() {
 # Sets _PG_DIR (cluster directory: socket dir, data in DIR/data) and _PG_PORT
 # of cluster NAME, without forking (tests call this for every query).
 _pg_locate() { # NAME
-    _PG_DIR= _PG_PORT=
+    _PG_DIR='' _PG_PORT=''
     _pg_check_name "${1:-}" || return 2
     if ! _pg_base; then _pg_err "no cluster '$1' (no cluster was started)"; return 1; fi
     if [ ! -f "$PG_BASE/$1.port" ]; then _pg_err "no cluster '$1'"; return 1; fi

@@ -1,0 +1,178 @@
+/* owlsync import: applies one bundle file to the target database, all or nothing,
+ * and reports per table (and with --dry-run per dataset) what changed. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "owlsync/cmd.h"
+#include "owlsync/importer.h"
+#include "owlsync/log.h"
+
+static const char import_usage[] =
+    "usage: owlsync [-c FILE] import [--dry-run] [--json] [--allow-rollback] BUNDLE\n"
+    "\n"
+    "Verifies BUNDLE (signature, key trusted for its environment, hashes, limits),\n"
+    "checks policy (expiry, targets, allowed tables, rollback), then applies every\n"
+    "table in one transaction together with a ledger row. Any failure rolls back\n"
+    "everything. Importing the same bundle again says \"already imported\" (exit 0).\n"
+    "\n"
+    "  --dry-run         do all of it, report per table and dataset, then roll back\n"
+    "  --json            print the report as JSON\n"
+    "  --allow-rollback  apply a bundle older than what the database holds\n"
+    "\n"
+    "exit codes: 0 imported or already imported, 1 runtime failure, 2 usage or\n"
+    "configuration error, 3 bundle failed verification, 4 refused by policy\n";
+
+static void add_counts(json_t *obj, const importer_counts *n)
+{
+    json_object_set_new(obj, "inserted", json_integer((json_int_t)n->inserted));
+    json_object_set_new(obj, "updated", json_integer((json_int_t)n->updated));
+    json_object_set_new(obj, "deleted", json_integer((json_int_t)n->deleted));
+    json_object_set_new(obj, "unchanged", json_integer((json_int_t)n->unchanged));
+}
+
+static const char *status_name(importer_status s)
+{
+    return s == IMPORT_ALREADY ? "already_imported" : s == IMPORT_DRY_RUN ? "dry_run" : "imported";
+}
+
+static void print_json(const char *path, const importer_result *res)
+{
+    json_t *root = json_object(), *tables = json_array();
+    char *text;
+
+    json_object_set_new(root, "file", json_string(path));
+    json_object_set_new(root, "status", json_string(status_name(res->status)));
+    json_object_set_new(root, "bundle_id", json_string(res->bundle_id));
+    json_object_set_new(root, "environment", json_string(res->environment ? res->environment : ""));
+    json_object_set_new(root, "job", json_string(res->job ? res->job : ""));
+    json_object_set_new(root, "sequence", json_integer((json_int_t)res->sequence));
+    for (size_t i = 0; res->status != IMPORT_ALREADY && i < res->ntables; i++) {
+        const importer_table *t = &res->tables[i];
+        json_t *jt = json_pack("{s:s, s:s, s:I}", "name", t->name, "mode", t->mode ? t->mode : "", "rows",
+                               (json_int_t)t->rows);
+        json_t *ds = json_array();
+        add_counts(jt, &t->n);
+        for (size_t d = 0; d < t->ndatasets; d++) {
+            json_t *jd = json_pack("{s:s}", "dataset", t->datasets[d].dataset);
+            add_counts(jd, &t->datasets[d].n);
+            json_array_append_new(ds, jd);
+        }
+        json_object_set_new(jt, "datasets", ds);
+        json_array_append_new(tables, jt);
+    }
+    json_object_set_new(root, "tables", tables);
+    text = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
+    if (text != NULL)
+        printf("%s\n", text);
+    free(text);
+    json_decref(root);
+}
+
+static void print_counts_row(const char *name, const importer_counts *n)
+{
+    printf("  %-28s %10llu %10llu %10llu %10llu\n", name, (unsigned long long)n->inserted,
+           (unsigned long long)n->updated, (unsigned long long)n->deleted, (unsigned long long)n->unchanged);
+}
+
+static void print_text(const char *path, const importer_result *res)
+{
+    if (res->status == IMPORT_ALREADY) {
+        printf("%s: already imported (bundle %s, %s/%s sequence %llu); nothing to do\n", path, res->bundle_id,
+               res->environment, res->job, (unsigned long long)res->sequence);
+        return;
+    }
+    printf("%s: %s bundle %llu of %s/%s (%zu datasets) in %.2f s\n", path,
+           res->status == IMPORT_DRY_RUN ? "dry run of" : "imported", (unsigned long long)res->sequence,
+           res->environment, res->job, res->ndatasets, res->seconds);
+    printf("  %-28s %10s %10s %10s %10s\n", "TABLE", "INSERTED", "UPDATED", "DELETED", "UNCHANGED");
+    for (size_t i = 0; i < res->ntables; i++) {
+        const importer_table *t = &res->tables[i];
+        print_counts_row(t->name, &t->n);
+        if (res->status != IMPORT_DRY_RUN)
+            continue;
+        for (size_t d = 0; d < t->ndatasets; d++) {
+            char label[64];
+            snprintf(label, sizeof(label), "  %.26s", t->datasets[d].dataset[0] ? t->datasets[d].dataset : "(all)");
+            print_counts_row(label, &t->datasets[d].n);
+        }
+    }
+    if (res->status == IMPORT_DRY_RUN)
+        printf("dry run: rolled back, nothing was written\n");
+}
+
+int cmd_import(int argc, char **argv, const cmd_ctx *ctx)
+{
+    static const struct option opts[] = {
+        {"dry-run", no_argument, NULL, 'n'},
+        {"json", no_argument, NULL, 'J'},
+        {"allow-rollback", no_argument, NULL, 'R'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    importer_opts io = {false, false, false};
+    importer_result res;
+    keys_trust trust = {NULL, 0};
+    bool json = false;
+    cfg *c = NULL;
+    owl_err err;
+    int opt, rc;
+
+    memset(&res, 0, sizeof(res));
+    err_clear(&err);
+    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'n':
+            io.dry_run = true;
+            break;
+        case 'J':
+            json = true;
+            break;
+        case 'R':
+            io.allow_rollback = true;
+            break;
+        case 'h':
+            fputs(import_usage, stdout);
+            return 0;
+        default:
+            err_set(&err, OWL_EUSAGE, "bad option %s\nHINT: owlsync import --help", argv[optind - 1]);
+            return cmd_report("import", &err);
+        }
+    }
+    if (optind != argc - 1) {
+        err_set(&err, OWL_EUSAGE, "import takes one BUNDLE\nHINT: owlsync import --help");
+        return cmd_report("import", &err);
+    }
+    if (cmd_load_config(ctx, &c, &err) < 0 || cmd_load_trust(c, &trust, &err) < 0)
+        goto fail;
+    if (trust.n == 0) {
+        err_set(&err, OWL_EUSAGE, "no trusted key in %s\nHINT: add trusted_key = ENVIRONMENT KEY to its [import] section",
+                c->path);
+        goto fail;
+    }
+    io.progress = isatty(STDERR_FILENO) && !json;
+    log_info("import begin: %s, config %s%s", argv[optind], c->path, io.dry_run ? ", dry run" : "");
+    if (importer_run(c, &trust, argv[optind], &io, &res, &err) < 0) {
+        err_prefix(&err, "%s", argv[optind]);
+        goto fail;
+    }
+    if (json)
+        print_json(argv[optind], &res);
+    else
+        print_text(argv[optind], &res);
+    log_info("import end: %s %s", argv[optind], status_name(res.status));
+    importer_result_free(&res);
+    keys_trust_free(&trust);
+    cfg_free(c);
+    return 0;
+fail:
+    rc = cmd_report("import", &err);
+    importer_result_free(&res);
+    keys_trust_free(&trust);
+    cfg_free(c);
+    return rc;
+}

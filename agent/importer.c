@@ -1,0 +1,975 @@
+/* owlsync importer: verify, refuse by policy, stage every table with COPY, then
+ * apply by mode in foreign-key order with a ledger row, in ONE transaction. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "owlsync/db.h"
+#include "owlsync/importer.h"
+#include "owlsync/log.h"
+#include "owlsync/manifest.h"
+
+#define COPY_CHUNK (256 * 1024)
+#define LOCK_TIMEOUT "60s"
+/* Transaction advisory lock that serialises importers: "owls", 1. */
+#define IMPORT_LOCK_SQL "SELECT pg_catalog.pg_advisory_xact_lock(1870164851, 1)"
+
+static const char ledger_sql[] =
+#include "ledger_sql.h"
+    ;
+
+typedef struct column_info {
+    char *name;
+    bool in_bundle;
+} column_info;
+
+/* What the importer knows of one bundle table in the target. */
+typedef struct table_plan {
+    const manifest_table *mt;
+    const cfg_table *ct;
+    cfg_mode mode;
+    bool keyed;             /* a usable key: match rows by it */
+    cfg_list key;           /* its columns */
+    const char **serial_cols; /* bundle columns with a sequence behind them */
+    size_t nserial;
+    unsigned stage_no;
+    importer_table *out;
+} table_plan;
+
+typedef struct progress {
+    bool on;
+    struct timespec start, last;
+    uint64_t bytes;
+} progress;
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static int64_t now_usec(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ------------------------------------------------------------------ policy */
+
+/* Checks made on the verified manifest alone, before the database is touched. */
+static int check_policy(const cfg *c, const manifest *m, owl_err *err)
+{
+    char when[40];
+
+    if (now_usec() > m->expires_at) {
+        manifest_format_time(m->expires_at, when, sizeof(when));
+        return err_set(err, OWL_EPOLICY, "bundle expired at %s", when);
+    }
+    if (m->ntargets > 0) {
+        bool named = false;
+        for (size_t i = 0; i < m->ntargets && !named; i++)
+            named = strcmp(m->targets[i], c->environment) == 0;
+        if (!named)
+            return err_set(err, OWL_EPOLICY, "bundle is meant for %s%s, not for this environment (%s)", m->targets[0],
+                           m->ntargets > 1 ? " and others" : "", c->environment);
+    }
+    for (size_t i = 0; i < m->ntables; i++) {
+        const char *t = m->tables[i].name;
+        bool allowed = c->import.tables.n > 0 ? cfg_list_has(&c->import.tables, t) : cfg_find_table(c, t) != NULL;
+        if (!allowed)
+            return err_set(err, OWL_EPOLICY, "bundle carries table %s, which this environment does not allow\nHINT: [import] tables and the [table] sections list what may be imported", t);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ catalog */
+
+/* Reads the target's columns of one table and checks the bundle's against them. */
+static int plan_columns(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
+{
+    const char *params[2] = {c->schema, p->mt->name};
+    PGresult *res;
+    int rows, rc = -1;
+
+    res = db_exec(conn,
+                  "SELECT a.attname, pg_catalog.pg_get_serial_sequence(pg_catalog.quote_ident(n.nspname) || '.' ||"
+                  "       pg_catalog.quote_ident(r.relname), a.attname) IS NOT NULL"
+                  "  FROM pg_catalog.pg_attribute a"
+                  "  JOIN pg_catalog.pg_class r ON r.oid = a.attrelid"
+                  "  JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+                  " WHERE n.nspname = $1 AND r.relname = $2 AND r.relkind IN ('r', 'p')"
+                  "   AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                  2, params, PGRES_TUPLES_OK, err, "cannot read the target catalog");
+    if (res == NULL)
+        return -1;
+    rows = PQntuples(res);
+    if (rows == 0) {
+        err_set(err, OWL_ERUNTIME, "table %s.%s does not exist in the target database", c->schema, p->mt->name);
+        goto out;
+    }
+    for (size_t j = 0; j < p->mt->ncolumns; j++) {
+        const char *col = p->mt->columns[j].name;
+        int found = -1;
+        for (int i = 0; i < rows && found < 0; i++) {
+            if (strcmp(PQgetvalue(res, i, 0), col) == 0)
+                found = i;
+        }
+        if (found < 0) {
+            err_set(err, OWL_ERUNTIME, "bundle column %s.%s does not exist in the target table %s.%s", p->mt->name, col,
+                    c->schema, p->mt->name);
+            goto out;
+        }
+        if (strcmp(PQgetvalue(res, found, 1), "t") == 0) {
+            const char **grown = realloc(p->serial_cols, (p->nserial + 1) * sizeof(char *));
+            if (grown == NULL)
+                goto oom;
+            p->serial_cols = grown;
+            p->serial_cols[p->nserial++] = col;
+        }
+    }
+    rc = 0;
+    goto out;
+oom:
+    err_set(err, OWL_ERUNTIME, "out of memory");
+out:
+    PQclear(res);
+    return rc;
+}
+
+static bool bundle_has_column(const manifest_table *mt, const char *name)
+{
+    for (size_t j = 0; j < mt->ncolumns; j++) {
+        if (strcmp(mt->columns[j].name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Picks the key rows are matched by: the configured key, else a primary key
+ * whose columns all travel in the bundle (none generated by the target). */
+static int plan_key(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
+{
+    const char *params[2] = {c->schema, p->mt->name};
+    PGresult *res;
+    bool usable = true;
+
+    if (p->ct->key.n > 0) {
+        for (size_t i = 0; i < p->ct->key.n; i++) {
+            if (!bundle_has_column(p->mt, p->ct->key.v[i]))
+                return err_set(err, OWL_EUSAGE, "[table %s] key: column %s is not in the bundle", p->mt->name,
+                               p->ct->key.v[i]);
+            if (cfg_list_split(&p->key, p->ct->key.v[i]) < 0)
+                return err_set(err, OWL_ERUNTIME, "out of memory");
+        }
+        p->keyed = true;
+        return 0;
+    }
+    res = db_exec(conn,
+                  "SELECT a.attname FROM pg_catalog.pg_index i"
+                  "  JOIN pg_catalog.pg_class r ON r.oid = i.indrelid"
+                  "  JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+                  "  JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum = ANY (i.indkey)"
+                  " WHERE n.nspname = $1 AND r.relname = $2 AND i.indisprimary ORDER BY a.attnum",
+                  2, params, PGRES_TUPLES_OK, err, "cannot read the target catalog");
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) == 0)
+        usable = false;
+    for (int i = 0; i < PQntuples(res) && usable; i++) {
+        const char *col = PQgetvalue(res, i, 0);
+        if (!bundle_has_column(p->mt, col) || cfg_list_has(&p->ct->generated, col))
+            usable = false;
+        else if (cfg_list_split(&p->key, col) < 0)
+            usable = false;
+    }
+    PQclear(res);
+    p->keyed = usable;
+    if (!usable)
+        cfg_list_free(&p->key);
+    if (!usable && p->mode != CFG_MODE_REPLACE)
+        return err_set(err, OWL_EUSAGE, "table %s has no usable key for mode %s\nHINT: set key = COLUMNS in [table %s]",
+                       p->mt->name, p->mode == CFG_MODE_UPSERT ? "upsert" : "insert", p->mt->name);
+    return 0;
+}
+
+/* Orders plans so that a table comes after every table it references. */
+static int plan_order(PGconn *conn, const cfg *c, table_plan *plans, size_t n, owl_err *err)
+{
+    const char *params[1] = {c->schema};
+    PGresult *res;
+    bool *placed = NULL;
+    table_plan *sorted = NULL;
+    size_t done = 0;
+    int rc = -1;
+
+    res = db_exec(conn,
+                  "SELECT ch.relname, pa.relname FROM pg_catalog.pg_constraint k"
+                  "  JOIN pg_catalog.pg_class ch ON ch.oid = k.conrelid"
+                  "  JOIN pg_catalog.pg_class pa ON pa.oid = k.confrelid"
+                  "  JOIN pg_catalog.pg_namespace n ON n.oid = ch.relnamespace"
+                  " WHERE k.contype = 'f' AND n.nspname = $1 AND k.conrelid <> k.confrelid",
+                  1, params, PGRES_TUPLES_OK, err, "cannot read the target's foreign keys");
+    if (res == NULL)
+        return -1;
+    placed = calloc(n, sizeof(bool));
+    sorted = calloc(n, sizeof(*sorted));
+    if (placed == NULL || sorted == NULL) {
+        err_set(err, OWL_ERUNTIME, "out of memory");
+        goto out;
+    }
+    while (done < n) {
+        bool progressed = false;
+        for (size_t i = 0; i < n; i++) {
+            bool ready = !placed[i];
+            for (int r = 0; ready && r < PQntuples(res); r++) {
+                if (strcmp(PQgetvalue(res, r, 0), plans[i].mt->name) != 0)
+                    continue;
+                /* plans[i] references PQgetvalue(r, 1): wait for it if it is unplaced */
+                for (size_t j = 0; j < n; j++) {
+                    if (!placed[j] && j != i && strcmp(plans[j].mt->name, PQgetvalue(res, r, 1)) == 0)
+                        ready = false;
+                }
+            }
+            if (ready) {
+                sorted[done++] = plans[i];
+                placed[i] = true;
+                progressed = true;
+            }
+        }
+        if (!progressed) {
+            log_warn("foreign keys among the bundle's tables form a cycle; applying the rest in bundle order");
+            for (size_t i = 0; i < n; i++) {
+                if (!placed[i]) {
+                    sorted[done++] = plans[i];
+                    placed[i] = true;
+                }
+            }
+        }
+    }
+    memcpy(plans, sorted, n * sizeof(*plans));
+    rc = 0;
+out:
+    PQclear(res);
+    free(placed);
+    free(sorted);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ staging */
+
+static void stage_name(db_sql *q, const table_plan *p)
+{
+    db_sql_add(q, "pg_temp.owlsync_stage_");
+    db_sql_num(q, p->stage_no);
+}
+
+static void column_list(db_sql *q, PGconn *conn, const manifest_table *mt, const char *prefix)
+{
+    for (size_t j = 0; j < mt->ncolumns; j++) {
+        if (j > 0)
+            db_sql_add(q, ", ");
+        if (prefix != NULL)
+            db_sql_add(q, prefix);
+        db_sql_ident(q, conn, mt->columns[j].name);
+    }
+}
+
+static int run_sql(PGconn *conn, db_sql *q, owl_err *err, const char *what)
+{
+    int rc;
+
+    if (q->failed) {
+        db_sql_free(q);
+        return err_set(err, OWL_ERUNTIME, "out of memory building SQL");
+    }
+    rc = db_command(conn, q->s, 0, NULL, err, what);
+    db_sql_free(q);
+    return rc;
+}
+
+/* Streams one data entry of the bundle into its staging table with COPY. The
+ * entry's hash is checked before COPY ends, so a mismatch aborts it. */
+static int stage_table(PGconn *conn, const cfg *c, bundle_reader *r, table_plan *p, progress *prog, owl_err *err)
+{
+    db_sql q = {0};
+    PGresult *res = NULL;
+    char *buf = NULL;
+    ssize_t n;
+    int rc = -1;
+
+    db_sql_add(&q, "CREATE TEMP TABLE ");
+    stage_name(&q, p);
+    db_sql_add(&q, " ON COMMIT DROP AS SELECT ");
+    column_list(&q, conn, p->mt, NULL);
+    db_sql_add(&q, " FROM ");
+    db_sql_qualified(&q, conn, c->schema, p->mt->name);
+    db_sql_add(&q, " WITH NO DATA");
+    if (run_sql(conn, &q, err, "cannot create a staging table") < 0)
+        return -1;
+
+    db_sql_add(&q, "COPY ");
+    stage_name(&q, p);
+    db_sql_add(&q, " (");
+    column_list(&q, conn, p->mt, NULL);
+    db_sql_add(&q, ") FROM STDIN");
+    if (q.failed)
+        goto oom;
+    res = PQexec(conn, q.s);
+    if (PQresultStatus(res) != PGRES_COPY_IN) {
+        db_fail(conn, res, err, "cannot start COPY");
+        goto out;
+    }
+    PQclear(res);
+    res = NULL;
+    buf = malloc(COPY_CHUNK);
+    if (buf == NULL)
+        goto oom;
+    while ((n = bundle_read(r, buf, COPY_CHUNK, err)) > 0) {
+        if (PQputCopyData(conn, buf, (int)n) != 1) {
+            db_fail(conn, NULL, err, "cannot send rows");
+            goto out;
+        }
+        prog->bytes += (uint64_t)n;
+        if (prog->on && seconds_since(&prog->last) > 0.25) {
+            clock_gettime(CLOCK_MONOTONIC, &prog->last);
+            fprintf(stderr, "\r\033[Kimport %-20s %9.1f MB %7.1f MB/s", p->mt->name, (double)prog->bytes / 1e6,
+                    (double)prog->bytes / 1e6 / seconds_since(&prog->start));
+        }
+    }
+    if (n < 0) {
+        PQputCopyEnd(conn, "bundle verification failed");
+        goto out;
+    }
+    if (PQputCopyEnd(conn, NULL) != 1) {
+        db_fail(conn, NULL, err, "cannot finish COPY");
+        goto out;
+    }
+    res = PQgetResult(conn);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        db_fail(conn, res, err, "rows rejected by the target");
+        err_prefix(err, "%s", p->mt->name);
+        goto out;
+    }
+    {
+        char *end;
+        unsigned long long staged = strtoull(PQcmdTuples(res), &end, 10);
+        if (staged != p->mt->rows) {
+            err_set(err, OWL_EVERIFY, "%s holds %llu rows, but the manifest says %llu", p->mt->file, staged,
+                    (unsigned long long)p->mt->rows);
+            goto out;
+        }
+    }
+    PQclear(res);
+    res = NULL;
+    db_sql_free(&q);
+    /* Statistics, so the planner joins the stage by hash rather than by loop. */
+    db_sql_add(&q, "ANALYZE ");
+    stage_name(&q, p);
+    if (run_sql(conn, &q, err, "cannot analyze a staging table") < 0)
+        goto out;
+    rc = 0;
+    goto out;
+oom:
+    err_set(err, OWL_ERUNTIME, "out of memory");
+out:
+    free(buf);
+    PQclear(res);
+    while ((res = PQgetResult(conn)) != NULL)
+        PQclear(res);
+    db_sql_free(&q);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ apply */
+
+typedef enum { COUNT_INSERTED, COUNT_UPDATED, COUNT_DELETED, COUNT_STAGED } count_kind;
+
+static importer_dataset *dataset_slot(importer_table *t, const char *ds)
+{
+    importer_dataset *grown;
+
+    for (size_t i = 0; i < t->ndatasets; i++) {
+        if (strcmp(t->datasets[i].dataset, ds) == 0)
+            return &t->datasets[i];
+    }
+    grown = realloc(t->datasets, (t->ndatasets + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return NULL;
+    t->datasets = grown;
+    memset(&grown[t->ndatasets], 0, sizeof(*grown));
+    grown[t->ndatasets].dataset = strdup(ds);
+    if (grown[t->ndatasets].dataset == NULL)
+        return NULL;
+    return &grown[t->ndatasets++];
+}
+
+/* Runs a statement that answers (dataset, count) rows and adds them to the counts. */
+static int run_counted(PGconn *conn, db_sql *q, importer_table *t, count_kind kind, owl_err *err, const char *what)
+{
+    PGresult *res;
+    int rc = -1;
+
+    if (q->failed) {
+        db_sql_free(q);
+        return err_set(err, OWL_ERUNTIME, "out of memory building SQL");
+    }
+    res = db_exec(conn, q->s, 0, NULL, PGRES_TUPLES_OK, err, what);
+    db_sql_free(q);
+    if (res == NULL)
+        return err_prefix(err, "%s", t->name);
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *ds = PQgetisnull(res, i, 0) ? "" : PQgetvalue(res, i, 0);
+        uint64_t n = strtoull(PQgetvalue(res, i, 1), NULL, 10);
+        importer_dataset *d = dataset_slot(t, ds);
+        if (d == NULL) {
+            err_set(err, OWL_ERUNTIME, "out of memory");
+            goto out;
+        }
+        switch (kind) {
+        case COUNT_INSERTED:
+            d->n.inserted += n;
+            t->n.inserted += n;
+            break;
+        case COUNT_UPDATED:
+            d->n.updated += n;
+            t->n.updated += n;
+            break;
+        case COUNT_DELETED:
+            d->n.deleted += n;
+            t->n.deleted += n;
+            break;
+        case COUNT_STAGED:
+            d->n.unchanged += n; /* less inserted and updated, at the end */
+            break;
+        }
+    }
+    rc = 0;
+out:
+    PQclear(res);
+    return rc;
+}
+
+/* Appends "(SELECT d, count(*) FROM x GROUP BY 1)" around a RETURNING CTE. */
+static void returning_ds(db_sql *q, PGconn *conn, const table_plan *p, const char *alias)
+{
+    db_sql_add(q, " RETURNING ");
+    if (p->mt->dataset_column[0] != '\0') {
+        db_sql_add(q, alias);
+        db_sql_ident(q, conn, p->mt->dataset_column);
+        db_sql_add(q, "::text");
+    } else {
+        db_sql_add(q, "''::text");
+    }
+    db_sql_add(q, " AS ds) SELECT ds, pg_catalog.count(*) FROM x GROUP BY 1");
+}
+
+/* "t.k1 = s.k1 AND t.k2 = s.k2" */
+static void key_match(db_sql *q, PGconn *conn, const table_plan *p)
+{
+    for (size_t i = 0; i < p->key.n; i++) {
+        if (i > 0)
+            db_sql_add(q, " AND ");
+        db_sql_add(q, "t.");
+        db_sql_ident(q, conn, p->key.v[i]);
+        db_sql_add(q, " = s.");
+        db_sql_ident(q, conn, p->key.v[i]);
+    }
+}
+
+/* The target's rows the bundle speaks for: its datasets, or all of a global table. */
+static void scope(db_sql *q, PGconn *conn, const table_plan *p)
+{
+    if (p->mt->dataset_column[0] == '\0') {
+        db_sql_add(q, "true");
+        return;
+    }
+    db_sql_add(q, "t.");
+    db_sql_ident(q, conn, p->mt->dataset_column);
+    db_sql_add(q, " IN (SELECT pg_catalog.unnest(pg_catalog.current_setting('owlsync.scope')::text[]))");
+}
+
+static int count_staged(PGconn *conn, table_plan *p, owl_err *err)
+{
+    db_sql q = {0};
+
+    db_sql_add(&q, "SELECT ");
+    if (p->mt->dataset_column[0] != '\0')
+        db_sql_ident(&q, conn, p->mt->dataset_column);
+    else
+        db_sql_add(&q, "''");
+    db_sql_add(&q, "::text, pg_catalog.count(*) FROM ");
+    stage_name(&q, p);
+    db_sql_add(&q, " GROUP BY 1");
+    return run_counted(conn, &q, p->out, COUNT_STAGED, err, "cannot count staged rows");
+}
+
+static int apply_delete(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
+{
+    db_sql q = {0};
+
+    db_sql_add(&q, "WITH x AS (DELETE FROM ");
+    db_sql_qualified(&q, conn, c->schema, p->mt->name);
+    db_sql_add(&q, " t WHERE ");
+    scope(&q, conn, p);
+    if (p->keyed) {
+        db_sql_add(&q, " AND NOT EXISTS (SELECT 1 FROM ");
+        stage_name(&q, p);
+        db_sql_add(&q, " s WHERE ");
+        key_match(&q, conn, p);
+        db_sql_add(&q, ")");
+    }
+    returning_ds(&q, conn, p, "t.");
+    return run_counted(conn, &q, p->out, COUNT_DELETED, err, "cannot delete rows");
+}
+
+static int apply_update(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
+{
+    db_sql q = {0};
+    size_t nset = 0;
+
+    db_sql_add(&q, "WITH x AS (UPDATE ");
+    db_sql_qualified(&q, conn, c->schema, p->mt->name);
+    db_sql_add(&q, " t SET ");
+    for (size_t j = 0; j < p->mt->ncolumns; j++) {
+        const char *col = p->mt->columns[j].name;
+        if (cfg_list_has(&p->key, col))
+            continue;
+        if (nset++ > 0)
+            db_sql_add(&q, ", ");
+        db_sql_ident(&q, conn, col);
+        db_sql_add(&q, " = s.");
+        db_sql_ident(&q, conn, col);
+    }
+    if (nset == 0) {
+        db_sql_free(&q);
+        return 0; /* every column is key: nothing can change */
+    }
+    db_sql_add(&q, " FROM ");
+    stage_name(&q, p);
+    db_sql_add(&q, " s WHERE ");
+    key_match(&q, conn, p);
+    /* Compared as text, so a change is a change to the byte (1.0 vs 1.00). */
+    db_sql_add(&q, " AND ROW(");
+    column_list(&q, conn, p->mt, "t.");
+    db_sql_add(&q, ")::text IS DISTINCT FROM ROW(");
+    column_list(&q, conn, p->mt, "s.");
+    db_sql_add(&q, ")::text");
+    returning_ds(&q, conn, p, "t.");
+    return run_counted(conn, &q, p->out, COUNT_UPDATED, err, "cannot update rows");
+}
+
+static int apply_insert(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
+{
+    db_sql q = {0};
+
+    db_sql_add(&q, "WITH x AS (INSERT INTO ");
+    db_sql_qualified(&q, conn, c->schema, p->mt->name);
+    db_sql_add(&q, " (");
+    column_list(&q, conn, p->mt, NULL);
+    db_sql_add(&q, ") SELECT ");
+    column_list(&q, conn, p->mt, "s.");
+    db_sql_add(&q, " FROM ");
+    stage_name(&q, p);
+    db_sql_add(&q, " s");
+    if (p->keyed) {
+        db_sql_add(&q, " WHERE NOT EXISTS (SELECT 1 FROM ");
+        db_sql_qualified(&q, conn, c->schema, p->mt->name);
+        db_sql_add(&q, " t WHERE ");
+        key_match(&q, conn, p);
+        db_sql_add(&q, ")");
+    }
+    db_sql_add(&q, " RETURNING ");
+    if (p->mt->dataset_column[0] != '\0') {
+        db_sql_ident(&q, conn, p->mt->dataset_column);
+        db_sql_add(&q, "::text");
+    } else {
+        db_sql_add(&q, "''::text");
+    }
+    db_sql_add(&q, " AS ds) SELECT ds, pg_catalog.count(*) FROM x GROUP BY 1");
+    return run_counted(conn, &q, p->out, COUNT_INSERTED, err, "cannot insert rows");
+}
+
+/* Moves each serial/identity sequence past the largest value now in its column. */
+static int bump_sequences(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
+{
+    for (size_t i = 0; i < p->nserial; i++) {
+        db_sql q = {0};
+        char *qual = NULL;
+        PGresult *res;
+        const char *params[2];
+
+        db_sql_qualified(&q, conn, c->schema, p->mt->name);
+        if (q.failed) {
+            db_sql_free(&q);
+            return err_set(err, OWL_ERUNTIME, "out of memory");
+        }
+        qual = q.s;
+        q.s = NULL;
+        q.len = q.cap = 0;
+        db_sql_add(&q, "SELECT pg_catalog.setval(seq, m) FROM (SELECT pg_catalog.pg_get_serial_sequence($1, $2) AS seq) s,"
+                       " (SELECT pg_catalog.max(");
+        db_sql_ident(&q, conn, p->serial_cols[i]);
+        db_sql_add(&q, ")::int8 AS m FROM ");
+        db_sql_qualified(&q, conn, c->schema, p->mt->name);
+        db_sql_add(&q, ") x WHERE m IS NOT NULL AND m > COALESCE(pg_catalog.pg_sequence_last_value(seq::regclass), 0)");
+        params[0] = qual;
+        params[1] = p->serial_cols[i];
+        res = q.failed ? NULL : db_exec(conn, q.s, 2, params, PGRES_TUPLES_OK, err, "cannot move a sequence");
+        db_sql_free(&q);
+        free(qual);
+        if (res == NULL)
+            return err_prefix(err, "%s.%s", p->mt->name, p->serial_cols[i]);
+        PQclear(res);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ ledger */
+
+static int ensure_ledger(PGconn *conn, owl_err *err)
+{
+    PGresult *res = db_exec(conn,
+                            "SELECT pg_catalog.to_regclass('owlsync.bundles') IS NOT NULL"
+                            " AND pg_catalog.to_regclass('owlsync.bundle_tables') IS NOT NULL"
+                            " AND pg_catalog.to_regclass('owlsync.datasets') IS NOT NULL",
+                            0, NULL, PGRES_TUPLES_OK, err, "cannot look for the ledger");
+    bool present;
+
+    if (res == NULL)
+        return -1;
+    present = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (present)
+        return 0;
+    log_info("creating the owlsync ledger schema");
+    res = PQexec(conn, ledger_sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        db_fail(conn, res, err, "cannot create the ledger (schema owlsync)");
+        PQclear(res);
+        return err_prefix(err, "%s", "ledger");
+    }
+    PQclear(res);
+    return 0;
+}
+
+static int write_ledger(PGconn *conn, const manifest *m, const char *path, table_plan *plans, size_t n, owl_err *err)
+{
+    char seq[32], rows[32], snap[40], created[40];
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char *datasets = db_array_text(m->datasets, m->ndatasets);
+    uint64_t total = 0;
+    int rc = -1;
+
+    if (datasets == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    for (size_t i = 0; i < n; i++)
+        total += plans[i].mt->rows;
+    snprintf(seq, sizeof(seq), "%llu", (unsigned long long)m->sequence);
+    snprintf(rows, sizeof(rows), "%llu", (unsigned long long)total);
+    manifest_format_time(m->snapshot_at, snap, sizeof(snap));
+    manifest_format_time(m->created_at, created, sizeof(created));
+    {
+        const char *p[9] = {m->bundle_id, m->environment, m->job, seq, snap, created, m->key_id, base, datasets};
+        const char *params[10];
+        memcpy(params, p, sizeof(p));
+        params[9] = rows;
+        if (db_command(conn,
+                       "INSERT INTO owlsync.bundles (bundle_id, environment, job, sequence, snapshot_at, created_at,"
+                       " key_id, file_name, datasets, rows_total) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                       10, params, err, "cannot write the ledger") < 0)
+            goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const importer_table *t = plans[i].out;
+        char v[5][32];
+        const char *params[7];
+        snprintf(v[0], 32, "%llu", (unsigned long long)t->rows);
+        snprintf(v[1], 32, "%llu", (unsigned long long)t->n.inserted);
+        snprintf(v[2], 32, "%llu", (unsigned long long)t->n.updated);
+        snprintf(v[3], 32, "%llu", (unsigned long long)t->n.deleted);
+        snprintf(v[4], 32, "%llu", (unsigned long long)t->n.unchanged);
+        params[0] = m->bundle_id;
+        params[1] = t->name;
+        for (int k = 0; k < 5; k++)
+            params[2 + k] = v[k];
+        if (db_command(conn,
+                       "INSERT INTO owlsync.bundle_tables (bundle_id, table_name, rows, inserted, updated, deleted,"
+                       " unchanged) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                       7, params, err, "cannot write the ledger") < 0)
+            goto out;
+    }
+    {
+        const char *params[4] = {m->environment, datasets, snap, m->bundle_id};
+        if (db_command(conn,
+                       "INSERT INTO owlsync.datasets AS d (environment, dataset, snapshot_at, bundle_id)"
+                       " SELECT $1, x, $3, $4 FROM pg_catalog.unnest($2::text[]) x"
+                       " ON CONFLICT (environment, dataset) DO UPDATE"
+                       " SET snapshot_at = EXCLUDED.snapshot_at, bundle_id = EXCLUDED.bundle_id, imported_at = now()",
+                       4, params, err, "cannot write the ledger") < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    free(datasets);
+    return rc;
+}
+
+/* 1 when the bundle is in the ledger already, 0 when not, -1 on error. */
+static int already_imported(PGconn *conn, const manifest *m, owl_err *err)
+{
+    const char *params[1] = {m->bundle_id};
+    PGresult *res = db_exec(conn, "SELECT 1 FROM owlsync.bundles WHERE bundle_id = $1", 1, params, PGRES_TUPLES_OK,
+                            err, "cannot read the ledger");
+    int found;
+
+    if (res == NULL)
+        return -1;
+    found = PQntuples(res) > 0;
+    PQclear(res);
+    return found;
+}
+
+/* Refuses a bundle older than what the target holds for one of its datasets. */
+static int check_rollback(PGconn *conn, const manifest *m, bool allow, owl_err *err)
+{
+    char snap[40], have[40];
+    char *datasets = db_array_text(m->datasets, m->ndatasets);
+    const char *params[3];
+    PGresult *res;
+    int rc = -1;
+
+    if (datasets == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    manifest_format_time(m->snapshot_at, snap, sizeof(snap));
+    params[0] = m->environment;
+    params[1] = datasets;
+    params[2] = snap;
+    res = db_exec(conn,
+                  "SELECT dataset, pg_catalog.to_char(snapshot_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+                  "  FROM owlsync.datasets"
+                  " WHERE environment = $1 AND dataset = ANY ($2::text[]) AND snapshot_at > $3::timestamptz"
+                  " ORDER BY snapshot_at DESC LIMIT 1",
+                  3, params, PGRES_TUPLES_OK, err, "cannot read the ledger");
+    free(datasets);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) > 0) {
+        snprintf(have, sizeof(have), "%s", PQgetvalue(res, 0, 1));
+        if (!allow) {
+            err_set(err, OWL_EPOLICY,
+                    "bundle is older than what this database holds: dataset %.200s was imported from a snapshot of %s, "
+                    "this bundle's snapshot is %s\nHINT: --allow-rollback applies it anyway",
+                    PQgetvalue(res, 0, 0), have, snap);
+            goto out;
+        }
+        log_warn("applying an older bundle (--allow-rollback): dataset %s holds a snapshot of %s, this one is %s",
+                 PQgetvalue(res, 0, 0), have, snap);
+    }
+    rc = 0;
+out:
+    PQclear(res);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ run */
+
+static const char *mode_name(const table_plan *p)
+{
+    switch (p->mode) {
+    case CFG_MODE_UPSERT:
+        return "upsert";
+    case CFG_MODE_INSERT:
+        return "insert";
+    default:
+        return p->keyed ? "replace" : "replace (delete, insert)";
+    }
+}
+
+static void plans_free(table_plan *plans, size_t n)
+{
+    for (size_t i = 0; plans != NULL && i < n; i++) {
+        cfg_list_free(&plans[i].key);
+        free((void *)plans[i].serial_cols);
+    }
+    free(plans);
+}
+
+int importer_run(const cfg *c, const keys_trust *trust, const char *path, const importer_opts *opts,
+                 importer_result *res, owl_err *err)
+{
+    bundle_reader *r = NULL;
+    bundle_limits lim = {c->import.max_bundle_size, c->import.max_unpacked_size};
+    const manifest *m;
+    PGconn *conn = NULL;
+    table_plan *plans = NULL;
+    char *scope_txt = NULL;
+    const manifest_table *mt;
+    progress prog;
+    size_t n = 0;
+    int rc = -1, got;
+
+    memset(res, 0, sizeof(*res));
+    memset(&prog, 0, sizeof(prog));
+    prog.on = opts->progress;
+    clock_gettime(CLOCK_MONOTONIC, &prog.start);
+    prog.last = prog.start;
+    if (!c->import.present) {
+        lim.max_bundle_size = 1ULL << 30;
+        lim.max_unpacked_size = 8ULL << 30;
+    }
+
+    /* Verify: nothing of the bundle is believed before its signature holds. */
+    if (bundle_open(path, &lim, trust, &r, err) < 0)
+        goto out;
+    m = bundle_manifest(r);
+    memcpy(res->bundle_id, m->bundle_id, sizeof(res->bundle_id));
+    res->environment = strdup(m->environment);
+    res->job = strdup(m->job);
+    res->sequence = m->sequence;
+    res->ndatasets = m->ndatasets;
+    if (check_policy(c, m, err) < 0)
+        goto out;
+
+    plans = calloc(m->ntables, sizeof(*plans));
+    res->tables = calloc(m->ntables, sizeof(*res->tables));
+    if (plans == NULL || res->tables == NULL || res->environment == NULL || res->job == NULL)
+        goto oom;
+    res->ntables = m->ntables;
+    for (size_t i = 0; i < m->ntables; i++) {
+        plans[i].mt = &m->tables[i];
+        plans[i].ct = cfg_find_table(c, m->tables[i].name);
+        plans[i].mode = plans[i].ct->mode;
+        plans[i].stage_no = (unsigned)i;
+        plans[i].out = &res->tables[i];
+        res->tables[i].name = strdup(m->tables[i].name);
+        res->tables[i].rows = m->tables[i].rows;
+        if (res->tables[i].name == NULL)
+            goto oom;
+    }
+    n = m->ntables;
+
+    if (db_connect(c->conninfo, "the target database", &conn, err) < 0)
+        goto out;
+    if (db_command(conn, "BEGIN", 0, NULL, err, "cannot begin") < 0 ||
+        db_command(conn, "SET LOCAL lock_timeout = '" LOCK_TIMEOUT "'", 0, NULL, err, "cannot set lock_timeout") < 0 ||
+        db_command(conn, "SET LOCAL search_path = pg_catalog, pg_temp", 0, NULL, err, "cannot set search_path") < 0)
+        goto out;
+    {
+        PGresult *lr = db_exec(conn, IMPORT_LOCK_SQL, 0, NULL, PGRES_TUPLES_OK, err, "cannot take the import lock");
+        if (lr == NULL)
+            goto out;
+        PQclear(lr);
+    }
+    if (ensure_ledger(conn, err) < 0)
+        goto out;
+    got = already_imported(conn, m, err);
+    if (got < 0)
+        goto out;
+    if (got > 0) {
+        res->status = IMPORT_ALREADY;
+        rc = 0;
+        goto out;
+    }
+    if (check_rollback(conn, m, opts->allow_rollback, err) < 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        if (plan_columns(conn, c, &plans[i], err) < 0 || plan_key(conn, c, &plans[i], err) < 0)
+            goto out;
+        plans[i].out->mode = mode_name(&plans[i]);
+    }
+
+    /* Stage every table, in the bundle's order (the order of its entries). */
+    for (size_t i = 0; i < n; i++) {
+        got = bundle_next_table(r, &mt, err);
+        if (got <= 0) {
+            if (got == 0)
+                err_set(err, OWL_EVERIFY, "bundle ends before table %s", plans[i].mt->name);
+            goto out;
+        }
+        if (stage_table(conn, c, r, &plans[i], &prog, err) < 0)
+            goto out;
+    }
+    if (bundle_next_table(r, &mt, err) != 0) /* the end, and the layout check */
+        goto out;
+    if (prog.on)
+        fprintf(stderr, "\r\033[K");
+
+    /* Apply: deletes children first, then updates and inserts parents first. */
+    scope_txt = db_array_text(m->datasets, m->ndatasets);
+    if (scope_txt == NULL)
+        goto oom;
+    if (db_set_local(conn, "owlsync.scope", scope_txt, err) < 0 || plan_order(conn, c, plans, n, err) < 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        if (count_staged(conn, &plans[i], err) < 0)
+            goto out;
+    }
+    for (size_t i = n; i-- > 0;) {
+        if (plans[i].mode == CFG_MODE_REPLACE && apply_delete(conn, c, &plans[i], err) < 0)
+            goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (plans[i].keyed && plans[i].mode != CFG_MODE_INSERT && apply_update(conn, c, &plans[i], err) < 0)
+            goto out;
+        if (apply_insert(conn, c, &plans[i], err) < 0 || bump_sequences(conn, c, &plans[i], err) < 0)
+            goto out;
+    }
+    /* unchanged = staged - inserted - updated, per dataset and in total */
+    for (size_t i = 0; i < n; i++) {
+        importer_table *t = plans[i].out;
+        t->n.unchanged = 0;
+        for (size_t d = 0; d < t->ndatasets; d++) {
+            importer_counts *k = &t->datasets[d].n;
+            uint64_t moved = k->inserted + k->updated;
+            k->unchanged = k->unchanged > moved ? k->unchanged - moved : 0;
+            t->n.unchanged += k->unchanged;
+        }
+    }
+    if (write_ledger(conn, m, path, plans, n, err) < 0)
+        goto out;
+    if (opts->dry_run) {
+        res->status = IMPORT_DRY_RUN;
+        rc = 0;
+        goto out; /* the rollback below undoes everything */
+    }
+    if (db_command(conn, "COMMIT", 0, NULL, err, "cannot commit the import") < 0)
+        goto out;
+    res->status = IMPORT_APPLIED;
+    rc = 0;
+    goto out;
+oom:
+    err_set(err, OWL_ERUNTIME, "out of memory");
+out:
+    if (conn != NULL) {
+        if (PQtransactionStatus(conn) != PQTRANS_IDLE) {
+            PGresult *rb = PQexec(conn, "ROLLBACK");
+            PQclear(rb);
+        }
+        PQfinish(conn);
+    }
+    res->seconds = seconds_since(&prog.start);
+    free(scope_txt);
+    plans_free(plans, n);
+    bundle_close(r);
+    return rc;
+}
+
+void importer_result_free(importer_result *res)
+{
+    for (size_t i = 0; i < res->ntables; i++) {
+        for (size_t d = 0; d < res->tables[i].ndatasets; d++)
+            free(res->tables[i].datasets[d].dataset);
+        free(res->tables[i].datasets);
+        free(res->tables[i].name);
+    }
+    free(res->tables);
+    free(res->environment);
+    free(res->job);
+    memset(res, 0, sizeof(*res));
+}

@@ -1,0 +1,60 @@
+/* owlsync importer: verifies a bundle, checks policy, and applies every table in
+ * one transaction with its ledger row, or nothing at all. */
+#ifndef OWLSYNC_IMPORTER_H
+#define OWLSYNC_IMPORTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "owlsync/bundle.h"
+#include "owlsync/config.h"
+#include "owlsync/error.h"
+#include "owlsync/keys.h"
+
+typedef struct importer_opts {
+    bool dry_run;         /* do everything, report, then roll back */
+    bool allow_rollback;  /* apply a bundle older than what the target holds */
+    bool progress;        /* rows and bytes on stderr */
+} importer_opts;
+
+typedef struct importer_counts {
+    uint64_t inserted, updated, deleted, unchanged;
+} importer_counts;
+
+typedef struct importer_dataset {
+    char *dataset;        /* "" for a global table */
+    importer_counts n;
+} importer_dataset;
+
+typedef struct importer_table {
+    char *name;
+    const char *mode;     /* "replace", "replace (delete, insert)", "upsert", "insert" */
+    uint64_t rows;        /* rows in the bundle */
+    importer_counts n;    /* totals */
+    importer_dataset *datasets;
+    size_t ndatasets;
+} importer_table;
+
+typedef enum { IMPORT_APPLIED = 0, IMPORT_ALREADY, IMPORT_DRY_RUN } importer_status;
+
+typedef struct importer_result {
+    importer_status status;
+    char bundle_id[33];
+    char *environment, *job;
+    uint64_t sequence;
+    size_t ndatasets;
+    importer_table *tables;
+    size_t ntables;
+    double seconds;
+} importer_result;
+
+/* Imports the bundle at path into the database of c. trust holds the keys bound
+ * to their environments. Errors: OWL_EVERIFY (bundle), OWL_EPOLICY (refused),
+ * OWL_ERUNTIME (database, I/O), OWL_EUSAGE (config vs target mismatch). On any
+ * error nothing is written. res is filled on success; free with importer_result_free. */
+int importer_run(const cfg *c, const keys_trust *trust, const char *path, const importer_opts *opts,
+                 importer_result *res, owl_err *err);
+
+void importer_result_free(importer_result *res);
+
+#endif
