@@ -156,7 +156,8 @@ void bundle_writer_abort(bundle_writer *w)
 /* ================================ reader ================================ */
 
 typedef struct zero_range {
-    uint64_t from, to; /* bytes of the unpacked stream that must be zero */
+    uint64_t from, to; /* bytes of the unpacked stream that must equal value */
+    unsigned char value;
 } zero_range;
 
 struct bundle_reader {
@@ -253,7 +254,7 @@ static int check_filters(bundle_reader *r, struct archive *a, owl_err *err)
     return 0;
 }
 
-static int push_zero(bundle_reader *r, uint64_t from, uint64_t to, owl_err *err)
+static int push_zero(bundle_reader *r, uint64_t from, uint64_t to, unsigned char value, owl_err *err)
 {
     zero_range *grown;
 
@@ -265,6 +266,7 @@ static int push_zero(bundle_reader *r, uint64_t from, uint64_t to, owl_err *err)
     r->zeros = grown;
     r->zeros[r->nzeros].from = from;
     r->zeros[r->nzeros].to = to;
+    r->zeros[r->nzeros].value = value;
     r->nzeros++;
     return 0;
 }
@@ -313,7 +315,11 @@ static int next_entry(bundle_reader *r, const char *want, uint64_t max, uint64_t
     pos = archive_read_header_position(r->a);
     if (pos < 0 || (uint64_t)pos != r->expect_pos)
         return err_set(err, OWL_EVERIFY, "bundle has unexpected data before entry %s", want);
-    if (push_zero(r, r->expect_pos + TAR_BLOCK + *size, r->expect_pos + TAR_BLOCK + round_block(*size), err) < 0)
+    /* The checksum field ends in NUL and space, as written: libarchive would
+     * accept other terminators, and the checksum does not cover its own field. */
+    if (push_zero(r, r->expect_pos + 154, r->expect_pos + 155, 0, err) < 0 ||
+        push_zero(r, r->expect_pos + 155, r->expect_pos + 156, ' ', err) < 0 ||
+        push_zero(r, r->expect_pos + TAR_BLOCK + *size, r->expect_pos + TAR_BLOCK + round_block(*size), 0, err) < 0)
         return -1;
     r->expect_pos += TAR_BLOCK + round_block(*size);
     return 1;
@@ -482,7 +488,7 @@ static int check_layout(bundle_reader *r, owl_err *err)
     char *zero_check = r->scratch;
     int rc = -1;
 
-    if (push_zero(r, r->expect_pos, r->expect_pos + 2 * TAR_BLOCK, err) < 0)
+    if (push_zero(r, r->expect_pos, r->expect_pos + 2 * TAR_BLOCK, 0, err) < 0)
         return -1;
     total = r->expect_pos + 2 * TAR_BLOCK;
     if (lseek(r->fd, 0, SEEK_SET) < 0)
@@ -514,8 +520,8 @@ static int check_layout(bundle_reader *r, owl_err *err)
             uint64_t from = r->zeros[zi].from > off ? r->zeros[zi].from : off;
             uint64_t to = r->zeros[zi].to < off + (uint64_t)n ? r->zeros[zi].to : off + (uint64_t)n;
             for (uint64_t i = from; i < to; i++) {
-                if (zero_check[i - off] != 0) {
-                    err_set(err, OWL_EVERIFY, "bundle has non-zero bytes in tar padding at offset %llu",
+                if ((unsigned char)zero_check[i - off] != r->zeros[zi].value) {
+                    err_set(err, OWL_EVERIFY, "bundle has an unexpected byte in tar framing at offset %llu",
                             (unsigned long long)i);
                     goto out;
                 }
@@ -562,7 +568,7 @@ int bundle_next_table(bundle_reader *r, const manifest_table **table, owl_err *e
         return 0;
     }
     r->cur = &r->m->tables[r->next_table];
-    if (next_entry(r, r->cur->file, r->lim.max_unpacked_size, &size, err) <= 0) {
+    if (next_entry(r, r->cur->file, UINT64_MAX, &size, err) <= 0) {
         r->cur = NULL;
         return -1;
     }
