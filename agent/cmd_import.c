@@ -63,6 +63,14 @@ static void print_json(const char *path, const importer_result *res)
             json_array_append_new(ds, jd);
         }
         json_object_set_new(jt, "datasets", ds);
+        if (res->nrules > 0) {
+            json_t *rw = json_object();
+            for (size_t k = 0; k < res->nrules; k++) {
+                if (t->covered[k])
+                    json_object_set_new(rw, res->rules[k], json_integer((json_int_t)t->rewritten[k]));
+            }
+            json_object_set_new(jt, "rewrites", rw);
+        }
         json_array_append_new(tables, jt);
     }
     json_object_set_new(root, "tables", tables);
@@ -101,6 +109,19 @@ static void print_text(const char *path, const importer_result *res)
             print_counts_row(label, &t->datasets[d].n);
         }
     }
+    for (size_t k = 0; k < res->nrules; k++) {
+        bool any = false;
+        for (size_t i = 0; i < res->ntables; i++) {
+            if (!res->tables[i].covered[k])
+                continue;
+            if (!any)
+                printf("  [rewrite %s] changed:", res->rules[k]);
+            printf(" %s %llu", res->tables[i].name, (unsigned long long)res->tables[i].rewritten[k]);
+            any = true;
+        }
+        if (any)
+            printf("\n");
+    }
     if (res->status == IMPORT_DRY_RUN)
         printf("dry run: rolled back, nothing was written\n");
 }
@@ -117,6 +138,7 @@ int cmd_import(int argc, char **argv, const cmd_ctx *ctx)
     importer_opts io = {false, false, false};
     importer_result res;
     keys_trust trust = {NULL, 0};
+    rewrite_set *rs = NULL;
     bool json = false;
     cfg *c = NULL;
     owl_err err;
@@ -147,7 +169,8 @@ int cmd_import(int argc, char **argv, const cmd_ctx *ctx)
         err_set(&err, OWL_EUSAGE, "import takes one BUNDLE\nHINT: owlsync import --help");
         return cmd_report("import", &err);
     }
-    if (cmd_load_config(ctx, &c, &err) < 0 || cmd_load_trust(c, &trust, &err) < 0)
+    if (cmd_load_config(ctx, &c, &err) < 0 || cmd_load_trust(c, &trust, &err) < 0 ||
+        rewrite_compile(c, &rs, &err) < 0)
         goto fail;
     if (trust.n == 0) {
         err_set(&err, OWL_EUSAGE, "no trusted key in %s\nHINT: add trusted_key = ENVIRONMENT KEY to its [import] section",
@@ -156,7 +179,7 @@ int cmd_import(int argc, char **argv, const cmd_ctx *ctx)
     }
     io.progress = isatty(STDERR_FILENO) && !json;
     log_info("import begin: %s, config %s%s", argv[optind], c->path, io.dry_run ? ", dry run" : "");
-    if (importer_run(c, &trust, argv[optind], &io, &res, &err) < 0) {
+    if (importer_run(c, &trust, rs, argv[optind], &io, &res, &err) < 0) {
         err_prefix(&err, "%s", argv[optind]);
         goto fail;
     }
@@ -166,12 +189,14 @@ int cmd_import(int argc, char **argv, const cmd_ctx *ctx)
         print_text(argv[optind], &res);
     log_info("import end: %s %s", argv[optind], status_name(res.status));
     importer_result_free(&res);
+    rewrite_set_free(rs);
     keys_trust_free(&trust);
     cfg_free(c);
     return 0;
 fail:
     rc = cmd_report("import", &err);
     importer_result_free(&res);
+    rewrite_set_free(rs);
     keys_trust_free(&trust);
     cfg_free(c);
     return rc;

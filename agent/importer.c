@@ -36,6 +36,9 @@ typedef struct table_plan {
     size_t nserial;
     unsigned stage_no;
     importer_table *out;
+    const rewrite_set *rs;  /* the compiled rules, or NULL */
+    rewrite_table *rw;      /* NULL when no rule applies to this table */
+    char *scope;            /* the target's dataset names, rewritten, as array text */
 } table_plan;
 
 typedef struct progress {
@@ -293,6 +296,143 @@ static int run_sql(PGconn *conn, db_sql *q, owl_err *err, const char *what)
     return rc;
 }
 
+static void show_progress(progress *prog, const char *table)
+{
+    if (prog->on && seconds_since(&prog->last) > 0.25) {
+        clock_gettime(CLOCK_MONOTONIC, &prog->last);
+        fprintf(stderr, "\r\033[Kimport %-20s %9.1f MB %7.1f MB/s", table, (double)prog->bytes / 1e6,
+                (double)prog->bytes / 1e6 / seconds_since(&prog->start));
+    }
+}
+
+/* The entry's bytes go to COPY as they are: no rule applies to this table. */
+static ssize_t copy_raw(PGconn *conn, bundle_reader *r, table_plan *p, char *buf, progress *prog, owl_err *err)
+{
+    ssize_t n;
+
+    while ((n = bundle_read(r, buf, COPY_CHUNK, err)) > 0) {
+        if (PQputCopyData(conn, buf, (int)n) != 1)
+            return db_fail(conn, NULL, err, "cannot send rows");
+        prog->bytes += (uint64_t)n;
+        show_progress(prog, p->mt->name);
+    }
+    return n;
+}
+
+/* A row assembled across reads, and a batch of rewritten rows for COPY. */
+typedef struct rowbuf {
+    char *p;
+    size_t len, cap;
+} rowbuf;
+
+static int rowbuf_add(rowbuf *b, const char *p, size_t n)
+{
+    if (n > REWRITE_MAX_ROW || b->len > REWRITE_MAX_ROW + COPY_CHUNK - n)
+        return -1;
+    if (b->len + n > b->cap) {
+        size_t cap = b->len + n > 2 * b->cap ? b->len + n : 2 * b->cap;
+        char *grown = realloc(b->p, cap);
+        if (grown == NULL)
+            return -1;
+        b->p = grown;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+/* Whether the newline at the end of b is data: preceded by an odd run of
+ * backslashes, as PostgreSQL's COPY reads it. */
+static bool newline_escaped(const rowbuf *b)
+{
+    size_t k = 0;
+
+    while (k + 1 < b->len && b->p[b->len - 2 - k] == '\\')
+        k++;
+    return k % 2 == 1;
+}
+
+/* Sends one complete row (without newline) through the table's rules. */
+static int send_row(PGconn *conn, table_plan *p, rowbuf *row, rowbuf *batch, uint64_t rowno, owl_err *err)
+{
+    const char *out;
+    size_t outlen;
+
+    if (rewrite_row(p->rw, row->p, row->len, rowno, &out, &outlen, err) < 0)
+        return -1;
+    if (rowbuf_add(batch, out, outlen) < 0 || rowbuf_add(batch, "\n", 1) < 0)
+        return err_set(err, OWL_EVERIFY, "%s row %llu is too long", p->mt->file, (unsigned long long)rowno);
+    if (batch->len >= COPY_CHUNK) {
+        if (PQputCopyData(conn, batch->p, (int)batch->len) != 1)
+            return db_fail(conn, NULL, err, "cannot send rows");
+        batch->len = 0;
+    }
+    return 0;
+}
+
+/* Splits the entry into rows, rewrites each, and sends them to COPY in batches. */
+static ssize_t copy_rewritten(PGconn *conn, bundle_reader *r, table_plan *p, char *buf, progress *prog,
+                              owl_err *err)
+{
+    rowbuf row = {NULL, 0, 0}, batch = {NULL, 0, 0};
+    uint64_t rowno = 0;
+    ssize_t n, rc = -1;
+
+    while ((n = bundle_read(r, buf, COPY_CHUNK, err)) > 0) {
+        const char *s = buf, *end = buf + n;
+        while (s < end) {
+            const char *nl = memchr(s, '\n', (size_t)(end - s));
+            size_t take = nl != NULL ? (size_t)(nl - s) + 1 : (size_t)(end - s);
+            if (rowbuf_add(&row, s, take) < 0) {
+                err_set(err, OWL_EVERIFY, "%s row %llu is longer than %d bytes", p->mt->file,
+                        (unsigned long long)rowno + 1, REWRITE_MAX_ROW);
+                goto out;
+            }
+            s += take;
+            if (nl == NULL || newline_escaped(&row))
+                continue;
+            row.len--; /* the newline */
+            if (send_row(conn, p, &row, &batch, ++rowno, err) < 0)
+                goto out;
+            row.len = 0;
+        }
+        prog->bytes += (uint64_t)n;
+        show_progress(prog, p->mt->name);
+    }
+    if (n < 0)
+        goto out;
+    if (row.len > 0 && send_row(conn, p, &row, &batch, ++rowno, err) < 0)
+        goto out;
+    if (batch.len > 0 && PQputCopyData(conn, batch.p, (int)batch.len) != 1) {
+        db_fail(conn, NULL, err, "cannot send rows");
+        goto out;
+    }
+    rc = 0;
+out:
+    free(row.p);
+    free(batch.p);
+    return rc;
+}
+
+/* After COPY refused rewritten rows: name the rules that changed this table. */
+static void rewrite_hint(const table_plan *p, owl_err *err)
+{
+    char names[512] = "";
+    size_t len = 0;
+
+    for (size_t i = 0; i < rewrite_rule_count(p->rs); i++) {
+        if (rewrite_table_changed(p->rw, i) > 0 && len < sizeof(names) - 80)
+            len += (size_t)snprintf(names + len, sizeof(names) - len, "%s[rewrite %s]", len ? ", " : "",
+                                    rewrite_rule_name(p->rs, i));
+    }
+    if (len > 0 && strlen(err->msg) + len + 64 < sizeof(err->msg)) {
+        strncat(err->msg, "\nHINT: these rules changed its values and may have broken one: ",
+                sizeof(err->msg) - strlen(err->msg) - 1);
+        strncat(err->msg, names, sizeof(err->msg) - strlen(err->msg) - 1);
+    }
+}
+
 /* Streams one data entry of the bundle into its staging table with COPY. The
  * entry's hash is checked before COPY ends, so a mismatch aborts it. */
 static int stage_table(PGconn *conn, const cfg *c, bundle_reader *r, table_plan *p, progress *prog, owl_err *err)
@@ -330,20 +470,12 @@ static int stage_table(PGconn *conn, const cfg *c, bundle_reader *r, table_plan 
     buf = malloc(COPY_CHUNK);
     if (buf == NULL)
         goto oom;
-    while ((n = bundle_read(r, buf, COPY_CHUNK, err)) > 0) {
-        if (PQputCopyData(conn, buf, (int)n) != 1) {
-            db_fail(conn, NULL, err, "cannot send rows");
-            goto out;
-        }
-        prog->bytes += (uint64_t)n;
-        if (prog->on && seconds_since(&prog->last) > 0.25) {
-            clock_gettime(CLOCK_MONOTONIC, &prog->last);
-            fprintf(stderr, "\r\033[Kimport %-20s %9.1f MB %7.1f MB/s", p->mt->name, (double)prog->bytes / 1e6,
-                    (double)prog->bytes / 1e6 / seconds_since(&prog->start));
-        }
-    }
+    if (p->rw != NULL)
+        n = copy_rewritten(conn, r, p, buf, prog, err);
+    else
+        n = copy_raw(conn, r, p, buf, prog, err);
     if (n < 0) {
-        PQputCopyEnd(conn, "bundle verification failed");
+        PQputCopyEnd(conn, "owlsync stopped the copy");
         goto out;
     }
     if (PQputCopyEnd(conn, NULL) != 1) {
@@ -354,6 +486,8 @@ static int stage_table(PGconn *conn, const cfg *c, bundle_reader *r, table_plan 
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         db_fail(conn, res, err, "rows rejected by the target");
         err_prefix(err, "%s", p->mt->name);
+        if (p->rw != NULL)
+            rewrite_hint(p, err);
         goto out;
     }
     {
@@ -637,7 +771,8 @@ static int ensure_ledger(PGconn *conn, owl_err *err)
     PGresult *res = db_exec(conn,
                             "SELECT pg_catalog.to_regclass('owlsync.bundles') IS NOT NULL"
                             " AND pg_catalog.to_regclass('owlsync.bundle_tables') IS NOT NULL"
-                            " AND pg_catalog.to_regclass('owlsync.datasets') IS NOT NULL",
+                            " AND pg_catalog.to_regclass('owlsync.datasets') IS NOT NULL"
+                            " AND pg_catalog.to_regclass('owlsync.bundle_rewrites') IS NOT NULL",
                             0, NULL, PGRES_TUPLES_OK, err, "cannot look for the ledger");
     bool present;
 
@@ -777,6 +912,108 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------------ rewrites */
+
+/* Gives each table the rules that apply to it; tables with none pay nothing. */
+static int plan_rewrites(const manifest *m, const rewrite_set *rs, table_plan *plans, size_t n, importer_result *res,
+                         owl_err *err)
+{
+    size_t nrules = rs != NULL ? rewrite_rule_count(rs) : 0;
+
+    if (nrules == 0)
+        return 0;
+    res->rules = calloc(nrules, sizeof(char *));
+    if (res->rules == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    res->nrules = nrules;
+    for (size_t i = 0; i < nrules; i++)
+        res->rules[i] = rewrite_rule_name(rs, i);
+    for (size_t i = 0; i < n; i++) {
+        importer_table *t = plans[i].out;
+        if (rewrite_table_new(rs, &m->tables[i], &plans[i].rw, err) < 0)
+            return -1;
+        t->rewritten = calloc(nrules, sizeof(uint64_t));
+        t->covered = calloc(nrules, sizeof(bool));
+        if (t->rewritten == NULL || t->covered == NULL)
+            return err_set(err, OWL_ERUNTIME, "out of memory");
+        for (size_t k = 0; k < nrules; k++)
+            t->covered[k] = rewrite_table_covers(plans[i].rw, k);
+        if (!rewrite_table_active(plans[i].rw)) {
+            rewrite_table_free(plans[i].rw);
+            plans[i].rw = NULL;
+        }
+    }
+    return 0;
+}
+
+/* The target's names of the bundle's datasets for one table: rules on its
+ * dataset column (a tenant prefix, say) apply to the scope as to the rows. */
+static int plan_scope(const manifest *m, table_plan *p, owl_err *err)
+{
+    char **names = calloc(m->ndatasets ? m->ndatasets : 1, sizeof(char *));
+    int rc = -1;
+
+    if (names == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    for (size_t i = 0; i < m->ndatasets; i++) {
+        if (p->rw != NULL && p->mt->dataset_column[0] != '\0') {
+            if (rewrite_value(p->rw, p->mt->dataset_column, m->datasets[i], &names[i], err) < 0)
+                goto out;
+        } else if ((names[i] = strdup(m->datasets[i])) == NULL) {
+            err_set(err, OWL_ERUNTIME, "out of memory");
+            goto out;
+        }
+    }
+    p->scope = db_array_text(names, m->ndatasets);
+    rc = p->scope != NULL ? 0 : err_set(err, OWL_ERUNTIME, "out of memory");
+out:
+    for (size_t i = 0; i < m->ndatasets; i++)
+        free(names[i]);
+    free(names);
+    return rc;
+}
+
+/* Copies each table's counts into the result and warns of rules that changed
+ * nothing although the bundle carries their columns: usually a stale rule. */
+static void report_rewrites(importer_result *res, const table_plan *plans, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; plans[i].rw != NULL && k < res->nrules; k++)
+            plans[i].out->rewritten[k] = rewrite_table_changed(plans[i].rw, k);
+    }
+    for (size_t k = 0; k < res->nrules; k++) {
+        bool covered = false;
+        uint64_t changed = 0;
+        for (size_t i = 0; i < n; i++) {
+            covered = covered || plans[i].out->covered[k];
+            changed += plans[i].out->rewritten[k];
+        }
+        if (covered && changed == 0)
+            log_warn("[rewrite %s] changed nothing in this bundle, which carries its columns: is it stale?",
+                     res->rules[k]);
+    }
+}
+
+static int write_rewrites(PGconn *conn, const manifest *m, const importer_result *res, owl_err *err)
+{
+    for (size_t i = 0; i < res->ntables; i++) {
+        const importer_table *t = &res->tables[i];
+        for (size_t k = 0; k < res->nrules; k++) {
+            char num[32];
+            const char *params[4] = {m->bundle_id, res->rules[k], t->name, num};
+            if (!t->covered[k])
+                continue;
+            snprintf(num, sizeof(num), "%llu", (unsigned long long)t->rewritten[k]);
+            if (db_command(conn,
+                           "INSERT INTO owlsync.bundle_rewrites (bundle_id, rule_name, table_name, changed)"
+                           " VALUES ($1, $2, $3, $4)",
+                           4, params, err, "cannot write the ledger") < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ run */
 
 static const char *mode_name(const table_plan *p)
@@ -796,19 +1033,20 @@ static void plans_free(table_plan *plans, size_t n)
     for (size_t i = 0; plans != NULL && i < n; i++) {
         cfg_list_free(&plans[i].key);
         free((void *)plans[i].serial_cols);
+        rewrite_table_free(plans[i].rw);
+        free(plans[i].scope);
     }
     free(plans);
 }
 
-int importer_run(const cfg *c, const keys_trust *trust, const char *path, const importer_opts *opts,
-                 importer_result *res, owl_err *err)
+int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewrites, const char *path,
+                 const importer_opts *opts, importer_result *res, owl_err *err)
 {
     bundle_reader *r = NULL;
     bundle_limits lim = {c->import.max_bundle_size, c->import.max_unpacked_size};
     const manifest *m;
     PGconn *conn = NULL;
     table_plan *plans = NULL;
-    char *scope_txt = NULL;
     const manifest_table *mt;
     progress prog;
     size_t n = 0;
@@ -846,6 +1084,7 @@ int importer_run(const cfg *c, const keys_trust *trust, const char *path, const 
         plans[i].ct = cfg_find_table(c, m->tables[i].name);
         plans[i].mode = plans[i].ct->mode;
         plans[i].stage_no = (unsigned)i;
+        plans[i].rs = rewrites;
         plans[i].out = &res->tables[i];
         res->tables[i].name = strdup(m->tables[i].name);
         res->tables[i].rows = m->tables[i].rows;
@@ -853,6 +1092,8 @@ int importer_run(const cfg *c, const keys_trust *trust, const char *path, const 
             goto oom;
     }
     n = m->ntables;
+    if (plan_rewrites(m, rewrites, plans, n, res, err) < 0)
+        goto out;
 
     if (db_connect(c->conninfo, "the target database", &conn, err) < 0)
         goto out;
@@ -901,17 +1142,16 @@ int importer_run(const cfg *c, const keys_trust *trust, const char *path, const 
         fprintf(stderr, "\r\033[K");
 
     /* Apply: deletes children first, then updates and inserts parents first. */
-    scope_txt = db_array_text(m->datasets, m->ndatasets);
-    if (scope_txt == NULL)
-        goto oom;
-    if (db_set_local(conn, "owlsync.scope", scope_txt, err) < 0 || plan_order(conn, c, plans, n, err) < 0)
+    if (plan_order(conn, c, plans, n, err) < 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        if (count_staged(conn, &plans[i], err) < 0)
+        if (plan_scope(m, &plans[i], err) < 0 || count_staged(conn, &plans[i], err) < 0)
             goto out;
     }
     for (size_t i = n; i-- > 0;) {
-        if (plans[i].mode == CFG_MODE_REPLACE && apply_delete(conn, c, &plans[i], err) < 0)
+        if (plans[i].mode != CFG_MODE_REPLACE)
+            continue;
+        if (db_set_local(conn, "owlsync.scope", plans[i].scope, err) < 0 || apply_delete(conn, c, &plans[i], err) < 0)
             goto out;
     }
     for (size_t i = 0; i < n; i++) {
@@ -931,7 +1171,8 @@ int importer_run(const cfg *c, const keys_trust *trust, const char *path, const 
             t->n.unchanged += k->unchanged;
         }
     }
-    if (write_ledger(conn, m, path, plans, n, err) < 0)
+    report_rewrites(res, plans, n);
+    if (write_ledger(conn, m, path, plans, n, err) < 0 || write_rewrites(conn, m, res, err) < 0)
         goto out;
     if (opts->dry_run) {
         res->status = IMPORT_DRY_RUN;
@@ -954,7 +1195,6 @@ out:
         PQfinish(conn);
     }
     res->seconds = seconds_since(&prog.start);
-    free(scope_txt);
     plans_free(plans, n);
     bundle_close(r);
     return rc;
@@ -967,8 +1207,11 @@ void importer_result_free(importer_result *res)
             free(res->tables[i].datasets[d].dataset);
         free(res->tables[i].datasets);
         free(res->tables[i].name);
+        free(res->tables[i].rewritten);
+        free(res->tables[i].covered);
     }
     free(res->tables);
+    free((void *)res->rules);
     free(res->environment);
     free(res->job);
     memset(res, 0, sizeof(*res));

@@ -41,3 +41,12 @@ CREATE TABLE IF NOT EXISTS owlsync.datasets (
     imported_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (environment, dataset)
 );
+
+-- Values each [rewrite] rule changed, per bundle and table.
+CREATE TABLE IF NOT EXISTS owlsync.bundle_rewrites (
+    bundle_id    text NOT NULL REFERENCES owlsync.bundles ON DELETE CASCADE,
+    rule_name    text NOT NULL,
+    table_name   text NOT NULL,
+    changed      bigint NOT NULL,
+    PRIMARY KEY (bundle_id, rule_name, table_name)
+);

@@ -10,6 +10,7 @@
 #include "owlsync/config.h"
 #include "owlsync/error.h"
 #include "owlsync/keys.h"
+#include "owlsync/rewrite.h"
 
 typedef struct importer_opts {
     bool dry_run;         /* do everything, report, then roll back */
@@ -33,6 +34,8 @@ typedef struct importer_table {
     importer_counts n;    /* totals */
     importer_dataset *datasets;
     size_t ndatasets;
+    uint64_t *rewritten;  /* values each rule changed here (nrules entries), or NULL */
+    bool *covered;        /* whether each rule applies to a column of this table */
 } importer_table;
 
 typedef enum { IMPORT_APPLIED = 0, IMPORT_ALREADY, IMPORT_DRY_RUN } importer_status;
@@ -45,15 +48,18 @@ typedef struct importer_result {
     size_t ndatasets;
     importer_table *tables;
     size_t ntables;
+    const char **rules;   /* rewrite rule names (nrules), owned by the rewrite set */
+    size_t nrules;
     double seconds;
 } importer_result;
 
 /* Imports the bundle at path into the database of c. trust holds the keys bound
- * to their environments. Errors: OWL_EVERIFY (bundle), OWL_EPOLICY (refused),
+ * to their environments; rewrites (may be NULL) are the compiled [rewrite]
+ * rules. Errors: OWL_EVERIFY (bundle), OWL_EPOLICY (refused),
  * OWL_ERUNTIME (database, I/O), OWL_EUSAGE (config vs target mismatch). On any
  * error nothing is written. res is filled on success; free with importer_result_free. */
-int importer_run(const cfg *c, const keys_trust *trust, const char *path, const importer_opts *opts,
-                 importer_result *res, owl_err *err);
+int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewrites, const char *path,
+                 const importer_opts *opts, importer_result *res, owl_err *err);
 
 void importer_result_free(importer_result *res);
 

@@ -1,0 +1,423 @@
+/* owlsync environment rewrites: exact, substring and POSIX ERE rules applied to
+ * unescaped COPY values, in config order, then escaped back; counts per rule. */
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "owlsync/copytext.h"
+#include "owlsync/rewrite.h"
+
+typedef struct rule {
+    const cfg_rewrite *cfg;
+    regex_t re;
+    bool compiled;
+    size_t fromlen, tolen;
+} rw_rule;
+
+struct rewrite_set {
+    rw_rule *rules;
+    size_t n;
+};
+
+/* A growable byte buffer with a hard bound. */
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+} buf;
+
+typedef struct column_rules {
+    size_t *rules;   /* indexes into the set, in config order */
+    size_t n;
+    bool json;       /* json or jsonb: results must stay valid JSON */
+} column_rules;
+
+struct rewrite_table {
+    const rewrite_set *set;
+    const manifest_table *mt;
+    column_rules *cols;
+    uint64_t *changed;    /* per rule */
+    bool *covers;         /* per rule */
+    bool active;
+    copytext_field *fields;
+    buf out, val, work, tmp;
+};
+
+/* Makes room for n more bytes; -1 past REWRITE_MAX_ROW or out of memory. */
+static int buf_reserve(buf *b, size_t n)
+{
+    size_t want;
+    char *grown;
+
+    if (n > REWRITE_MAX_ROW || b->len > REWRITE_MAX_ROW - n)
+        return -1;
+    want = b->len + n + 1;
+    if (want <= b->cap)
+        return 0;
+    if (want < 2 * b->cap)
+        want = 2 * b->cap;
+    grown = realloc(b->p, want);
+    if (grown == NULL)
+        return -1;
+    b->p = grown;
+    b->cap = want;
+    return 0;
+}
+
+static int buf_add(buf *b, const char *p, size_t n)
+{
+    if (buf_reserve(b, n) < 0)
+        return -1;
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+static void buf_free(buf *b)
+{
+    free(b->p);
+    memset(b, 0, sizeof(*b));
+}
+
+int rewrite_compile(const cfg *c, rewrite_set **out, owl_err *err)
+{
+    rewrite_set *s = calloc(1, sizeof(*s));
+
+    *out = NULL;
+    if (s == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    s->rules = calloc(c->nrewrites ? c->nrewrites : 1, sizeof(rw_rule));
+    if (s->rules == NULL) {
+        free(s);
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    }
+    for (size_t i = 0; i < c->nrewrites; i++) {
+        rw_rule *r = &s->rules[i];
+        r->cfg = &c->rewrites[i];
+        r->fromlen = strlen(r->cfg->from);
+        r->tolen = strlen(r->cfg->to);
+        s->n++;
+        if (r->cfg->match == CFG_MATCH_REGEX) {
+            int rc = regcomp(&r->re, r->cfg->from, REG_EXTENDED);
+            if (rc != 0) {
+                char msg[256];
+                regerror(rc, &r->re, msg, sizeof(msg));
+                rewrite_set_free(s);
+                return err_set(err, OWL_EUSAGE, "%s:%d: [rewrite %s] from: invalid regex: %s", c->path,
+                               c->rewrites[i].line, c->rewrites[i].name, msg);
+            }
+            r->compiled = true;
+        }
+    }
+    *out = s;
+    return 0;
+}
+
+void rewrite_set_free(rewrite_set *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->rules[i].compiled)
+            regfree(&s->rules[i].re);
+    }
+    free(s->rules);
+    free(s);
+}
+
+size_t rewrite_rule_count(const rewrite_set *s)
+{
+    return s->n;
+}
+
+const char *rewrite_rule_name(const rewrite_set *s, size_t i)
+{
+    return s->rules[i].cfg->name;
+}
+
+/* text, varchar, char, json, jsonb, and arrays of them. */
+static bool text_like(const char *type)
+{
+    static const char *const prefixes[] = {"text", "character varying", "character", "json", "jsonb", "name",
+                                           "citext"};
+
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        size_t n = strlen(prefixes[i]);
+        if (strncmp(type, prefixes[i], n) == 0 && (type[n] == '\0' || type[n] == '(' || type[n] == '['))
+            return true;
+    }
+    return false;
+}
+
+/* Whether spec (TABLE.COLUMN, TABLE.* or *.COLUMN) names this column. */
+static bool spec_matches(const char *spec, const char *table, const manifest_column *col)
+{
+    const char *dot = strchr(spec, '.');
+    size_t tlen;
+
+    if (dot == NULL)
+        return false;
+    tlen = (size_t)(dot - spec);
+    if (!(tlen == 1 && spec[0] == '*') && !(strlen(table) == tlen && strncmp(spec, table, tlen) == 0))
+        return false;
+    if (strcmp(dot + 1, "*") == 0)
+        return !(tlen == 1 && spec[0] == '*') && text_like(col->type);
+    return strcmp(dot + 1, col->name) == 0;
+}
+
+int rewrite_table_new(const rewrite_set *s, const manifest_table *mt, rewrite_table **out, owl_err *err)
+{
+    rewrite_table *t = calloc(1, sizeof(*t));
+
+    *out = NULL;
+    if (t == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    t->set = s;
+    t->mt = mt;
+    t->cols = calloc(mt->ncolumns, sizeof(*t->cols));
+    t->changed = calloc(s->n ? s->n : 1, sizeof(uint64_t));
+    t->covers = calloc(s->n ? s->n : 1, sizeof(bool));
+    t->fields = calloc(mt->ncolumns + 1, sizeof(copytext_field));
+    if (t->cols == NULL || t->changed == NULL || t->covers == NULL || t->fields == NULL)
+        goto oom;
+    for (size_t j = 0; j < mt->ncolumns; j++) {
+        column_rules *cr = &t->cols[j];
+        cr->json = strcmp(mt->columns[j].type, "json") == 0 || strcmp(mt->columns[j].type, "jsonb") == 0;
+        for (size_t i = 0; i < s->n; i++) {
+            const cfg_list *cols = &s->rules[i].cfg->columns;
+            bool hit = false;
+            for (size_t k = 0; k < cols->n && !hit; k++)
+                hit = spec_matches(cols->v[k], mt->name, &mt->columns[j]);
+            if (!hit)
+                continue;
+            size_t *grown = realloc(cr->rules, (cr->n + 1) * sizeof(size_t));
+            if (grown == NULL)
+                goto oom;
+            cr->rules = grown;
+            cr->rules[cr->n++] = i;
+            t->covers[i] = true;
+            t->active = true;
+        }
+    }
+    *out = t;
+    return 0;
+oom:
+    rewrite_table_free(t);
+    return err_set(err, OWL_ERUNTIME, "out of memory");
+}
+
+void rewrite_table_free(rewrite_table *t)
+{
+    if (t == NULL)
+        return;
+    for (size_t j = 0; t->cols != NULL && j < t->mt->ncolumns; j++)
+        free(t->cols[j].rules);
+    free(t->cols);
+    free(t->changed);
+    free(t->covers);
+    free(t->fields);
+    buf_free(&t->out);
+    buf_free(&t->val);
+    buf_free(&t->work);
+    buf_free(&t->tmp);
+    free(t);
+}
+
+bool rewrite_table_active(const rewrite_table *t)
+{
+    return t->active;
+}
+
+bool rewrite_table_covers(const rewrite_table *t, size_t rule)
+{
+    return t->covers[rule];
+}
+
+uint64_t rewrite_table_changed(const rewrite_table *t, size_t rule)
+{
+    return t->changed[rule];
+}
+
+/* Appends "to" with \0-\9 replaced by the matched groups of src. */
+static int add_replacement(buf *b, const char *to, const char *src, const regmatch_t *m)
+{
+    for (const char *p = to; *p != '\0'; p++) {
+        if (p[0] == '\\' && p[1] >= '0' && p[1] <= '9') {
+            const regmatch_t *g = &m[p[1] - '0'];
+            if (g->rm_so >= 0 && buf_add(b, src + g->rm_so, (size_t)(g->rm_eo - g->rm_so)) < 0)
+                return -1;
+            p++;
+        } else if (p[0] == '\\' && p[1] == '\\') {
+            if (buf_add(b, "\\", 1) < 0)
+                return -1;
+            p++;
+        } else if (buf_add(b, p, 1) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Applies one rule to in (NUL-terminated, len bytes) into out; *hit when changed. */
+static int apply_rule(const rw_rule *r, const char *in, size_t len, buf *out, bool *hit)
+{
+    out->len = 0;
+    *hit = false;
+    switch (r->cfg->match) {
+    case CFG_MATCH_EXACT:
+        if (len == r->fromlen && memcmp(in, r->cfg->from, len) == 0) {
+            *hit = len != r->tolen || memcmp(in, r->cfg->to, len) != 0;
+            return buf_add(out, r->cfg->to, r->tolen);
+        }
+        return buf_add(out, in, len);
+    case CFG_MATCH_SUBSTRING: {
+        const char *p = in, *end = in + len, *f;
+        while (r->fromlen > 0 && (f = memmem(p, (size_t)(end - p), r->cfg->from, r->fromlen)) != NULL) {
+            if (buf_add(out, p, (size_t)(f - p)) < 0 || buf_add(out, r->cfg->to, r->tolen) < 0)
+                return -1;
+            p = f + r->fromlen;
+            *hit = true;
+        }
+        if (buf_add(out, p, (size_t)(end - p)) < 0)
+            return -1;
+        if (*hit)
+            *hit = out->len != len || memcmp(out->p, in, len) != 0;
+        return 0;
+    }
+    case CFG_MATCH_REGEX: {
+        regmatch_t m[10];
+        const char *p = in;
+        int flags = 0;
+        while (p <= in + len && regexec(&r->re, p, 10, m, flags) == 0) {
+            if (buf_add(out, p, (size_t)m[0].rm_so) < 0 || add_replacement(out, r->cfg->to, p, m) < 0)
+                return -1;
+            if (m[0].rm_eo == m[0].rm_so) {
+                /* an empty match: keep one character and move on */
+                if (p + m[0].rm_eo >= in + len)
+                    break;
+                if (buf_add(out, p + m[0].rm_eo, 1) < 0)
+                    return -1;
+                p += m[0].rm_eo + 1;
+            } else {
+                p += m[0].rm_eo;
+            }
+            flags = REG_NOTBOL;
+        }
+        if (p < in + len && buf_add(out, p, (size_t)(in + len - p)) < 0)
+            return -1;
+        if (out->p == NULL && buf_add(out, "", 0) < 0)
+            return -1;
+        *hit = out->len != len || memcmp(out->p, in, len) != 0;
+        return 0;
+    }
+    }
+    return -1;
+}
+
+static bool valid_json(const char *s, size_t len)
+{
+    json_error_t e;
+    json_t *j = json_loadb(s, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &e);
+
+    if (j == NULL)
+        return false;
+    json_decref(j);
+    return true;
+}
+
+/* Runs the column's rules over t->val (the unescaped value); the result ends in
+ * t->val. Counts into t->changed when count. *changed when any rule changed it. */
+static int apply_rules(rewrite_table *t, size_t col, bool count, bool *changed, uint64_t rowno, owl_err *err)
+{
+    const column_rules *cr = &t->cols[col];
+    bool was_json = false;
+
+    *changed = false;
+    if (cr->json)
+        was_json = valid_json(t->val.p, t->val.len);
+    for (size_t i = 0; i < cr->n; i++) {
+        const rw_rule *r = &t->set->rules[cr->rules[i]];
+        bool hit = false;
+        if (apply_rule(r, t->val.p, t->val.len, &t->work, &hit) < 0)
+            return err_set(err, OWL_EVERIFY, "rewrite [rewrite %s] makes a value of %s.%s longer than %d bytes",
+                           r->cfg->name, t->mt->name, t->mt->columns[col].name, REWRITE_MAX_ROW);
+        if (!hit)
+            continue;
+        if (was_json && !valid_json(t->work.p, t->work.len))
+            return err_set(err, OWL_EUSAGE, "rewrite [rewrite %s] breaks %s.%s in row %llu: the value is no longer valid JSON",
+                           r->cfg->name, t->mt->name, t->mt->columns[col].name, (unsigned long long)rowno);
+        /* swap: the result becomes the value for the next rule */
+        buf tmp = t->val;
+        t->val = t->work;
+        t->work = tmp;
+        *changed = true;
+        if (count)
+            t->changed[cr->rules[i]]++;
+    }
+    return 0;
+}
+
+int rewrite_row(rewrite_table *t, const char *row, size_t len, uint64_t rowno, const char **out, size_t *outlen,
+                owl_err *err)
+{
+    size_t n = 0;
+
+    t->out.len = 0;
+    if (copytext_split(row, len, t->fields, t->mt->ncolumns + 1, &n, err) < 0 || n != t->mt->ncolumns)
+        return err_set(err, OWL_EVERIFY, "%s row %llu has %zu fields, the manifest lists %zu columns", t->mt->file,
+                       (unsigned long long)rowno, n, t->mt->ncolumns);
+    for (size_t j = 0; j < n; j++) {
+        const copytext_field *f = &t->fields[j];
+        bool changed = false;
+
+        if (j > 0 && buf_add(&t->out, "\t", 1) < 0)
+            goto too_long;
+        if (t->cols[j].n > 0 && !copytext_is_null(f->p, f->len)) {
+            if (buf_reserve(&t->val, f->len) < 0)
+                goto too_long;
+            t->val.len = 0;
+            if (copytext_unescape(f->p, f->len, t->val.p, &t->val.len, err) < 0)
+                return err_prefix(err, "%s row %llu column %s", t->mt->file, (unsigned long long)rowno,
+                                  t->mt->columns[j].name);
+            t->val.p[t->val.len] = '\0';
+            if (apply_rules(t, j, true, &changed, rowno, err) < 0)
+                return -1;
+        }
+        if (!changed) {
+            if (buf_add(&t->out, f->p, f->len) < 0)
+                goto too_long;
+            continue;
+        }
+        if (t->val.len > REWRITE_MAX_ROW / 2 || buf_reserve(&t->out, 2 * t->val.len) < 0)
+            goto too_long;
+        t->out.len += copytext_escape(t->val.p, t->val.len, t->out.p + t->out.len);
+    }
+    *out = t->out.p != NULL ? t->out.p : "";
+    *outlen = t->out.len;
+    return 0;
+too_long:
+    return err_set(err, OWL_EVERIFY, "%s row %llu is longer than %d bytes after rewriting", t->mt->file,
+                   (unsigned long long)rowno, REWRITE_MAX_ROW);
+}
+
+int rewrite_value(rewrite_table *t, const char *col, const char *val, char **out, owl_err *err)
+{
+    bool changed = false;
+
+    *out = NULL;
+    for (size_t j = 0; j < t->mt->ncolumns; j++) {
+        if (strcmp(t->mt->columns[j].name, col) != 0)
+            continue;
+        t->val.len = 0;
+        if (buf_add(&t->val, val, strlen(val)) < 0)
+            return err_set(err, OWL_ERUNTIME, "out of memory");
+        if (t->cols[j].n > 0 && apply_rules(t, j, false, &changed, 0, err) < 0)
+            return -1;
+        *out = strdup(t->val.p);
+        return *out == NULL ? err_set(err, OWL_ERUNTIME, "out of memory") : 0;
+    }
+    *out = strdup(val);
+    return *out == NULL ? err_set(err, OWL_ERUNTIME, "out of memory") : 0;
+}

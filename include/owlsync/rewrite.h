@@ -1,0 +1,53 @@
+/* owlsync environment rewrites: the [rewrite NAME] rules of the target's config,
+ * compiled once and applied in file order to the values of a bundle's rows. */
+#ifndef OWLSYNC_REWRITE_H
+#define OWLSYNC_REWRITE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "owlsync/config.h"
+#include "owlsync/error.h"
+#include "owlsync/manifest.h"
+
+#define REWRITE_MAX_ROW (64 * 1024 * 1024) /* bound on one row, escaped or not */
+
+typedef struct rewrite_set rewrite_set;
+typedef struct rewrite_table rewrite_table;
+
+/* Compiles every [rewrite] section of c (regexes once). *out is owned by the
+ * caller (rewrite_set_free). A set with no rules is valid and costs nothing. */
+int rewrite_compile(const cfg *c, rewrite_set **out, owl_err *err);
+void rewrite_set_free(rewrite_set *s);
+
+size_t rewrite_rule_count(const rewrite_set *s);
+const char *rewrite_rule_name(const rewrite_set *s, size_t rule);
+
+/* The rules that apply to each column of one bundle table: TABLE.COLUMN,
+ * TABLE.* (every text-like column: text, varchar, char, json, jsonb and their
+ * arrays) and *.COLUMN. *out is owned by the caller (rewrite_table_free). */
+int rewrite_table_new(const rewrite_set *s, const manifest_table *mt, rewrite_table **out, owl_err *err);
+void rewrite_table_free(rewrite_table *t);
+
+/* Whether any rule applies to a column of this table. */
+bool rewrite_table_active(const rewrite_table *t);
+
+/* Whether rule applies to some column of this table. */
+bool rewrite_table_covers(const rewrite_table *t, size_t rule);
+
+/* Values rule changed in this table so far. */
+uint64_t rewrite_table_changed(const rewrite_table *t, size_t rule);
+
+/* Rewrites one COPY text row (without its newline). *out points into t's buffer,
+ * valid until the next call. rowno (1-based) is for messages. A value of a json
+ * or jsonb column that was valid JSON and is not after the rules is an error
+ * (OWL_EUSAGE) naming the rule, table, column and row. */
+int rewrite_row(rewrite_table *t, const char *row, size_t len, uint64_t rowno, const char **out, size_t *outlen,
+                owl_err *err);
+
+/* Rewrites one plain value of column col (e.g. a dataset name, to find the
+ * target's rows of a dataset) without counting it. *out is malloc'd. */
+int rewrite_value(rewrite_table *t, const char *col, const char *val, char **out, owl_err *err);
+
+#endif
