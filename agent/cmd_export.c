@@ -93,17 +93,30 @@ int cmd_export(int argc, char **argv, const cmd_ctx *ctx)
     } else if (c->nexports > 0) {
         ex = &c->exports[0];
     }
-    memset(&job, 0, sizeof(job));
-    job.name = jobname != NULL ? jobname : "adhoc";
-    job.datasets = datasets.n > 0 ? &datasets : &ex->datasets;
-    job.tables = tables.n > 0 ? &tables : (jobname != NULL ? &ex->tables : &none);
-    job.outboxes = outbox.n > 0 ? &outbox : (ex != NULL ? &ex->outbox : &none);
-    job.signing_key = ex != NULL ? ex->signing_key : NULL;
-    job.compression = ex != NULL ? (bundle_compression)ex->compression : BUNDLE_ZSTD;
-    job.compression_level = ex != NULL ? ex->compression_level : 3;
-    job.skip_unchanged = jobname != NULL && ex->skip_unchanged;
-    job.valid_for = ex != NULL ? ex->valid_for : 7 * 86400;
-    job.targets = jobname != NULL ? &ex->targets : &none;
+    if (ex != NULL) {
+        exporter_job_init(&job, ex);
+    } else {
+        memset(&job, 0, sizeof(job));
+        job.compression = BUNDLE_ZSTD;
+        job.compression_level = 3;
+        job.valid_for = 7 * 86400;
+    }
+    if (jobname == NULL) {
+        /* ad hoc: what the person asked for, nothing of a job's own */
+        job.name = "adhoc";
+        job.tables = &none;
+        job.targets = &none;
+        job.skip_unchanged = false;
+        job.outboxes = &none;
+    }
+    if (datasets.n > 0)
+        job.datasets = &datasets;
+    if (tables.n > 0)
+        job.tables = &tables;
+    if (outbox.n > 0)
+        job.outboxes = &outbox;
+    else if (jobname == NULL && ex != NULL)
+        job.outboxes = &ex->outbox;
     job.progress = !quiet && isatty(STDERR_FILENO);
     log_info("export begin: job %s, config %s", job.name, c->path);
 

@@ -647,6 +647,31 @@ out:
     return rc;
 }
 
+void exporter_job_init(exporter_job *job, const cfg_export *ex)
+{
+    memset(job, 0, sizeof(*job));
+    job->name = ex->name;
+    job->datasets = &ex->datasets;
+    job->tables = &ex->tables;
+    job->outboxes = &ex->outbox;
+    job->signing_key = ex->signing_key;
+    switch (ex->compression) {
+    case CFG_COMP_GZIP:
+        job->compression = BUNDLE_GZIP;
+        break;
+    case CFG_COMP_NONE:
+        job->compression = BUNDLE_NONE;
+        break;
+    default:
+        job->compression = BUNDLE_ZSTD;
+        break;
+    }
+    job->compression_level = ex->compression_level;
+    job->skip_unchanged = ex->skip_unchanged;
+    job->valid_for = ex->valid_for;
+    job->targets = &ex->targets;
+}
+
 int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, owl_err *err)
 {
     keys_secret *sk = NULL;

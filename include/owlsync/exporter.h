@@ -33,6 +33,9 @@ typedef struct exporter_result {
     int failed_outboxes; /* outboxes that could not take the bundle */
 } exporter_result;
 
+/* Fills job from an [export] section (progress off); the caller may override. */
+void exporter_job_init(exporter_job *job, const cfg_export *ex);
+
 /* Runs one export. Returns 0 when the bundle was published to every outbox (or
  * was unchanged); -1 with err set otherwise, also when some outboxes got it
  * (their paths are in res). No partial *.owlb is ever left in an outbox. */
