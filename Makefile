@@ -38,13 +38,18 @@ DEB_PKGS  := gcc make pkg-config libpq-dev libarchive-dev libsodium-dev \
 all: owlsync
 
 owlsync: $(BUILD)/owlsync
-	cp $< $@.tmp && mv -f $@.tmp $@
+	$(Q)cp $< $@.tmp && mv -f $@.tmp $@
+
+# V=1 shows the full compiler commands.
+Q := $(if $(V),,@)
 
 $(BUILD)/owlsync: $(OBJS)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/agent/%.o: agent/%.c $(wildcard include/owlsync/*.h) | $(BUILD)/agent
-	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -I$(BUILD) -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -I$(BUILD) -c -o $@ $<
 
 # sql/ledger.sql is the one definition of the ledger: compiled in as a C string.
 $(BUILD)/agent/importer.o: $(BUILD)/ledger_sql.h
@@ -52,7 +57,8 @@ $(BUILD)/ledger_sql.h: sql/ledger.sql | $(BUILD)/agent
 	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB_OBJS) | $(BUILD)/tests
-	$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
 $(BUILD)/agent $(BUILD)/tests:
 	mkdir -p $@

@@ -156,8 +156,8 @@ void bundle_writer_abort(bundle_writer *w)
 /* ================================ reader ================================ */
 
 typedef struct zero_range {
-    uint64_t from, to; /* bytes of the unpacked stream that must equal value */
-    unsigned char value;
+    uint64_t from, to; /* bytes of the unpacked stream that must lie in [value, hi] */
+    unsigned char value, hi;
 } zero_range;
 
 struct bundle_reader {
@@ -254,7 +254,8 @@ static int check_filters(bundle_reader *r, struct archive *a, owl_err *err)
     return 0;
 }
 
-static int push_zero(bundle_reader *r, uint64_t from, uint64_t to, unsigned char value, owl_err *err)
+static int push_range(bundle_reader *r, uint64_t from, uint64_t to, unsigned char value, unsigned char hi,
+                      owl_err *err)
 {
     zero_range *grown;
 
@@ -267,8 +268,26 @@ static int push_zero(bundle_reader *r, uint64_t from, uint64_t to, unsigned char
     r->zeros[r->nzeros].from = from;
     r->zeros[r->nzeros].to = to;
     r->zeros[r->nzeros].value = value;
+    r->zeros[r->nzeros].hi = hi;
     r->nzeros++;
     return 0;
+}
+
+static int push_zero(bundle_reader *r, uint64_t from, uint64_t to, unsigned char value, owl_err *err)
+{
+    return push_range(r, from, to, value, value, err);
+}
+
+/* A copy of untrusted text fit for a one-line message: at most size - 1 bytes,
+ * anything but printable ASCII shown as '?'. */
+static const char *printable(const char *s, char *buf, size_t size)
+{
+    size_t i;
+
+    for (i = 0; s[i] != '\0' && i < size - 1; i++)
+        buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    buf[i] = '\0';
+    return buf;
 }
 
 /* Reads the next header, which must be a plain regular file called want of at most
@@ -277,6 +296,7 @@ static int next_entry(bundle_reader *r, const char *want, uint64_t max, uint64_t
 {
     struct archive_entry *e = NULL;
     const char *name;
+    char shown[201];
     la_int64_t pos;
     int rc = archive_read_next_header(r->a, &e);
 
@@ -295,9 +315,11 @@ static int next_entry(bundle_reader *r, const char *want, uint64_t max, uint64_t
     if (name == NULL)
         name = "";
     if (want == NULL)
-        return err_set(err, OWL_EVERIFY, "bundle has an unexpected extra entry \"%.200s\"", name);
+        return err_set(err, OWL_EVERIFY, "bundle has an unexpected extra entry \"%s\"",
+                       printable(name, shown, sizeof(shown)));
     if (strcmp(name, want) != 0)
-        return err_set(err, OWL_EVERIFY, "bundle entry \"%.200s\" found where %s was expected", name, want);
+        return err_set(err, OWL_EVERIFY, "bundle entry \"%s\" found where %s was expected",
+                       printable(name, shown, sizeof(shown)), want);
     if (archive_entry_hardlink(e) != NULL || archive_entry_symlink(e) != NULL ||
         archive_entry_filetype(e) != AE_IFREG || archive_entry_sparse_count(e) > 0)
         return err_set(err, OWL_EVERIFY, "bundle entry %s is not a regular file", want);
@@ -315,9 +337,11 @@ static int next_entry(bundle_reader *r, const char *want, uint64_t max, uint64_t
     pos = archive_read_header_position(r->a);
     if (pos < 0 || (uint64_t)pos != r->expect_pos)
         return err_set(err, OWL_EVERIFY, "bundle has unexpected data before entry %s", want);
-    /* The checksum field ends in NUL and space, as written: libarchive would
-     * accept other terminators, and the checksum does not cover its own field. */
-    if (push_zero(r, r->expect_pos + 154, r->expect_pos + 155, 0, err) < 0 ||
+    /* The checksum field is six octal digits, NUL and space, as written: libarchive
+     * would accept leading spaces and other terminators, and the checksum does not
+     * cover its own field. */
+    if (push_range(r, r->expect_pos + 148, r->expect_pos + 154, '0', '7', err) < 0 ||
+        push_zero(r, r->expect_pos + 154, r->expect_pos + 155, 0, err) < 0 ||
         push_zero(r, r->expect_pos + 155, r->expect_pos + 156, ' ', err) < 0 ||
         push_zero(r, r->expect_pos + TAR_BLOCK + *size, r->expect_pos + TAR_BLOCK + round_block(*size), 0, err) < 0)
         return -1;
@@ -520,7 +544,8 @@ static int check_layout(bundle_reader *r, owl_err *err)
             uint64_t from = r->zeros[zi].from > off ? r->zeros[zi].from : off;
             uint64_t to = r->zeros[zi].to < off + (uint64_t)n ? r->zeros[zi].to : off + (uint64_t)n;
             for (uint64_t i = from; i < to; i++) {
-                if ((unsigned char)zero_check[i - off] != r->zeros[zi].value) {
+                unsigned char c = (unsigned char)zero_check[i - off];
+                if (c < r->zeros[zi].value || c > r->zeros[zi].hi) {
                     err_set(err, OWL_EVERIFY, "bundle has an unexpected byte in tar framing at offset %llu",
                             (unsigned long long)i);
                     goto out;
@@ -535,6 +560,16 @@ static int check_layout(bundle_reader *r, owl_err *err)
         err_set(err, OWL_EVERIFY, "bundle is truncated (unpacked %llu of %llu bytes)",
                 (unsigned long long)off, (unsigned long long)total);
         goto out;
+    }
+    /* Nor may anything follow the compressed stream: libarchive's gzip reader
+     * quietly stops at bytes that do not begin another gzip member. */
+    {
+        la_int64_t used = archive_filter_bytes(a, archive_filter_count(a) - 1);
+        struct stat st;
+        if (fstat(r->fd, &st) < 0 || used < 0 || (uint64_t)used != (uint64_t)st.st_size) {
+            err_set(err, OWL_EVERIFY, "bundle has data after the end of its compressed stream");
+            goto out;
+        }
     }
     rc = 0;
 out:

@@ -419,8 +419,15 @@ static int parse_table(json_t *jt, manifest *m, size_t index, owl_err *err)
         get_str(jt, "blake2b", 64, &hash, err, where) < 0)
         return -1;
     snprintf(expect, sizeof(expect), "data/%s.tsv", name);
-    if (strcmp(file, expect) != 0)
-        return err_set(err, OWL_EVERIFY, "manifest: %s has file \"%s\", expected \"%s\"", where, file, expect);
+    if (strcmp(file, expect) != 0) {
+        /* file is untrusted text bound for a one-line message: no control characters */
+        char shown[MANIFEST_NAME_MAX + 17];
+        size_t k;
+        for (k = 0; file[k] != '\0' && k < sizeof(shown) - 1; k++)
+            shown[k] = (file[k] >= 0x20 && file[k] < 0x7f) ? file[k] : '?';
+        shown[k] = '\0';
+        return err_set(err, OWL_EVERIFY, "manifest: %s has file \"%s\", expected \"%s\"", where, shown, expect);
+    }
     if (*dscol != '\0' && !manifest_valid_identifier(dscol))
         return err_set(err, OWL_EVERIFY, "manifest: %s has an invalid dataset_column", where);
     if (!valid_hex(hash, 64))
@@ -478,6 +485,11 @@ int manifest_parse(const char *buf, size_t len, manifest **out, owl_err *err)
                        MANIFEST_MAX_BYTES);
     root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
+        /* jansson quotes the input near the error: keep hostile bytes out of the message */
+        for (char *p = jerr.text; *p != '\0'; p++) {
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+                *p = '?';
+        }
         err_set(err, OWL_EVERIFY, "manifest.json is not valid JSON (line %d: %s)", jerr.line, jerr.text);
         goto out;
     }

@@ -316,6 +316,16 @@ static json_t *column0(json_t *root)
     return json_array_get(json_object_get(table0(root), "columns"), 0);
 }
 
+/* Whether a message is one line of printable ASCII. */
+static int one_line(const char *msg)
+{
+    for (const unsigned char *p = (const unsigned char *)msg; *p != '\0'; p++) {
+        if (*p < 0x20 || *p >= 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
 /* Parses bytes expecting failure with OWL_EVERIFY and a message containing want;
  * line is the caller's, for the report. */
 static void bytes_rejected(int line, const char *buf, size_t len, const char *want)
@@ -325,7 +335,7 @@ static void bytes_rejected(int line, const char *buf, size_t len, const char *wa
 
     err_clear(&err);
     if (manifest_parse(buf, len, &m, &err) != -1 || err.code != OWL_EVERIFY || m != NULL ||
-        strstr(err.msg, want) == NULL) {
+        strstr(err.msg, want) == NULL || !one_line(err.msg)) {
         printf("#   line %d: want failure with \"%s\", got code %d \"%s\"\n", line, want, err.code, err.msg);
         CHECK(0);
         if (m != (manifest *)&m)
@@ -384,6 +394,11 @@ static void test_parse_not_a_manifest(void)
     bytes_rejected(__LINE__, "{\"a\":1}\0junk", 12, "manifest.json is not valid JSON");
     bytes_rejected(__LINE__, "[]", 2, "manifest.json is not a JSON object");
     bytes_rejected(__LINE__, "[{}]", 4, "manifest.json is not a JSON object");
+    /* jansson quotes the text near an error: hostile bytes there stay out of the message */
+    bytes_rejected(__LINE__, "{\"a\":\x1b[2J}", 10, "manifest.json is not valid JSON");
+    bytes_rejected(__LINE__, "{\"a\":\"x\ny\"}", 12, "manifest.json is not valid JSON");
+    bytes_rejected(__LINE__, "{\"a\":tru\x07e}", 12, "manifest.json is not valid JSON");
+    bytes_rejected(__LINE__, "{\"a\":\"\xff\xfe\"}", 10, "manifest.json is not valid JSON");
     /* jansson itself wants an object or array at the top */
     bytes_rejected(__LINE__, "\"owlsync-bundle\"", 16, "manifest.json is not valid JSON");
     bytes_rejected(__LINE__, "1", 1, "manifest.json is not valid JSON");
@@ -524,6 +539,9 @@ static void test_parse_shapes(void)
     REJECT_SET(table0, "file", json_string("/data/owl_rule.tsv"), "expected \"data/owl_rule.tsv\"");
     REJECT_SET(table0, "file", json_string("data/owl_rule.tsv/"), "expected \"data/owl_rule.tsv\"");
     REJECT_SET(table0, "file", json_string("data/owl_rule.csv"), "expected \"data/owl_rule.tsv\"");
+    /* hostile text is not pasted into the one-line message */
+    REJECT_SET(table0, "file", json_string("data/\x1b[2J\n\r\x7f\xc3\xa9.tsv"),
+               "manifest: table owl_rule has file \"data/?[2J?????.tsv\", expected \"data/owl_rule.tsv\"");
     REJECT_SET(table0, "dataset_column", json_string("nope"),
                "manifest: table owl_rule dataset_column nope is not among its columns");
     REJECT_SET(table0, "dataset_column", json_string("data set"), "manifest: table owl_rule has an invalid dataset_column");
