@@ -895,3 +895,69 @@ void exporter_result_free(exporter_result *res)
     res->paths = NULL;
     res->npaths = 0;
 }
+
+int exporter_check(const cfg *c, FILE *out, owl_err *err)
+{
+    PGconn *conn = NULL;
+    manifest *m = manifest_new();
+    int rc = -1;
+
+    if (m == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    for (size_t i = 0; i < c->nexports; i++) {
+        keys_secret *sk = NULL;
+        if (c->exports[i].signing_key == NULL) {
+            err_set(err, OWL_EUSAGE, "[export %s] has no signing_key", c->exports[i].name);
+            goto out;
+        }
+        if (keys_load_secret(c->exports[i].signing_key, &sk, err) < 0) {
+            err_prefix(err, "[export %s] signing_key", c->exports[i].name);
+            goto out;
+        }
+        keys_secret_free(sk);
+        fprintf(out, "ok: [export %s] signing key %s\n", c->exports[i].name, c->exports[i].signing_key);
+    }
+    if (db_connect(c->conninfo, "the source database", &conn, err) < 0)
+        goto out;
+    fprintf(out, "ok: connected to the source database\n");
+    for (size_t i = 0; i < c->ntables; i++) {
+        table_out t;
+        memset(&t, 0, sizeof(t));
+        t.cfg = &c->tables[i];
+        t.mt = manifest_add_table(m, c->tables[i].name, c->tables[i].dataset_column);
+        if (t.mt == NULL) {
+            err_set(err, OWL_ERUNTIME, "out of memory");
+            goto out;
+        }
+        if (table_columns(conn, c, &t, err) < 0)
+            goto out;
+        {
+            const char *params[2] = {c->schema, t.cfg->name};
+            PGresult *res = db_exec(conn,
+                                    "SELECT pg_catalog.has_table_privilege(pg_catalog.format('%I.%I', $1::text, $2::text), 'SELECT')",
+                                    2, params, PGRES_TUPLES_OK, err, "cannot check privileges");
+            bool can = res != NULL && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+            PQclear(res);
+            if (res == NULL)
+                goto out;
+            if (!can) {
+                err_set(err, OWL_ERUNTIME, "permission denied: this role cannot SELECT from %s.%s\nHINT: sql/grants.sql shows the grants an exporting role needs",
+                        c->schema, t.cfg->name);
+                goto out;
+            }
+        }
+        fprintf(out, "ok: table %s.%s readable, %zu columns travel\n", c->schema, t.cfg->name, t.mt->ncolumns);
+        manifest_free(m);
+        m = manifest_new();
+        if (m == NULL) {
+            err_set(err, OWL_ERUNTIME, "out of memory");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    manifest_free(m);
+    if (conn != NULL)
+        PQfinish(conn);
+    return rc;
+}

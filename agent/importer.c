@@ -1216,3 +1216,213 @@ void importer_result_free(importer_result *res)
     free(res->job);
     memset(res, 0, sizeof(*res));
 }
+
+/* ------------------------------------------------------------------ claim lock, ledger for status */
+
+struct importer_lock {
+    PGconn *conn;
+};
+
+#define CLAIM_LOCK_TRY "SELECT pg_catalog.pg_try_advisory_lock(1870164851, 2)"
+#define CLAIM_UNLOCK "SELECT pg_catalog.pg_advisory_unlock(1870164851, 2)"
+
+int importer_claim_lock(const cfg *c, importer_lock **lock, owl_err *err)
+{
+    importer_lock *l = *lock;
+    PGresult *res;
+    int got;
+
+    if (l == NULL) {
+        l = calloc(1, sizeof(*l));
+        if (l == NULL)
+            return err_set(err, OWL_ERUNTIME, "out of memory");
+        *lock = l;
+    }
+    if (l->conn != NULL && PQstatus(l->conn) != CONNECTION_OK) {
+        PQfinish(l->conn);
+        l->conn = NULL;
+    }
+    if (l->conn == NULL && db_connect(c->conninfo, "the target database", &l->conn, err) < 0)
+        return -1;
+    res = db_exec(l->conn, CLAIM_LOCK_TRY, 0, NULL, PGRES_TUPLES_OK, err, "cannot take the claim lock");
+    if (res == NULL) {
+        PQfinish(l->conn);
+        l->conn = NULL;
+        return -1;
+    }
+    got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return got;
+}
+
+void importer_claim_unlock(importer_lock *lock)
+{
+    PGresult *res;
+
+    if (lock == NULL || lock->conn == NULL)
+        return;
+    res = PQexec(lock->conn, CLAIM_UNLOCK);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        /* a broken connection drops the lock with it */
+        PQfinish(lock->conn);
+        lock->conn = NULL;
+    }
+    PQclear(res);
+}
+
+void importer_lock_free(importer_lock *lock)
+{
+    if (lock == NULL)
+        return;
+    if (lock->conn != NULL)
+        PQfinish(lock->conn);
+    free(lock);
+}
+
+static char *dup_value(const PGresult *res, int row, int col)
+{
+    return strdup(PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
+}
+
+int importer_ledger(const cfg *c, int limit, importer_ledger_row **rows, size_t *n, int64_t *last_import,
+                    owl_err *err)
+{
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    char lim[16];
+    const char *params[1] = {lim};
+    int rc = -1;
+
+    *rows = NULL;
+    *n = 0;
+    *last_import = 0;
+    if (db_connect(c->conninfo, "the target database", &conn, err) < 0)
+        return -1;
+    res = db_exec(conn, "SELECT pg_catalog.to_regclass('owlsync.bundles') IS NOT NULL", 0, NULL, PGRES_TUPLES_OK, err,
+                  "cannot look for the ledger");
+    if (res == NULL)
+        goto out;
+    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+        rc = 0;
+        goto out;
+    }
+    PQclear(res);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    res = db_exec(conn,
+                  "SELECT file_name, bundle_id, environment, job, sequence, pg_catalog.array_to_string(datasets, ', '),"
+                  "       rows_total, pg_catalog.to_char(imported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+                  "       (extract(epoch FROM imported_at) * 1000000)::int8"
+                  "  FROM owlsync.bundles ORDER BY imported_at DESC LIMIT $1::int",
+                  1, params, PGRES_TUPLES_OK, err, "cannot read the ledger");
+    if (res == NULL)
+        goto out;
+    *rows = calloc((size_t)PQntuples(res) + 1, sizeof(**rows));
+    if (*rows == NULL) {
+        err_set(err, OWL_ERUNTIME, "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        importer_ledger_row *r = &(*rows)[i];
+        r->file_name = dup_value(res, i, 0);
+        r->bundle_id = dup_value(res, i, 1);
+        r->environment = dup_value(res, i, 2);
+        r->job = dup_value(res, i, 3);
+        r->sequence = strtoull(PQgetvalue(res, i, 4), NULL, 10);
+        r->datasets = dup_value(res, i, 5);
+        r->rows = strtoull(PQgetvalue(res, i, 6), NULL, 10);
+        r->imported_at = dup_value(res, i, 7);
+        if (i == 0)
+            *last_import = strtoll(PQgetvalue(res, i, 8), NULL, 10);
+        (*n)++;
+    }
+    rc = 0;
+out:
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
+
+void importer_ledger_free(importer_ledger_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].file_name);
+        free(rows[i].bundle_id);
+        free(rows[i].environment);
+        free(rows[i].job);
+        free(rows[i].datasets);
+        free(rows[i].imported_at);
+    }
+    free(rows);
+}
+
+int importer_check(const cfg *c, FILE *out, owl_err *err)
+{
+    PGconn *conn = NULL;
+    PGresult *res = NULL;
+    int rc = -1;
+
+    if (db_connect(c->conninfo, "the target database", &conn, err) < 0)
+        return -1;
+    fprintf(out, "ok: connected to the target database\n");
+    res = db_exec(conn,
+                  "SELECT pg_catalog.to_regclass('owlsync.bundles') IS NOT NULL,"
+                  " pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')",
+                  0, NULL, PGRES_TUPLES_OK, err, "cannot look for the ledger");
+    if (res == NULL)
+        goto out;
+    if (strcmp(PQgetvalue(res, 0, 0), "t") != 0 && strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+        err_set(err, OWL_ERUNTIME, "the ledger (schema owlsync) does not exist and this role may not create it\nHINT: a DBA can create it with sql/ledger.sql");
+        goto out;
+    }
+    fprintf(out, "ok: ledger %s\n", strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? "present" : "will be created on first import");
+    PQclear(res);
+    res = NULL;
+    for (size_t i = 0; i < c->ntables; i++) {
+        const cfg_table *t = &c->tables[i];
+        const char *params[2] = {c->schema, t->name};
+        if (c->import.tables.n > 0 && !cfg_list_has(&c->import.tables, t->name))
+            continue;
+        res = db_exec(conn,
+                      "SELECT pg_catalog.has_table_privilege(r.oid, 'SELECT, INSERT, UPDATE, DELETE')"
+                      "  FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+                      " WHERE n.nspname = $1 AND r.relname = $2 AND r.relkind IN ('r', 'p')",
+                      2, params, PGRES_TUPLES_OK, err, "cannot read the target catalog");
+        if (res == NULL)
+            goto out;
+        if (PQntuples(res) == 0) {
+            err_set(err, OWL_ERUNTIME, "table %s.%s does not exist in the target database", c->schema, t->name);
+            goto out;
+        }
+        if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+            err_set(err, OWL_ERUNTIME, "permission denied: this role cannot SELECT, INSERT, UPDATE and DELETE on %s.%s\nHINT: sql/grants.sql shows the grants an importing role needs",
+                    c->schema, t->name);
+            goto out;
+        }
+        PQclear(res);
+        res = NULL;
+        for (size_t k = 0; k < t->key.n; k++) {
+            const char *kp[3] = {c->schema, t->name, t->key.v[k]};
+            res = db_exec(conn,
+                          "SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class r ON r.oid = a.attrelid"
+                          "  JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+                          " WHERE n.nspname = $1 AND r.relname = $2 AND a.attname = $3 AND NOT a.attisdropped",
+                          3, kp, PGRES_TUPLES_OK, err, "cannot read the target catalog");
+            if (res == NULL)
+                goto out;
+            if (PQntuples(res) == 0) {
+                err_set(err, OWL_EUSAGE, "[table %s] key: column %s does not exist in %s.%s", t->name, t->key.v[k],
+                        c->schema, t->name);
+                goto out;
+            }
+            PQclear(res);
+            res = NULL;
+        }
+        fprintf(out, "ok: table %s.%s writable (mode %s)\n", c->schema, t->name,
+                t->mode == CFG_MODE_UPSERT ? "upsert" : t->mode == CFG_MODE_INSERT ? "insert" : "replace");
+    }
+    rc = 0;
+out:
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}

@@ -25,6 +25,9 @@ static const char usage_text[] =
     "  inspect [--json] BUNDLE   show what a bundle holds (signature not checked)\n"
     "  import [--dry-run] [--json] [--allow-rollback] BUNDLE\n"
     "                            verify and apply a bundle in one transaction\n"
+    "  daemon                    run scheduled exports and watch the import inbox\n"
+    "  status [--json]           recent imports, inbox backlog, quarantine, jobs\n"
+    "  check                     config valid, databases reachable, tables and keys usable\n"
     "\n"
     "options:\n"
     "  -c FILE        config file (default: $OWLSYNC_CONFIG, else " CMD_DEFAULT_CONFIG ")\n"
@@ -44,6 +47,9 @@ static const command commands[] = {
     {"export", cmd_export},
     {"verify", cmd_verify},
     {"import", cmd_import},
+    {"daemon", cmd_daemon},
+    {"status", cmd_status},
+    {"check", cmd_check},
     {"inspect", cmd_inspect},
 };
 

@@ -22,6 +22,9 @@ int cmd_verify(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_inspect(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_export(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_import(int argc, char **argv, const cmd_ctx *ctx);
+int cmd_daemon(int argc, char **argv, const cmd_ctx *ctx);
+int cmd_status(int argc, char **argv, const cmd_ctx *ctx);
+int cmd_check(int argc, char **argv, const cmd_ctx *ctx);
 
 /* Prints "owlsync COMMAND: MESSAGE" on stderr and returns err->code. */
 int cmd_report(const char *command, const owl_err *err);

@@ -1,0 +1,771 @@
+/* owlsync daemon: one event loop for scheduled export jobs (run in child
+ * processes) and the import inbox (scanned every poll_interval, woken early by
+ * inotify), with signals handled by flags only, and a Prometheus metrics file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "owlsync/bundle.h"
+#include "owlsync/config.h"
+#include "owlsync/cron.h"
+#include "owlsync/daemon.h"
+#include "owlsync/exporter.h"
+#include "owlsync/importer.h"
+#include "owlsync/inbox.h"
+#include "owlsync/keys.h"
+#include "owlsync/log.h"
+#include "owlsync/rewrite.h"
+
+#define RETRY_FIRST 5    /* seconds before the first retry of a transient failure */
+#define RETRY_MAX 300    /* backoff cap */
+#define STOP_GRACE 20    /* seconds export children get after SIGTERM */
+
+static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void on_hup(int sig)
+{
+    (void)sig;
+    reload_requested = 1;
+}
+
+typedef struct job_rt {
+    char *name;
+    cron_expr cron;
+    time_t next;
+    pid_t pid;          /* running child, or 0 */
+    time_t started;
+    time_t last_run;    /* when the last run ended */
+    int last_rc;        /* its exit code, -1 before any */
+    time_t last_success;
+} job_rt;
+
+typedef struct retry {
+    char *name;
+    time_t when;
+    int delay;
+} retry;
+
+typedef struct metrics {
+    unsigned long long imported, rejected_verify, rejected_policy, failed_transient, rows;
+    time_t last_import;       /* last success (ledger at start, then ours) */
+    size_t backlog;
+    bool stale;
+} metrics;
+
+typedef struct daemon_state {
+    const char *config_path;
+    cfg *c;
+    keys_trust trust;
+    rewrite_set *rs;
+    inbox *ib;
+    job_rt *jobs;
+    size_t njobs;
+    int ifd;                  /* inotify, or -1 */
+    time_t next_scan;
+    retry *retries;
+    size_t nretries;
+    importer_lock *lock;
+    metrics m;
+    time_t stale_logged;
+    bool first_scan;
+} daemon_state;
+
+/* ------------------------------------------------------------------ config */
+
+typedef struct loaded {
+    cfg *c;
+    keys_trust trust;
+    rewrite_set *rs;
+    job_rt *jobs;
+    size_t njobs;
+} loaded;
+
+static void loaded_free(loaded *l)
+{
+    for (size_t i = 0; i < l->njobs; i++)
+        free(l->jobs[i].name);
+    free(l->jobs);
+    rewrite_set_free(l->rs);
+    keys_trust_free(&l->trust);
+    cfg_free(l->c);
+    memset(l, 0, sizeof(*l));
+}
+
+/* Loads and checks everything a config implies, so a reload either takes whole
+ * or leaves the running one alone. */
+static int load_all(const char *path, loaded *l, owl_err *err)
+{
+    time_t now = time(NULL);
+
+    memset(l, 0, sizeof(*l));
+    if (cfg_load(path, &l->c, err) < 0)
+        return -1;
+    if (l->c->import.present) {
+        if (l->c->import.inbox == NULL) {
+            err_set(err, OWL_EUSAGE, "%s: [import] inbox is required for the daemon", path);
+            goto fail;
+        }
+        for (size_t i = 0; i < l->c->import.ntrusted; i++) {
+            const cfg_trusted_key *k = &l->c->import.trusted[i];
+            if (keys_trust_add(&l->trust, k->environment, k->key, err) < 0) {
+                err_prefix(err, "%s:%d: [import] trusted_key", path, k->line);
+                goto fail;
+            }
+        }
+        if (l->trust.n == 0) {
+            err_set(err, OWL_EUSAGE, "%s: [import] has no trusted_key: nothing could be imported", path);
+            goto fail;
+        }
+    }
+    if (rewrite_compile(l->c, &l->rs, err) < 0)
+        goto fail;
+    l->jobs = calloc(l->c->nexports + 1, sizeof(job_rt));
+    if (l->jobs == NULL) {
+        err_set(err, OWL_ERUNTIME, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < l->c->nexports; i++) {
+        const cfg_export *ex = &l->c->exports[i];
+        job_rt *j;
+        if (ex->schedule == NULL)
+            continue;
+        j = &l->jobs[l->njobs];
+        if (cron_parse(ex->schedule, &j->cron, err) < 0) {
+            err_prefix(err, "%s:%d: [export %s] schedule", path, ex->line, ex->name);
+            goto fail;
+        }
+        j->name = strdup(ex->name);
+        if (j->name == NULL) {
+            err_set(err, OWL_ERUNTIME, "out of memory");
+            goto fail;
+        }
+        j->next = cron_next(&j->cron, now);
+        j->last_rc = -1;
+        l->njobs++;
+    }
+    if (!l->c->import.present && l->njobs == 0) {
+        err_set(err, OWL_EUSAGE, "%s: nothing for the daemon to do\nHINT: give an [export] section a schedule, or add an [import] section with an inbox", path);
+        goto fail;
+    }
+    return 0;
+fail:
+    loaded_free(l);
+    return -1;
+}
+
+/* ------------------------------------------------------------------ metrics */
+
+static void fmt_time(time_t t, char *buf, size_t len)
+{
+    struct tm tm;
+
+    if (t <= 0) {
+        snprintf(buf, len, "never");
+        return;
+    }
+    gmtime_r(&t, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Rewrites metrics_file atomically: tmp, fsync, rename. */
+static void write_metrics(daemon_state *d)
+{
+    char tmp[PATH_MAX + 8];
+    FILE *f;
+    int fd;
+
+    if (d->c->metrics_file == NULL)
+        return;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", d->c->metrics_file);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
+        log_warn("cannot write metrics file %s: %s", tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    fprintf(f, "# HELP owlsync_bundles_imported_total Bundles imported by this agent.\n"
+               "# TYPE owlsync_bundles_imported_total counter\n"
+               "owlsync_bundles_imported_total %llu\n",
+            d->m.imported);
+    fprintf(f, "# HELP owlsync_bundles_rejected_total Bundles quarantined, by reason.\n"
+               "# TYPE owlsync_bundles_rejected_total counter\n"
+               "owlsync_bundles_rejected_total{reason=\"verification\"} %llu\n"
+               "owlsync_bundles_rejected_total{reason=\"policy\"} %llu\n",
+            d->m.rejected_verify, d->m.rejected_policy);
+    fprintf(f, "# HELP owlsync_import_failures_total Imports that failed transiently and will be retried.\n"
+               "# TYPE owlsync_import_failures_total counter\n"
+               "owlsync_import_failures_total %llu\n",
+            d->m.failed_transient);
+    fprintf(f, "# HELP owlsync_rows_applied_total Rows in the bundles imported.\n"
+               "# TYPE owlsync_rows_applied_total counter\n"
+               "owlsync_rows_applied_total %llu\n",
+            d->m.rows);
+    if (d->ib != NULL) {
+        fprintf(f, "# HELP owlsync_inbox_backlog Bundle files waiting in the inbox.\n"
+                   "# TYPE owlsync_inbox_backlog gauge\n"
+                   "owlsync_inbox_backlog %zu\n",
+                d->m.backlog);
+        fprintf(f, "# HELP owlsync_inbox_last_success_timestamp_seconds Time of the last successful import.\n"
+                   "# TYPE owlsync_inbox_last_success_timestamp_seconds gauge\n"
+                   "owlsync_inbox_last_success_timestamp_seconds %lld\n",
+                (long long)d->m.last_import);
+        fprintf(f, "# HELP owlsync_stale 1 when no bundle was imported for longer than max_staleness.\n"
+                   "# TYPE owlsync_stale gauge\n"
+                   "owlsync_stale %d\n",
+                d->m.stale ? 1 : 0);
+    }
+    if (d->njobs > 0)
+        fprintf(f, "# HELP owlsync_export_last_success_timestamp_seconds Time of each job's last successful run.\n"
+                   "# TYPE owlsync_export_last_success_timestamp_seconds gauge\n");
+    for (size_t i = 0; i < d->njobs; i++)
+        fprintf(f, "owlsync_export_last_success_timestamp_seconds{job=\"%s\"} %lld\n", d->jobs[i].name,
+                (long long)d->jobs[i].last_success);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        log_warn("cannot write metrics file %s: %s", tmp, strerror(errno));
+        fclose(f);
+        unlink(tmp);
+        return;
+    }
+    fclose(f);
+    if (rename(tmp, d->c->metrics_file) < 0) {
+        log_warn("cannot rename %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+    }
+}
+
+/* ------------------------------------------------------------------ exports */
+
+/* Writes state_dir/export-JOB.last for `owlsync status`. */
+static void write_job_last(const cfg *c, const job_rt *j)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8], when[32];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/export-%s.last", c->state_dir, j->name);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "w");
+    if (f == NULL)
+        return;
+    fmt_time(j->last_run, when, sizeof(when));
+    fprintf(f, "finished %s\nexit %d\n", when, j->last_rc);
+    fmt_time(j->last_success, when, sizeof(when));
+    fprintf(f, "success %s\n", when);
+    if (fclose(f) == 0)
+        rename(tmp, path);
+    else
+        unlink(tmp);
+}
+
+/* Runs one export job in a child process, so a long export never holds up the
+ * inbox, and a job still running is never started twice. */
+static void start_job(daemon_state *d, job_rt *j)
+{
+    const cfg_export *ex = cfg_find_export(d->c, j->name);
+    pid_t pid;
+
+    if (ex == NULL)
+        return;
+    if (j->pid > 0) {
+        log_warn("export job %s: still running since its last start (pid %d); not started again", j->name, (int)j->pid);
+        return;
+    }
+    pid = fork();
+    if (pid < 0) {
+        log_error("export job %s: cannot fork: %s", j->name, strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        exporter_job job;
+        exporter_result res;
+        owl_err err;
+        int rc;
+
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGHUP, SIG_IGN);
+        err_clear(&err);
+        exporter_job_init(&job, ex);
+        rc = exporter_run(d->c, &job, &res, &err);
+        for (size_t i = 0; i < res.npaths; i++)
+            log_info("export job %s: published %s", j->name, res.paths[i]);
+        if (rc < 0)
+            log_error("export job %s: %s", j->name, err.msg);
+        else if (res.unchanged)
+            log_info("export job %s: unchanged; nothing published", j->name);
+        fflush(stderr);
+        _exit(rc < 0 ? (err.code ? err.code : 1) : 0);
+    }
+    j->pid = pid;
+    j->started = time(NULL);
+    log_info("export job %s: started (pid %d)", j->name, (int)pid);
+}
+
+static void reap_children(daemon_state *d)
+{
+    int status;
+    pid_t pid;
+
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (size_t i = 0; i < d->njobs; i++) {
+            job_rt *j = &d->jobs[i];
+            if (j->pid != pid)
+                continue;
+            j->pid = 0;
+            j->last_run = time(NULL);
+            j->last_rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            if (j->last_rc == 0)
+                j->last_success = j->last_run;
+            else
+                log_warn("export job %s: failed (exit %d); next try at its next scheduled time", j->name, j->last_rc);
+            write_job_last(d->c, j);
+            write_metrics(d);
+        }
+    }
+}
+
+static void run_due_jobs(daemon_state *d, time_t now)
+{
+    for (size_t i = 0; i < d->njobs; i++) {
+        job_rt *j = &d->jobs[i];
+        if (j->next < 0 || now < j->next)
+            continue;
+        start_job(d, j);
+        j->next = cron_next(&j->cron, now);
+    }
+}
+
+/* ------------------------------------------------------------------ inbox */
+
+static retry *find_retry(daemon_state *d, const char *name)
+{
+    for (size_t i = 0; i < d->nretries; i++) {
+        if (strcmp(d->retries[i].name, name) == 0)
+            return &d->retries[i];
+    }
+    return NULL;
+}
+
+static void drop_retry(daemon_state *d, const char *name)
+{
+    for (size_t i = 0; i < d->nretries; i++) {
+        if (strcmp(d->retries[i].name, name) == 0) {
+            free(d->retries[i].name);
+            d->retries[i] = d->retries[--d->nretries];
+            return;
+        }
+    }
+}
+
+static void schedule_retry(daemon_state *d, const char *name, time_t now)
+{
+    retry *r = find_retry(d, name);
+
+    if (r == NULL) {
+        retry *grown = realloc(d->retries, (d->nretries + 1) * sizeof(*grown));
+        if (grown == NULL)
+            return;
+        d->retries = grown;
+        r = &d->retries[d->nretries];
+        r->name = strdup(name);
+        if (r->name == NULL)
+            return;
+        r->delay = RETRY_FIRST;
+        d->nretries++;
+    } else {
+        r->delay = r->delay * 2 > RETRY_MAX ? RETRY_MAX : r->delay * 2;
+    }
+    r->when = now + r->delay;
+    log_warn("%s: will retry in %d s", name, r->delay);
+}
+
+/* Imports one claimed file and disposes of it by the outcome. */
+static void import_claimed(daemon_state *d, inbox_claim *cl)
+{
+    importer_opts opts = {false, false, false};
+    importer_result res;
+    owl_err err, err2;
+    time_t now;
+
+    err_clear(&err);
+    memset(&res, 0, sizeof(res));
+    log_info("%s: importing", cl->name);
+    if (importer_run(d->c, &d->trust, d->rs, cl->path, &opts, &res, &err) == 0) {
+        uint64_t rows = 0;
+        for (size_t i = 0; i < res.ntables; i++)
+            rows += res.tables[i].rows;
+        if (res.status == IMPORT_ALREADY) {
+            log_info("%s: already imported (bundle %s)", cl->name, res.bundle_id);
+        } else {
+            log_info("%s: imported bundle %llu of %s/%s, %llu rows", cl->name, (unsigned long long)res.sequence,
+                     res.environment, res.job, (unsigned long long)rows);
+            d->m.imported++;
+            d->m.rows += rows;
+        }
+        d->m.last_import = time(NULL);
+        drop_retry(d, cl->name);
+        if (inbox_done(d->ib, cl, &err2) < 0)
+            log_error("%s", err2.msg);
+    } else if (err.code == OWL_EVERIFY || err.code == OWL_EPOLICY) {
+        log_error("%s: %s; quarantined", cl->name, err.msg);
+        if (err.code == OWL_EVERIFY)
+            d->m.rejected_verify++;
+        else
+            d->m.rejected_policy++;
+        drop_retry(d, cl->name);
+        if (inbox_quarantine(d->ib, cl, err.code, err.msg, &err2) < 0)
+            log_error("%s", err2.msg);
+    } else {
+        now = time(NULL);
+        log_error("%s: %s", cl->name, err.msg);
+        d->m.failed_transient++;
+        inbox_release(cl);
+        schedule_retry(d, cl->name, now);
+    }
+    importer_result_free(&res);
+}
+
+typedef struct candidate {
+    inbox_file f;
+    int64_t snapshot;
+    bool from_work;
+} candidate;
+
+static int by_snapshot(const void *a, const void *b)
+{
+    const candidate *x = a, *y = b;
+
+    if (x->from_work != y->from_work)
+        return x->from_work ? -1 : 1; /* crash leftovers first */
+    if (x->snapshot != y->snapshot)
+        return x->snapshot < y->snapshot ? -1 : 1;
+    return strcmp(x->f.name, y->f.name);
+}
+
+/* The snapshot time a bundle claims, only to order the queue: nothing else of it
+ * is believed before the import verifies it. Unreadable files sort first and
+ * fail verification there. */
+static int64_t peek_snapshot(const daemon_state *d, const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    bundle_limits lim = {d->c->import.max_bundle_size, d->c->import.max_unpacked_size};
+    bundle_reader *r = NULL;
+    owl_err err;
+    int64_t t = 0;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (bundle_open(path, &lim, NULL, &r, &err) == 0)
+        t = bundle_manifest(r)->snapshot_at;
+    bundle_close(r);
+    return t;
+}
+
+static void process_inbox(daemon_state *d, time_t now)
+{
+    inbox_file *files = NULL, *orphans = NULL;
+    size_t nfiles = 0, norphans = 0, unsettled = 0, ncand = 0;
+    candidate *cand = NULL;
+    char workdir[PATH_MAX];
+    owl_err err;
+    int locked;
+
+    if (inbox_scan(d->ib, now, &files, &nfiles, &unsettled, &err) < 0) {
+        log_error("%s", err.msg);
+        d->next_scan = now + d->c->import.poll_interval;
+        return;
+    }
+    if (inbox_orphans(d->ib, &orphans, &norphans, &err) < 0)
+        log_error("%s", err.msg);
+    d->m.backlog = nfiles + unsettled + norphans;
+    /* While a file is still settling, look again every second. */
+    d->next_scan = now + (unsettled > 0 ? 1 : d->c->import.poll_interval);
+
+    cand = calloc(nfiles + norphans + 1, sizeof(*cand));
+    if (cand == NULL)
+        goto out;
+    snprintf(workdir, sizeof(workdir), "%s/%s", d->c->import.inbox, INBOX_WORK);
+    for (size_t i = 0; i < norphans; i++) {
+        retry *r = find_retry(d, orphans[i].name);
+        if (r != NULL && now < r->when)
+            continue; /* backing off */
+        if (r == NULL && !d->first_scan)
+            log_warn("%s: left in %s by an interrupted run; retrying it first", orphans[i].name, INBOX_WORK);
+        cand[ncand].f = orphans[i];
+        cand[ncand].from_work = true;
+        cand[ncand].snapshot = peek_snapshot(d, workdir, orphans[i].name);
+        ncand++;
+    }
+    for (size_t i = 0; i < nfiles; i++) {
+        cand[ncand].f = files[i];
+        cand[ncand].snapshot = peek_snapshot(d, d->c->import.inbox, files[i].name);
+        ncand++;
+    }
+    d->first_scan = false;
+    if (ncand == 0)
+        goto out;
+
+    /* One agent at a time picks and imports, so bundles go in snapshot order. */
+    locked = importer_claim_lock(d->c, &d->lock, &err);
+    if (locked < 0) {
+        log_warn("%s; %zu bundle(s) wait", err.msg, ncand);
+        d->next_scan = now + RETRY_FIRST;
+        goto out;
+    }
+    if (locked == 0) {
+        d->next_scan = now + 1;
+        goto out;
+    }
+    qsort(cand, ncand, sizeof(*cand), by_snapshot);
+    for (size_t i = 0; i < ncand && !stop_requested; i++) {
+        inbox_claim cl;
+        int got = inbox_claim_file(d->ib, cand[i].f.name, cand[i].from_work, &cl, &err);
+        if (got < 0) {
+            log_error("%s", err.msg);
+            continue;
+        }
+        if (got == 0)
+            continue; /* another agent has it */
+        import_claimed(d, &cl);
+        write_metrics(d);
+    }
+    importer_claim_unlock(d->lock);
+    d->next_scan = now; /* look again at once: more may have come meanwhile */
+out:
+    free(cand);
+    inbox_files_free(files, nfiles);
+    inbox_files_free(orphans, norphans);
+}
+
+static void check_staleness(daemon_state *d, time_t now)
+{
+    int64_t limit = d->c->import.max_staleness;
+    bool stale;
+
+    if (!d->c->import.present || limit <= 0)
+        return;
+    stale = d->m.last_import > 0 ? now - d->m.last_import > limit : false;
+    if (stale && (d->stale_logged == 0 || now - d->stale_logged >= 3600)) {
+        char when[32];
+        fmt_time(d->m.last_import, when, sizeof(when));
+        log_warn("no bundle imported since %s, longer than max_staleness (%lld s): is the sync still running?", when,
+                 (long long)limit);
+        d->stale_logged = now;
+    }
+    if (!stale)
+        d->stale_logged = 0;
+    if (stale != d->m.stale) {
+        d->m.stale = stale;
+        write_metrics(d);
+    }
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static int open_inbox(daemon_state *d, owl_err *err)
+{
+    inbox_config ic;
+    cfg_watch watch = d->c->import.watch;
+
+    ic.dir = d->c->import.inbox;
+    ic.processed_dir = d->c->import.processed_dir;
+    ic.quarantine_dir = d->c->import.quarantine_dir;
+    ic.settle_time = d->c->import.settle_time;
+    if (inbox_open(&ic, &d->ib, err) < 0)
+        return -1;
+    if (watch == CFG_WATCH_AUTO)
+        watch = inbox_is_local(ic.dir) ? CFG_WATCH_INOTIFY : CFG_WATCH_POLL;
+    if (watch == CFG_WATCH_INOTIFY) {
+        d->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (d->ifd < 0 ||
+            inotify_add_watch(d->ifd, ic.dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB) < 0) {
+            log_warn("inotify unavailable for %s (%s); polling every %d s", ic.dir, strerror(errno),
+                     d->c->import.poll_interval);
+            if (d->ifd >= 0)
+                close(d->ifd);
+            d->ifd = -1;
+        }
+    }
+    log_info("watching inbox %s (%s, rescanned every %d s, settle %d s)", ic.dir,
+             d->ifd >= 0 ? "inotify" : "poll", d->c->import.poll_interval, d->c->import.settle_time);
+    return 0;
+}
+
+static void close_inbox(daemon_state *d)
+{
+    if (d->ifd >= 0)
+        close(d->ifd);
+    d->ifd = -1;
+    inbox_close(d->ib);
+    d->ib = NULL;
+}
+
+static void adopt(daemon_state *d, loaded *l)
+{
+    /* keep the running children and history of jobs that still exist */
+    for (size_t i = 0; i < l->njobs; i++) {
+        for (size_t k = 0; k < d->njobs; k++) {
+            if (strcmp(l->jobs[i].name, d->jobs[k].name) == 0) {
+                l->jobs[i].pid = d->jobs[k].pid;
+                l->jobs[i].last_run = d->jobs[k].last_run;
+                l->jobs[i].last_rc = d->jobs[k].last_rc;
+                l->jobs[i].last_success = d->jobs[k].last_success;
+            }
+        }
+    }
+    {
+        loaded old = {d->c, d->trust, d->rs, d->jobs, d->njobs};
+        loaded_free(&old);
+    }
+    d->c = l->c;
+    d->trust = l->trust;
+    d->rs = l->rs;
+    d->jobs = l->jobs;
+    d->njobs = l->njobs;
+    memset(l, 0, sizeof(*l));
+    log_set_level((log_level)d->c->log_level);
+}
+
+static void reload(daemon_state *d)
+{
+    loaded l;
+    owl_err err;
+
+    reload_requested = 0;
+    if (load_all(d->config_path, &l, &err) < 0) {
+        log_error("reload refused, still running on the previous config: %s", err.msg);
+        return;
+    }
+    close_inbox(d);
+    adopt(d, &l);
+    if (d->c->import.present && open_inbox(d, &err) < 0)
+        log_error("inbox unavailable after reload: %s", err.msg);
+    d->next_scan = 0;
+    log_info("config reloaded from %s", d->config_path);
+}
+
+static void log_start(const daemon_state *d)
+{
+    log_info("owlsync daemon started: environment %s, config %s, %zu scheduled job(s)%s", d->c->environment,
+             d->config_path, d->njobs, d->c->import.present ? ", inbox on" : "");
+    for (size_t i = 0; i < d->njobs; i++) {
+        char when[32];
+        fmt_time(d->jobs[i].next, when, sizeof(when));
+        log_info("export job %s: next run %s", d->jobs[i].name, when);
+    }
+}
+
+static void stop_children(daemon_state *d)
+{
+    time_t deadline = time(NULL) + STOP_GRACE;
+    bool any;
+
+    for (size_t i = 0; i < d->njobs; i++) {
+        if (d->jobs[i].pid > 0)
+            kill(d->jobs[i].pid, SIGTERM);
+    }
+    do {
+        any = false;
+        reap_children(d);
+        for (size_t i = 0; i < d->njobs; i++)
+            any = any || d->jobs[i].pid > 0;
+        if (any)
+            usleep(100000);
+    } while (any && time(NULL) < deadline);
+}
+
+int daemon_run(const char *config_path, owl_err *err)
+{
+    daemon_state d;
+    loaded l;
+    struct sigaction sa;
+    int rc = -1;
+
+    memset(&d, 0, sizeof(d));
+    d.ifd = -1;
+    d.config_path = config_path;
+    d.first_scan = true;
+    if (load_all(config_path, &l, err) < 0)
+        return -1;
+    adopt(&d, &l);
+    if (d.c->import.present && open_inbox(&d, err) < 0)
+        goto out;
+    if (d.c->import.present) {
+        importer_ledger_row *rows = NULL;
+        size_t n = 0;
+        int64_t last = 0;
+        owl_err lerr;
+        if (importer_ledger(d.c, 1, &rows, &n, &last, &lerr) == 0)
+            d.m.last_import = (time_t)(last / 1000000);
+        else
+            log_warn("%s", lerr.msg);
+        importer_ledger_free(rows, n);
+        if (d.m.last_import == 0)
+            d.m.last_import = time(NULL); /* staleness counts from our start */
+    }
+
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    log_start(&d);
+    write_metrics(&d);
+
+    while (!stop_requested) {
+        struct pollfd pfd = {d.ifd, POLLIN, 0};
+        time_t now;
+
+        if (reload_requested)
+            reload(&d);
+        reap_children(&d);
+        now = time(NULL);
+        run_due_jobs(&d, now);
+        if (d.ib != NULL && now >= d.next_scan)
+            process_inbox(&d, now);
+        check_staleness(&d, now);
+        if (stop_requested)
+            break;
+        if (poll(&pfd, d.ifd >= 0 ? 1 : 0, 1000) > 0 && (pfd.revents & POLLIN)) {
+            char evbuf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+            while (read(d.ifd, evbuf, sizeof(evbuf)) > 0) {
+            }
+            d.next_scan = 0; /* something happened: scan now */
+        }
+    }
+    log_info("stopping: %s", "no new work is taken");
+    stop_children(&d);
+    write_metrics(&d);
+    log_info("owlsync daemon stopped");
+    rc = 0;
+out:
+    close_inbox(&d);
+    importer_lock_free(d.lock);
+    for (size_t i = 0; i < d.nretries; i++)
+        free(d.retries[i].name);
+    free(d.retries);
+    {
+        loaded old = {d.c, d.trust, d.rs, d.jobs, d.njobs};
+        loaded_free(&old);
+    }
+    return rc;
+}

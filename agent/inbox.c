@@ -1,0 +1,1111 @@
+/* owlsync inbox: settles, claims and retires bundle files dropped into a shared
+ * directory whose writers are untrusted; every name is checked, no link is followed. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "owlsync/inbox.h"
+#include "owlsync/log.h"
+
+#define BUNDLE_SUFFIX ".owlb"
+#define BUNDLE_SUFFIX_LEN (sizeof(BUNDLE_SUFFIX) - 1)
+/* Longest accepted bundle name: leaves room within NAME_MAX (255) for what we
+ * derive from it: ".NNN" collision suffixes, ".reason", a leading '.' and ".tmp". */
+#define NAME_LEN_MAX 230
+#define ENTRIES_MAX (INBOX_MAX_FILES * 10) /* directory entries read per scan */
+#define SUFFIX_TRIES 1000                  /* name, name.1 … name.999 */
+#define REASON_MAX 4096                    /* bytes of reason text kept */
+#define COUNT_MAX 1000000                  /* counts saturate here */
+#define COPY_CHUNK 65536
+#define SHOWN_MAX 80 /* bytes of an untrusted name shown in a message */
+
+/* What the settle table remembers of a file: it is settled once the same
+ * (inode, size, mtime) has been seen for settle_time seconds. */
+typedef struct settle_entry {
+    char *name;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtim;
+    time_t first; /* when this (inode, size, mtime) was first seen */
+} settle_entry;
+
+struct inbox {
+    char *dir;
+    char *processed_dir; /* NULL: delete after success */
+    char *quarantine_dir;
+    int dirfd;
+    int workfd;
+    int processedfd; /* -1 when processed_dir is NULL */
+    int quarantinefd;
+    int settle_time;
+    settle_entry *table; /* sorted by name, at most INBOX_MAX_FILES */
+    size_t ntable;
+    bool warned_full;
+    bool warned_dirsync;
+};
+
+/* A directory entry that passed the name and type checks. */
+typedef struct candidate {
+    char *name;
+    struct stat st;
+} candidate;
+
+/* Whether name may be a bundle: not hidden, ends in ".owlb", at most
+ * NAME_LEN_MAX bytes, and no '/' or control characters (names are untrusted). */
+static bool name_ok(const char *name)
+{
+    size_t len = strnlen(name, NAME_LEN_MAX + 1);
+
+    if (len <= BUNDLE_SUFFIX_LEN || len > NAME_LEN_MAX || name[0] == '.')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c == '/' || c < 0x20 || c == 0x7f)
+            return false;
+    }
+    return strcmp(name + len - BUNDLE_SUFFIX_LEN, BUNDLE_SUFFIX) == 0;
+}
+
+/* Copies untrusted text into out for a message: control bytes become '?', and
+ * anything past SHOWN_MAX bytes becomes "...". */
+static void shown_name(const char *in, char *out, size_t outsz)
+{
+    size_t i = 0;
+
+    for (; in[i] != '\0' && i < SHOWN_MAX && i + 4 < outsz; i++) {
+        unsigned char c = (unsigned char)in[i];
+        out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+    }
+    if (in[i] != '\0' && i + 4 <= outsz) {
+        memcpy(out + i, "...", 3);
+        i += 3;
+    }
+    out[i] = '\0';
+}
+
+/* Copies path without trailing slashes (so that O_NOFOLLOW sees the last name). */
+static char *path_dup(const char *path)
+{
+    size_t len = strlen(path);
+    char *s;
+
+    while (len > 1 && path[len - 1] == '/')
+        len--;
+    s = malloc(len + 1);
+    if (s == NULL)
+        return NULL;
+    memcpy(s, path, len);
+    s[len] = '\0';
+    return s;
+}
+
+/* Returns "a/b" or "a/b/c" (c may be NULL) in new memory, or NULL. */
+static char *path_join(const char *a, const char *b, const char *c)
+{
+    size_t size = strlen(a) + strlen(b) + (c ? strlen(c) + 1 : 0) + 2;
+    char *s = malloc(size);
+
+    if (s == NULL)
+        return NULL;
+    if (c != NULL)
+        snprintf(s, size, "%s/%s/%s", a, b, c);
+    else
+        snprintf(s, size, "%s/%s", a, b);
+    return s;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Writes all of buf to fd, retrying short writes. */
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* fsyncs a directory. CIFS answers EINVAL: that is logged once and ignored. */
+static int dir_sync(inbox *ib, int dfd, const char *what, owl_err *err)
+{
+    if (fsync(dfd) == 0)
+        return 0;
+    if (errno == EINVAL) {
+        if (!ib->warned_dirsync)
+            log_warn("cannot fsync directory %s: %s (CIFS does not support it); carrying on",
+                     what, strerror(errno));
+        ib->warned_dirsync = true;
+        return 0;
+    }
+    return err_set(err, OWL_ERUNTIME, "cannot fsync directory %s: %s", what, strerror(errno));
+}
+
+/* Creates directory path (relative to at) when missing and opens it, refusing a
+ * symbolic link as the last component. */
+static int open_dir_create(int at, const char *path, const char *shown, int *fdp, owl_err *err)
+{
+    int fd;
+
+    if (mkdirat(at, path, 0750) < 0 && errno != EEXIST)
+        return err_set(err, OWL_ERUNTIME, "cannot create directory %s: %s", shown, strerror(errno));
+    fd = openat(at, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ELOOP || errno == ENOTDIR)
+            return err_set(err, OWL_EUSAGE,
+                           "%s is not a directory\nHINT: give the real path of a directory, not a symbolic link",
+                           shown);
+        return err_set(err, OWL_ERUNTIME, "cannot open directory %s: %s", shown, strerror(errno));
+    }
+    *fdp = fd;
+    return 0;
+}
+
+/* Refuses a processed or quarantine directory that is the inbox or .work itself:
+ * files moved there would be taken again. */
+static int check_distinct(const inbox *ib, int fd, const char *shown, owl_err *err)
+{
+    struct stat d, in, work;
+
+    if (fstat(fd, &d) < 0 || fstat(ib->dirfd, &in) < 0 || fstat(ib->workfd, &work) < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot stat %s: %s", shown, strerror(errno));
+    if (same_file(&d, &in) || same_file(&d, &work))
+        return err_set(err, OWL_EUSAGE,
+                       "%s is the inbox itself\nHINT: processed_dir and quarantine_dir must be other directories",
+                       shown);
+    return 0;
+}
+
+int inbox_open(const inbox_config *ic, inbox **out, owl_err *err)
+{
+    inbox *ib = NULL;
+    char *shown = NULL;
+    int result = -1;
+
+    *out = NULL;
+    if (ic == NULL || ic->dir == NULL || ic->dir[0] == '\0')
+        return err_set(err, OWL_EUSAGE, "no inbox directory configured");
+    ib = calloc(1, sizeof(*ib));
+    if (ib == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    ib->dirfd = ib->workfd = ib->processedfd = ib->quarantinefd = -1;
+    ib->settle_time = ic->settle_time < 0 ? 0 : ic->settle_time;
+    ib->dir = path_dup(ic->dir);
+    if (ic->processed_dir != NULL)
+        ib->processed_dir = path_dup(ic->processed_dir);
+    if (ic->quarantine_dir != NULL)
+        ib->quarantine_dir = path_dup(ic->quarantine_dir);
+    else if (ib->dir != NULL)
+        ib->quarantine_dir = path_join(ib->dir, "quarantine", NULL);
+    if (ib->dir == NULL || ib->quarantine_dir == NULL ||
+        (ic->processed_dir != NULL && ib->processed_dir == NULL)) {
+        err_set(err, OWL_ERUNTIME, "out of memory");
+        goto out;
+    }
+
+    ib->dirfd = open(ib->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (ib->dirfd < 0) {
+        err_set(err, errno == ENOENT || errno == ENOTDIR ? OWL_EUSAGE : OWL_ERUNTIME,
+                "cannot open inbox %s: %s", ib->dir, strerror(errno));
+        goto out;
+    }
+    shown = path_join(ib->dir, INBOX_WORK, NULL);
+    if (shown == NULL) {
+        err_set(err, OWL_ERUNTIME, "out of memory");
+        goto out;
+    }
+    if (open_dir_create(ib->dirfd, INBOX_WORK, shown, &ib->workfd, err) < 0)
+        goto out;
+    if (ib->processed_dir != NULL &&
+        (open_dir_create(AT_FDCWD, ib->processed_dir, ib->processed_dir, &ib->processedfd, err) < 0 ||
+         check_distinct(ib, ib->processedfd, ib->processed_dir, err) < 0))
+        goto out;
+    if (open_dir_create(AT_FDCWD, ib->quarantine_dir, ib->quarantine_dir, &ib->quarantinefd, err) < 0 ||
+        check_distinct(ib, ib->quarantinefd, ib->quarantine_dir, err) < 0)
+        goto out;
+    *out = ib;
+    ib = NULL;
+    result = 0;
+out:
+    free(shown);
+    inbox_close(ib);
+    return result;
+}
+
+void inbox_close(inbox *ib)
+{
+    if (ib == NULL)
+        return;
+    for (size_t i = 0; i < ib->ntable; i++)
+        free(ib->table[i].name);
+    free(ib->table);
+    if (ib->quarantinefd >= 0)
+        close(ib->quarantinefd);
+    if (ib->processedfd >= 0)
+        close(ib->processedfd);
+    if (ib->workfd >= 0)
+        close(ib->workfd);
+    if (ib->dirfd >= 0)
+        close(ib->dirfd);
+    free(ib->quarantine_dir);
+    free(ib->processed_dir);
+    free(ib->dir);
+    free(ib);
+}
+
+void inbox_files_free(inbox_file *files, size_t n)
+{
+    if (files == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(files[i].name);
+    free(files);
+}
+
+static void candidates_free(candidate *c, size_t n)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(c[i].name);
+    free(c);
+}
+
+/* Opens a stream of its own (own offset) on the directory dfd. */
+static DIR *dir_stream(int dfd)
+{
+    int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d;
+
+    if (fd < 0)
+        return NULL;
+    d = fdopendir(fd);
+    if (d == NULL) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+    }
+    return d;
+}
+
+/* Lists the regular files of dfd whose names pass name_ok: at most
+ * INBOX_MAX_FILES of them, reading at most ENTRIES_MAX entries; *full tells
+ * whether a bound cut the listing short. *out is the caller's (candidates_free). */
+static int list_candidates(int dfd, const char *what, candidate **out, size_t *n, bool *full,
+                           owl_err *err)
+{
+    candidate *c = NULL;
+    size_t nc = 0, cap = 0, entries = 0;
+    DIR *d = dir_stream(dfd);
+    int result = -1;
+
+    *out = NULL;
+    *n = 0;
+    *full = false;
+    if (d == NULL)
+        return err_set(err, OWL_ERUNTIME, "cannot read directory %s: %s", what, strerror(errno));
+    for (;;) {
+        struct dirent *de;
+        struct stat st;
+
+        errno = 0;
+        de = readdir(d);
+        if (de == NULL) {
+            if (errno != 0) {
+                err_set(err, OWL_ERUNTIME, "cannot read directory %s: %s", what, strerror(errno));
+                goto out;
+            }
+            break;
+        }
+        if (++entries > ENTRIES_MAX || nc >= INBOX_MAX_FILES) {
+            *full = true;
+            break;
+        }
+        if (!name_ok(de->d_name))
+            continue;
+        if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            if (errno != ENOENT)
+                log_debug("cannot stat %s/%s: %s", what, de->d_name, strerror(errno));
+            continue;
+        }
+        if (!S_ISREG(st.st_mode))
+            continue;
+        if (nc == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            candidate *grown;
+            if (ncap > INBOX_MAX_FILES)
+                ncap = INBOX_MAX_FILES;
+            grown = realloc(c, ncap * sizeof(*c));
+            if (grown == NULL) {
+                err_set(err, OWL_ERUNTIME, "out of memory");
+                goto out;
+            }
+            c = grown;
+            cap = ncap;
+        }
+        c[nc].name = strdup(de->d_name);
+        if (c[nc].name == NULL) {
+            err_set(err, OWL_ERUNTIME, "out of memory");
+            goto out;
+        }
+        c[nc].st = st;
+        nc++;
+    }
+    *out = c;
+    *n = nc;
+    c = NULL;
+    result = 0;
+out:
+    candidates_free(c, nc);
+    closedir(d);
+    return result;
+}
+
+/* Logs when a listing first hits its bound, and when it no longer does. */
+static void note_full(inbox *ib, bool full, const char *what)
+{
+    if (full && !ib->warned_full)
+        log_warn("%s holds more than %d bundle files (or %d entries); the rest wait for a later scan",
+                 what, INBOX_MAX_FILES, ENTRIES_MAX);
+    ib->warned_full = full;
+}
+
+static int candidate_by_name(const void *a, const void *b)
+{
+    return strcmp(((const candidate *)a)->name, ((const candidate *)b)->name);
+}
+
+static int entry_find(const void *key, const void *elem)
+{
+    return strcmp((const char *)key, ((const settle_entry *)elem)->name);
+}
+
+/* Oldest first, then by name, so the order does not depend on readdir. */
+static int file_order(const void *a, const void *b)
+{
+    const inbox_file *x = a, *y = b;
+
+    if (x->mtime != y->mtime)
+        return x->mtime < y->mtime ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+int inbox_scan(inbox *ib, time_t now, inbox_file **files, size_t *n, size_t *unsettled, owl_err *err)
+{
+    candidate *c = NULL;
+    size_t nc = 0, nout = 0, nwait = 0;
+    settle_entry *table = NULL;
+    inbox_file *out = NULL;
+    bool full;
+    int result = -1;
+
+    *files = NULL;
+    *n = 0;
+    *unsettled = 0;
+    if (list_candidates(ib->dirfd, ib->dir, &c, &nc, &full, err) < 0)
+        return -1;
+    note_full(ib, full, ib->dir);
+    if (nc > 1)
+        qsort(c, nc, sizeof(*c), candidate_by_name);
+    table = calloc(nc ? nc : 1, sizeof(*table));
+    out = calloc(nc ? nc : 1, sizeof(*out));
+    if (table == NULL || out == NULL) {
+        err_set(err, OWL_ERUNTIME, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nc; i++) {
+        const settle_entry *old = NULL;
+        settle_entry *e = &table[i];
+        const struct stat *st = &c[i].st;
+
+        if (ib->ntable > 0)
+            old = bsearch(c[i].name, ib->table, ib->ntable, sizeof(*ib->table), entry_find);
+        e->name = c[i].name;
+        c[i].name = NULL;
+        e->dev = st->st_dev;
+        e->ino = st->st_ino;
+        e->size = st->st_size;
+        e->mtim = st->st_mtim;
+        e->first = now;
+        /* a clock stepped back must not hold a file for longer than settle_time */
+        if (old != NULL && old->dev == e->dev && old->ino == e->ino && old->size == e->size &&
+            old->mtim.tv_sec == e->mtim.tv_sec && old->mtim.tv_nsec == e->mtim.tv_nsec &&
+            old->first < now)
+            e->first = old->first;
+        if (ib->settle_time > 0 && now - e->first < (time_t)ib->settle_time) {
+            nwait++;
+            continue;
+        }
+        out[nout].name = strdup(e->name);
+        if (out[nout].name == NULL) {
+            err_set(err, OWL_ERUNTIME, "out of memory");
+            goto out;
+        }
+        out[nout].size = e->size;
+        out[nout].mtime = e->mtim.tv_sec;
+        nout++;
+    }
+    /* the new table holds exactly the files seen now: vanished ones drop out */
+    for (size_t i = 0; i < ib->ntable; i++)
+        free(ib->table[i].name);
+    free(ib->table);
+    ib->table = table;
+    ib->ntable = nc;
+    table = NULL;
+    qsort(out, nout, sizeof(*out), file_order);
+    *files = out;
+    *n = nout;
+    *unsettled = nwait;
+    out = NULL;
+    result = 0;
+out:
+    if (table != NULL) {
+        for (size_t i = 0; i < nc; i++)
+            free(table[i].name);
+        free(table);
+    }
+    inbox_files_free(out, nout);
+    candidates_free(c, nc);
+    return result;
+}
+
+/* Opens dfd/name (a regular file, no link followed) and takes an exclusive
+ * non-blocking flock. Returns 1 with *fdp open and locked; 0 when the file
+ * vanished, is not a regular file, or someone else holds the lock; -1 with errno
+ * on failure. */
+static int lock_file(int dfd, const char *name, int *fdp)
+{
+    const int flags = O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+    struct stat before, opened, after;
+    int fd, rc, saved, fl;
+
+    *fdp = -1;
+    if (fstatat(dfd, name, &before, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0 : -1;
+    if (!S_ISREG(before.st_mode))
+        return 0;
+    /* O_NONBLOCK: a fifo swapped in after the stat must not hang us */
+    fd = openat(dfd, name, O_RDONLY | flags);
+    if (fd < 0)
+        return errno == ENOENT || errno == ELOOP ? 0 : -1;
+    if (fstat(fd, &opened) < 0)
+        goto fail;
+    if (!S_ISREG(opened.st_mode) || !same_file(&before, &opened))
+        goto busy;
+    rc = flock(fd, LOCK_EX | LOCK_NB);
+    if (rc < 0 && errno == EBADF) {
+        /* NFS emulates flock with POSIX locks, and an exclusive one needs a
+         * descriptor open for writing */
+        int wfd = openat(dfd, name, O_RDWR | flags);
+        if (wfd < 0)
+            goto fail;
+        close(fd);
+        fd = wfd;
+        if (fstat(fd, &opened) < 0)
+            goto fail;
+        if (!S_ISREG(opened.st_mode) || !same_file(&before, &opened))
+            goto busy;
+        rc = flock(fd, LOCK_EX | LOCK_NB);
+    }
+    if (rc < 0) {
+        if (errno == EWOULDBLOCK)
+            goto busy;
+        goto fail;
+    }
+    /* Another agent may have finished with the file and moved it away between
+     * our open and our lock: only the file still at that name is ours. */
+    if (fstatat(dfd, name, &after, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT)
+            goto busy;
+        goto fail;
+    }
+    if (!same_file(&opened, &after))
+        goto busy;
+    fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+        goto fail;
+    *fdp = fd;
+    return 1;
+busy:
+    close(fd);
+    return 0;
+fail:
+    saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+}
+
+int inbox_orphans(inbox *ib, inbox_file **files, size_t *n, owl_err *err)
+{
+    candidate *c = NULL;
+    inbox_file *out = NULL;
+    size_t nc = 0, nout = 0;
+    bool full;
+    char *what = path_join(ib->dir, INBOX_WORK, NULL);
+    int result = -1;
+
+    *files = NULL;
+    *n = 0;
+    if (what == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    if (list_candidates(ib->workfd, what, &c, &nc, &full, err) < 0)
+        goto out;
+    note_full(ib, full, what);
+    out = calloc(nc ? nc : 1, sizeof(*out));
+    if (out == NULL) {
+        err_set(err, OWL_ERUNTIME, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nc; i++) {
+        int fd;
+        int rc = lock_file(ib->workfd, c[i].name, &fd);
+
+        if (rc < 0)
+            log_warn("cannot lock %s/%s: %s", what, c[i].name, strerror(errno));
+        if (rc <= 0)
+            continue;
+        close(fd); /* nobody held it: an orphan; the lock goes with the descriptor */
+        out[nout].name = c[i].name;
+        out[nout].size = c[i].st.st_size;
+        out[nout].mtime = c[i].st.st_mtim.tv_sec;
+        c[i].name = NULL;
+        nout++;
+    }
+    qsort(out, nout, sizeof(*out), file_order);
+    *files = out;
+    *n = nout;
+    out = NULL;
+    result = 0;
+out:
+    inbox_files_free(out, nout);
+    candidates_free(c, nc);
+    free(what);
+    return result;
+}
+
+/* renameat that never replaces an existing target (EEXIST instead). Where the
+ * filesystem lacks RENAME_NOREPLACE (NFS, CIFS) it checks first: racy, but the
+ * lock taken after a claim still keeps two agents apart. */
+static int rename_noreplace(int sfd, const char *sname, int dfd, const char *dname)
+{
+    struct stat st;
+
+    if (renameat2(sfd, sname, dfd, dname, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    if (fstatat(dfd, dname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    if (errno != ENOENT)
+        return -1;
+    return renameat(sfd, sname, dfd, dname);
+}
+
+/* Whether a rename reported failed happened anyway (an NFS reply lost and the
+ * retried request answered with an error): the source is gone and the target
+ * is the very file we meant to move. */
+static bool moved_anyway(int sfd, const char *sname, int dfd, const char *dname,
+                         const struct stat *expect)
+{
+    struct stat st;
+
+    if (fstatat(sfd, sname, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+        return false;
+    return fstatat(dfd, dname, &st, AT_SYMLINK_NOFOLLOW) == 0 && same_file(&st, expect);
+}
+
+/* Moves sfd/sname into dfd as base, or base.1, base.2 … when taken (never
+ * overwriting); the name used goes to final. -1 with errno on failure. */
+static int move_unique(int sfd, const char *sname, int dfd, const char *base,
+                       const struct stat *expect, char *final, size_t finalsz)
+{
+    for (int i = 0; i < SUFFIX_TRIES; i++) {
+        int len, saved;
+
+        if (i == 0)
+            len = snprintf(final, finalsz, "%s", base);
+        else
+            len = snprintf(final, finalsz, "%s.%d", base, i);
+        if (len < 0 || (size_t)len >= finalsz) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        if (rename_noreplace(sfd, sname, dfd, final) == 0)
+            return 0;
+        if (errno == EEXIST)
+            continue;
+        saved = errno;
+        if (moved_anyway(sfd, sname, dfd, final, expect))
+            return 0;
+        errno = saved;
+        return -1;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+/* Claims name by renaming it into .work/: 1 when moved, 0 when it is gone or
+ * not ours to take, -1 on error. */
+static int claim_rename(inbox *ib, const char *name, owl_err *err)
+{
+    struct stat before;
+    int saved;
+
+    if (fstatat(ib->dirfd, name, &before, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return err_set(err, OWL_ERUNTIME, "cannot stat %s/%s: %s", ib->dir, name, strerror(errno));
+    }
+    if (!S_ISREG(before.st_mode))
+        return 0;
+    if (rename_noreplace(ib->dirfd, name, ib->workfd, name) == 0)
+        return 1;
+    if (errno == ENOENT)
+        return 0; /* another agent took it first */
+    if (errno == EEXIST) {
+        log_warn("%s/%s: a file of that name is already in %s/; left in the inbox for now",
+                 ib->dir, name, INBOX_WORK);
+        return 0;
+    }
+    saved = errno;
+    if (moved_anyway(ib->dirfd, name, ib->workfd, name, &before)) {
+        log_info("%s/%s: rename into %s/ reported \"%s\" but happened", ib->dir, name, INBOX_WORK,
+                 strerror(saved));
+        return 1;
+    }
+    return err_set(err, OWL_ERUNTIME, "cannot move %s/%s into %s/: %s", ib->dir, name, INBOX_WORK,
+                   strerror(saved));
+}
+
+int inbox_claim_file(inbox *ib, const char *name, bool from_work, inbox_claim *claim, owl_err *err)
+{
+    char shown[SHOWN_MAX + 4];
+    int fd = -1, rc;
+
+    claim->name = NULL;
+    claim->path = NULL;
+    claim->fd = -1;
+    if (name == NULL || !name_ok(name)) {
+        shown_name(name ? name : "", shown, sizeof(shown));
+        return err_set(err, OWL_EUSAGE,
+                       "refusing inbox file name \"%s\"\nHINT: a bundle is named *.owlb, at most %d bytes, not hidden, without control characters",
+                       shown, NAME_LEN_MAX);
+    }
+    if (!from_work) {
+        rc = claim_rename(ib, name, err);
+        if (rc <= 0)
+            return rc;
+    }
+    rc = lock_file(ib->workfd, name, &fd);
+    if (rc < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot lock %s/%s/%s: %s", ib->dir, INBOX_WORK, name,
+                       strerror(errno));
+    if (rc == 0)
+        return 0;
+    claim->name = strdup(name);
+    claim->path = path_join(ib->dir, INBOX_WORK, name);
+    if (claim->name == NULL || claim->path == NULL) {
+        close(fd);
+        free(claim->name);
+        free(claim->path);
+        claim->name = claim->path = NULL;
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    }
+    claim->fd = fd;
+    return 1;
+}
+
+void inbox_release(inbox_claim *claim)
+{
+    if (claim == NULL)
+        return;
+    if (claim->fd >= 0)
+        close(claim->fd);
+    free(claim->name);
+    free(claim->path);
+    claim->fd = -1;
+    claim->name = NULL;
+    claim->path = NULL;
+}
+
+/* Checks that .work/NAME is still the file whose lock we hold; fills *st. */
+static int still_ours(const inbox *ib, const inbox_claim *claim, struct stat *st, owl_err *err)
+{
+    struct stat at;
+
+    if (claim->fd < 0 || claim->name == NULL)
+        return err_set(err, OWL_ERUNTIME, "no claimed file");
+    if (fstat(claim->fd, st) < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot stat %s: %s", claim->path, strerror(errno));
+    if (fstatat(ib->workfd, claim->name, &at, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT)
+            return err_set(err, OWL_ERUNTIME, "%s is gone", claim->path);
+        return err_set(err, OWL_ERUNTIME, "cannot stat %s: %s", claim->path, strerror(errno));
+    }
+    if (!same_file(st, &at))
+        return err_set(err, OWL_ERUNTIME, "%s was replaced while we worked on it", claim->path);
+    return 0;
+}
+
+/* Creates dfd/tmp exclusively (a stale one from a crash is removed first). */
+static int create_tmp(int dfd, const char *tmp)
+{
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = openat(dfd, tmp, flags, 0640);
+
+    if (fd < 0 && errno == EEXIST && unlinkat(dfd, tmp, 0) == 0)
+        fd = openat(dfd, tmp, flags, 0640);
+    return fd;
+}
+
+/* The target is on another filesystem: copies the claimed file into dfd under a
+ * hidden temporary name, fsyncs it, renames it to a free name, then removes the
+ * file from .work/. */
+static int copy_across(inbox *ib, const inbox_claim *claim, int dfd, const char *dir,
+                       char *final, size_t finalsz, owl_err *err)
+{
+    char tmp[NAME_MAX + 1];
+    char *buf = NULL;
+    struct stat st;
+    off_t off = 0;
+    int tfd = -1, result = -1;
+    const char *step = "create";
+
+    if (snprintf(tmp, sizeof(tmp), ".%s.owlsync.tmp", claim->name) >= (int)sizeof(tmp))
+        return err_set(err, OWL_ERUNTIME, "%s: name too long", claim->path);
+    buf = malloc(COPY_CHUNK);
+    if (buf == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    tfd = create_tmp(dfd, tmp);
+    if (tfd < 0)
+        goto fail;
+    step = "copy";
+    for (;;) {
+        ssize_t got = pread(claim->fd, buf, COPY_CHUNK, off);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            goto fail;
+        if (got == 0)
+            break;
+        if (write_all(tfd, buf, (size_t)got) < 0)
+            goto fail;
+        off += got;
+    }
+    step = "fsync";
+    if (fsync(tfd) < 0 || fstat(tfd, &st) < 0)
+        goto fail;
+    step = "close";
+    if (close(tfd) < 0) {
+        tfd = -1;
+        goto fail;
+    }
+    tfd = -1;
+    step = "rename";
+    if (move_unique(dfd, tmp, dfd, claim->name, &st, final, finalsz) < 0)
+        goto fail;
+    if (dir_sync(ib, dfd, dir, err) < 0)
+        goto out;
+    if (unlinkat(ib->workfd, claim->name, 0) < 0 && errno != ENOENT) {
+        err_set(err, OWL_ERUNTIME, "copied %s to %s but cannot remove it: %s", claim->path, dir,
+                strerror(errno));
+        goto out;
+    }
+    result = 0;
+    goto out;
+fail:
+    err_set(err, OWL_ERUNTIME, "cannot copy %s into %s (%s): %s", claim->path, dir, step,
+            strerror(errno));
+    unlinkat(dfd, tmp, 0);
+out:
+    if (tfd >= 0)
+        close(tfd);
+    free(buf);
+    return result;
+}
+
+/* Moves the claimed file from .work/ into dfd (dir names it in messages) under a
+ * name not yet taken there, written to final; fsyncs both directories. */
+static int retire(inbox *ib, const inbox_claim *claim, int dfd, const char *dir, char *final,
+                  size_t finalsz, owl_err *err)
+{
+    struct stat st;
+
+    if (still_ours(ib, claim, &st, err) < 0)
+        return -1;
+    if (move_unique(ib->workfd, claim->name, dfd, claim->name, &st, final, finalsz) < 0) {
+        if (errno == EXDEV)
+            return copy_across(ib, claim, dfd, dir, final, finalsz, err);
+        return err_set(err, OWL_ERUNTIME, "cannot move %s into %s: %s", claim->path, dir,
+                       strerror(errno));
+    }
+    if (dir_sync(ib, dfd, dir, err) < 0)
+        return -1;
+    return dir_sync(ib, ib->workfd, claim->path, err);
+}
+
+int inbox_done(inbox *ib, inbox_claim *claim, owl_err *err)
+{
+    char final[NAME_MAX + 1];
+    struct stat st;
+    int result = -1;
+
+    if (ib->processedfd >= 0) {
+        result = retire(ib, claim, ib->processedfd, ib->processed_dir, final, sizeof(final), err);
+    } else if (still_ours(ib, claim, &st, err) == 0) {
+        if (unlinkat(ib->workfd, claim->name, 0) < 0)
+            err_set(err, OWL_ERUNTIME, "cannot remove %s: %s", claim->path, strerror(errno));
+        else
+            result = dir_sync(ib, ib->workfd, claim->path, err);
+    }
+    inbox_release(claim);
+    return result;
+}
+
+/* Copies reason into out with backslash escapes for '\\' and control
+ * characters, so it stays on one line; cut at REASON_MAX bytes. */
+static void escape_reason(const char *reason, char *out, size_t outsz)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    for (const unsigned char *p = (const unsigned char *)reason; *p != '\0'; p++) {
+        char esc[5];
+        size_t len = 0;
+
+        if (*p == '\\') {
+            esc[len++] = '\\';
+            esc[len++] = '\\';
+        } else if (*p == '\n') {
+            esc[len++] = '\\';
+            esc[len++] = 'n';
+        } else if (*p < 0x20 || *p == 0x7f) {
+            esc[len++] = '\\';
+            esc[len++] = 'x';
+            esc[len++] = hex[*p >> 4];
+            esc[len++] = hex[*p & 0xf];
+        } else {
+            esc[len++] = (char)*p;
+        }
+        if (o + len + 4 >= outsz) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        memcpy(out + o, esc, len);
+        o += len;
+    }
+    out[o] = '\0';
+}
+
+/* Writes quarantine/FINAL.reason: tmp file, fsync, rename, fsync directory. */
+static int write_reason(inbox *ib, const char *final, const char *name, int code,
+                        const char *reason, owl_err *err)
+{
+    char tmp[NAME_MAX + 1], target[NAME_MAX + 1], stamp[32];
+    char *escaped = NULL, *text = NULL;
+    size_t textsz;
+    time_t now = time(NULL);
+    struct tm tm;
+    int fd = -1, len, result = -1;
+    const char *step = "create";
+
+    if (snprintf(target, sizeof(target), "%s.reason", final) >= (int)sizeof(target) ||
+        snprintf(tmp, sizeof(tmp), ".%s.reason.tmp", final) >= (int)sizeof(tmp))
+        return err_set(err, OWL_ERUNTIME, "%s/%s: name too long for a .reason file",
+                       ib->quarantine_dir, final);
+    if (gmtime_r(&now, &tm) == NULL || strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        memcpy(stamp, "unknown", sizeof("unknown"));
+    escaped = malloc(REASON_MAX + 4);
+    textsz = REASON_MAX + 2 * NAME_MAX + 128;
+    text = malloc(textsz);
+    if (escaped == NULL || text == NULL) {
+        err_set(err, OWL_ERUNTIME, "out of memory");
+        goto out;
+    }
+    escape_reason(reason != NULL ? reason : "", escaped, REASON_MAX + 4);
+    len = snprintf(text, textsz, "reason: %s\ntime: %s\nexit_code: %d\nfile: %s\n", escaped, stamp,
+                   code, name);
+    if (len < 0 || (size_t)len >= textsz) {
+        err_set(err, OWL_ERUNTIME, "reason text too long");
+        goto out;
+    }
+    fd = create_tmp(ib->quarantinefd, tmp);
+    if (fd < 0)
+        goto fail;
+    step = "write";
+    if (write_all(fd, text, (size_t)len) < 0)
+        goto fail;
+    step = "fsync";
+    if (fsync(fd) < 0)
+        goto fail;
+    step = "close";
+    if (close(fd) < 0) {
+        fd = -1;
+        goto fail;
+    }
+    fd = -1;
+    step = "rename";
+    if (renameat(ib->quarantinefd, tmp, ib->quarantinefd, target) < 0)
+        goto fail;
+    result = dir_sync(ib, ib->quarantinefd, ib->quarantine_dir, err);
+    goto out;
+fail:
+    err_set(err, OWL_ERUNTIME, "cannot write %s/%s (%s): %s", ib->quarantine_dir, target, step,
+            strerror(errno));
+    unlinkat(ib->quarantinefd, tmp, 0);
+out:
+    if (fd >= 0)
+        close(fd);
+    free(text);
+    free(escaped);
+    return result;
+}
+
+int inbox_quarantine(inbox *ib, inbox_claim *claim, int code, const char *reason, owl_err *err)
+{
+    char final[NAME_MAX + 1];
+    int result = retire(ib, claim, ib->quarantinefd, ib->quarantine_dir, final, sizeof(final), err);
+
+    if (result == 0)
+        result = write_reason(ib, final, claim->name, code, reason, err);
+    inbox_release(claim);
+    return result;
+}
+
+enum count_kind { COUNT_BUNDLES, COUNT_QUARANTINE };
+
+/* Counts the entries of at/path that are bundles (or, in quarantine, files that
+ * are not .reason files). A missing directory counts 0 when missing_ok. */
+static int count_dir(int at, const char *path, int oflags, const char *shown, enum count_kind kind,
+                     bool missing_ok, size_t *count, owl_err *err)
+{
+    int fd = openat(at, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | oflags);
+    DIR *d;
+    size_t n = 0;
+    int result = -1;
+
+    *count = 0;
+    if (fd < 0) {
+        if (errno == ENOENT && missing_ok)
+            return 0;
+        return err_set(err, OWL_ERUNTIME, "cannot open directory %s: %s", shown, strerror(errno));
+    }
+    d = fdopendir(fd);
+    if (d == NULL) {
+        err_set(err, OWL_ERUNTIME, "cannot read directory %s: %s", shown, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    while (n < COUNT_MAX) {
+        struct dirent *de;
+        struct stat st;
+        size_t len;
+
+        errno = 0;
+        de = readdir(d);
+        if (de == NULL) {
+            if (errno != 0) {
+                err_set(err, OWL_ERUNTIME, "cannot read directory %s: %s", shown, strerror(errno));
+                goto out;
+            }
+            break;
+        }
+        len = strlen(de->d_name);
+        if (kind == COUNT_BUNDLES && !name_ok(de->d_name))
+            continue;
+        if (kind == COUNT_QUARANTINE &&
+            (de->d_name[0] == '.' || (len >= 7 && strcmp(de->d_name + len - 7, ".reason") == 0)))
+            continue;
+        if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+            n++;
+    }
+    *count = n;
+    result = 0;
+out:
+    closedir(d);
+    return result;
+}
+
+int inbox_counts(const inbox_config *ic, size_t *waiting, size_t *working, size_t *quarantined,
+                 owl_err *err)
+{
+    char *work = NULL, *quarantine = NULL;
+    int result = -1;
+
+    *waiting = *working = *quarantined = 0;
+    if (ic == NULL || ic->dir == NULL || ic->dir[0] == '\0')
+        return err_set(err, OWL_EUSAGE, "no inbox directory configured");
+    work = path_join(ic->dir, INBOX_WORK, NULL);
+    quarantine = ic->quarantine_dir ? path_dup(ic->quarantine_dir) : path_join(ic->dir, "quarantine", NULL);
+    if (work == NULL || quarantine == NULL) {
+        err_set(err, OWL_ERUNTIME, "out of memory");
+        goto out;
+    }
+    if (count_dir(AT_FDCWD, ic->dir, 0, ic->dir, COUNT_BUNDLES, false, waiting, err) < 0 ||
+        count_dir(AT_FDCWD, work, O_NOFOLLOW, work, COUNT_BUNDLES, true, working, err) < 0 ||
+        count_dir(AT_FDCWD, quarantine, O_NOFOLLOW, quarantine, COUNT_QUARANTINE, true, quarantined,
+                  err) < 0)
+        goto out;
+    result = 0;
+out:
+    free(quarantine);
+    free(work);
+    return result;
+}
+
+bool inbox_is_local(const char *dir)
+{
+    /* filesystems whose other clients write behind inotify's back */
+    static const uint32_t remote[] = {
+        0x6969,     /* NFS */
+        0x517B,     /* SMB */
+        0xFE534D42, /* SMB2 */
+        0xFF534D42, /* CIFS */
+        0x65735546, /* FUSE (sshfs, virtiofs, …) */
+        0x00C36400, /* Ceph */
+        0x01021997, /* 9P */
+        0x5346414F, /* AFS */
+        0x6B414653, /* kAFS */
+        0x73757245, /* Coda */
+        0x564C,     /* NCP */
+        0x7461636F, /* OCFS2 */
+        0x01161970, /* GFS2 */
+        0x0BD00BD0, /* Lustre */
+        0x47504653, /* GPFS */
+    };
+    struct statfs sf;
+
+    if (dir == NULL || statfs(dir, &sf) < 0)
+        return false; /* unknown: poll, to be safe */
+    for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
+        if ((uint32_t)sf.f_type == remote[i])
+            return false;
+    }
+    return true;
+}

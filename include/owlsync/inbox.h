@@ -1,0 +1,83 @@
+/* owlsync inbox: finds settled bundle files in a watched directory (often a shared
+ * NFS/SMB mount), claims each by an atomic rename into INBOX/.work/, and moves it
+ * to processed/ or quarantine/ (with a NAME.reason file) when it is done. */
+#ifndef OWLSYNC_INBOX_H
+#define OWLSYNC_INBOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "owlsync/error.h"
+
+#define INBOX_WORK ".work"
+#define INBOX_MAX_FILES 10000 /* files looked at per scan; more wait for the next */
+
+typedef struct inbox_config {
+    const char *dir;            /* the inbox */
+    const char *processed_dir;  /* NULL = delete after a successful import */
+    const char *quarantine_dir;
+    int settle_time;            /* seconds a file's size and mtime must stay unchanged */
+} inbox_config;
+
+typedef struct inbox inbox;
+
+/* A file ready to be claimed: its name in the inbox (no directory part). */
+typedef struct inbox_file {
+    char *name;
+    off_t size;
+    time_t mtime;
+} inbox_file;
+
+/* Opens the inbox: checks the directory, creates .work/, processed/ and
+ * quarantine/ when missing (mode 0750). The paths are copied. */
+int inbox_open(const inbox_config *ic, inbox **out, owl_err *err);
+void inbox_close(inbox *ib);
+
+/* Scans the inbox. A candidate is a regular file named *.owlb, not hidden,
+ * not a symlink. Fills *files with the candidates that are settled: seen with
+ * the same size and mtime at least settle_time seconds ago (now is the clock
+ * to judge by). *unsettled counts those still changing or seen for the first
+ * time (the caller rescans sooner while it is non-zero). *files is owned by the
+ * caller: free with inbox_files_free. */
+int inbox_scan(inbox *ib, time_t now, inbox_file **files, size_t *n, size_t *unsettled, owl_err *err);
+
+/* Names of files in .work/ that nobody is working on (no lock held on them):
+ * left by a crash, to be retried first. Same ownership as inbox_scan. */
+int inbox_orphans(inbox *ib, inbox_file **files, size_t *n, owl_err *err);
+
+void inbox_files_free(inbox_file *files, size_t n);
+
+/* A claimed file: its path in .work/ and the lock held on it. */
+typedef struct inbox_claim {
+    char *name;      /* file name */
+    char *path;      /* INBOX/.work/NAME */
+    int fd;          /* open, with an exclusive flock while we work on it */
+} inbox_claim;
+
+/* Claims name: renames INBOX/NAME to INBOX/.work/NAME (atomic; on NFS a rename
+ * reported failed may have happened, so the result is checked), opens it and
+ * takes an exclusive non-blocking flock. Returns 1 when claimed, 0 when another
+ * agent has it (or it vanished), -1 on error. With from_work the file is
+ * already in .work/ (an orphan): only the lock is taken. */
+int inbox_claim_file(inbox *ib, const char *name, bool from_work, inbox_claim *claim, owl_err *err);
+
+/* Success: moves the claimed file to processed_dir (or deletes it) and unlocks. */
+int inbox_done(inbox *ib, inbox_claim *claim, owl_err *err);
+
+/* Verification or policy failure: moves the file to quarantine_dir and writes
+ * NAME.reason beside it (the reason, the time, the exit code). */
+int inbox_quarantine(inbox *ib, inbox_claim *claim, int code, const char *reason, owl_err *err);
+
+/* Transient failure: leaves the file in .work/ for a retry and unlocks it. */
+void inbox_release(inbox_claim *claim);
+
+/* Counts for status and metrics: candidates waiting in the inbox (settled or
+ * not), files in .work/, and files in quarantine (not counting .reason files). */
+int inbox_counts(const inbox_config *ic, size_t *waiting, size_t *working, size_t *quarantined, owl_err *err);
+
+/* Whether dir is on a local filesystem (inotify sees every write there). */
+bool inbox_is_local(const char *dir);
+
+#endif

@@ -1,0 +1,688 @@
+/* Unit tests for agent/inbox.c: what a scan ignores, settling by a given clock,
+ * claims between two agents, orphans, done, quarantine, counts and hostile names. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "owlsync/inbox.h"
+#include "unit.h"
+
+static char tmpdir[64];
+static int serial;
+
+/* One fresh inbox directory per test: DIR/inbox-N, its path in a static buffer. */
+static const char *fresh_inbox(void)
+{
+    static char buf[128];
+
+    snprintf(buf, sizeof(buf), "%s/inbox-%d", tmpdir, ++serial);
+    if (mkdir(buf, 0750) < 0)
+        printf("# mkdir %s: %s\n", buf, strerror(errno));
+    return buf;
+}
+
+/* "dir/name" in one of a few rotating static buffers. */
+static const char *at(const char *dir, const char *name)
+{
+    static char buf[4][640];
+    static int next;
+    char *p = buf[next++ % 4];
+
+    snprintf(p, sizeof(buf[0]), "%s/%s", dir, name);
+    return p;
+}
+
+static int write_file(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    size_t len = strlen(text);
+
+    if (fd < 0)
+        return -1;
+    if (write(fd, text, len) != (ssize_t)len) {
+        close(fd);
+        return -1;
+    }
+    return close(fd);
+}
+
+/* The whole (small) file in a static buffer, or "(missing)". */
+static const char *read_file(const char *path)
+{
+    static char buf[8192];
+    int fd = open(path, O_RDONLY);
+    ssize_t n;
+
+    if (fd < 0)
+        return "(missing)";
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    buf[n < 0 ? 0 : n] = '\0';
+    return buf;
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0;
+}
+
+/* Opens an inbox on dir with the default processed/ and quarantine/ inside it. */
+static inbox *open_inbox(const char *dir, int settle, bool keep_processed)
+{
+    char processed[256], quarantine[256];
+    inbox_config ic;
+    inbox *ib = NULL;
+    owl_err err = {0};
+
+    snprintf(processed, sizeof(processed), "%s/processed", dir);
+    snprintf(quarantine, sizeof(quarantine), "%s/quarantine", dir);
+    ic.dir = dir;
+    ic.processed_dir = keep_processed ? processed : NULL;
+    ic.quarantine_dir = quarantine;
+    ic.settle_time = settle;
+    if (inbox_open(&ic, &ib, &err) != 0) {
+        printf("#   inbox_open %s: %s\n", dir, err.msg);
+        CHECK(0);
+    }
+    return ib;
+}
+
+/* Scans and returns the number of settled files; names joined by ',' in *names. */
+static size_t scan(inbox *ib, time_t now, size_t *unsettled, char *names, size_t namesz)
+{
+    inbox_file *files = NULL;
+    size_t n = 0, u = 0;
+    owl_err err = {0};
+
+    names[0] = '\0';
+    if (inbox_scan(ib, now, &files, &n, &u, &err) != 0) {
+        printf("#   inbox_scan: %s\n", err.msg);
+        CHECK(0);
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(names);
+        snprintf(names + len, namesz - len, "%s%s", i ? "," : "", files[i].name);
+    }
+    inbox_files_free(files, n);
+    if (unsettled != NULL)
+        *unsettled = u;
+    return n;
+}
+
+/* The orphans' names joined by ','. */
+static const char *orphans(inbox *ib)
+{
+    static char names[1024];
+    inbox_file *files = NULL;
+    size_t n = 0;
+    owl_err err = {0};
+
+    names[0] = '\0';
+    if (inbox_orphans(ib, &files, &n, &err) != 0) {
+        printf("#   inbox_orphans: %s\n", err.msg);
+        CHECK(0);
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(names);
+        snprintf(names + len, sizeof(names) - len, "%s%s", i ? "," : "", files[i].name);
+    }
+    inbox_files_free(files, n);
+    return names;
+}
+
+static void test_open_creates_dirs(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 0, true);
+    struct stat st;
+
+    CHECK(ib != NULL);
+    CHECK(stat(at(dir, ".work"), &st) == 0 && S_ISDIR(st.st_mode));
+    CHECK((st.st_mode & 0027) == 0); /* 0750 before the umask */
+    CHECK(stat(at(dir, "processed"), &st) == 0 && S_ISDIR(st.st_mode));
+    CHECK(stat(at(dir, "quarantine"), &st) == 0 && S_ISDIR(st.st_mode));
+    inbox_close(ib);
+    /* a second open finds them in place */
+    ib = open_inbox(dir, 0, true);
+    CHECK(ib != NULL);
+    inbox_close(ib);
+    inbox_close(NULL);
+}
+
+static void test_open_errors(void)
+{
+    const char *dir = fresh_inbox();
+    inbox_config ic = {0};
+    inbox *ib = NULL;
+    owl_err err = {0};
+
+    CHECK(inbox_open(&ic, &ib, &err) == -1);
+    CHECK_STR(err.msg, "no inbox directory configured");
+    CHECK(err.code == OWL_EUSAGE);
+
+    ic.dir = at(dir, "missing");
+    CHECK(inbox_open(&ic, &ib, &err) == -1);
+    CHECK(ib == NULL);
+    CHECK(err.code == OWL_EUSAGE);
+    CHECK_CONTAINS(err.msg, "cannot open inbox ");
+    CHECK_CONTAINS(err.msg, "/missing: No such file or directory");
+
+    /* .work planted as a symlink by someone who can write the inbox */
+    CHECK(mkdir(at(dir, "elsewhere"), 0750) == 0);
+    CHECK(symlink("elsewhere", at(dir, ".work")) == 0);
+    ic.dir = dir;
+    CHECK(inbox_open(&ic, &ib, &err) == -1);
+    CHECK(err.code == OWL_EUSAGE);
+    CHECK_CONTAINS(err.msg, "/.work is not a directory\nHINT: ");
+    CHECK(unlink(at(dir, ".work")) == 0);
+
+    /* a processed_dir that is the inbox would feed bundles back in */
+    ic.processed_dir = dir;
+    CHECK(inbox_open(&ic, &ib, &err) == -1);
+    CHECK(err.code == OWL_EUSAGE);
+    CHECK_CONTAINS(err.msg, "is the inbox itself");
+    ic.processed_dir = NULL;
+
+    /* quarantine_dir NULL: INBOX/quarantine */
+    CHECK(inbox_open(&ic, &ib, &err) == 0);
+    CHECK(exists(at(dir, "quarantine")));
+    inbox_close(ib);
+}
+
+static void test_scan_ignores(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 0, true);
+    char names[1024];
+    size_t unsettled = 9;
+
+    CHECK(write_file(at(dir, "a.owlb"), "bundle") == 0);
+    CHECK(write_file(at(dir, ".hidden.owlb"), "x") == 0);
+    CHECK(write_file(at(dir, "notes.txt"), "x") == 0);
+    CHECK(write_file(at(dir, "b.owlb.part"), "x") == 0);
+    CHECK(write_file(at(dir, ".owlb"), "x") == 0);
+    CHECK(write_file(at(dir, "c.OWLB"), "x") == 0);
+    CHECK(mkdir(at(dir, "dir.owlb"), 0750) == 0);
+    CHECK(symlink("a.owlb", at(dir, "link.owlb")) == 0);
+    CHECK(symlink("/etc/passwd", at(dir, "passwd.owlb")) == 0);
+    CHECK(symlink("nowhere", at(dir, "dangling.owlb")) == 0);
+    CHECK(mkfifo(at(dir, "fifo.owlb"), 0600) == 0);
+    CHECK(scan(ib, 1000, &unsettled, names, sizeof(names)) == 1);
+    CHECK_STR(names, "a.owlb");
+    CHECK(unsettled == 0);
+
+    /* nor can any of them be claimed */
+    {
+        inbox_claim claim;
+        owl_err err = {0};
+        CHECK(inbox_claim_file(ib, "link.owlb", false, &claim, &err) == 0);
+        CHECK(inbox_claim_file(ib, "fifo.owlb", false, &claim, &err) == 0);
+        CHECK(inbox_claim_file(ib, "dir.owlb", false, &claim, &err) == 0);
+        CHECK(exists(at(dir, "link.owlb")) && exists(at(dir, "fifo.owlb")));
+        CHECK(claim.fd == -1 && claim.name == NULL && claim.path == NULL);
+    }
+    inbox_close(ib);
+}
+
+static void test_scan_order(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 0, true);
+    struct timespec times[2] = {{0, 0}, {0, 0}};
+    char names[1024];
+
+    CHECK(write_file(at(dir, "z.owlb"), "1") == 0);
+    CHECK(write_file(at(dir, "b.owlb"), "2") == 0);
+    CHECK(write_file(at(dir, "a.owlb"), "3") == 0);
+    times[0].tv_sec = times[1].tv_sec = 1000000;
+    CHECK(utimensat(AT_FDCWD, at(dir, "z.owlb"), times, 0) == 0);
+    times[0].tv_sec = times[1].tv_sec = 2000000;
+    CHECK(utimensat(AT_FDCWD, at(dir, "a.owlb"), times, 0) == 0);
+    CHECK(utimensat(AT_FDCWD, at(dir, "b.owlb"), times, 0) == 0);
+    /* oldest first, then by name */
+    CHECK(scan(ib, 1000, NULL, names, sizeof(names)) == 3);
+    CHECK_STR(names, "z.owlb,a.owlb,b.owlb");
+    inbox_close(ib);
+}
+
+static void test_settle(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 2, true);
+    struct timespec times[2] = {{5000, 0}, {5000, 0}};
+    char names[1024];
+    size_t unsettled = 0;
+
+    CHECK(write_file(at(dir, "a.owlb"), "part") == 0);
+    CHECK(scan(ib, 1000, &unsettled, names, sizeof(names)) == 0);
+    CHECK(unsettled == 1);
+    CHECK(scan(ib, 1001, &unsettled, names, sizeof(names)) == 0);
+    CHECK(unsettled == 1);
+    CHECK(scan(ib, 1002, &unsettled, names, sizeof(names)) == 1);
+    CHECK_STR(names, "a.owlb");
+    CHECK(unsettled == 0);
+
+    /* grows: seen anew */
+    CHECK(write_file(at(dir, "a.owlb"), "part and more") == 0);
+    CHECK(scan(ib, 1003, &unsettled, names, sizeof(names)) == 0);
+    CHECK(unsettled == 1);
+    CHECK(scan(ib, 1005, &unsettled, names, sizeof(names)) == 1);
+
+    /* same size, other mtime: seen anew */
+    CHECK(utimensat(AT_FDCWD, at(dir, "a.owlb"), times, 0) == 0);
+    CHECK(scan(ib, 1006, &unsettled, names, sizeof(names)) == 0);
+    CHECK(unsettled == 1);
+    CHECK(scan(ib, 1008, &unsettled, names, sizeof(names)) == 1);
+
+    /* replaced by another file of the same size and mtime: seen anew */
+    CHECK(write_file(at(dir, "b.tmp"), "part and more") == 0);
+    CHECK(utimensat(AT_FDCWD, at(dir, "b.tmp"), times, 0) == 0);
+    CHECK(rename(at(dir, "b.tmp"), at(dir, "a.owlb")) == 0);
+    CHECK(scan(ib, 1009, &unsettled, names, sizeof(names)) == 0);
+    CHECK(unsettled == 1);
+
+    /* a clock stepped back restarts the wait from the new now, no longer */
+    CHECK(scan(ib, 900, &unsettled, names, sizeof(names)) == 0);
+    CHECK(scan(ib, 902, &unsettled, names, sizeof(names)) == 1);
+
+    /* a vanished file drops out; when it comes back it waits again */
+    CHECK(rename(at(dir, "a.owlb"), at(dir, "a.away")) == 0);
+    CHECK(scan(ib, 903, &unsettled, names, sizeof(names)) == 0);
+    CHECK(unsettled == 0);
+    CHECK(rename(at(dir, "a.away"), at(dir, "a.owlb")) == 0);
+    CHECK(scan(ib, 904, &unsettled, names, sizeof(names)) == 0);
+    CHECK(unsettled == 1);
+    inbox_close(ib);
+
+    /* settle_time 0: settled at first sight */
+    ib = open_inbox(dir, 0, true);
+    CHECK(scan(ib, 1, &unsettled, names, sizeof(names)) == 1);
+    CHECK(unsettled == 0);
+    inbox_close(ib);
+}
+
+static void test_claim(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 0, true);
+    inbox_claim claim, again;
+    owl_err err = {0};
+    char names[1024];
+    char buf[16];
+
+    CHECK(write_file(at(dir, "a.owlb"), "bundle") == 0);
+    CHECK(inbox_claim_file(ib, "a.owlb", false, &claim, &err) == 1);
+    CHECK_STR(claim.name, "a.owlb");
+    CHECK_STR(claim.path, at(dir, ".work/a.owlb"));
+    CHECK(claim.fd >= 0);
+    CHECK(!exists(at(dir, "a.owlb")));
+    CHECK(exists(at(dir, ".work/a.owlb")));
+    /* the descriptor reads the bundle, in blocking mode */
+    CHECK(read(claim.fd, buf, sizeof(buf)) == 6 && memcmp(buf, "bundle", 6) == 0);
+    CHECK((fcntl(claim.fd, F_GETFL) & O_NONBLOCK) == 0);
+    /* a claimed file is no longer a candidate */
+    CHECK(scan(ib, 1000, NULL, names, sizeof(names)) == 0);
+
+    /* claimed already, or never there: 0 */
+    CHECK(inbox_claim_file(ib, "a.owlb", false, &again, &err) == 0);
+    CHECK(inbox_claim_file(ib, "nothing.owlb", false, &again, &err) == 0);
+    /* the one claimed from .work by anyone else while we hold it: 0 */
+    CHECK(inbox_claim_file(ib, "a.owlb", true, &again, &err) == 0);
+
+    /* a file of the same name arriving while the first is in .work stays put */
+    CHECK(write_file(at(dir, "a.owlb"), "second") == 0);
+    CHECK(inbox_claim_file(ib, "a.owlb", false, &again, &err) == 0);
+    CHECK(exists(at(dir, "a.owlb")));
+    CHECK_STR(read_file(at(dir, ".work/a.owlb")), "bundle");
+
+    inbox_release(&claim);
+    CHECK(claim.fd == -1 && claim.name == NULL && claim.path == NULL);
+    inbox_release(&claim); /* twice is harmless */
+    CHECK(exists(at(dir, ".work/a.owlb")));
+    inbox_close(ib);
+}
+
+static void test_two_agents(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *one = open_inbox(dir, 0, true);
+    inbox *two = open_inbox(dir, 0, true);
+    inbox_claim c1, c2;
+    owl_err err = {0};
+    char names[1024];
+    int got1, got2;
+
+    CHECK(write_file(at(dir, "a.owlb"), "bundle") == 0);
+    CHECK(scan(one, 1000, NULL, names, sizeof(names)) == 1);
+    CHECK(scan(two, 1000, NULL, names, sizeof(names)) == 1);
+    got1 = inbox_claim_file(one, "a.owlb", false, &c1, &err);
+    got2 = inbox_claim_file(two, "a.owlb", false, &c2, &err);
+    CHECK(got1 == 1);
+    CHECK(got2 == 0);
+    CHECK(c2.fd == -1);
+    inbox_release(&c1);
+
+    /* one agent moved a file into .work but has not locked it yet: whoever
+     * locks first has it, the other gets 0 */
+    CHECK(write_file(at(dir, ".work/b.owlb"), "bundle") == 0);
+    got2 = inbox_claim_file(two, "b.owlb", true, &c2, &err);
+    CHECK(got2 == 1);
+    CHECK(inbox_claim_file(one, "b.owlb", true, &c1, &err) == 0);
+
+    /* and once the winner is done with it, it is not taken a second time */
+    CHECK(inbox_done(two, &c2, &err) == 0);
+    CHECK(inbox_claim_file(one, "b.owlb", true, &c2, &err) == 0);
+    CHECK(exists(at(dir, "processed/b.owlb")));
+
+    inbox_close(two);
+    inbox_close(one);
+}
+
+static void test_orphans(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 0, true);
+    inbox_claim claim, other;
+    owl_err err = {0};
+
+    CHECK_STR(orphans(ib), "");
+    CHECK(write_file(at(dir, "a.owlb"), "bundle") == 0);
+    CHECK(inbox_claim_file(ib, "a.owlb", false, &claim, &err) == 1);
+    CHECK(write_file(at(dir, ".work/b.owlb"), "left by a crash") == 0);
+    CHECK(write_file(at(dir, ".work/.c.owlb"), "x") == 0);
+    CHECK(write_file(at(dir, ".work/d.txt"), "x") == 0);
+    CHECK(symlink("b.owlb", at(dir, ".work/e.owlb")) == 0);
+    CHECK(mkfifo(at(dir, ".work/f.owlb"), 0600) == 0);
+    /* a is locked: not an orphan */
+    CHECK_STR(orphans(ib), "b.owlb");
+    /* looking did not leave b locked */
+    CHECK(inbox_claim_file(ib, "b.owlb", true, &other, &err) == 1);
+    CHECK_STR(orphans(ib), "");
+    inbox_release(&other);
+    inbox_release(&claim);
+    CHECK_CONTAINS(orphans(ib), "a.owlb");
+    CHECK_CONTAINS(orphans(ib), "b.owlb");
+    /* from_work never touches a symlink or fifo */
+    CHECK(inbox_claim_file(ib, "e.owlb", true, &other, &err) == 0);
+    CHECK(inbox_claim_file(ib, "f.owlb", true, &other, &err) == 0);
+    inbox_close(ib);
+}
+
+static void test_done(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 0, true);
+    inbox_claim claim;
+    owl_err err = {0};
+    const char *texts[] = {"first", "second", "third"};
+
+    for (int i = 0; i < 3; i++) {
+        CHECK(write_file(at(dir, "a.owlb"), texts[i]) == 0);
+        CHECK(inbox_claim_file(ib, "a.owlb", false, &claim, &err) == 1);
+        CHECK(inbox_done(ib, &claim, &err) == 0);
+        CHECK(claim.fd == -1 && claim.name == NULL && claim.path == NULL);
+    }
+    CHECK(!exists(at(dir, ".work/a.owlb")));
+    /* never overwritten: later ones get a suffix */
+    CHECK_STR(read_file(at(dir, "processed/a.owlb")), "first");
+    CHECK_STR(read_file(at(dir, "processed/a.owlb.1")), "second");
+    CHECK_STR(read_file(at(dir, "processed/a.owlb.2")), "third");
+    /* processed/ inside the inbox is a directory: scans pass it by */
+    CHECK_STR(orphans(ib), "");
+    inbox_close(ib);
+
+    /* processed_dir NULL: deleted */
+    ib = open_inbox(dir, 0, false);
+    CHECK(write_file(at(dir, "b.owlb"), "x") == 0);
+    CHECK(inbox_claim_file(ib, "b.owlb", false, &claim, &err) == 1);
+    CHECK(inbox_done(ib, &claim, &err) == 0);
+    CHECK(!exists(at(dir, ".work/b.owlb")));
+    CHECK(!exists(at(dir, "processed/b.owlb")));
+    CHECK(!exists(at(dir, "b.owlb")));
+    inbox_close(ib);
+}
+
+static void test_done_replaced(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 0, true);
+    inbox_claim claim;
+    owl_err err = {0};
+
+    CHECK(write_file(at(dir, "a.owlb"), "verified") == 0);
+    CHECK(inbox_claim_file(ib, "a.owlb", false, &claim, &err) == 1);
+    /* someone swaps the file under .work while we work on it */
+    CHECK(write_file(at(dir, "x.tmp"), "swapped") == 0);
+    CHECK(rename(at(dir, "x.tmp"), at(dir, ".work/a.owlb")) == 0);
+    CHECK(inbox_done(ib, &claim, &err) == -1);
+    CHECK(err.code == OWL_ERUNTIME);
+    CHECK_CONTAINS(err.msg, "/.work/a.owlb was replaced while we worked on it");
+    CHECK(claim.fd == -1);
+    CHECK(!exists(at(dir, "processed/a.owlb")));
+    inbox_close(ib);
+}
+
+#define REASON1 "reason: signature does not verify\\nHINT: check trusted_key\ntime: 20"
+#define REASON2 "reason: table \"x\\x0dy\" \\\\ not allowed\\x1b[31m\ntime: 20"
+
+static void test_quarantine(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 0, true);
+    inbox_claim claim;
+    owl_err err = {0};
+    const char *text;
+
+    CHECK(write_file(at(dir, "a.owlb"), "bad") == 0);
+    CHECK(inbox_claim_file(ib, "a.owlb", false, &claim, &err) == 1);
+    CHECK(inbox_quarantine(ib, &claim, 3, "signature does not verify\nHINT: check trusted_key", &err) == 0);
+    CHECK(claim.fd == -1 && claim.name == NULL);
+    CHECK(!exists(at(dir, ".work/a.owlb")));
+    CHECK_STR(read_file(at(dir, "quarantine/a.owlb")), "bad");
+    text = read_file(at(dir, "quarantine/a.owlb.reason"));
+    CHECK(strncmp(text, REASON1, strlen(REASON1)) == 0);
+    CHECK_CONTAINS(text, "Z\nexit_code: 3\nfile: a.owlb\n");
+    CHECK(strlen(text) == strlen("reason: signature does not verify\\nHINT: check trusted_key\n"
+                                 "time: 2026-11-25T12:00:00Z\nexit_code: 3\nfile: a.owlb\n"));
+    CHECK(!exists(at(dir, "quarantine/.a.owlb.reason.tmp")));
+
+    /* the same name again: a suffix, and its own .reason; hostile text escaped */
+    CHECK(write_file(at(dir, "a.owlb"), "worse") == 0);
+    CHECK(inbox_claim_file(ib, "a.owlb", false, &claim, &err) == 1);
+    CHECK(inbox_quarantine(ib, &claim, 4, "table \"x\ry\" \\ not allowed\x1b[31m", &err) == 0);
+    CHECK_STR(read_file(at(dir, "quarantine/a.owlb.1")), "worse");
+    text = read_file(at(dir, "quarantine/a.owlb.1.reason"));
+    CHECK(strncmp(text, REASON2, strlen(REASON2)) == 0);
+    CHECK_CONTAINS(text, "exit_code: 4\nfile: a.owlb\n");
+    CHECK_CONTAINS(read_file(at(dir, "quarantine/a.owlb.reason")), "exit_code: 3\n");
+    inbox_close(ib);
+}
+
+static void test_counts(void)
+{
+    const char *dir = fresh_inbox();
+    inbox_config ic = {0};
+    inbox *ib;
+    inbox_claim claim;
+    owl_err err = {0};
+    size_t waiting = 9, working = 9, quarantined = 9;
+
+    /* before the agent ever ran: no .work/, no quarantine/ */
+    CHECK(write_file(at(dir, "a.owlb"), "1") == 0);
+    ic.dir = dir;
+    CHECK(inbox_counts(&ic, &waiting, &working, &quarantined, &err) == 0);
+    CHECK(waiting == 1 && working == 0 && quarantined == 0);
+
+    ib = open_inbox(dir, 60, true);
+    CHECK(write_file(at(dir, "b.owlb"), "2") == 0);
+    CHECK(write_file(at(dir, "c.owlb"), "3") == 0);
+    CHECK(write_file(at(dir, "junk.txt"), "x") == 0);
+    CHECK(write_file(at(dir, ".d.owlb"), "x") == 0);
+    CHECK(inbox_claim_file(ib, "b.owlb", false, &claim, &err) == 1);
+    inbox_release(&claim);
+    CHECK(inbox_claim_file(ib, "c.owlb", false, &claim, &err) == 1);
+    CHECK(inbox_quarantine(ib, &claim, 3, "bad", &err) == 0);
+    ic.quarantine_dir = at(dir, "quarantine");
+    CHECK(inbox_counts(&ic, &waiting, &working, &quarantined, &err) == 0);
+    CHECK(waiting == 1); /* a.owlb, settled or not */
+    CHECK(working == 1); /* b.owlb */
+    CHECK(quarantined == 1); /* c.owlb, not its .reason */
+    inbox_close(ib);
+
+    ic.dir = at(dir, "missing");
+    CHECK(inbox_counts(&ic, &waiting, &working, &quarantined, &err) == -1);
+    CHECK_CONTAINS(err.msg, "cannot open directory ");
+}
+
+static void test_hostile_names(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 0, true);
+    inbox_claim claim;
+    owl_err err = {0};
+    char names[1024];
+    char longname[300];
+    size_t unsettled = 9;
+
+    memset(longname, 'a', sizeof(longname));
+    memcpy(longname + 245, ".owlb", 6); /* 250 bytes: the filesystem takes it */
+    CHECK(write_file(at(dir, "evil\n.owlb"), "x") == 0);
+    CHECK(write_file(at(dir, "bell\a.owlb"), "x") == 0);
+    CHECK(write_file(at(dir, longname), "x") == 0);
+    CHECK(write_file(at(dir, "ok.owlb"), "x") == 0);
+    CHECK(scan(ib, 1000, &unsettled, names, sizeof(names)) == 1);
+    CHECK_STR(names, "ok.owlb");
+    CHECK(unsettled == 0);
+
+    CHECK(inbox_claim_file(ib, "evil\n.owlb", false, &claim, &err) == -1);
+    CHECK(err.code == OWL_EUSAGE);
+    CHECK_STR(err.msg, "refusing inbox file name \"evil?.owlb\"\nHINT: a bundle is named *.owlb, at most 230 bytes, not hidden, without control characters");
+    CHECK(exists(at(dir, "evil\n.owlb")));
+
+    CHECK(inbox_claim_file(ib, longname, false, &claim, &err) == -1);
+    CHECK_CONTAINS(err.msg, "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\"");
+
+    memset(longname, 'b', sizeof(longname));
+    memcpy(longname + sizeof(longname) - 6, ".owlb", 6); /* 299 bytes: longer than NAME_MAX */
+    CHECK(inbox_claim_file(ib, longname, false, &claim, &err) == -1);
+
+    /* nothing may lead out of the inbox or into its hidden parts */
+    CHECK(write_file(at(tmpdir, "outside.owlb"), "x") == 0);
+    CHECK(inbox_claim_file(ib, "../outside.owlb", false, &claim, &err) == -1);
+    CHECK(inbox_claim_file(ib, "/etc/x.owlb", false, &claim, &err) == -1);
+    CHECK(inbox_claim_file(ib, ".work/x.owlb", false, &claim, &err) == -1);
+    CHECK(inbox_claim_file(ib, ".x.owlb", false, &claim, &err) == -1);
+    CHECK(inbox_claim_file(ib, "", false, &claim, &err) == -1);
+    CHECK(inbox_claim_file(ib, ".owlb", false, &claim, &err) == -1);
+    CHECK(exists(at(tmpdir, "outside.owlb")));
+    CHECK(claim.fd == -1 && claim.name == NULL);
+    inbox_close(ib);
+}
+
+/* A flood of files: one scan looks at INBOX_MAX_FILES of them, no more. */
+static void test_scan_bound(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 0, true);
+    inbox_file *files = NULL;
+    size_t n = 0, unsettled = 0;
+    owl_err err = {0};
+    char name[32];
+
+    for (int i = 0; i < INBOX_MAX_FILES + 5; i++) {
+        int fd;
+        snprintf(name, sizeof(name), "f%05d.owlb", i);
+        fd = open(at(dir, name), O_WRONLY | O_CREAT, 0644);
+        CHECK(fd >= 0);
+        close(fd);
+    }
+    CHECK(inbox_scan(ib, 1000, &files, &n, &unsettled, &err) == 0);
+    CHECK(n == INBOX_MAX_FILES);
+    inbox_files_free(files, n);
+    inbox_close(ib);
+}
+
+/* processed_dir on another filesystem: the bundle is copied, then removed. */
+static void test_done_across_filesystems(void)
+{
+    const char *dir = fresh_inbox();
+    char other[] = "/dev/shm/owlsync-inbox-XXXXXX";
+    char processed[128];
+    struct stat a, b;
+    inbox_config ic = {0};
+    inbox *ib = NULL;
+    inbox_claim claim;
+    owl_err err = {0};
+
+    if (mkdtemp(other) == NULL || stat(other, &a) < 0 || stat(dir, &b) < 0 || a.st_dev == b.st_dev) {
+        printf("# skipped: no second filesystem at /dev/shm\n");
+        if (other[strlen(other) - 1] != 'X')
+            rmdir(other);
+        return;
+    }
+    snprintf(processed, sizeof(processed), "%s/processed", other);
+    ic.dir = dir;
+    ic.processed_dir = processed;
+    CHECK(inbox_open(&ic, &ib, &err) == 0);
+    CHECK(write_file(at(dir, "a.owlb"), "carried over") == 0);
+    CHECK(write_file(at(processed, "a.owlb"), "older") == 0);
+    CHECK(inbox_claim_file(ib, "a.owlb", false, &claim, &err) == 1);
+    CHECK(inbox_done(ib, &claim, &err) == 0);
+    CHECK_STR(read_file(at(processed, "a.owlb.1")), "carried over");
+    CHECK_STR(read_file(at(processed, "a.owlb")), "older");
+    CHECK(!exists(at(processed, ".a.owlb.owlsync.tmp")));
+    CHECK(!exists(at(dir, ".work/a.owlb")));
+    inbox_close(ib);
+    unlink(at(processed, "a.owlb"));
+    unlink(at(processed, "a.owlb.1"));
+    rmdir(processed);
+    rmdir(other);
+}
+
+static void test_is_local(void)
+{
+    CHECK(inbox_is_local(tmpdir));
+    CHECK(!inbox_is_local(at(tmpdir, "missing")));
+    CHECK(!inbox_is_local(NULL));
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+int main(void)
+{
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/owlsync-inbox-XXXXXX");
+    if (mkdtemp(tmpdir) == NULL) {
+        printf("Bail out! mkdtemp: %s\n", strerror(errno));
+        return 1;
+    }
+    RUN(test_open_creates_dirs);
+    RUN(test_open_errors);
+    RUN(test_scan_ignores);
+    RUN(test_scan_order);
+    RUN(test_settle);
+    RUN(test_claim);
+    RUN(test_two_agents);
+    RUN(test_orphans);
+    RUN(test_done);
+    RUN(test_done_replaced);
+    RUN(test_quarantine);
+    RUN(test_counts);
+    RUN(test_hostile_names);
+    RUN(test_scan_bound);
+    RUN(test_done_across_filesystems);
+    RUN(test_is_local);
+    nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return UNIT_DONE();
+}
