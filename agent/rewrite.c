@@ -290,18 +290,34 @@ static int apply_rule(const rw_rule *r, const char *in, size_t len, buf *out, bo
         regmatch_t m[10];
         const char *p = in;
         int flags = 0;
+        bool after_match = false; /* p is just past a non-empty match */
         while (p <= in + len && regexec(&r->re, p, 10, m, flags) == 0) {
+            if (after_match && m[0].rm_so == 0 && m[0].rm_eo == 0) {
+                /* an empty match right after a match is none (as sed has it:
+                 * ".*" on "v" gives one replacement, not two) */
+                if (p >= in + len)
+                    break;
+                if (buf_add(out, p, 1) < 0)
+                    return -1;
+                p++;
+                after_match = false;
+                continue;
+            }
             if (buf_add(out, p, (size_t)m[0].rm_so) < 0 || add_replacement(out, r->cfg->to, p, m) < 0)
                 return -1;
             if (m[0].rm_eo == m[0].rm_so) {
                 /* an empty match: keep one character and move on */
-                if (p + m[0].rm_eo >= in + len)
+                if (p + m[0].rm_eo >= in + len) {
+                    p = in + len; /* all of the value is out (e.g. "$") */
                     break;
+                }
                 if (buf_add(out, p + m[0].rm_eo, 1) < 0)
                     return -1;
                 p += m[0].rm_eo + 1;
+                after_match = false;
             } else {
                 p += m[0].rm_eo;
+                after_match = true;
             }
             flags = REG_NOTBOL;
         }
@@ -375,9 +391,9 @@ int rewrite_row(rewrite_table *t, const char *row, size_t len, uint64_t rowno, c
         if (j > 0 && buf_add(&t->out, "\t", 1) < 0)
             goto too_long;
         if (t->cols[j].n > 0 && !copytext_is_null(f->p, f->len)) {
+            t->val.len = 0; /* before the reserve, which counts what the buffer holds */
             if (buf_reserve(&t->val, f->len) < 0)
                 goto too_long;
-            t->val.len = 0;
             if (copytext_unescape(f->p, f->len, t->val.p, &t->val.len, err) < 0)
                 return err_prefix(err, "%s row %llu column %s", t->mt->file, (unsigned long long)rowno,
                                   t->mt->columns[j].name);
