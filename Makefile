@@ -33,7 +33,7 @@ DEB_PKGS  := gcc make pkg-config libpq-dev libarchive-dev libsodium-dev \
              libinih-dev libjansson-dev postgresql bats zstd libarchive-tools \
              util-linux procps time man-db groff-base
 
-.PHONY: all deps roundtrip test test-run unit e2e check-asan install uninstall clean bench demo
+.PHONY: all deps test test-run unit e2e check-asan install uninstall clean bench demo
 
 all: owlsync
 
@@ -82,10 +82,18 @@ test: deps
 test-run: $(BUILD)/owlsync $(UNIT_BINS)
 	@OWLSYNC=$(CURDIR)/$(BUILD)/owlsync BUILD=$(CURDIR)/$(BUILD) tests/run $(UNIT_BINS)
 
-# The README's first command until the demo exists: keygen, export, verify, inspect.
-roundtrip: deps
+# The README's first command: a whole promotion on two throwaway clusters.
+demo: deps
 	@$(MAKE) --no-print-directory owlsync
-	@OWLSYNC=$(CURDIR)/owlsync tests/roundtrip.sh
+	@OWLSYNC=$(CURDIR)/owlsync tests/demo.sh
+
+# Benchmarks (not tests): owlsync against raw COPY and the vendor's INSERT way, in one run.
+# make bench [SIZE=5000] [SELECTED=500] [RUNS=3] [SCALE="10000 100000 1000000"] [SCALE_RUNS=…]
+bench: deps
+	@$(MAKE) --no-print-directory owlsync
+	@OWLSYNC=$(CURDIR)/owlsync SIZE="$(SIZE)" SELECTED="$(SELECTED)" RUNS="$(RUNS)" \
+	  SCALE="$(if $(filter undefined,$(origin SCALE)),10000 100000 1000000,$(SCALE))" \
+	  SCALE_RUNS="$(SCALE_RUNS)" tests/bench/run.sh
 
 # Same tests, built with AddressSanitizer and UndefinedBehaviorSanitizer; any report fails.
 check-asan:

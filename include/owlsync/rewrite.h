@@ -41,8 +41,8 @@ uint64_t rewrite_table_changed(const rewrite_table *t, size_t rule);
 
 /* Rewrites one COPY text row (without its newline). *out points into t's buffer,
  * valid until the next call. rowno (1-based) is for messages. A value of a json
- * or jsonb column that was valid JSON and is not after the rules is an error
- * (OWL_EUSAGE) naming the rule, table, column and row. */
+ * or jsonb column that was valid JSON and is not after one of the rules is an
+ * error (OWL_EUSAGE) naming that rule, the table, column and row. */
 int rewrite_row(rewrite_table *t, const char *row, size_t len, uint64_t rowno, const char **out, size_t *outlen,
                 owl_err *err);
 
