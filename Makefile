@@ -108,7 +108,7 @@ install: owlsync
 	for m in $(wildcard man/*.5); do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/; done
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/owlsync
+	rm -f $(DESTDIR)$(BINDIR)/owlsync $(DESTDIR)$(MANDIR)/man1/owlsync.1 $(DESTDIR)$(MANDIR)/man5/owlsync.ini.5
 
 clean:
 	rm -rf build build-asan owlsync

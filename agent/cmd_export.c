@@ -16,14 +16,15 @@ static const char export_usage[] =
     "and publishes a signed bundle into each outbox; prints each bundle's path.\n"
     "\n"
     "  -j, --job JOB        run the [export JOB] section of the config\n"
-    "  -d, --datasets LIST  dataset names or LIKE patterns (an item with %%);\n"
+    "  -d, --datasets LIST  dataset names or LIKE patterns (an item with %);\n"
     "                       without -j: an ad hoc export of these (job \"adhoc\")\n"
     "  -t, --tables LIST    only these [table] sections (default: the job's, or all)\n"
     "  -o, --outbox DIR     write here instead of the job's outbox lines\n"
     "  -q, --quiet          no progress on stderr\n"
     "\n"
-    "An ad hoc export takes signing_key, compression and valid_for from the first\n"
-    "[export] section. With skip_unchanged (jobs only), nothing is published when\n"
+    "An ad hoc export takes signing_key, compression, compression_level,\n"
+    "valid_for and (without -o) the outbox lines from the first [export] section.\n"
+    "With skip_unchanged (jobs only), nothing is published when\n"
     "the content equals the job's last bundle. Progress (rows, bytes, rate) goes\n"
     "to stderr when it is a terminal.\n";
 

@@ -45,6 +45,7 @@ sections() { # KIND...
 step "two throwaway PostgreSQL clusters, prod and qa, on Unix sockets in a temporary directory"
 pg_start prod
 pg_start qa
+say "clusters in $PG_BASE"
 pg_load_metastore prod 20
 pg_load_schema qa
 say "prod: $(pg_query prod "SELECT count(DISTINCT dataset) FROM owl_rule") datasets, $(pg_query prod "SELECT count(*) FROM owl_rule") rules"

@@ -25,8 +25,8 @@ size_t rewrite_rule_count(const rewrite_set *s);
 const char *rewrite_rule_name(const rewrite_set *s, size_t rule);
 
 /* The rules that apply to each column of one bundle table: TABLE.COLUMN,
- * TABLE.* (every text-like column: text, varchar, char, json, jsonb and their
- * arrays) and *.COLUMN. *out is owned by the caller (rewrite_table_free). */
+ * TABLE.* (every text-like column: text, varchar, char, name, citext, json,
+ * jsonb and their arrays) and *.COLUMN. *out is owned by the caller (rewrite_table_free). */
 int rewrite_table_new(const rewrite_set *s, const manifest_table *mt, rewrite_table **out, owl_err *err);
 void rewrite_table_free(rewrite_table *t);
 

@@ -955,8 +955,8 @@ static void test_example(void)
     }
     CHECK(c->import.present);
     CHECK(c->import.ntrusted == 2);
-    CHECK(c->nrewrites == 3);
-    if (c->nrewrites == 3)
+    CHECK(c->nrewrites == 6);
+    if (c->nrewrites == 6)
         CHECK(c->rewrites[1].match == CFG_MATCH_REGEX);
     cfg_free(c);
 }
