@@ -1,0 +1,802 @@
+#!/usr/bin/env bats
+# owlsync import, end to end: a source and a target cluster (tests/lib/pg.bash),
+# bundles made by `owlsync export` and applied by `owlsync import`.
+#
+# Every test works in its own schema (the [database] schema key), so tests do
+# not see each other's rows; they share the target's ledger (schema owlsync),
+# whose rows are told apart by bundle file name.  Bundles are always made in
+# the test that imports them, so a later test's bundle is never "older" than
+# what an earlier test left in the ledger.
+
+bats_require_minimum_version 1.5.0
+load ../lib/pg
+
+OWLSYNC=${OWLSYNC:-$BATS_TEST_DIRNAME/../../owlsync}
+
+# The [table] sections of both sides.  alert_output (the child of alert_cond)
+# is the last table of every bundle, so it is both staged and applied last.
+TABLES_INI='
+[table rule_repo]
+dataset_column =
+key = rule_nm
+generated = id
+
+[table owl_catalog]
+key = dataset
+generated = id
+
+[table owl_rule]
+key = dataset, rule_nm
+generated = id
+
+[table alert_cond]
+key = dataset, alert_nm
+generated = id
+
+[table owl_check_repo]
+key = dataset
+generated = id
+
+[table job_schedule]
+key = dataset
+generated = id
+
+[table dataset_schema]
+key = dataset, col_nm
+generated = id
+
+[table dataset_scoring]
+key = dataset
+generated = id
+
+[table alert_output]
+key = dataset, alert_nm, run_id
+generated = id
+'
+
+# ------------------------------------------------------------------ helpers
+
+setup_file() {
+    if [ ! -x "$OWLSYNC" ]; then
+        echo "no owlsync binary at $OWLSYNC (run make)" >&2
+        return 1
+    fi
+    # Tests share the target's ledger (rollback checks) and the kill test
+    # waits for the target to have no other sessions: one test at a time.
+    export BATS_NO_PARALLELIZE_WITHIN_FILE=true
+    pg_start src
+    pg_start tgt
+    pg_query tgt "CREATE SCHEMA cmp" >/dev/null     # scratch tables of the tests
+    mkdir -p "$BATS_FILE_TMPDIR/keys"
+    "$OWLSYNC" keygen -o "$BATS_FILE_TMPDIR/keys/prod.key" >/dev/null 2>&1
+    "$OWLSYNC" keygen -o "$BATS_FILE_TMPDIR/keys/other.key" >/dev/null 2>&1
+}
+
+teardown_file() {
+    pg_stop_all
+}
+
+setup() {
+    W=$BATS_TEST_TMPDIR
+    K=$BATS_FILE_TMPDIR/keys
+    mkdir -p "$W/out" "$W/state"
+}
+
+# pair SCHEMA [N] — SCHEMA in src holds the sample metastore (N bulk datasets,
+# default 2), SCHEMA in tgt the same tables, empty; writes src.ini (no job yet)
+# and tgt.ini (trusts the prod key for environment prod) for it.
+pair() {
+    S=$1
+    pg_load_metastore src "${2:-2}" "$S"
+    pg_load_schema tgt "$S"
+    src_ini
+    tgt_ini
+}
+
+# src_ini — the source's config (environment prod); its
+# [table] sections are $TABLES_SRC if set, else $TABLES_INI.
+src_ini() {
+    cat >"$W/src.ini" <<EOF
+[owlsync]
+environment = prod
+state_dir = $W/state
+log_level = warn
+
+[database]
+conninfo = $(pg_conninfo src)
+schema = $S
+${TABLES_SRC:-$TABLES_INI}
+EOF
+}
+
+# job NAME DATASETS [KEY=VALUE …] — appends [export NAME] to src.ini.
+job() {
+    local name=$1 ds=$2 kv
+    shift 2
+    {
+        echo "[export $name]"
+        echo "datasets = $ds"
+        echo "outbox = $W/out"
+        echo "signing_key = $K/prod.key"
+        for kv in "$@"; do echo "${kv%%=*} = ${kv#*=}"; done
+        echo
+    } >>"$W/src.ini"
+}
+
+# tgt_ini [LINE …] — the target's config (environment qa); LINEs go into its
+# [import] section; without a trusted_key line, the prod key is trusted for prod.
+tgt_ini() {
+    local l trust="trusted_key = prod $K/prod.key.pub"
+    for l in "$@"; do [[ $l == trusted_key* ]] && trust=; done
+    {
+        echo "[owlsync]"
+        echo "environment = qa"
+        echo "state_dir = $W/tstate"
+        echo "log_level = warn"
+        echo
+        echo "[database]"
+        echo "conninfo = $(pg_conninfo tgt)"
+        echo "schema = $S"
+        echo "$TABLES_INI"
+        echo "[import]"
+        [ -z "$trust" ] || echo "$trust"
+        for l in "$@"; do echo "$l"; done
+    } >"$W/tgt.ini"
+}
+
+# mkbundle JOB — runs export job JOB of src.ini and prints the one bundle path.
+mkbundle() {
+    local out
+    out=$("$OWLSYNC" -c "$W/src.ini" export -j "$1" --quiet) || return 1
+    if [ -z "$out" ] || [ ! -f "$out" ] || [ "$(printf '%s\n' "$out" | wc -l)" -ne 1 ]; then
+        echo "export -j $1 printed '$out', not one bundle path" >&2
+        return 1
+    fi
+    printf '%s\n' "$out"
+}
+
+# imp [OPTIONS] BUNDLE — owlsync import with tgt.ini, through bats' run.
+imp() {
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" import "$@"
+}
+
+# imp_ok [OPTIONS] BUNDLE — imp that must exit 0.
+imp_ok() {
+    imp "$@"
+    if [ "$status" -ne 0 ]; then
+        echo "import $* exited $status: $stderr" >&2
+        return 1
+    fi
+}
+
+# expect_refusal CODE TEXT — the last imp exited CODE with TEXT in its one error line.
+expect_refusal() {
+    if [ "$status" -ne "$1" ] || [[ $stderr != *"owlsync import: "*"$2"* ]]; then
+        echo "expected exit $1 and '$2', got $status: $stderr" >&2
+        return 1
+    fi
+}
+
+# digest_sql SCHEMA WHERE REPO_WHERE EXCLUDED — one query answering, for every
+# table of SCHEMA, "TABLE ROWS MD5" as pg_digest does (rows matching WHERE,
+# rule_repo's matching REPO_WHERE, as jsonb less the EXCLUDED columns, sorted).
+# One query instead of one psql per table: psql startup dominates these tests.
+digest_sql() {
+    local t w sep=
+    echo "SELECT d FROM ("
+    for t in $OWL_TABLES; do
+        w=$2
+        [ "$t" != rule_repo ] || w=$3
+        echo "$sep SELECT '$t ' || count(*) || ' ' || coalesce(md5(string_agg(r, E'\\n' ORDER BY r COLLATE \"C\")), '-')"
+        echo "   FROM (SELECT (to_jsonb(t) - '{$4}'::text[])::text AS r FROM $1.$t t WHERE $w) s"
+        sep="UNION ALL"
+    done
+    echo ") x(d) ORDER BY 1;"
+}
+
+# tgt_rows WHERE [REPO_WHERE] — digests (ids included) of tgt's rows of $S matching WHERE.
+tgt_rows() {
+    digest_sql "$S" "$1" "${2:-false}" _ | PGOPTIONS='-c timezone=UTC' pg_psql tgt -At
+}
+
+# tgt_state — digests of every table of $S in tgt (ids included) and of the ledger.
+tgt_state() {
+    local t
+    {
+        digest_sql "$S" true true _
+        echo "SELECT to_regclass('owlsync.bundles') IS NOT NULL AS have_ledger \\gset"
+        echo "\\if :have_ledger"
+        for t in bundles bundle_tables datasets; do
+            echo "SELECT 'ledger.$t ' || count(*) || ' ' || coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE \"C\")), '-') FROM owlsync.$t t;"
+        done
+        printf '%s\n' '\endif'
+    } | PGOPTIONS='-c timezone=UTC' pg_psql tgt -At
+}
+
+# ledger_count BUNDLE — ledger rows of that bundle file (0 without a ledger).
+ledger_count() {
+    pg_query tgt "SELECT count(*) FROM owlsync.bundles WHERE file_name = '$(basename "$1")'" 2>/dev/null || echo 0
+}
+
+# ledger_counts BUNDLE TABLE — "rows inserted updated deleted unchanged" kept for it.
+ledger_counts() {
+    pg_query tgt "SELECT concat_ws(' ', t.rows, t.inserted, t.updated, t.deleted, t.unchanged)
+                  FROM owlsync.bundle_tables t JOIN owlsync.bundles b USING (bundle_id)
+                  WHERE b.file_name = '$(basename "$1")' AND t.table_name = '$2'"
+}
+
+# printed_counts TABLE INS UPD DEL UNCH — the last imp's report has that line.
+printed_counts() {
+    if ! grep -Eq "^ +$1 +$2 +$3 +$4 +$5\$" <<<"$output"; then
+        echo "no line '$1 $2 $3 $4 $5' in the report:" >&2
+        echo "$output" >&2
+        return 1
+    fi
+}
+
+# same_as_src WHERE [REPO_WHERE] — for every table of $S, the rows matching
+# WHERE (rule_repo: REPO_WHERE, default all) are equal in src and tgt, ids aside.
+same_as_src() {
+    local q a b
+    q=$(digest_sql "$S" "$1" "${2:-true}" id)
+    a=$(PGOPTIONS='-c timezone=UTC' pg_psql src -At <<<"$q")
+    b=$(PGOPTIONS='-c timezone=UTC' pg_psql tgt -At <<<"$q")
+    if [ "$a" != "$b" ] || [ -z "$a" ]; then
+        echo "src and tgt differ where $1:" >&2
+        diff <(echo "$a") <(echo "$b") >&2
+        return 1
+    fi
+}
+
+# except_both TABLE WHERE — copies src's rows of $S.TABLE matching WHERE (all
+# columns but id) into tgt and prints "ROWS MISSING EXTRA": rows, rows of src
+# not in tgt and rows of tgt not in src (SQL EXCEPT ALL both ways).
+except_both() {
+    local t=$1 w=$2 cols
+    cols=$(pg_query tgt "SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position)
+                         FROM information_schema.columns
+                         WHERE table_schema = '$S' AND table_name = '$t' AND column_name <> 'id'")
+    pg_psql tgt -c "SET client_min_messages = warning" -c "DROP TABLE IF EXISTS cmp.src_rows" \
+        -c "CREATE TABLE cmp.src_rows AS SELECT $cols FROM $S.$t WITH NO DATA" >/dev/null
+    pg_psql src -c "COPY (SELECT $cols FROM $S.$t WHERE $w) TO STDOUT" |
+        pg_psql tgt -c "COPY cmp.src_rows FROM STDIN"
+    pg_query tgt "SELECT (SELECT count(*) FROM cmp.src_rows) || ' ' ||
+        (SELECT count(*) FROM (SELECT * FROM cmp.src_rows EXCEPT ALL SELECT $cols FROM $S.$t WHERE $w) a) || ' ' ||
+        (SELECT count(*) FROM (SELECT $cols FROM $S.$t WHERE $w EXCEPT ALL SELECT * FROM cmp.src_rows) b)"
+}
+
+# tgt1 SQL — one value from tgt.
+tgt1() { pg_query tgt "$1"; }
+
+# ------------------------------------------------------------------ tests
+
+@test "round trip: the target's rows of the exported datasets equal the source's, special values intact, other datasets untouched" {
+    pair rt 3
+    # The target holds a dataset of its own, and a rule template of its own.
+    pg_psql tgt -c "SET search_path TO $S" -c "
+        INSERT INTO owl_catalog (dataset, alias_nm) VALUES ('qa.local', 'kept');
+        INSERT INTO owl_rule (dataset, rule_nm, rule_value) VALUES ('qa.local', 'r1', 'a > 0'), ('qa.local', 'rule_1', 'b');
+        INSERT INTO alert_cond (dataset, alert_nm, condition) VALUES ('qa.local', 'score_low', 'score < 1');
+        INSERT INTO alert_output (dataset, alert_nm, run_id) VALUES ('qa.local', 'score_low', '2024-01-01');
+        INSERT INTO job_schedule (dataset, cron) VALUES ('qa.local', '0 0 * * *');
+        INSERT INTO rule_repo (rule_nm, rule_value) VALUES ('qa_only_tpl', 'x')"
+    local_before=$(tgt_rows "dataset = 'qa.local'" "rule_nm = 'qa_only_tpl'")
+
+    job nightly "public.ds_1, public.special, public.o'hara"
+    b=$(mkbundle nightly)
+    imp_ok "$b"
+    [[ $output == *"imported bundle 1 of prod/nightly (3 datasets)"* ]]
+    printed_counts owl_rule 29 0 0 0          # 20 + 8 + 1
+    printed_counts rule_repo 12 0 0 0
+
+    ds="dataset IN ('public.ds_1', 'public.special', 'public.o''hara')"
+    same_as_src "$ds" "rule_nm <> 'qa_only_tpl'"
+    [ "$(except_both owl_rule "$ds")" = "29 0 0" ]
+    [ "$(except_both alert_cond "$ds")" = "5 0 0" ]
+
+    # The special values, compared with what sample.sql wrote (one query: each
+    # check prints its name and true; the values travel as psql variables).
+    run pg_psql tgt -At -v s="$S" -v controls="$OWL_SPECIAL_CONTROLS" -v injection="$OWL_SPECIAL_INJECTION" \
+        -v unicode="$OWL_SPECIAL_UNICODE" -v key="$OWL_SPECIAL_KEY" -v bsn="$OWL_SPECIAL_BACKSLASH_N" \
+        -v bytea="$OWL_SPECIAL_BYTEA_HEX" -v arr="$OWL_SPECIAL_ARRAY" -v num="$OWL_SPECIAL_NUMERIC" \
+        -v ts="$OWL_SPECIAL_TIMESTAMP" <<'SQL'
+SET search_path TO :"s";
+SET timezone = 'UTC';
+CREATE TEMP VIEW r AS SELECT * FROM owl_rule WHERE dataset = 'public.special';
+SELECT c || ' ' || coalesce(ok::text, 'null') FROM (VALUES
+  (1, 'controls',  (SELECT rule_value = :'controls' FROM r WHERE rule_nm = 'quotes_and_controls')),
+  (2, 'injection', (SELECT rule_value = :'injection' FROM r WHERE rule_nm = 'sql_injection')),
+  (3, 'unicode',   (SELECT rule_value = :'unicode' FROM r WHERE rule_nm = 'unicode')),
+  (4, 'key',       (SELECT count(*) = 1 FROM r WHERE rule_nm = :'key')),
+  (5, 'backslash_n', (SELECT rule_value = :'bsn' AND rule_repo = :'bsn' AND filter_query = 'NULL' FROM r WHERE rule_nm = 'literal_backslash_n')),
+  (6, 'nulls',     (SELECT rule_value IS NULL AND params IS NULL FROM r WHERE rule_nm = 'all_nulls')),
+  (7, 'empty',     (SELECT rule_value = '' AND params = '{}' FROM r WHERE rule_nm = 'empty_strings')),
+  (8, 'json_null', (SELECT params = 'null'::jsonb FROM r WHERE rule_nm = :'key')),
+  (9, 'bytea',     (SELECT encode(sample_img, 'hex') = :'bytea' FROM owl_catalog WHERE dataset = 'public.special')),
+  (10, 'array',    (SELECT tags::text = :'arr' FROM owl_catalog WHERE dataset = 'public.special')),
+  (11, 'timestamp', (SELECT created_ts::text = :'ts' FROM owl_catalog WHERE dataset = 'public.special')),
+  (12, 'numeric',  (SELECT total_points::text = :'num' FROM dataset_scoring WHERE dataset = 'public.special')),
+  (13, 'nan',      (SELECT warn_threshold::text = 'NaN' FROM dataset_scoring WHERE dataset = 'public.special')),
+  (14, 'infinity', (SELECT next_run_ts = 'infinity' FROM job_schedule WHERE dataset = 'public.special')),
+  (15, 'ohara',    (SELECT rule_value = 'name = ''O''''Hara''' FROM owl_rule WHERE dataset = 'public.o''hara'))
+) v(n, c, ok) ORDER BY n;
+SQL
+    [ "$status" -eq 0 ]
+    [ "$output" = "$(printf '%s true\n' controls injection unicode key backslash_n nulls empty json_null \
+                                      bytea array timestamp numeric nan infinity ohara)" ]
+
+    # Datasets the bundle does not carry: not brought, and the target's own untouched.
+    [ "$(tgt1 "SELECT count(*) FROM $S.owl_rule WHERE dataset IN ('public.ds_2', 'public.ds_3')")" = 0 ]
+    [ "$(tgt_rows "dataset = 'qa.local'" "rule_nm = 'qa_only_tpl'")" = "$local_before" ]
+    [ "$(tgt1 "SELECT count(*) FROM $S.owl_rule WHERE dataset = 'qa.local'")" = 2 ]
+
+    # The ledger: the bundle, its per-table counts, the datasets' snapshots.
+    [ "$(ledger_count "$b")" = 1 ]
+    [ "$(ledger_counts "$b" owl_rule)" = "29 29 0 0 0" ]
+    [ "$(tgt1 "SELECT count(*) FROM owlsync.bundle_tables t JOIN owlsync.bundles b USING (bundle_id)
+               WHERE b.file_name = '$(basename "$b")'")" = 9 ]
+    [ "$(tgt1 "SELECT environment || ' ' || job || ' ' || sequence || ' ' || array_length(datasets, 1)
+               FROM owlsync.bundles WHERE file_name = '$(basename "$b")'")" = "prod nightly 1 3" ]
+    [ "$(tgt1 "SELECT string_agg(d.dataset, ',' ORDER BY d.dataset) FROM owlsync.datasets d
+               JOIN owlsync.bundles b USING (bundle_id) WHERE b.file_name = '$(basename "$b")'")" = "public.ds_1,public.o'hara,public.special" ]
+}
+
+@test "promotion twice with edits, deletions and additions: equal to the source, exact counts, unchanged rows keep their target ids" {
+    pair promo 3
+    # Target ids differ from the source's: the target has rows of its own first.
+    pg_query tgt "INSERT INTO $S.owl_rule (dataset, rule_nm) SELECT 'qa.local', 'r' || i FROM generate_series(1, 7) i" >/dev/null
+    job nightly "public.ds_%"
+    b1=$(mkbundle nightly)
+    imp_ok "$b1"
+    printed_counts owl_rule 60 0 0 0
+    same_as_src "dataset LIKE 'public.ds_%'"
+    pg_query tgt "CREATE TABLE cmp.promo_ids AS SELECT dataset, rule_nm, id FROM $S.owl_rule WHERE dataset LIKE 'public.ds_%'" >/dev/null
+    [ "$(tgt1 "SELECT count(*) FROM cmp.promo_ids")" = 60 ]
+
+    pg_psql src -c "SET search_path TO $S" -c "
+        UPDATE owl_rule SET rule_value = rule_value || ' /* edited */'
+         WHERE (dataset, rule_nm) IN (('public.ds_1', 'rule_1'), ('public.ds_2', 'rule_5'), ('public.ds_3', 'rule_20'));
+        DELETE FROM owl_rule WHERE dataset = 'public.ds_2' AND rule_nm = 'rule_7';
+        INSERT INTO owl_rule (dataset, rule_nm, rule_value) VALUES ('public.ds_1', 'rule_21', 'x > 1'), ('public.ds_3', 'rule_new', 'y < 2');
+        INSERT INTO owl_catalog (dataset, alias_nm) VALUES ('public.ds_9', 'added');
+        INSERT INTO job_schedule (dataset, cron) VALUES ('public.ds_9', '5 4 * * *');
+        DELETE FROM dataset_schema WHERE dataset = 'public.ds_3' AND col_nm = 'col_9';
+        UPDATE dataset_scoring SET pass_threshold = 80 WHERE dataset = 'public.ds_2'"
+    b2=$(mkbundle nightly)
+    imp_ok "$b2"
+    [[ $output == *"imported bundle 2 of prod/nightly (4 datasets)"* ]]
+    printed_counts owl_rule 2 3 1 56
+    printed_counts owl_catalog 1 0 0 3
+    printed_counts job_schedule 1 0 0 3
+    printed_counts dataset_schema 0 0 1 29
+    printed_counts dataset_scoring 0 1 0 2
+    printed_counts alert_output 0 0 0 18
+    [ "$(ledger_counts "$b2" owl_rule)" = "61 2 3 1 56" ]
+    [ "$(ledger_counts "$b2" dataset_schema)" = "29 0 0 1 29" ]
+    same_as_src "dataset LIKE 'public.ds_%'"
+
+    # Matched rows (changed or not) kept their target ids; new rows got new ones.
+    [ "$(tgt1 "SELECT count(*) FROM cmp.promo_ids b JOIN $S.owl_rule r USING (dataset, rule_nm)")" = 59 ]
+    [ "$(tgt1 "SELECT count(*) FROM cmp.promo_ids b JOIN $S.owl_rule r USING (dataset, rule_nm) WHERE r.id <> b.id")" = 0 ]
+    [ "$(tgt1 "SELECT count(*) FROM $S.owl_rule r WHERE dataset LIKE 'public.ds_%'
+               AND r.id > (SELECT max(id) FROM cmp.promo_ids)")" = 2 ]
+    [ "$(tgt1 "SELECT count(*) FROM $S.owl_rule WHERE dataset = 'qa.local'")" = 7 ]
+
+    # Once more with nothing changed: every row unchanged, nothing written.
+    before=$(tgt_state | grep -v '^ledger')
+    job again "public.ds_%" skip_unchanged=false
+    b3=$(mkbundle again)
+    imp_ok "$b3"
+    printed_counts owl_rule 0 0 0 61
+    [ "$(ledger_counts "$b3" owl_rule)" = "61 0 0 0 61" ]
+    [ "$(tgt_state | grep -v '^ledger')" = "$before" ]
+}
+
+@test "the same bundle twice is already imported; an older bundle is refused; --allow-rollback applies it" {
+    pair rb 2
+    job nightly "public.ds_%"
+    old=$(mkbundle nightly)
+    old_rules=$(pg_digest src "$S.owl_rule" "dataset LIKE 'public.ds_%'")
+    pg_query src "UPDATE $S.owl_rule SET rule_value = 'newer' WHERE dataset = 'public.ds_1' AND rule_nm = 'rule_1'" >/dev/null
+    new=$(mkbundle nightly)
+    imp_ok "$new"
+    [ "$(tgt1 "SELECT rule_value FROM $S.owl_rule WHERE dataset = 'public.ds_1' AND rule_nm = 'rule_1'")" = newer ]
+    state=$(tgt_state)
+
+    imp "$new"
+    [ "$status" -eq 0 ]
+    [[ $output == *"already imported"* ]]
+    [ "$(tgt_state)" = "$state" ]
+    [ "$(ledger_count "$new")" = 1 ]
+
+    imp "$old"
+    expect_refusal 4 "older"
+    [[ $stderr == *"--allow-rollback"* ]]
+    [ "$(tgt_state)" = "$state" ]
+    [ "$(ledger_count "$old")" = 0 ]
+
+    imp_ok --allow-rollback "$old"
+    [[ $output == *"imported bundle 1 of prod/nightly"* ]]
+    printed_counts owl_rule 0 1 0 39
+    [ "$(tgt1 "SELECT rule_value FROM $S.owl_rule WHERE dataset = 'public.ds_1' AND rule_nm = 'rule_1'")" != newer ]
+    [ "$(ledger_count "$old")" = 1 ]
+    [ "$(tgt1 "SELECT count(*) FROM owlsync.datasets d JOIN owlsync.bundles b USING (bundle_id)
+               WHERE b.file_name = '$(basename "$old")' AND d.snapshot_at = b.snapshot_at")" = 2 ]
+    [ "$(pg_digest tgt "$S.owl_rule")" = "$old_rules" ]
+}
+
+@test "a bundle that fails half-way (last table rejects a value) exits 1 and leaves the target exactly as before, without a ledger row" {
+    pair half 2
+    job nightly "public.ds_%"
+    b1=$(mkbundle nightly)
+    imp_ok "$b1"
+    # Changes in every table at the source, and in alert_output (the last
+    # table) a row the target will not take.
+    pg_psql src -c "SET search_path TO $S" -c "
+        UPDATE owl_rule SET rule_value = 'changed ' || rule_nm;
+        DELETE FROM dataset_schema WHERE col_nm = 'col_1';
+        INSERT INTO owl_catalog (dataset) VALUES ('public.ds_new');
+        UPDATE alert_cond SET condition = 'score < 10';
+        INSERT INTO alert_output (dataset, alert_nm, run_id, output)
+        VALUES ('public.ds_2', 'score_low', '2025-01-01', 'REJECT ME ' || repeat('x', 90))"
+    b2=$(mkbundle nightly)
+
+    # 1. A CHECK constraint of the target: fails while applying, after the
+    #    other tables' rows were deleted, updated and inserted.
+    pg_query tgt "ALTER TABLE $S.alert_output ADD CONSTRAINT no_reject CHECK (output NOT LIKE 'REJECT%') NOT VALID" >/dev/null
+    state=$(tgt_state)
+    imp "$b2"
+    expect_refusal 1 "alert_output"
+    [[ $stderr == *no_reject* ]]
+    [ "$(tgt_state)" = "$state" ]
+    [ "$(ledger_count "$b2")" = 0 ]
+
+    # 2. A column type that rejects the value: fails while staging the last table.
+    pg_psql tgt -c "ALTER TABLE $S.alert_output DROP CONSTRAINT no_reject" \
+        -c "ALTER TABLE $S.alert_output ALTER COLUMN output TYPE varchar(60)" >/dev/null
+    state=$(tgt_state)
+    imp "$b2"
+    expect_refusal 1 "alert_output"
+    [[ $stderr == *"too long"* ]]
+    [ "$(tgt_state)" = "$state" ]
+    [ "$(ledger_count "$b2")" = 0 ]
+
+    # With the obstacle gone the same bundle imports, once.
+    pg_query tgt "ALTER TABLE $S.alert_output ALTER COLUMN output TYPE text" >/dev/null
+    imp_ok "$b2"
+    [[ $output == *"imported bundle 2"* ]]
+    same_as_src "dataset LIKE 'public.ds_%'"
+    [ "$(ledger_count "$b2")" = 1 ]
+}
+
+# refusal_setup — schema $1 imported once, then a change at the source, so a
+# refused bundle would have something to write.
+refusal_setup() {
+    pair "$1" 2
+    job nightly "public.ds_%"
+    b0=$(mkbundle nightly)
+    imp_ok "$b0"
+    pg_query src "UPDATE $S.owl_rule SET rule_value = 'must not arrive'; DELETE FROM $S.alert_output" >/dev/null
+    state=$(tgt_state)
+}
+
+# refused CODE TEXT BUNDLE — the last imp refused BUNDLE: exit CODE, TEXT in its
+# error, the target as before and no ledger row.
+refused() {
+    expect_refusal "$1" "$2"
+    [ "$(tgt_state)" = "$state" ]
+    [ "$(ledger_count "$3")" = 0 ]
+    [ "$(tgt1 "SELECT count(*) FROM $S.owl_rule WHERE rule_value = 'must not arrive'")" = 0 ]
+}
+
+@test "refused: a table outside [import] tables (exit 4)" {
+    refusal_setup ref_tab
+    b=$(mkbundle nightly)
+    tgt_ini "tables = owl_rule, owl_catalog"
+    imp "$b"
+    refused 4 "carries table rule_repo, which this environment does not allow" "$b"
+    # the allow-list, not the bundle, was the reason
+    tgt_ini
+    imp_ok "$b"
+    [ "$(tgt1 "SELECT count(*) FROM $S.owl_rule WHERE rule_value = 'must not arrive'")" = 40 ]
+}
+
+@test "refused: an expired bundle (exit 4)" {
+    refusal_setup ref_exp
+    job quick "public.ds_%" valid_for=1s
+    b=$(mkbundle quick)
+    sleep 1.2                   # past valid_for
+    imp "$b"
+    refused 4 "expired" "$b"
+}
+
+@test "refused: a bundle signed by an untrusted key (exit 3)" {
+    refusal_setup ref_key
+    b=$(mkbundle nightly)
+    tgt_ini "trusted_key = prod $K/other.key.pub"
+    imp "$b"
+    refused 3 "which is not trusted" "$b"
+}
+
+@test "refused: a key trusted only for another environment (exit 3)" {
+    refusal_setup ref_env
+    b=$(mkbundle nightly)
+    tgt_ini "trusted_key = uat $K/prod.key.pub" "trusted_key = prod $K/other.key.pub"
+    imp "$b"
+    refused 3 "trusted only for uat" "$b"
+}
+
+@test "refused: a bundle whose targets name another environment (exit 4)" {
+    refusal_setup ref_tgt
+    job foruat "public.ds_%" targets=uat,prod2
+    b=$(mkbundle foruat)
+    imp "$b"
+    refused 4 "meant for uat and others, not for this environment (qa)" "$b"
+}
+
+@test "--dry-run reports per table and dataset and writes nothing; --json parses" {
+    pair dry 2
+    job nightly "public.ds_%"
+    b1=$(mkbundle nightly)
+    imp_ok "$b1"
+    pg_psql src -c "SET search_path TO $S" -c "
+        UPDATE owl_rule SET points = 9 WHERE dataset = 'public.ds_1' AND rule_nm IN ('rule_1', 'rule_2', 'rule_3');
+        DELETE FROM owl_rule WHERE dataset = 'public.ds_2' AND rule_nm = 'rule_4';
+        INSERT INTO owl_rule (dataset, rule_nm) VALUES ('public.ds_2', 'rule_x')"
+    b2=$(mkbundle nightly)
+    state=$(tgt_state)
+
+    imp --dry-run "$b2"
+    [ "$status" -eq 0 ]
+    [[ $output == *"dry run of bundle 2 of prod/nightly (2 datasets)"* ]]
+    [[ $output == *"dry run: rolled back, nothing was written"* ]]
+    printed_counts owl_rule 1 3 1 36
+    printed_counts public.ds_1 0 3 0 17
+    printed_counts public.ds_2 1 0 1 19
+    printed_counts owl_catalog 0 0 0 2
+    [ "$(tgt_state)" = "$state" ]
+    [ "$(ledger_count "$b2")" = 0 ]
+
+    imp --dry-run --json "$b2"
+    [ "$status" -eq 0 ]
+    [ "$(tgt_state)" = "$state" ]
+    [ "$(ledger_count "$b2")" = 0 ]
+    grep -q '^{' <<<"$output"
+    grep -q '^}$' <<<"$output"
+    grep -q '"status": "dry_run"' <<<"$output"
+    grep -q '"dataset": "public.ds_1"' <<<"$output"
+    [ "$(grep -c '"name": ' <<<"$output")" = 9 ]
+    if command -v python3 >/dev/null; then
+        python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+assert r["status"] == "dry_run", r["status"]
+t = {x["name"]: x for x in r["tables"]}
+o = t["owl_rule"]
+assert (o["inserted"], o["updated"], o["deleted"], o["unchanged"]) == (1, 3, 1, 36), o
+d = {x["dataset"]: x for x in o["datasets"]}
+assert (d["public.ds_1"]["updated"], d["public.ds_2"]["inserted"], d["public.ds_2"]["deleted"]) == (3, 1, 1), d
+' <<<"$output"
+    fi
+
+    # The real import does what the dry run said.
+    imp_ok "$b2"
+    printed_counts owl_rule 1 3 1 36
+    [ "$(ledger_counts "$b2" owl_rule)" = "40 1 3 1 36" ]
+    same_as_src "dataset LIKE 'public.ds_%'"
+}
+
+@test "hostile dataset names and values land as data, never as SQL" {
+    pair hostile 1
+    job base "public.ds_1"
+    job evil "public.evil%"
+    b0=$(mkbundle base)
+    imp_ok "$b0"
+    ds1=$(tgt_rows "dataset = 'public.ds_1'")
+
+    pg_psql src -v s="$S" <<'SQL'
+SET search_path TO :"s";
+CREATE TEMP TABLE hostile (n text);
+INSERT INTO hostile VALUES
+  (E'public.evil\'); DROP TABLE owl_rule; --'),
+  (E'public.evil","public.ds_1'),
+  (E'public.evil\\'),
+  (E'public.evil\\N'),
+  (E'public.evil\\.'),
+  (E'public.evil\ttab\nnewline\r\nCRLF\rCR'),
+  (E'public.evil%_{}" OR \'1\'=\'1'),
+  (E'public.evil$$; DROP SCHEMA owlsync CASCADE; $$'),
+  (E'public.evil\\0 \\x00 \\000 \\u0000 nul-adjacent'),
+  (E'public.evil\\"}; DELETE FROM owl_rule; --');
+INSERT INTO owl_catalog (dataset, alias_nm, tags, sample_img, metadata)
+  SELECT n, n, ARRAY[n, NULL, '', 'NULL'], convert_to(n, 'UTF8') || '\x005c4e0a00'::bytea,
+         jsonb_build_object('name', n, 'nul', E'\\u0000')
+  FROM hostile;
+INSERT INTO owl_rule (dataset, rule_nm, rule_value, filter_query, params)
+  SELECT n, k, E'\\0 \\x00 \\000 \\\\ \\N ' || k, E'\\.\n' || n, jsonb_build_object(k, n)
+  FROM hostile, (VALUES ('plain'), (E'\'); DELETE FROM owl_rule; --'), (E'tab\there\\N\n\\.')) r(k);
+INSERT INTO alert_cond (dataset, alert_nm, condition, recipients)
+  SELECT n, n, E'x = \'' || n || '''', ARRAY[n] FROM hostile;
+INSERT INTO alert_output (dataset, alert_nm, run_id, output)
+  SELECT n, n, '2024-01-01', n FROM hostile;
+SQL
+    b=$(mkbundle evil)
+    imp_ok "$b"
+    printed_counts owl_rule 30 0 0 0
+    printed_counts alert_output 10 0 0 0
+
+    # Every table is still there, the rows arrived as they were, ds_1 untouched.
+    for t in $OWL_TABLES; do [ "$(tgt1 "SELECT to_regclass('$S.$t') IS NOT NULL")" = t ]; done
+    for t in bundles bundle_tables datasets; do [ "$(tgt1 "SELECT to_regclass('owlsync.$t') IS NOT NULL")" = t ]; done
+    ev="dataset LIKE 'public.evil%'"
+    same_as_src "$ev"
+    [ "$(except_both owl_rule "$ev")" = "30 0 0" ]
+    [ "$(tgt_rows "dataset = 'public.ds_1'")" = "$ds1" ]
+    # The ledger holds the names as they are.
+    names="SELECT md5(string_agg(dataset, '|' ORDER BY dataset COLLATE \"C\"))"
+    [ "$(tgt1 "$names FROM owlsync.datasets d JOIN owlsync.bundles b USING (bundle_id) WHERE b.file_name = '$(basename "$b")'")" = \
+      "$(pg_query src "$names FROM $S.owl_catalog WHERE $ev")" ]
+
+    # A second promotion matches every hostile key: one update, nothing deleted.
+    [ "$(pg_query src "UPDATE $S.owl_rule SET points = 7 WHERE dataset LIKE 'public.evil'')%' AND rule_nm = 'plain'
+                        RETURNING dataset")" = "public.evil'); DROP TABLE owl_rule; --" ]
+    b2=$(mkbundle evil)
+    imp_ok "$b2"
+    printed_counts owl_rule 0 1 0 29
+    printed_counts alert_cond 0 0 0 10
+    same_as_src "$ev"
+}
+
+@test "SIGKILL of owlsync import in the middle of a large import leaves the target as before; the next run imports it once" {
+    pair big 3000
+    pg_query tgt "INSERT INTO $S.owl_rule (dataset, rule_nm) VALUES ('qa.local', 'kept')" >/dev/null
+    job nightly "public.ds_%"
+    b=$(mkbundle nightly)
+    state=$(tgt_state)
+
+    "$OWLSYNC" -c "$W/tgt.ini" import "$b" >"$W/killed.out" 2>&1 &
+    pid=$!
+    # Wait until it writes the target's tables (inside its transaction).
+    local seen='' i
+    for ((i = 0; i < 600; i++)); do
+        if [ "$(tgt1 "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'
+                      AND query LIKE 'WITH x AS (INSERT INTO \"$S\".%'")" != 0 ]; then
+            seen=1
+            break
+        fi
+        pg_alive "$pid" || break
+        sleep 0.02
+    done
+    if [ -z "$seen" ]; then
+        kill -KILL "$pid" 2>/dev/null || true
+        echo "the import was never seen applying rows; its output:" >&2
+        cat "$W/killed.out" >&2
+        return 1
+    fi
+    kill -KILL "$pid"
+    rc=0
+    wait "$pid" || rc=$?
+    [ "$rc" -eq 137 ]           # killed, not finished
+    # Its server session ends when it notices the client is gone.
+    others="SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    for ((i = 0; i < 600; i++)); do
+        [ "$(tgt1 "$others")" = 0 ] && break
+        sleep 0.1
+    done
+    [ "$(tgt1 "$others")" = 0 ]
+    [ "$(tgt_state)" = "$state" ]
+    [ "$(ledger_count "$b")" = 0 ]
+    [ "$(tgt1 "SELECT count(*) FROM $S.owl_rule")" = 1 ]
+
+    imp_ok "$b"
+    [[ $output == *"imported bundle 1 of prod/nightly (3000 datasets)"* ]]
+    printed_counts owl_rule 60000 0 0 0
+    [ "$(ledger_count "$b")" = 1 ]
+    [ "$(tgt1 "SELECT count(*) FROM $S.owl_rule")" = 60001 ]
+    [ "$(pg_digest tgt "$S.alert_output")" = "$(pg_digest src "$S.alert_output" "dataset LIKE 'public.ds_%'")" ]
+    [ "$(pg_digest tgt "$S.owl_rule" "dataset <> 'qa.local'")" = "$(pg_digest src "$S.owl_rule" "dataset LIKE 'public.ds_%'")" ]
+    imp "$b"
+    [ "$status" -eq 0 ]
+    [[ $output == *"already imported"* ]]
+    [ "$(ledger_count "$b")" = 1 ]
+}
+
+@test "two imports of different bundles started at once both succeed, one after the other" {
+    pair conc 4
+    job a "public.ds_1, public.ds_2"
+    job b "public.ds_3, public.ds_4"
+    ba=$(mkbundle a)
+    bb=$(mkbundle b)
+    # A session holds a lock on rule_repo (in both bundles), so that both
+    # imports are surely in flight at the same time: one waits for that lock,
+    # the other for the first import (the importers' advisory lock).
+    PGAPPNAME=owltest_holder pg_psql tgt -c "BEGIN" -c "LOCK TABLE $S.rule_repo IN ACCESS EXCLUSIVE MODE" \
+        -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+    holder=$!
+    local i
+    for ((i = 0; i < 300; i++)); do
+        [ "$(tgt1 "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'owltest_holder'
+                   AND query LIKE '%pg_sleep%'")" = 1 ] && break
+        sleep 0.05
+    done
+    "$OWLSYNC" -c "$W/tgt.ini" import "$ba" >"$W/a.out" 2>&1 &
+    pa=$!
+    "$OWLSYNC" -c "$W/tgt.ini" import "$bb" >"$W/b.out" 2>&1 &
+    pb=$!
+    waiting="SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND backend_type = 'client backend'"
+    for ((i = 0; i < 300; i++)); do
+        [ "$(tgt1 "$waiting")" = 2 ] && break
+        sleep 0.05
+    done
+    both_waiting=$(tgt1 "$waiting")
+    advisory_waits=$(tgt1 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    tgt1 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'owltest_holder'" >/dev/null
+    wait "$holder" || true
+    ra=0 rb=0
+    wait "$pa" || ra=$?
+    wait "$pb" || rb=$?
+    if [ "$ra" -ne 0 ] || [ "$rb" -ne 0 ]; then
+        cat "$W/a.out" "$W/b.out" >&2
+        return 1
+    fi
+    [ "$both_waiting" = 2 ]
+    [ "$advisory_waits" = 1 ]
+    grep -q "imported bundle 1 of prod/a" "$W/a.out"
+    grep -q "imported bundle 1 of prod/b" "$W/b.out"
+    [ "$(ledger_count "$ba")" = 1 ]
+    [ "$(ledger_count "$bb")" = 1 ]
+    same_as_src "dataset LIKE 'public.ds_%'"
+    [ "$(tgt1 "SELECT count(*) FROM $S.owl_rule")" = 80 ]
+}
+
+@test "the foreign-key pair alert_cond -> alert_output imports and re-imports in replace mode, parent rows deleted with their children" {
+    # The child first in the bundle: the import must order by the target's FKs.
+    TABLES_SRC="
+[table alert_output]
+key = dataset, alert_nm, run_id
+generated = id
+${TABLES_INI%%\[table alert_output\]*}"
+    pair fk 2
+    job nightly "public.ds_%"
+    b1=$(mkbundle nightly)
+    run "$OWLSYNC" inspect "$b1"
+    [ "$status" -eq 0 ]
+    [ "$(grep -Eo '^  (alert_output|alert_cond) ' <<<"$output" | tr -d ' ' | paste -sd,)" = alert_output,alert_cond ]
+    imp_ok "$b1"
+    pg_query tgt "CREATE TABLE cmp.fk_ids AS SELECT dataset, alert_nm, id FROM $S.alert_cond" >/dev/null
+
+    pg_psql src -c "SET search_path TO $S" -c "
+        DELETE FROM alert_output WHERE dataset = 'public.ds_1' AND alert_nm = 'score_low';
+        DELETE FROM alert_cond WHERE dataset = 'public.ds_1' AND alert_nm = 'score_low';
+        UPDATE alert_cond SET condition = 'rule_breaks > 5' WHERE dataset = 'public.ds_2' AND alert_nm = 'rule_breaks';
+        INSERT INTO alert_cond (dataset, alert_nm, condition) VALUES ('public.ds_2', 'new_alert', 'score < 1');
+        INSERT INTO alert_output (dataset, alert_nm, run_id, output) VALUES
+          ('public.ds_2', 'new_alert', '2025-01-01', 'fired'),
+          ('public.ds_1', 'rule_breaks', '2025-01-02', 'fired again')"
+    b2=$(mkbundle nightly)
+    imp_ok "$b2"
+    printed_counts alert_cond 1 1 1 4
+    printed_counts alert_output 2 0 2 10
+    same_as_src "dataset LIKE 'public.ds_%'"
+    # the alert conditions kept at the source kept their target ids
+    [ "$(tgt1 "SELECT count(*) FROM cmp.fk_ids f JOIN $S.alert_cond c USING (dataset, alert_nm) WHERE c.id = f.id")" = 5 ]
+    [ "$(tgt1 "SELECT count(*) FROM $S.alert_cond WHERE dataset = 'public.ds_1' AND alert_nm = 'score_low'")" = 0 ]
+
+    # The whole dataset gone at the source: children and parents both deleted.
+    pg_psql src -c "SET search_path TO $S" -c "
+        DELETE FROM alert_output WHERE dataset = 'public.ds_2';
+        DELETE FROM alert_cond WHERE dataset = 'public.ds_2'"
+    b3=$(mkbundle nightly)
+    imp_ok "$b3"
+    printed_counts alert_cond 0 0 4 2
+    printed_counts alert_output 0 0 7 5
+    same_as_src "dataset LIKE 'public.ds_%'"
+
+    # Without keys on the target side (delete, then insert) it works as well.
+    sed -i '/^\[table alert_cond\]/,/^$/{/^key/d}; /^\[table alert_output\]/,/^$/{/^key/d}' "$W/tgt.ini"
+    [ "$(grep -c '^key = dataset, alert_nm' "$W/tgt.ini")" = 0 ]
+    pg_query src "INSERT INTO $S.alert_output (dataset, alert_nm, run_id) VALUES ('public.ds_1', 'rule_breaks', '2025-02-01')" >/dev/null
+    b4=$(mkbundle nightly)
+    imp_ok "$b4"
+    same_as_src "dataset LIKE 'public.ds_%'"
+}
