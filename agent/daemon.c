@@ -82,9 +82,9 @@ typedef struct daemon_state {
     retry *retries;
     size_t nretries;
     importer_lock *lock;
+    int lock_delay;           /* backoff while the claim lock cannot be had (database down) */
     metrics m;
     time_t stale_logged;
-    bool first_scan;
 } daemon_state;
 
 /* ------------------------------------------------------------------ config */
@@ -436,8 +436,8 @@ static void import_claimed(daemon_state *d, inbox_claim *cl)
         now = time(NULL);
         log_error("%s: %s", cl->name, err.msg);
         d->m.failed_transient++;
+        schedule_retry(d, cl->name, now); /* before the release frees cl->name */
         inbox_release(cl);
-        schedule_retry(d, cl->name, now);
     }
     importer_result_free(&res);
 }
@@ -493,7 +493,10 @@ static void process_inbox(daemon_state *d, time_t now)
     }
     if (inbox_orphans(d->ib, &orphans, &norphans, &err) < 0)
         log_error("%s", err.msg);
-    d->m.backlog = nfiles + unsettled + norphans;
+    if (d->m.backlog != nfiles + unsettled + norphans) {
+        d->m.backlog = nfiles + unsettled + norphans;
+        write_metrics(d); /* the gauge must not keep a count from before the last batch */
+    }
     /* While a file is still settling, look again every second. */
     d->next_scan = now + (unsettled > 0 ? 1 : d->c->import.poll_interval);
 
@@ -503,9 +506,12 @@ static void process_inbox(daemon_state *d, time_t now)
     snprintf(workdir, sizeof(workdir), "%s/%s", d->c->import.inbox, INBOX_WORK);
     for (size_t i = 0; i < norphans; i++) {
         retry *r = find_retry(d, orphans[i].name);
-        if (r != NULL && now < r->when)
+        if (r != NULL && now < r->when) {
+            if (r->when < d->next_scan)
+                d->next_scan = r->when; /* retry when due, not at the next poll */
             continue; /* backing off */
-        if (r == NULL && !d->first_scan)
+        }
+        if (r == NULL)
             log_warn("%s: left in %s by an interrupted run; retrying it first", orphans[i].name, INBOX_WORK);
         cand[ncand].f = orphans[i];
         cand[ncand].from_work = true;
@@ -517,17 +523,21 @@ static void process_inbox(daemon_state *d, time_t now)
         cand[ncand].snapshot = peek_snapshot(d, d->c->import.inbox, files[i].name);
         ncand++;
     }
-    d->first_scan = false;
     if (ncand == 0)
         goto out;
 
     /* One agent at a time picks and imports, so bundles go in snapshot order. */
     locked = importer_claim_lock(d->c, &d->lock, &err);
     if (locked < 0) {
-        log_warn("%s; %zu bundle(s) wait", err.msg, ncand);
-        d->next_scan = now + RETRY_FIRST;
+        if (d->lock_delay == 0)
+            d->lock_delay = RETRY_FIRST;
+        else
+            d->lock_delay = d->lock_delay * 2 > RETRY_MAX ? RETRY_MAX : d->lock_delay * 2;
+        log_warn("%s; %zu bundle(s) wait; will retry in %d s", err.msg, ncand, d->lock_delay);
+        d->next_scan = now + d->lock_delay;
         goto out;
     }
+    d->lock_delay = 0;
     if (locked == 0) {
         d->next_scan = now + 1;
         goto out;
@@ -700,7 +710,6 @@ int daemon_run(const char *config_path, owl_err *err)
     memset(&d, 0, sizeof(d));
     d.ifd = -1;
     d.config_path = config_path;
-    d.first_scan = true;
     if (load_all(config_path, &l, err) < 0)
         return -1;
     adopt(&d, &l);

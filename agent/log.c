@@ -51,6 +51,11 @@ void log_msg(log_level level, const char *fmt, ...)
     vsnprintf(line + len, sizeof(line) - len, fmt, ap);
     va_end(ap);
     len = strlen(line);
+    /* One event, one line: a message's "\nHINT: ..." continues on the same line. */
+    for (size_t i = 0; i < len; i++) {
+        if (line[i] == '\n' || line[i] == '\r')
+            line[i] = ' ';
+    }
     if (len > sizeof(line) - 2)
         len = sizeof(line) - 2;
     line[len++] = '\n';

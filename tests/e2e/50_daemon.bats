@@ -1,0 +1,858 @@
+#!/usr/bin/env bats
+# owlsync daemon, end to end: real daemon processes watching an inbox, with a
+# source and a target cluster (tests/lib/pg.bash); bundles made by `owlsync
+# export` and dropped into the inbox, or published there by a scheduled job.
+#
+# Every test works in its own target schema (the [database] schema key) and its
+# own export job names, so tests do not see each other's rows; they share the
+# target's ledger (schema owlsync), whose rows are told apart by job.  Bundles
+# are always made in the test that imports them, so a later test's bundle is
+# never older than what an earlier one applied (the rollback check).
+#
+# The scheduled-job test needs a cron minute to pass: its two daemons (source
+# environment "night", so its datasets never collide with the others') start
+# in setup_file and run while the other tests do; that test, the last one,
+# only waits for what is left of the minute.
+#
+# Every daemon started here is recorded (pid and start time) and stopped in
+# teardown or teardown_file; a guard process also stops it when the bats
+# process that started it is gone, so no daemon outlives the file.  A failing
+# test shows the end of its daemons' logs (with OWL_SHOW_LOGS=1, every test).
+
+# shellcheck disable=SC2154 # $stderr is set by bats' run --separate-stderr
+bats_require_minimum_version 1.5.0
+load ../lib/pg
+
+OWLSYNC=${OWLSYNC:-$BATS_TEST_DIRNAME/../../owlsync}
+
+# The [table] sections of both sides (alert_output is the child of alert_cond).
+TABLES_INI='
+[table rule_repo]
+dataset_column =
+key = rule_nm
+generated = id
+
+[table owl_catalog]
+key = dataset
+generated = id
+
+[table owl_rule]
+key = dataset, rule_nm
+generated = id
+
+[table alert_cond]
+key = dataset, alert_nm
+generated = id
+
+[table owl_check_repo]
+key = dataset
+generated = id
+
+[table job_schedule]
+key = dataset
+generated = id
+
+[table dataset_schema]
+key = dataset, col_nm
+generated = id
+
+[table dataset_scoring]
+key = dataset
+generated = id
+
+[table alert_output]
+key = dataset, alert_nm, run_id
+generated = id
+'
+
+BIG_DATASETS=1500 # bulk datasets of the "big" source schema: an import of it takes over a second
+
+# ------------------------------------------------------------------ daemons
+
+# The start time of process PID (field 22 of /proc/PID/stat), to tell it from
+# a later process that got the same pid.
+proc_start() {
+    local st f
+    { read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
+    st=${st##*) }
+    read -ra f <<<"$st"
+    echo "${f[19]}"
+}
+
+# same_proc PID START — PID is alive and is the process that started at START.
+same_proc() {
+    pg_alive "$1" && [ "$(proc_start "$1")" = "$2" ]
+}
+
+# A detached process that stops daemon PID (started at START) once OWNER is gone.
+daemon_guard() { # PID START OWNER
+    (
+        (
+            exec </dev/null >/dev/null 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&-
+            trap '' HUP INT TERM PIPE
+            while pg_alive "$3" && same_proc "$1" "$2"; do sleep 1; done
+            if same_proc "$1" "$2"; then
+                kill -TERM "$1"
+                for _ in 1 2 3 4 5 6 7 8 9 10; do
+                    same_proc "$1" "$2" || exit 0
+                    sleep 1
+                done
+                same_proc "$1" "$2" && kill -KILL "$1"
+            fi
+        ) &
+    )
+}
+
+# daemon_start NAME CONFIG [DIR] — starts `owlsync -c CONFIG daemon` in the
+# background, its log (stderr) in DIR/NAME.log (DIR default $W); records it in
+# DIR/daemons, sets PID to its pid, and waits until it says it started.
+daemon_start() {
+    local name=$1 cfg=$2 dir=${3:-$W} start
+    "$OWLSYNC" -c "$cfg" daemon </dev/null >"$dir/$name.out" 2>"$dir/$name.log" \
+        3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+    PID=$!
+    start=$(proc_start "$PID") || start=gone
+    echo "$PID $start $name" >>"$dir/daemons"
+    daemon_guard "$PID" "$start" "$$"
+    if ! wait_until 10 grep -q 'owlsync daemon started' "$dir/$name.log"; then
+        echo "daemon $name did not start:" >&2
+        cat "$dir/$name.log" >&2
+        return 1
+    fi
+}
+
+# daemons_stop LIST — stops every daemon recorded in LIST that still runs:
+# SIGTERM, then SIGKILL after 10 s.
+daemons_stop() {
+    local pid start name i
+    [ -f "$1" ] || return 0
+    while read -r pid start name; do
+        same_proc "$pid" "$start" || continue
+        kill -TERM "$pid" 2>/dev/null
+        for ((i = 0; i < 100; i++)); do
+            same_proc "$pid" "$start" || break
+            sleep 0.1
+        done
+        if same_proc "$pid" "$start"; then
+            echo "daemon $name (pid $pid) ignored SIGTERM; killed" >&2
+            kill -KILL "$pid" 2>/dev/null
+        fi
+        wait "$pid" 2>/dev/null || true
+    done <"$1"
+}
+
+# gone PID — PID has exited (a zombie not yet waited for counts as exited).
+gone() { ! pg_alive "$1"; }
+
+# stop_and_wait PID SECONDS — waits up to SECONDS for PID to exit and sets RC
+# to its exit status (the daemon must be a child of this shell).
+stop_and_wait() {
+    wait_until "$2" gone "$1" || return 1
+    RC=0
+    wait "$1" || RC=$?
+}
+
+# ------------------------------------------------------------------ helpers
+
+# wait_until SECONDS CMD… — runs CMD every 0.1 s until it succeeds; fails
+# (saying what it waited for) when SECONDS have passed.
+wait_until() {
+    local limit=$1 end
+    shift
+    end=$((SECONDS + limit))
+    until "$@"; do
+        if [ "$SECONDS" -ge "$end" ]; then
+            echo "timed out after ${limit} s waiting for: $*" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# not CMD… — succeeds when CMD fails (a bare "! CMD" never fails a bats test).
+not() { ! "$@"; }
+
+# has_inotify PID — process PID holds an inotify descriptor.
+has_inotify() {
+    local fd
+    for fd in /proc/"$1"/fd/*; do
+        [ "$(readlink "$fd" 2>/dev/null)" = 'anon_inode:inotify' ] && return 0
+    done
+    return 1
+}
+
+# in_log NAME TEXT — the log of daemon NAME (in $LOGDIR, default $W) has a
+# line containing TEXT.
+in_log() { grep -qF -- "$2" "${LOGDIR:-$W}/$1.log"; }
+
+# log_count NAME TEXT — lines of the log of daemon NAME containing TEXT.
+log_count() { grep -cF -- "$2" "${LOGDIR:-$W}/$1.log" || true; }
+
+# files DIR — the names of the *.owlb files in DIR, one a line (none: empty).
+files() {
+    local f
+    for f in "$1"/*.owlb; do
+        [ -e "$f" ] && basename "$f"
+    done
+    return 0
+}
+
+# nfiles DIR — how many *.owlb files DIR holds.
+nfiles() { files "$1" | grep -c . || true; }
+
+# all_done N — N bundle files have left the inbox for processed/ or quarantine/.
+all_done() { [ $(($(nfiles "$W/inbox/processed") + $(nfiles "$W/inbox/quarantine"))) = "$1" ]; }
+
+# src_schema SCHEMA N — SCHEMA in src holds the sample metastore with N bulk datasets
+# (made once per file; tests that share it only read it).
+src_schema() {
+    if [ "$(pg_query src "SELECT to_regnamespace('$1') IS NOT NULL")" != t ]; then
+        pg_load_metastore src "$2" "$1"
+    fi
+}
+
+# pair NAME [N] — target schema NAME (empty tables) for a source schema of
+# the same name with N bulk datasets (default 2), or, with N = big, the shared
+# source schema "big"; writes src.ini (no job yet) and tgt.ini (the inbox
+# $W/inbox, the prod key trusted for prod).  Sets SS and TS (the schemas).
+pair() {
+    TS=$1
+    if [ "${2:-}" = big ]; then
+        SS=big
+        src_schema big "$BIG_DATASETS"
+    else
+        SS=$1
+        pg_load_metastore src "${2:-2}" "$SS"
+    fi
+    pg_load_schema tgt "$TS"
+    src_ini "$W/src.ini" prod "$W/stage"
+    tgt_ini "$W/tgt.ini"
+}
+
+# src_ini FILE ENV OUTBOX [LOG_LEVEL] — a source config for schema $SS (log
+# level warn unless told); jobs are added by job.
+src_ini() {
+    SRC_INI=$1
+    SRC_OUTBOX=$3
+    cat >"$1" <<EOF
+[owlsync]
+environment = $2
+state_dir = $(dirname "$1")/state
+log_level = ${4:-warn}
+
+[database]
+conninfo = $(pg_conninfo src)
+schema = $SS
+$TABLES_INI
+EOF
+}
+
+# job NAME DATASETS [KEY=VALUE …] — appends [export NAME] to $SRC_INI.
+job() {
+    local name=$1 ds=$2 kv
+    shift 2
+    {
+        echo "[export $name]"
+        echo "datasets = $ds"
+        echo "outbox = $SRC_OUTBOX"
+        echo "signing_key = $K/prod.key"
+        for kv in "$@"; do echo "${kv%%=*} = ${kv#*=}"; done
+        echo
+    } >>"$SRC_INI"
+}
+
+# tgt_ini FILE [KEY=VALUE …] — a target config (environment qa, schema $TS,
+# log level info, metrics in FILE less .ini plus .prom) whose [import] section
+# watches $W/inbox with settle_time 1 and poll_interval 30 (so only inotify
+# takes a file quickly), trusting the prod key for prod; KEY=VALUE add or
+# override [import] keys.
+tgt_ini() {
+    local file=$1 kv k
+    shift
+    local -A imp=([inbox]="$W/inbox" [trusted_key]="prod $K/prod.key.pub" [settle_time]=1 [poll_interval]=30)
+    for kv in "$@"; do imp[${kv%%=*}]=${kv#*=}; done
+    {
+        echo "[owlsync]"
+        echo "environment = qa"
+        echo "state_dir = $(dirname "$file")/tstate"
+        echo "log_level = info"
+        echo "metrics_file = ${file%.ini}.prom"
+        echo
+        echo "[database]"
+        echo "conninfo = $(pg_conninfo tgt)"
+        echo "schema = $TS"
+        echo "$TABLES_INI"
+        echo "[import]"
+        for k in "${!imp[@]}"; do echo "$k = ${imp[$k]}"; done
+    } >"$file"
+}
+
+# mkbundle JOB — runs export job JOB of src.ini and prints the one bundle path.
+mkbundle() {
+    local out
+    out=$("$OWLSYNC" -c "$SRC_INI" export -j "$1" --quiet) || return 1
+    if [ -z "$out" ] || [ ! -f "$out" ] || [ "$(printf '%s\n' "$out" | wc -l)" -ne 1 ]; then
+        echo "export -j $1 printed '$out', not one bundle path" >&2
+        return 1
+    fi
+    printf '%s\n' "$out"
+}
+
+# flip_byte FILE OFFSET — inverts every bit of the byte at OFFSET, in place.
+flip_byte() {
+    local b
+    b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    # shellcheck disable=SC2059 # the format is the octal escape
+    printf "\\$(printf '%03o' $((b ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+# ledger JOB — ledger rows of environment prod, job JOB.
+ledger() {
+    pg_query tgt "SELECT count(*) FROM owlsync.bundles WHERE environment = 'prod' AND job = '$1'"
+}
+
+# digests NODE SCHEMA WHERE [EXCLUDED] — "TABLE ROWS MD5" for every table of
+# SCHEMA on NODE ($DIGEST_TABLES if set): the rows matching WHERE (rule_repo:
+# all of them) as jsonb less the EXCLUDED key (default id), sorted.
+digests() {
+    local t w q='' sep=''
+    for t in ${DIGEST_TABLES:-$OWL_TABLES}; do
+        w=$3
+        [ "$t" != rule_repo ] || w=true
+        q+="$sep SELECT '$t ' || count(*) || ' ' || coalesce(md5(string_agg(r, E'\\n' ORDER BY r COLLATE \"C\")), '-') AS d
+             FROM (SELECT (to_jsonb(t) - '${4:-id}')::text AS r FROM $2.$t t WHERE $w) s"
+        sep=' UNION ALL'
+    done
+    PGOPTIONS='-c timezone=UTC' pg_query "$1" "SELECT d FROM ($q) x ORDER BY 1"
+}
+
+# same_data WHERE — every table's rows matching WHERE are equal in src ($SS)
+# and tgt ($TS), ids aside, and there are some.
+same_data() {
+    local a b
+    a=$(digests src "$SS" "$1")
+    b=$(digests tgt "$TS" "$1")
+    if [ "$a" != "$b" ] || [[ $a == *" 0 -"* ]]; then
+        echo "src.$SS and tgt.$TS differ (or are empty) where $1:" >&2
+        diff <(echo "$a") <(echo "$b") >&2
+        return 1
+    fi
+}
+
+# tgt_state — digests of every table of $TS in tgt (ids included) and of the ledger.
+tgt_state() {
+    digests tgt "$TS" true _
+    PGOPTIONS='-c timezone=UTC' pg_query tgt "
+        SELECT (SELECT count(*) || ' ' || md5(coalesce(string_agg(b::text, E'\\n' ORDER BY bundle_id), '')) FROM owlsync.bundles b)
+            || ' ' || (SELECT count(*) || ' ' || md5(coalesce(string_agg(d::text, E'\\n' ORDER BY environment, dataset), '')) FROM owlsync.datasets d)"
+}
+
+# metric FILE NAME — the value of metric NAME (with its labels) in FILE.
+metric() {
+    awk -v n="$2" '$1 == n { print $2 }' "$1" 2>/dev/null
+}
+
+# metric_is FILE NAME VALUE — metric NAME in FILE has VALUE.
+metric_is() { [ "$(metric "$1" "$2")" = "$3" ]; }
+
+# json_get JSON PATH… — the text at PATH (jsonb #>> path, e.g. {inbox,waiting}).
+json_get() {
+    local j=$1
+    shift
+    pg_psql tgt -At -v j="$j" -v p="$1" <<<"SELECT (:'j'::jsonb) #>> :'p'"
+}
+
+# json_q JSON SQL — runs SQL with the JSON as :'j' (a jsonb literal is (:'j'::jsonb)).
+json_q() {
+    pg_psql tgt -At -v j="$1" <<<"$2"
+}
+
+# status_stale CONFIG — `status --json` says stale.
+status_stale() {
+    [ "$(json_get "$("$OWLSYNC" -c "$1" status --json)" '{stale}')" = true ]
+}
+
+# next_minute TEXT T0 T1 — TEXT is the local time ("YYYY-MM-DD HH:MM ZONE") of
+# the minute after that of T0 or of T1 (epoch seconds).
+next_minute() {
+    local t
+    for t in "$2" "$3"; do
+        [[ $1 == "$(date -d "@$((t / 60 * 60 + 60))" '+%Y-%m-%d %H:%M') "* ]] && return 0
+    done
+    echo "next run '$1' is not the minute after $(date -d "@$2") or $(date -d "@$3")" >&2
+    return 1
+}
+
+# no_quarantine — the inbox's quarantine/ is empty.
+no_quarantine() {
+    local q
+    q=$(ls -A "$W/inbox/quarantine" 2>/dev/null)
+    if [ -n "$q" ]; then
+        echo "quarantined:" >&2
+        head -5 "$W/inbox/quarantine"/*.reason >&2 2>/dev/null
+        return 1
+    fi
+}
+
+# ------------------------------------------------------------------ setup
+
+# night_start — the nightly sync: a source daemon with export job "nightly"
+# (environment night, schedule every minute) publishing into the inbox of a
+# target daemon; both run from setup_file until teardown_file.
+night_start() {
+    local N=$BATS_FILE_TMPDIR/night W=$BATS_FILE_TMPDIR/night
+    mkdir -p "$N/inbox" "$N/state" "$N/tstate"
+    SS=nightly TS=nightly
+    pg_load_metastore src 2 nightly
+    pg_load_schema tgt nightly
+    src_ini "$N/src.ini" night "$N/inbox" info
+    job nightly "public.ds_1, public.ds_2" "schedule=* * * * *"
+    tgt_ini "$N/tgt.ini" "trusted_key=night $K/prod.key.pub" poll_interval=5
+    date +%s >"$N/started"
+    daemon_start src "$N/src.ini" "$N"
+    daemon_start tgt "$N/tgt.ini" "$N"
+}
+
+setup_file() {
+    if [ ! -x "$OWLSYNC" ]; then
+        echo "no owlsync binary at $OWLSYNC (run make)" >&2
+        return 1
+    fi
+    # Tests share the target's ledger and its claim lock: one test at a time.
+    export BATS_NO_PARALLELIZE_WITHIN_FILE=true
+    K=$BATS_FILE_TMPDIR/keys
+    pg_start src
+    pg_start tgt
+    mkdir -p "$K"
+    "$OWLSYNC" keygen -o "$K/prod.key" >/dev/null 2>&1
+    # The ledger, as a DBA would create it (so tests can count its rows at once).
+    pg_psql tgt -c "SET client_min_messages = warning" -f "$PG_SQL_DIR/ledger.sql" >/dev/null
+    night_start
+}
+
+teardown_file() {
+    daemons_stop "$BATS_FILE_TMPDIR/night/daemons"
+    pg_stop_all
+}
+
+setup() {
+    W=$BATS_TEST_TMPDIR
+    K=$BATS_FILE_TMPDIR/keys
+    mkdir -p "$W/stage" "$W/inbox" "$W/state" "$W/tstate"
+}
+
+teardown() {
+    daemons_stop "$W/daemons"
+    if [ -f "$W/tgt_down" ]; then # a test that stopped the target failed before restarting it
+        pg_up tgt
+        rm -f "$W/tgt_down"
+    fi
+    if [ -z "${BATS_TEST_COMPLETED:-}" ] || [ -n "${OWL_SHOW_LOGS:-}" ]; then
+        local l
+        for l in "$W"/*.log; do
+            [ -e "$l" ] || continue
+            echo "--- $l (last 40 lines)"
+            tail -40 "$l"
+        done >&2
+    fi
+}
+
+# ------------------------------------------------------------------ tests
+
+@test "drop-a-file: a bundle copied into the inbox is imported once and moved to processed/; tampered ones are quarantined with a reason and change nothing" {
+    pair drop
+    job drop "public.ds_1, public.ds_2"
+    daemon_start tgt "$W/tgt.ini"
+    in_log tgt "(inotify, rescanned every 30 s, settle 1 s)"
+    has_inotify "$PID"
+
+    b=$(mkbundle drop)
+    n=$(basename "$b")
+    cp "$b" "$W/inbox/"
+    # poll_interval is 30 s: only inotify makes this quick
+    wait_until 15 test -f "$W/inbox/processed/$n"
+    [ "$(ledger drop)" = 1 ]
+    same_data "dataset IN ('public.ds_1', 'public.ds_2')"
+    [ -z "$(files "$W/inbox")" ]
+    [ -z "$(ls -A "$W/inbox/.work")" ]
+    cmp "$b" "$W/inbox/processed/$n"
+    in_log tgt "$n: imported bundle 1 of prod/drop"
+    [ "$(log_count tgt "$n: importing")" = 1 ]
+    no_quarantine
+
+    # A newer bundle with other content, damaged two ways.
+    pg_query src "UPDATE drop.owl_rule SET rule_value = 'changed' WHERE dataset = 'public.ds_1'" >/dev/null
+    b2=$(mkbundle drop)
+    size=$(stat -c %s "$b2")
+    cp "$b2" "$W/stage/flipped.owlb"
+    flip_byte "$W/stage/flipped.owlb" $((size / 2))
+    not cmp -s "$b2" "$W/stage/flipped.owlb"
+    head -c $((size / 2)) "$b2" >"$W/stage/truncated.owlb"
+    before=$(tgt_state)
+    cp "$W/stage/flipped.owlb" "$W/stage/truncated.owlb" "$W/inbox/"
+    q=$W/inbox/quarantine
+    wait_until 15 test -f "$q/flipped.owlb.reason" -a -f "$q/truncated.owlb.reason"
+    cmp "$W/stage/flipped.owlb" "$q/flipped.owlb"
+    cmp "$W/stage/truncated.owlb" "$q/truncated.owlb"
+    for f in flipped truncated; do
+        cat "$q/$f.owlb.reason"
+        grep -q '^exit_code: 3$' "$q/$f.owlb.reason"
+        grep -q "^file: $f.owlb\$" "$q/$f.owlb.reason"
+        grep -Eq '^time: [0-9]{4}-[0-9]{2}-[0-9]{2}T' "$q/$f.owlb.reason"
+        # the cause, as the import itself states it
+        run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" import --dry-run "$q/$f.owlb"
+        [ "$status" -eq 3 ]
+        cause=$(sed -n 's/^reason: //p' "$q/$f.owlb.reason")
+        [ -n "$cause" ]
+        [[ $stderr == *"${cause:0:30}"* ]]
+        in_log tgt "$f.owlb: $cause; quarantined"
+    done
+    # the database is untouched
+    [ "$(tgt_state)" = "$before" ]
+    [ "$(ledger drop)" = 1 ]
+    [ "$(pg_query tgt "SELECT count(*) FROM drop.owl_rule WHERE rule_value = 'changed'")" = 0 ]
+    [ "$(files "$W/inbox/processed")" = "$n" ]
+    [ -z "$(files "$W/inbox")" ]
+    [ -z "$(ls -A "$W/inbox/.work")" ]
+}
+
+@test "a file written slowly in pieces is not taken until it is whole, then imported" {
+    pair slow
+    job slow "public.ds_1"
+    tgt_ini "$W/tgt.ini" settle_time=2
+    daemon_start tgt "$W/tgt.ini"
+    b=$(mkbundle slow)
+    size=$(stat -c %s "$b")
+    chunk=$((size / 6 + 1))
+    f=$W/inbox/slow.owlb
+    # six pieces, 0.5 s apart: 2.5 s in all, longer than settle_time, but no
+    # pause as long as it
+    for i in 0 1 2 3 4 5; do
+        dd if="$b" of="$f" bs="$chunk" skip="$i" seek="$i" count=1 conv=notrunc status=none
+        # still where it was written, not claimed, not quarantined
+        [ -f "$f" ]
+        [ -z "$(ls -A "$W/inbox/.work")" ]
+        [ -z "$(ls -A "$W/inbox/quarantine")" ]
+        [ "$i" = 5 ] || sleep 0.5
+    done
+    cmp "$b" "$f"
+    wait_until 15 test -f "$W/inbox/processed/slow.owlb"
+    cmp "$b" "$W/inbox/processed/slow.owlb"
+    [ "$(ledger slow)" = 1 ]
+    same_data "dataset = 'public.ds_1'"
+    [ "$(log_count tgt "slow.owlb: importing")" = 1 ]
+    no_quarantine
+}
+
+@test "poll mode: with watch = poll (no inotify) a dropped bundle is imported within about poll_interval" {
+    pair poll
+    job poll "public.ds_2"
+    tgt_ini "$W/tgt.ini" watch=poll poll_interval=2 settle_time=1
+    daemon_start tgt "$W/tgt.ini"
+    in_log tgt "(poll, rescanned every 2 s, settle 1 s)"
+    not has_inotify "$PID"
+
+    b=$(mkbundle poll)
+    n=$(basename "$b")
+    cp "$b" "$W/inbox/"
+    # seen at the next scan (<= 2 s), settled 1 s later: well within 10 s
+    wait_until 10 test -f "$W/inbox/processed/$n"
+    [ "$(ledger poll)" = 1 ]
+    same_data "dataset = 'public.ds_2'"
+    no_quarantine
+}
+
+@test "database down when a bundle arrives: retried with backoff, nothing quarantined, imported exactly once when it is back" {
+    pair down
+    job down "public.ds_1, public.ds_2"
+    daemon_start tgt "$W/tgt.ini"
+    b=$(mkbundle down)
+    n=$(basename "$b")
+
+    touch "$W/tgt_down"
+    pg_down tgt
+    cp "$b" "$W/inbox/"
+    wait_until 20 in_log tgt "will retry in 10 s"
+    in_log tgt "will retry in 5 s"
+    # kept, untouched: in the inbox or claimed in .work/, never quarantined
+    [ "$(files "$W/inbox") $(files "$W/inbox/.work")" = "$n " ] ||
+        [ "$(files "$W/inbox") $(files "$W/inbox/.work")" = " $n" ]
+    no_quarantine
+    [ -z "$(files "$W/inbox/processed")" ]
+    pg_alive "$PID"
+
+    pg_up tgt
+    rm -f "$W/tgt_down"
+    wait_until 30 test -f "$W/inbox/processed/$n"
+    [ "$(ledger down)" = 1 ]
+    same_data "dataset IN ('public.ds_1', 'public.ds_2')"
+    [ "$(log_count tgt "$n: imported bundle")" = 1 ]
+    no_quarantine
+    [ -z "$(files "$W/inbox")" ]
+    [ -z "$(ls -A "$W/inbox/.work")" ]
+}
+
+@test "database lost in the middle of an import: the bundle stays in .work/, is retried, and imported exactly once" {
+    pair lost big
+    job lost "public.ds_%"
+    daemon_start tgt "$W/tgt.ini"
+    b=$(mkbundle lost)
+    n=$(basename "$b")
+    cp "$b" "$W/inbox/"
+    wait_until 20 in_log tgt "$n: importing"
+
+    touch "$W/tgt_down"
+    pg_down tgt
+    wait_until 20 in_log tgt "$n: will retry in"
+    [ -f "$W/inbox/.work/$n" ]
+    no_quarantine
+    [ -z "$(files "$W/inbox/processed")" ]
+    pg_up tgt
+    rm -f "$W/tgt_down"
+
+    wait_until 60 test -f "$W/inbox/processed/$n"
+    [ "$(ledger lost)" = 1 ]
+    same_data "dataset LIKE 'public.ds_%'"
+    [ "$(log_count tgt "$n: importing")" -ge 2 ]
+    [ "$(log_count tgt "$n: imported bundle")" = 1 ]
+    no_quarantine
+    [ -z "$(ls -A "$W/inbox/.work")" ]
+}
+
+@test "SIGKILL of the daemon in the middle of an import: after a restart the bundle is imported exactly once; SIGTERM mid-import exits 0" {
+    pair kill big
+    job kill "public.ds_%"
+    daemon_start tgt1 "$W/tgt.ini"
+    b=$(mkbundle kill)
+    n=$(basename "$b")
+    cp "$b" "$W/inbox/"
+    wait_until 20 in_log tgt1 "$n: importing"
+    kill -KILL "$PID"
+    { wait "$PID"; } 2>/dev/null || true
+    not in_log tgt1 "$n: imported"
+    [ -f "$W/inbox/.work/$n" ]
+    [ "$(ledger kill)" = 0 ]
+
+    # a restart takes it up from .work/; SIGTERM in the middle of that import
+    # lets it commit or roll back, and the daemon exits 0
+    daemon_start tgt2 "$W/tgt.ini"
+    wait_until 60 in_log tgt2 "$n: importing"
+    kill -TERM "$PID"
+    stop_and_wait "$PID" 30
+    [ "$RC" = 0 ]
+    in_log tgt2 "owlsync daemon stopped"
+    if [ "$(ledger kill)" = 1 ]; then
+        [ -f "$W/inbox/processed/$n" ]
+    else
+        [ -f "$W/inbox/.work/$n" ]
+        daemon_start tgt3 "$W/tgt.ini"
+    fi
+    wait_until 60 test -f "$W/inbox/processed/$n"
+    [ "$(ledger kill)" = 1 ]
+    same_data "dataset LIKE 'public.ds_%'"
+    [ "$(cat "$W"/tgt*.log | grep -cF "$n: imported bundle")" = 1 ]
+    no_quarantine
+    [ -z "$(ls -A "$W/inbox/.work")" ]
+    [ -z "$(files "$W/inbox")" ]
+}
+
+@test "two daemons on one inbox, 50 bundles dropped at once: each imported exactly once, in snapshot order per dataset" {
+    pair many
+    # one small table, so that 50 exports and imports stay quick
+    job many_a "public.ds_1" skip_unchanged=false tables=owl_catalog
+    job many_b "public.ds_2" skip_unchanged=false tables=owl_catalog
+    # the two jobs' exports side by side (each job's own runs one after the
+    # other), in a plain shell: bats' per-command tracing would slow the loop
+    for j in many_a many_b; do
+        bash -c 'for i in $(seq 25); do "$0" -c "$1" export -j "$2" --quiet >/dev/null || exit 1; done' \
+            "$OWLSYNC" "$SRC_INI" "$j" &
+    done
+    wait -n
+    wait -n
+    [ "$(nfiles "$W/stage")" = 50 ]
+    tgt_ini "$W/tgt1.ini" settle_time=1 poll_interval=2
+    tgt_ini "$W/tgt2.ini" settle_time=1 poll_interval=2
+    daemon_start tgt1 "$W/tgt1.ini"
+    pid1=$PID
+    daemon_start tgt2 "$W/tgt2.ini"
+    pid2=$PID
+
+    mv "$W/stage"/*.owlb "$W/inbox/"
+    wait_until 120 all_done 50
+    [ "$(pg_query tgt "SELECT count(*) || ' ' || count(DISTINCT bundle_id) FROM owlsync.bundles
+                      WHERE environment = 'prod' AND job IN ('many_a', 'many_b')")" = "50 50" ]
+    no_quarantine
+    [ -z "$(files "$W/inbox")" ]
+    [ -z "$(ls -A "$W/inbox/.work")" ]
+    # each file imported once, by one daemon or the other
+    [ $(($(log_count tgt1 ": imported bundle") + $(log_count tgt2 ": imported bundle"))) = 50 ]
+    [ $(($(log_count tgt1 ": importing") + $(log_count tgt2 ": importing"))) = 50 ]
+    not grep -q "already imported" "$W/tgt1.log" "$W/tgt2.log"
+    # in snapshot order per job and dataset
+    for j in many_a many_b; do
+        [ "$(pg_query tgt "SELECT string_agg(sequence::text, ',' ORDER BY imported_at, sequence) FROM owlsync.bundles
+                          WHERE environment = 'prod' AND job = '$j'")" = "$(seq -s, 25)" ]
+        [ "$(pg_query tgt "SELECT string_agg(sequence::text, ',' ORDER BY snapshot_at) FROM owlsync.bundles
+                          WHERE environment = 'prod' AND job = '$j'")" = "$(seq -s, 25)" ]
+    done
+    DIGEST_TABLES=owl_catalog same_data "dataset IN ('public.ds_1', 'public.ds_2')"
+    # the metrics of both say so, and that nothing waits any more
+    [ $(($(metric "$W/tgt1.prom" owlsync_bundles_imported_total) + $(metric "$W/tgt2.prom" owlsync_bundles_imported_total))) = 50 ]
+    wait_until 5 metric_is "$W/tgt1.prom" owlsync_inbox_backlog 0
+    wait_until 5 metric_is "$W/tgt2.prom" owlsync_inbox_backlog 0
+    pg_alive "$pid1"
+    pg_alive "$pid2"
+}
+
+@test "SIGHUP with a broken config keeps the old one running, a good one is taken; SIGTERM exits 0 promptly" {
+    pair hup
+    job hup "public.ds_1" skip_unchanged=false
+    daemon_start tgt "$W/tgt.ini"
+    cp "$W/tgt.ini" "$W/tgt.good"
+
+    # broken: an unknown key
+    echo "no_such_key = 1" >>"$W/tgt.ini"
+    kill -HUP "$PID"
+    wait_until 10 in_log tgt "reload refused"
+    grep "reload refused" "$W/tgt.log" | grep -q "no_such_key"
+    pg_alive "$PID"
+    b=$(mkbundle hup)
+    cp "$b" "$W/inbox/"
+    wait_until 15 test -f "$W/inbox/processed/$(basename "$b")"
+    [ "$(ledger hup)" = 1 ]
+    not in_log tgt "config reloaded"
+
+    # a valid config with another watch mode and inbox is taken as a whole
+    mkdir "$W/inbox2"
+    tgt_ini "$W/tgt.ini" watch=poll poll_interval=2 "inbox=$W/inbox2"
+    kill -HUP "$PID"
+    wait_until 10 in_log tgt "config reloaded"
+    in_log tgt "watching inbox $W/inbox2 (poll, rescanned every 2 s, settle 1 s)"
+    b=$(mkbundle hup)
+    cp "$b" "$W/inbox2/"
+    wait_until 15 test -f "$W/inbox2/processed/$(basename "$b")"
+    [ "$(ledger hup)" = 2 ]
+
+    kill -TERM "$PID"
+    stop_and_wait "$PID" 5
+    [ "$RC" = 0 ]
+    in_log tgt "owlsync daemon stopped"
+
+    # SIGINT too
+    daemon_start tgt3 "$W/tgt.ini"
+    kill -INT "$PID"
+    stop_and_wait "$PID" 5
+    [ "$RC" = 0 ]
+}
+
+@test "status --json shows the imports, the inbox and the quarantine with reasons; max_staleness and the metrics file" {
+    pair stat
+    job stat "public.ds_1"
+    job stat_uat "public.ds_2" targets=uat
+    tgt_ini "$W/tgt.ini" max_staleness=1s
+    daemon_start tgt "$W/tgt.ini"
+    b=$(mkbundle stat)
+    n=$(basename "$b")
+    p=$(mkbundle stat_uat)           # meant for uat: refused by policy
+    pn=$(basename "$p")
+    head -c 100 "$b" >"$W/stage/short.owlb"
+    cp "$b" "$p" "$W/stage/short.owlb" "$W/inbox/"
+    wait_until 15 test -f "$W/inbox/processed/$n" -a -f "$W/inbox/quarantine/$pn.reason" \
+        -a -f "$W/inbox/quarantine/short.owlb.reason"
+    grep -q '^exit_code: 4$' "$W/inbox/quarantine/$pn.reason"
+    grep -q '^exit_code: 3$' "$W/inbox/quarantine/short.owlb.reason"
+
+    # max_staleness = 1 s: soon stale, said in the log and the metrics
+    wait_until 10 in_log tgt "max_staleness"
+    m=$W/tgt.prom
+    wait_until 10 metric_is "$m" owlsync_stale 1
+    [ "$(metric "$m" owlsync_bundles_imported_total)" = 1 ]
+    [ "$(metric "$m" 'owlsync_bundles_rejected_total{reason="verification"}')" = 1 ]
+    [ "$(metric "$m" 'owlsync_bundles_rejected_total{reason="policy"}')" = 1 ]
+    [ "$(metric "$m" owlsync_inbox_backlog)" = 0 ]
+    rows=$(metric "$m" owlsync_rows_applied_total)
+    [ "$rows" -gt 0 ]
+    [ "$(pg_query tgt "SELECT rows_total FROM owlsync.bundles WHERE job = 'stat'")" = "$rows" ]
+    [ "$(metric "$m" owlsync_inbox_last_success_timestamp_seconds)" -gt $(($(date +%s) - 60)) ]
+    grep -q '^# TYPE owlsync_bundles_imported_total counter$' "$m"
+    [ ! -e "$m.tmp" ]
+
+    # status --json
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" status --json
+    [ "$status" -eq 0 ]
+    j=$output
+    echo "$j"
+    [ "$(json_q "$j" "SELECT count(*) FROM jsonb_array_elements((:'j'::jsonb)->'imports') e
+                      WHERE e->>'file' = '$n' AND e->>'job' = 'stat' AND e->>'environment' = 'prod'
+                        AND (e->>'rows')::bigint = $rows AND e->>'datasets' LIKE '%public.ds_1%'")" = 1 ]
+    [ "$(json_get "$j" '{inbox,dir}')" = "$W/inbox" ]
+    [ "$(json_get "$j" '{inbox,waiting}')" = 0 ]
+    [ "$(json_get "$j" '{inbox,working}')" = 0 ]
+    [ "$(json_get "$j" '{inbox,quarantined}')" = 2 ]
+    [ "$(json_q "$j" "SELECT string_agg(e->>'file', ' ' ORDER BY e->>'file') FROM jsonb_array_elements((:'j'::jsonb)->'quarantine') e")" \
+        = "$(printf '%s\n' "$pn" short.owlb | sort | tr '\n' ' ' | sed 's/ $//')" ]
+    for f in "$pn" short.owlb; do
+        reason=$(sed -n 's/^reason: //p' "$W/inbox/quarantine/$f.reason")
+        [ -n "$reason" ]
+        [ "$(json_q "$j" "SELECT e->>'reason' FROM jsonb_array_elements((:'j'::jsonb)->'quarantine') e WHERE e->>'file' = '$f'")" = "$reason" ]
+    done
+    [[ $(json_get "$j" '{quarantine}') == *uat* ]]     # the policy reason names the targets
+    wait_until 5 status_stale "$W/tgt.ini"
+
+    # the text form says the same
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" status
+    [ "$status" -eq 0 ]
+    [[ $output == *"$n"* ]]
+    [[ $output == *"0 waiting, 0 in .work/, 2 quarantined"* ]]
+    [[ $output == *"quarantined short.owlb: "* ]]
+}
+
+@test "a scheduled job publishes into the inbox, and the target's daemon imports it: the nightly sync, end to end" {
+    N=$BATS_FILE_TMPDIR/night
+    SS=nightly TS=nightly
+    # status shows the job's schedule and next run: the minute after the one
+    # status ran in, somewhere between t0 and t1
+    t0=$(date +%s)
+    run --separate-stderr "$OWLSYNC" -c "$N/src.ini" status --json
+    [ "$status" -eq 0 ]
+    json=$output
+    run --separate-stderr "$OWLSYNC" -c "$N/src.ini" status
+    [ "$status" -eq 0 ]
+    text=$output
+    t1=$(date +%s)
+    echo "$json"
+    echo "$text"
+    [ "$(json_get "$json" '{jobs,0,job}')" = nightly ]
+    [ "$(json_get "$json" '{jobs,0,schedule}')" = "* * * * *" ]
+    next_minute "$(json_get "$json" '{jobs,0,next_run}')" "$t0" "$t1"
+    next_minute "$(sed -n 's/^ *nightly .*, next //p' <<<"$text")" "$t0" "$t1"
+
+    # the job fires at the first minute boundary after the daemon started
+    # (started in setup_file): wait for what is left of it, and the import
+    left=$(($(cat "$N/started") + 90 - $(date +%s)))
+    [ "$left" -gt 15 ] || left=15
+    LOGDIR=$N
+    wait_until "$left" in_log tgt ": imported bundle 1 of night/nightly"
+    in_log src "export job nightly: started"
+    b=$(sed -n 's/.*export job nightly: published //p' "$N/src.log" | head -1)
+    n=$(basename "$b")
+    [ "$b" = "$N/inbox/$n" ]
+    [[ $n == night_nightly_*_000001.owlb ]]
+    wait_until 10 test -f "$N/inbox/processed/$n"
+    in_log tgt "$n: imported bundle 1 of night/nightly"
+    [ "$(pg_query tgt "SELECT count(*) FROM owlsync.bundles WHERE environment = 'night' AND job = 'nightly'")" = 1 ]
+    same_data "dataset IN ('public.ds_1', 'public.ds_2')"
+    [ -z "$(ls -A "$N/inbox/quarantine")" ]
+
+    # status shows the run that happened
+    wait_until 10 test -f "$N/state/export-nightly.last"
+    run --separate-stderr "$OWLSYNC" -c "$N/src.ini" status --json
+    [ "$status" -eq 0 ]
+    [ "$(json_get "$output" '{jobs,0,last_sequence}')" = 1 ]
+    [ "$(json_get "$output" '{jobs,0,last_exit}')" = 0 ]
+    [[ $(json_get "$output" '{jobs,0,last_run}') == 20* ]]
+    # both daemons still run
+    while read -r pid start name; do
+        same_proc "$pid" "$start"
+    done <"$N/daemons"
+}
