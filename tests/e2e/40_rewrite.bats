@@ -13,47 +13,11 @@
 # shellcheck disable=SC2154 # status, output and stderr are set by bats' run
 bats_require_minimum_version 1.5.0
 load ../lib/pg
+load ../lib/owl
 
 OWLSYNC=${OWLSYNC:-$BATS_TEST_DIRNAME/../../owlsync}
 
-TABLES_INI='
-[table rule_repo]
-dataset_column =
-key = rule_nm
-generated = id
-
-[table owl_catalog]
-key = dataset
-generated = id
-
-[table owl_rule]
-key = dataset, rule_nm
-generated = id
-
-[table alert_cond]
-key = dataset, alert_nm
-generated = id
-
-[table owl_check_repo]
-key = dataset
-generated = id
-
-[table job_schedule]
-key = dataset
-generated = id
-
-[table dataset_schema]
-key = dataset, col_nm
-generated = id
-
-[table dataset_scoring]
-key = dataset
-generated = id
-
-[table alert_output]
-key = dataset, alert_nm, run_id
-generated = id
-'
+TABLES_INI=$OWL_TABLES_INI
 
 # The exported datasets, as the export job names them and as SQL selects them.
 DATASETS="public.ds_%, public.special, public.o'hara"
