@@ -513,11 +513,22 @@ static int stage_table(PGconn *conn, const cfg *c, bundle_reader *r, table_plan 
     PQclear(res);
     res = NULL;
     db_sql_free(&q);
-    /* Statistics, so the planner joins the stage by hash rather than by loop. */
-    db_sql_add(&q, "ANALYZE ");
-    stage_name(&q, p);
-    if (run_sql(conn, &q, err, "cannot analyze a staging table") < 0)
-        goto out;
+    /* Statistics of the columns rows are matched by, so the planner joins the
+     * stage by hash rather than by loop when it is large. Only those columns,
+     * sampled lightly: analyzing every column cost more than the COPY. */
+    if (p->keyed) {
+        db_sql_add(&q, "ANALYZE ");
+        stage_name(&q, p);
+        db_sql_add(&q, " (");
+        for (size_t i = 0; i < p->key.n; i++) {
+            if (i > 0)
+                db_sql_add(&q, ", ");
+            db_sql_ident(&q, conn, p->key.v[i]);
+        }
+        db_sql_add(&q, ")");
+        if (run_sql(conn, &q, err, "cannot analyze a staging table") < 0)
+            goto out;
+    }
     rc = 0;
     goto out;
 oom:
@@ -1110,7 +1121,8 @@ int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewri
         goto out;
     if (db_command(conn, "BEGIN", 0, NULL, err, "cannot begin") < 0 ||
         db_command(conn, "SET LOCAL lock_timeout = '" LOCK_TIMEOUT "'", 0, NULL, err, "cannot set lock_timeout") < 0 ||
-        db_command(conn, "SET LOCAL search_path = pg_catalog, pg_temp", 0, NULL, err, "cannot set search_path") < 0)
+        db_command(conn, "SET LOCAL search_path = pg_catalog, pg_temp", 0, NULL, err, "cannot set search_path") < 0 ||
+        db_command(conn, "SET LOCAL default_statistics_target = 10", 0, NULL, err, "cannot set statistics") < 0)
         goto out;
     {
         PGresult *lr = db_exec(conn, IMPORT_LOCK_SQL, 0, NULL, PGRES_TUPLES_OK, err, "cannot take the import lock");
