@@ -156,6 +156,21 @@ void db_sql_ident(db_sql *q, PGconn *conn, const char *name)
     PQfreemem(quoted);
 }
 
+void db_sql_literal(db_sql *q, PGconn *conn, const char *text)
+{
+    char *quoted;
+
+    if (q->failed)
+        return;
+    quoted = PQescapeLiteral(conn, text, strlen(text));
+    if (quoted == NULL) {
+        q->failed = true;
+        return;
+    }
+    db_sql_add(q, quoted);
+    PQfreemem(quoted);
+}
+
 void db_sql_qualified(db_sql *q, PGconn *conn, const char *schema, const char *table)
 {
     db_sql_ident(q, conn, schema);

@@ -306,7 +306,7 @@ static int resolve_datasets(PGconn *conn, const cfg *c, const exporter_job *job,
                             manifest *m, owl_err *err)
 {
     cfg_list names = {NULL, 0}, patterns = {NULL, 0}, found = {NULL, 0};
-    char *names_txt = NULL, *pats_txt = NULL, *found_txt = NULL;
+    char *names_txt = NULL, *pats_txt = NULL;
     db_sql q = {0};
     PGresult *res = NULL;
     int rc = -1, nglobal = 0;
@@ -381,11 +381,6 @@ static int resolve_datasets(PGconn *conn, const cfg *c, const exporter_job *job,
         err_set(err, OWL_EUSAGE, "the dataset patterns match no row in any chosen table");
         goto out;
     }
-    found_txt = db_array_text(found.v, found.n);
-    if (found_txt == NULL)
-        goto oom;
-    if (db_set_local(conn, "owlsync.datasets", found_txt, err) < 0)
-        goto out;
     rc = 0;
     goto out;
 oom:
@@ -395,7 +390,6 @@ out:
     db_sql_free(&q);
     free(names_txt);
     free(pats_txt);
-    free(found_txt);
     cfg_list_free(&names);
     cfg_list_free(&patterns);
     return rc;
@@ -426,7 +420,8 @@ static void progress_show(progress *p, const char *table, bool final)
 
 /* Streams the table's selected rows with COPY ... TO STDOUT into its spool,
  * hashing the bytes and summing per-row digests (for skip_unchanged). */
-static int copy_table(PGconn *conn, const cfg *c, table_out *t, keys_hash *h, progress *prog, owl_err *err)
+static int copy_table(PGconn *conn, const cfg *c, table_out *t, const char *datasets_txt, keys_hash *h,
+                      progress *prog, owl_err *err)
 {
     db_sql q = {0};
     PGresult *res = NULL;
@@ -444,7 +439,12 @@ static int copy_table(PGconn *conn, const cfg *c, table_out *t, keys_hash *h, pr
     if (t->cfg->dataset_column[0] != '\0') {
         db_sql_add(&q, " WHERE ");
         db_sql_ident(&q, conn, t->cfg->dataset_column);
-        db_sql_add(&q, " IN (SELECT pg_catalog.unnest(pg_catalog.current_setting('owlsync.datasets')::text[]))");
+        /* A constant array: the planner hashes it and scans once, where a list
+         * it cannot see led it to one index scan per dataset. COPY takes no
+         * parameters, so the list goes in as an escaped literal. */
+        db_sql_add(&q, " = ANY (");
+        db_sql_literal(&q, conn, datasets_txt);
+        db_sql_add(&q, "::text[])");
     }
     db_sql_add(&q, ") TO STDOUT");
     if (q.failed)
@@ -699,6 +699,7 @@ int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, ow
     job_state st;
     char statefile[4096], digest[KEYS_HASH_HEX_LEN + 1], name[512], stamp[32], prefix[160];
     int lockfd = -1, bundle_fd = -1, rc = -1;
+    char *datasets_txt = NULL;
     progress prog;
     struct tm tm;
     time_t secs;
@@ -805,8 +806,11 @@ int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, ow
     }
     if (resolve_datasets(conn, c, job, tabs, ntabs, m, err) < 0)
         goto out;
+    datasets_txt = db_array_text(m->datasets, m->ndatasets);
+    if (datasets_txt == NULL)
+        goto oom;
     for (size_t i = 0; i < ntabs; i++) {
-        if (spool_open(&tabs[i].sp, err) < 0 || copy_table(conn, c, &tabs[i], h, &prog, err) < 0)
+        if (spool_open(&tabs[i].sp, err) < 0 || copy_table(conn, c, &tabs[i], datasets_txt, h, &prog, err) < 0)
             goto out;
         res->rows += tabs[i].mt->rows;
     }
@@ -888,6 +892,7 @@ out:
     PQclear(pr);
     if (conn != NULL)
         PQfinish(conn);
+    free(datasets_txt);
     for (size_t i = 0; i < ntabs; i++)
         spool_close(&tabs[i].sp);
     free(tabs);

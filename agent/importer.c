@@ -546,23 +546,39 @@ out:
 
 typedef enum { COUNT_INSERTED, COUNT_UPDATED, COUNT_DELETED, COUNT_STAGED } count_kind;
 
+/* The counts of one dataset in a table: the array is kept sorted by name and
+ * searched by halves, since a bundle may carry tens of thousands of datasets. */
 static importer_dataset *dataset_slot(importer_table *t, const char *ds)
 {
-    importer_dataset *grown;
+    size_t lo = 0, hi = t->ndatasets;
 
-    for (size_t i = 0; i < t->ndatasets; i++) {
-        if (strcmp(t->datasets[i].dataset, ds) == 0)
-            return &t->datasets[i];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = strcmp(t->datasets[mid].dataset, ds);
+        if (cmp == 0)
+            return &t->datasets[mid];
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    grown = realloc(t->datasets, (t->ndatasets + 1) * sizeof(*grown));
-    if (grown == NULL)
+    if (t->ndatasets == t->capdatasets) {
+        size_t cap = t->capdatasets ? 2 * t->capdatasets : 64;
+        importer_dataset *grown = realloc(t->datasets, cap * sizeof(*grown));
+        if (grown == NULL)
+            return NULL;
+        t->datasets = grown;
+        t->capdatasets = cap;
+    }
+    memmove(&t->datasets[lo + 1], &t->datasets[lo], (t->ndatasets - lo) * sizeof(*t->datasets));
+    memset(&t->datasets[lo], 0, sizeof(*t->datasets));
+    t->datasets[lo].dataset = strdup(ds);
+    if (t->datasets[lo].dataset == NULL) {
+        memmove(&t->datasets[lo], &t->datasets[lo + 1], (t->ndatasets - lo) * sizeof(*t->datasets));
         return NULL;
-    t->datasets = grown;
-    memset(&grown[t->ndatasets], 0, sizeof(*grown));
-    grown[t->ndatasets].dataset = strdup(ds);
-    if (grown[t->ndatasets].dataset == NULL)
-        return NULL;
-    return &grown[t->ndatasets++];
+    }
+    t->ndatasets++;
+    return &t->datasets[lo];
 }
 
 /* Runs a statement that answers (dataset, count) rows and adds them to the counts. */
@@ -611,7 +627,7 @@ out:
     return rc;
 }
 
-/* Appends "(SELECT d, count(*) FROM x GROUP BY 1)" around a RETURNING CTE. */
+/* Closes a RETURNING CTE with "SELECT ds, count(*) ... ORDER BY ds" (byte order). */
 static void returning_ds(db_sql *q, PGconn *conn, const table_plan *p, const char *alias)
 {
     db_sql_add(q, " RETURNING ");
@@ -622,7 +638,7 @@ static void returning_ds(db_sql *q, PGconn *conn, const table_plan *p, const cha
     } else {
         db_sql_add(q, "''::text");
     }
-    db_sql_add(q, " AS ds) SELECT ds, pg_catalog.count(*) FROM x GROUP BY 1");
+    db_sql_add(q, " AS ds) SELECT ds, pg_catalog.count(*) FROM x GROUP BY ds ORDER BY ds COLLATE \"C\"");
 }
 
 /* "t.k1 = s.k1 AND t.k2 = s.k2" */
@@ -654,14 +670,14 @@ static int count_staged(PGconn *conn, table_plan *p, owl_err *err)
 {
     db_sql q = {0};
 
-    db_sql_add(&q, "SELECT ");
+    db_sql_add(&q, "SELECT ds, pg_catalog.count(*) FROM (SELECT ");
     if (p->mt->dataset_column[0] != '\0')
         db_sql_ident(&q, conn, p->mt->dataset_column);
     else
         db_sql_add(&q, "''");
-    db_sql_add(&q, "::text, pg_catalog.count(*) FROM ");
+    db_sql_add(&q, "::text AS ds FROM ");
     stage_name(&q, p);
-    db_sql_add(&q, " GROUP BY 1");
+    db_sql_add(&q, ") x GROUP BY ds ORDER BY ds COLLATE \"C\"");
     return run_counted(conn, &q, p->out, COUNT_STAGED, err, "cannot count staged rows");
 }
 
@@ -724,6 +740,22 @@ static int apply_insert(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
 {
     db_sql q = {0};
 
+    /* The stage keeps only rows new to the target; the INSERT then reads
+     * nothing of the table it writes (an anti-join inside the INSERT scanned
+     * the rows it had just added, quadratically, when the table's statistics
+     * said it was empty). The stage is not read again after this. */
+    if (p->keyed) {
+        db_sql_add(&q, "DELETE FROM ");
+        stage_name(&q, p);
+        db_sql_add(&q, " s WHERE EXISTS (SELECT 1 FROM ");
+        db_sql_qualified(&q, conn, c->schema, p->mt->name);
+        db_sql_add(&q, " t WHERE ");
+        key_match(&q, conn, p);
+        db_sql_add(&q, ")");
+        if (run_sql(conn, &q, err, "cannot compare staged rows") < 0)
+            return err_prefix(err, "%s", p->mt->name);
+    }
+
     db_sql_add(&q, "WITH x AS (INSERT INTO ");
     db_sql_qualified(&q, conn, c->schema, p->mt->name);
     db_sql_add(&q, " (");
@@ -732,22 +764,14 @@ static int apply_insert(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
     column_list(&q, conn, p->mt, "s.");
     db_sql_add(&q, " FROM ");
     stage_name(&q, p);
-    db_sql_add(&q, " s");
-    if (p->keyed) {
-        db_sql_add(&q, " WHERE NOT EXISTS (SELECT 1 FROM ");
-        db_sql_qualified(&q, conn, c->schema, p->mt->name);
-        db_sql_add(&q, " t WHERE ");
-        key_match(&q, conn, p);
-        db_sql_add(&q, ")");
-    }
-    db_sql_add(&q, " RETURNING ");
+    db_sql_add(&q, " s RETURNING ");
     if (p->mt->dataset_column[0] != '\0') {
         db_sql_ident(&q, conn, p->mt->dataset_column);
         db_sql_add(&q, "::text");
     } else {
         db_sql_add(&q, "''::text");
     }
-    db_sql_add(&q, " AS ds) SELECT ds, pg_catalog.count(*) FROM x GROUP BY 1");
+    db_sql_add(&q, " AS ds) SELECT ds, pg_catalog.count(*) FROM x GROUP BY ds ORDER BY ds COLLATE \"C\"");
     return run_counted(conn, &q, p->out, COUNT_INSERTED, err, "cannot insert rows");
 }
 
@@ -1122,7 +1146,8 @@ int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewri
     if (db_command(conn, "BEGIN", 0, NULL, err, "cannot begin") < 0 ||
         db_command(conn, "SET LOCAL lock_timeout = '" LOCK_TIMEOUT "'", 0, NULL, err, "cannot set lock_timeout") < 0 ||
         db_command(conn, "SET LOCAL search_path = pg_catalog, pg_temp", 0, NULL, err, "cannot set search_path") < 0 ||
-        db_command(conn, "SET LOCAL default_statistics_target = 10", 0, NULL, err, "cannot set statistics") < 0)
+        db_command(conn, "SET LOCAL default_statistics_target = 10", 0, NULL, err, "cannot set statistics") < 0 ||
+        db_command(conn, "SET LOCAL temp_buffers = '64MB'", 0, NULL, err, "cannot set temp_buffers") < 0)
         goto out;
     {
         PGresult *lr = db_exec(conn, IMPORT_LOCK_SQL, 0, NULL, PGRES_TUPLES_OK, err, "cannot take the import lock");
@@ -1168,14 +1193,17 @@ int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewri
     if (plan_order(conn, c, plans, n, err) < 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        if (plan_scope(m, &plans[i], err) < 0 || count_staged(conn, &plans[i], err) < 0)
+        if (count_staged(conn, &plans[i], err) < 0)
             goto out;
     }
     for (size_t i = n; i-- > 0;) {
         if (plans[i].mode != CFG_MODE_REPLACE)
             continue;
-        if (db_set_local(conn, "owlsync.scope", plans[i].scope, err) < 0 || apply_delete(conn, c, &plans[i], err) < 0)
+        if (plan_scope(m, &plans[i], err) < 0 || db_set_local(conn, "owlsync.scope", plans[i].scope, err) < 0 ||
+            apply_delete(conn, c, &plans[i], err) < 0)
             goto out;
+        free(plans[i].scope);
+        plans[i].scope = NULL;
     }
     for (size_t i = 0; i < n; i++) {
         if (plans[i].keyed && plans[i].mode != CFG_MODE_INSERT && apply_update(conn, c, &plans[i], err) < 0)

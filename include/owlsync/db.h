@@ -47,6 +47,8 @@ void db_sql_add(db_sql *q, const char *text);
 void db_sql_ident(db_sql *q, PGconn *conn, const char *name);
 /* Appends "schema"."table". */
 void db_sql_qualified(db_sql *q, PGconn *conn, const char *schema, const char *table);
+/* Appends PQescapeLiteral(text): for values where COPY cannot take parameters. */
+void db_sql_literal(db_sql *q, PGconn *conn, const char *text);
 /* Appends a decimal number (used for generated names such as stage_3). */
 void db_sql_num(db_sql *q, unsigned long long n);
 void db_sql_free(db_sql *q);

@@ -33,8 +33,8 @@ typedef struct importer_table {
     const char *mode;     /* "replace", "replace (delete, insert)", "upsert", "insert" */
     uint64_t rows;        /* rows in the bundle */
     importer_counts n;    /* totals */
-    importer_dataset *datasets;
-    size_t ndatasets;
+    importer_dataset *datasets; /* sorted by name (byte order) */
+    size_t ndatasets, capdatasets;
     uint64_t *rewritten;  /* values each rule changed here (nrules entries), or NULL */
     bool *covered;        /* whether each rule applies to a column of this table */
 } importer_table;
