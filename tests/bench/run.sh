@@ -1,0 +1,616 @@
+#!/usr/bin/env bash
+# owlsync benchmark (issue 8): owlsync against raw COPY and against the
+# vendor's dump()+INSERT way, measured in one run on the same data.
+#
+#   make bench [SIZE=5000] [SELECTED=500] [RUNS=3] [SCALE="10000 100000 1000000"] [SCALE_RUNS=RUNS]
+#              [DURABLE=1] [BENCH_TIMEOUT=600] [BENCH_KEEP=0]
+#   OWLSYNC=./owlsync tests/bench/run.sh          (the same, without make)
+#
+#   SIZE        bulk datasets in the source metastore (sql/sample.sql; 43 rows each)
+#   SELECTED    datasets promoted, spread evenly over the source (every SIZE/SELECTED-th)
+#   RUNS        timed runs per figure; the table shows the median time and the
+#               largest peak RSS of them
+#   SCALE       row counts of the second table (each rounded to whole datasets);
+#               SCALE= (empty) skips it
+#   SCALE_RUNS  timed runs per figure of the second table (default RUNS)
+#   DURABLE     1 (default): the target runs as a production server does (fsync,
+#               synchronous_commit, full_page_writes on, wal_level replica), so a
+#               commit costs a WAL flush; 0: the test harness's fsync-off cluster
+#   BENCH_TIMEOUT  seconds one timed command may take (default 600); a figure
+#               that hits it prints as ">N" and its later runs are skipped
+#   BENCH_KEEP  1 keeps the work directory (bundles, statements, timings)
+#
+# Not a test: it prints figures and asserts nothing.  Clusters are throwaway
+# (tests/lib/pg.bash) and removed at the end, whatever happens.
+#
+# What is timed (wall clock; peak RSS from /usr/bin/time -v, the largest
+# process of the command):
+#   raw COPY out   one psql session: COPY (SELECT cols FROM t WHERE dataset IN
+#                  (selection)) TO STDOUT for each table, one stream piped into
+#                  one `zstd -3` (a bundle is one file too)
+#   raw COPY in    one psql session into an empty target: \copy t (cols) FROM
+#                  'file' of uncompressed per-table files (made untimed), parents
+#                  first, each COPY in autocommit: the floor, no decompression
+#   vendor dump    psql -c "SELECT bench_vendor.dump(...)" > statements.sql
+#                  (tests/bench/vendor_dump.sql)
+#   vendor import  psql -f statements.sql: one INSERT at a time, autocommit
+#   owlsync        export -j bench (signed, zstd 3); import into an empty target
+#                  (rewrites off, on; and into empty tables that were ANALYZEd while
+#                  empty, as autovacuum or vacuumdb --analyze leaves a new database);
+#                  import of a newer bundle over the rows of an older one
+#                  (unchanged, or every row changed in the target first)
+# "Empty target" = the metastore tables and the owlsync ledger (sql/ledger.sql)
+# dropped and created again before each run: never analyzed, as in a new database.
+# The columns copied are the ones owlsync exports: all but "id" (generated).
+set -euo pipefail
+export LC_ALL=C
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BENCH_DIR=$ROOT/tests/bench
+OWLSYNC=${OWLSYNC:-$ROOT/owlsync}
+SIZE=${SIZE:-5000}
+SELECTED=${SELECTED:-500}
+RUNS=${RUNS:-3}
+SCALE=${SCALE-10000 100000 1000000}
+SCALE_RUNS=${SCALE_RUNS:-$RUNS}
+DURABLE=${DURABLE:-1}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-600}
+ZSTD_LEVEL=3 # owlsync's default compression_level; the raw baseline uses the same
+
+die() { echo "bench: $*" >&2; exit 2; }
+for v in SIZE SELECTED RUNS SCALE_RUNS BENCH_TIMEOUT; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number, got '${!v}'"
+done
+for r in $SCALE; do [[ $r =~ ^[1-9][0-9]*$ ]] || die "SCALE holds '$r', not a row count"; done
+[ "$SELECTED" -le "$SIZE" ] || die "SELECTED ($SELECTED) is larger than SIZE ($SIZE)"
+[ -x "$OWLSYNC" ] || die "no owlsync binary at $OWLSYNC (make owlsync)"
+[[ $DURABLE =~ ^[01]$ ]] || die "DURABLE must be 0 or 1, got '$DURABLE'"
+command -v timeout >/dev/null || die "timeout (coreutils) is missing"
+[ -x /usr/bin/time ] || die "/usr/bin/time is missing: apt-get install time (make deps)"
+command -v zstd >/dev/null || die "zstd is missing: apt-get install zstd (make deps)"
+
+# shellcheck disable=SC1091 # tests/lib/pg.bash
+source "$ROOT/tests/lib/pg.bash"
+PSQL=$PG_BINDIR/psql
+[ -x "$PSQL" ] || PSQL=$(command -v psql)
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/owlbench.XXXXXX")
+chmod 0755 "$W"
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    pg_stop_all >/dev/null 2>&1 || true
+    if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: work directory kept: $W" >&2; else rm -rf "$W"; fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+mkdir -p "$W/res" "$W/out" "$W/state"
+
+TABLES=(rule_repo owl_catalog owl_rule alert_cond alert_output owl_check_repo job_schedule dataset_schema dataset_scoring)
+declare -A KEY=(
+    [rule_repo]=rule_nm [owl_catalog]=dataset [owl_rule]='dataset, rule_nm' [alert_cond]='dataset, alert_nm'
+    [alert_output]='dataset, alert_nm, run_id' [owl_check_repo]=dataset [job_schedule]=dataset
+    [dataset_schema]='dataset, col_nm' [dataset_scoring]=dataset
+)
+# A non-key column per table that "every row changed" alters in the target.
+declare -A CHANGE=(
+    [rule_repo]="rule_desc = coalesce(rule_desc, '') || ' (target)'"
+    [owl_catalog]="owner_nm = coalesce(owner_nm, '') || ' (target)'"
+    [owl_rule]="user_nm = coalesce(user_nm, '') || ' (target)'"
+    [alert_cond]="user_nm = coalesce(user_nm, '') || ' (target)'"
+    [alert_output]="output = coalesce(output, '') || ' (target)'"
+    [owl_check_repo]="user_nm = coalesce(user_nm, '') || ' (target)'"
+    [job_schedule]="run_as = coalesce(run_as, '') || ' (target)'"
+    [dataset_schema]="col_desc = coalesce(col_desc, '') || ' (target)'"
+    [dataset_scoring]="warn_threshold = coalesce(warn_threshold, 0) + 1"
+)
+declare -A COLS
+
+say() { printf '%s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# ------------------------------------------------------------------ measuring
+
+# measure LABEL CMD [ARG…] — runs CMD under /usr/bin/time -v, appends
+# "SECONDS PEAK_RSS_KB" to $W/res/LABEL; CMD's stdout is left in $W/out.txt.
+# A command that runs past BENCH_TIMEOUT is stopped and recorded as
+# "BENCH_TIMEOUT RSS T" and MEASURE_TIMEDOUT is set to 1 (else 0).
+MEASURE_TIMEDOUT=0
+measure() {
+    local label=$1 t0 t1 rc=0 rss
+    shift
+    MEASURE_TIMEDOUT=0
+    t0=$EPOCHREALTIME
+    /usr/bin/time -v -o "$W/time.txt" timeout -k 10 "$BENCH_TIMEOUT" "$@" >"$W/out.txt" 2>"$W/err.txt" || rc=$?
+    t1=$EPOCHREALTIME
+    if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+        rss=$(awk -F': *' '/Maximum resident set size/ { print $2 }' "$W/time.txt")
+        echo "$BENCH_TIMEOUT ${rss:-0} T" >>"$W/res/$label"
+        say "  $label: stopped after ${BENCH_TIMEOUT}s (BENCH_TIMEOUT)"
+        MEASURE_TIMEDOUT=1
+        return 0
+    fi
+    if [ $rc -ne 0 ]; then
+        echo "bench: '$label' failed (exit $rc): $*" >&2
+        tail -20 "$W/err.txt" >&2
+        exit 1
+    fi
+    rss=$(awk -F': *' '/Maximum resident set size/ { print $2 }' "$W/time.txt")
+    awk -v a="$t0" -v b="$t1" -v r="$rss" 'BEGIN { printf "%.4f %d\n", b - a, r }' >>"$W/res/$label"
+}
+
+# Median seconds and largest peak RSS (KiB) of LABEL's runs: "SECS RSS FLAG",
+# FLAG "T" when a run hit BENCH_TIMEOUT (SECS is then a lower bound), else "-".
+stat_of() {
+    sort -n "$W/res/$1" | awk '{ s[NR] = $1; if ($2 > r) r = $2; if ($3 == "T") t = 1 }
+        END { m = (NR % 2) ? s[(NR + 1) / 2] : (s[NR / 2] + s[NR / 2 + 1]) / 2
+              if (t) m = s[NR]; printf "%.4f %d %s\n", m, r, t ? "T" : "-" }'
+}
+secs_of() { stat_of "$1" | cut -d' ' -f1; }
+timed_out() { [ -f "$W/res/$1" ] && grep -q ' T$' "$W/res/$1"; }
+# SECS [FLAG] → "1.234" or ">600"
+fmt_secs() { if [ "${2:--}" = T ]; then echo ">$BENCH_TIMEOUT"; else printf "%.${3:-3}f" "$1"; fi; }
+
+fsize() { stat -c %s "$1"; }
+
+# ------------------------------------------------------------------ SQL helpers
+
+q_src() { pg_query src "$1"; }
+
+# "col1, col2, …" of TABLE in SCHEMA of cluster NAME, without id.
+columns_of() { # NAME SCHEMA TABLE
+    pg_query "$1" "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute
+                   WHERE attrelid = '$2.$3'::regclass AND attnum > 0 AND NOT attisdropped AND attname <> 'id'"
+}
+
+# An empty target, as a new database: the metastore tables and the owlsync
+# ledger (sql/ledger.sql, as a DBA creates it) dropped and created again, so
+# they were never analyzed and autovacuum has nothing to do; then a checkpoint.
+reset_target() {
+    pg_psql tgt -c "SET client_min_messages = warning" -c "DROP SCHEMA IF EXISTS public CASCADE" \
+        -c "DROP SCHEMA IF EXISTS owlsync CASCADE" >/dev/null
+    pg_load_schema tgt
+    pg_psql tgt -c "SET client_min_messages = warning" -f "$ROOT/sql/ledger.sql" -c "CHECKPOINT" >/dev/null
+}
+
+# VACUUM ANALYZE the target's tables and checkpoint (after an untimed setup step).
+settle_target() {
+    pg_psql tgt -c "VACUUM ANALYZE" -c "CHECKPOINT" >/dev/null
+}
+
+# Writes the psql script of raw COPY out: COPY … TO STDOUT of every table, one
+# stream (piped to one zstd, as a bundle is one file).  WHERE is the row filter.
+write_copy_out_script() { # FILE SCHEMA WHERE
+    local f=$1 schema=$2 where=$3 t
+    : >"$f"
+    for t in "${TABLES[@]}"; do
+        if [ "$t" = rule_repo ]; then
+            echo "COPY (SELECT ${COLS[$t]} FROM $schema.$t) TO STDOUT;" >>"$f"
+        else
+            echo "COPY (SELECT ${COLS[$t]} FROM $schema.$t WHERE $where) TO STDOUT;" >>"$f"
+        fi
+    done
+}
+
+# The same rows, one uncompressed file per table (untimed: the input of raw COPY in).
+write_copy_files_script() { # FILE SCHEMA WHERE OUTDIR
+    local f=$1 schema=$2 where=$3 dir=$4 t
+    : >"$f"
+    for t in "${TABLES[@]}"; do
+        if [ "$t" = rule_repo ]; then
+            echo "\\copy (SELECT ${COLS[$t]} FROM $schema.$t) TO '$dir/$t.copy'" >>"$f"
+        else
+            echo "\\copy (SELECT ${COLS[$t]} FROM $schema.$t WHERE $where) TO '$dir/$t.copy'" >>"$f"
+        fi
+    done
+}
+
+# Raw COPY in: one psql session, one COPY per table from its uncompressed file,
+# parents first, each in autocommit.  (No decompression: the strictest floor.)
+write_copy_in_script() { # FILE INDIR
+    local f=$1 dir=$2 t
+    : >"$f"
+    for t in "${TABLES[@]}"; do
+        echo "\\copy public.$t (${COLS[$t]}) FROM '$dir/$t.copy'" >>"$f"
+    done
+}
+
+# [table] sections: natural keys, id generated.
+table_sections() {
+    local t
+    for t in "${TABLES[@]}"; do
+        echo "[table $t]"
+        [ "$t" = rule_repo ] && echo "dataset_column ="
+        echo "key = ${KEY[$t]}"
+        echo "generated = id"
+    done
+}
+
+# "datasets = a, b, …" wrapped on indented lines (an INI line holds ≤ 199 chars).
+datasets_line() { # NAME…
+    local line="datasets =" n=0 d
+    for d in "$@"; do
+        if [ $n -gt 0 ] && [ $((n % 8)) -eq 0 ]; then
+            echo "$line,"
+            line="   "
+        elif [ $n -gt 0 ]; then
+            line+=","
+        fi
+        line+=" $d"
+        n=$((n + 1))
+    done
+    echo "$line"
+}
+
+write_src_ini() { # FILE CLUSTER SCHEMA DATASET…
+    local f=$1 cl=$2 schema=$3
+    shift 3
+    {
+        echo "[owlsync]"
+        echo "environment = prod"
+        echo "state_dir = $W/state"
+        echo "log_level = warn"
+        echo "[database]"
+        echo "conninfo = $(pg_conninfo "$cl")"
+        echo "schema = $schema"
+        table_sections
+        echo "[export bench]"
+        datasets_line "$@"
+        echo "outbox = $W/out"
+        echo "signing_key = $W/key"
+        echo "skip_unchanged = false"
+        echo "compression = zstd"
+        echo "compression_level = $ZSTD_LEVEL"
+    } >"$f"
+}
+
+write_tgt_ini() { # FILE REWRITES(0|1)
+    {
+        echo "[owlsync]"
+        echo "environment = qa"
+        echo "state_dir = $W/state"
+        echo "log_level = warn"
+        echo "[database]"
+        echo "conninfo = $(pg_conninfo tgt)"
+        table_sections
+        echo "[import]"
+        echo "trusted_key = prod $W/key.pub"
+        if [ "$2" = 1 ]; then
+            # The usual promotion rules; "tenant" touches every row of every table.
+            cat <<'INI'
+[rewrite conn]
+columns = owl_check_repo.conn_name
+from = prod_pg
+to = qa_pg
+[rewrite hosts]
+columns = owl_check_repo.conn_url
+match = substring
+from = prod-db
+to = qa-db
+[rewrite agents]
+columns = *.agent, owl_check_repo.agent_name
+match = regex
+from = ^prod-agent-([0-9]+)$
+to = qa-agent-\1
+[rewrite run_as]
+columns = job_schedule.run_as
+from = svc_owl_prod
+to = svc_owl_qa
+[rewrite tenant]
+columns = *.dataset
+match = substring
+from = public.
+to = qa.
+INI
+        fi
+    } >"$1.tmp"
+    mv "$1.tmp" "$1"
+}
+
+# owlsync export; prints the bundle path (untimed use).
+owl_export() { "$OWLSYNC" -c "$1" export -j bench --quiet; }
+
+owl_import() { # INI BUNDLE: untimed
+    "$OWLSYNC" -c "$1" import "$2" >"$W/import.txt" 2>&1 || { cat "$W/import.txt" >&2; exit 1; }
+}
+
+# Fails when the last import output says it did nothing.
+check_applied() {
+    [ "$MEASURE_TIMEDOUT" = 0 ] || return 0
+    if grep -qi "already imported" "$W/out.txt" "$W/import.txt" 2>/dev/null; then
+        echo "bench: an import said 'already imported': the figure would be wrong" >&2
+        exit 1
+    fi
+}
+
+# Rows in the target's metastore tables.
+target_rows() {
+    local sum="0" t
+    for t in "${TABLES[@]}"; do sum+=" + (SELECT count(*) FROM public.$t)"; done
+    pg_query tgt "SELECT $sum"
+}
+
+# ------------------------------------------------------------------ printing
+
+fmt_rate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s <= 0) print "-"; else printf "%.0f", n / s }'; }
+fmt_mbs() { awk -v b="$1" -v s="$2" 'BEGIN { if (s <= 0) print "-"; else printf "%.1f", b / 1e6 / s }'; }
+fmt_mb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e6 }'; }
+fmt_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "-"; else printf "%.2f", a / b }'; }
+verdict() { # VALUE OP LIMIT → met / MISSED
+    awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN { ok = (op == "le") ? (v <= l) : (v >= l); print ok ? "met" : "MISSED" }'
+}
+
+# ================================================================== setup
+
+say "owlsync benchmark: SIZE=$SIZE SELECTED=$SELECTED RUNS=$RUNS SCALE='$SCALE' SCALE_RUNS=$SCALE_RUNS"
+LOAD_START=$(loadavg)
+"$OWLSYNC" keygen -o "$W/key" >/dev/null 2>&1
+
+say "source: $SIZE datasets"
+pg_start src >/dev/null
+if [ "$DURABLE" = 1 ]; then
+    pg_start tgt fsync=on synchronous_commit=on full_page_writes=on wal_level=replica >/dev/null
+else
+    pg_start tgt >/dev/null
+fi
+t0=$EPOCHREALTIME
+pg_load_metastore src "$SIZE"
+say "  loaded in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
+pg_psql src -c "SET client_min_messages = warning" -f "$BENCH_DIR/vendor_dump.sql" >/dev/null
+pg_psql src -c "VACUUM ANALYZE" >/dev/null
+pg_load_schema tgt
+
+for t in "${TABLES[@]}"; do COLS[$t]=$(columns_of src public "$t"); done
+
+# Every (SIZE/SELECTED)-th dataset.
+step=$((SIZE / SELECTED))
+SEL=()
+for ((i = 1; i <= SELECTED; i++)); do SEL+=("public.ds_$((i * step))"); done
+SEL_ARRAY="{$(IFS=,; echo "${SEL[*]}")}"
+pg_psql src -c "CREATE TABLE bench_vendor.sel (d text PRIMARY KEY)" \
+    -c "INSERT INTO bench_vendor.sel SELECT unnest('$SEL_ARRAY'::text[])" -c "ANALYZE bench_vendor.sel" >/dev/null
+WHERE_SEL="dataset IN (SELECT d FROM bench_vendor.sel)"
+
+ROWS=0
+for t in "${TABLES[@]}"; do
+    if [ "$t" = rule_repo ]; then n=$(q_src "SELECT count(*) FROM public.$t")
+    else n=$(q_src "SELECT count(*) FROM public.$t WHERE $WHERE_SEL"); fi
+    ROWS=$((ROWS + n))
+done
+
+write_src_ini "$W/src.ini" src public "${SEL[@]}"
+write_tgt_ini "$W/tgt.ini" 0
+write_tgt_ini "$W/tgt_rw.ini" 1
+write_copy_out_script "$W/copy_out.sql" public "$WHERE_SEL"
+write_copy_files_script "$W/copy_files.sql" public "$WHERE_SEL" "$W/raw"
+write_copy_in_script "$W/copy_in.sql" "$W/raw"
+TABLES_ARRAY="{$(IFS=,; echo "${TABLES[*]}")}"
+DUMP_SQL="SELECT bench_vendor.dump('public', '$TABLES_ARRAY', '$SEL_ARRAY')"
+
+SRC_CI=$(pg_conninfo src)
+TGT_CI=$(pg_conninfo tgt)
+PSQL_Q=("$PSQL" -X -q -v ON_ERROR_STOP=1)
+
+# raw_out LABEL CONNINFO SCRIPT: one psql, its COPY stream piped into one zstd.
+# shellcheck disable=SC2016 # $0 and $@ belong to the inner bash
+raw_out() {
+    rm -f "$W/raw.zst"
+    measure "$1" bash -c 'set -o pipefail; "$@" | zstd -'"$ZSTD_LEVEL"' -q -o "$0"' "$W/raw.zst" \
+        "${PSQL_Q[@]}" -d "$2" -f "$3"
+}
+raw_in() { reset_target; measure "$1" "${PSQL_Q[@]}" -d "$TGT_CI" -f "$W/copy_in.sql"; }
+
+# ------------------------------------------------------------------ warm-up (untimed)
+say "warm-up: one untimed pass of each method; bundles A and B"
+mkdir -p "$W/raw"
+"${PSQL_Q[@]}" -d "$SRC_CI" -f "$W/copy_files.sql"
+COPY_BYTES=$(cat "$W"/raw/*.copy | wc -c)
+raw_out raw_warm "$SRC_CI" "$W/copy_out.sql"
+[ "$(zstd -dcq "$W/raw.zst" | wc -c)" = "$COPY_BYTES" ] || die "raw COPY out wrote a stream of another size"
+"${PSQL_Q[@]}" -At -d "$SRC_CI" -c "$DUMP_SQL" >"$W/statements.sql"
+[ "$(wc -l <"$W/statements.sql")" -ge "$ROWS" ] || die "dump() returned fewer statements than $ROWS rows"
+reset_target
+"${PSQL_Q[@]}" -d "$TGT_CI" -f "$W/copy_in.sql"
+[ "$(target_rows)" = "$ROWS" ] || die "raw COPY in loaded $(target_rows) rows, expected $ROWS"
+reset_target
+"${PSQL_Q[@]}" -d "$TGT_CI" -f "$W/statements.sql"
+[ "$(target_rows)" = "$ROWS" ] || die "the vendor import loaded $(target_rows) rows, expected $ROWS"
+BUNDLE_A=$(owl_export "$W/src.ini")
+sleep 1.1 # B's snapshot is strictly newer than A's
+BUNDLE_B=$(owl_export "$W/src.ini")
+mv "$BUNDLE_A" "$W/A.owl"; BUNDLE_A=$W/A.owl
+mv "$BUNDLE_B" "$W/B.owl"; BUNDLE_B=$W/B.owl
+BUNDLE_BYTES=$(fsize "$BUNDLE_A")
+reset_target
+owl_import "$W/tgt.ini" "$BUNDLE_A"
+[ "$(target_rows)" = "$ROWS" ] || die "owlsync import loaded $(target_rows) rows, expected $ROWS"
+reset_target
+owl_import "$W/tgt_rw.ini" "$BUNDLE_A"
+[ "$(target_rows)" = "$ROWS" ] || die "owlsync import (rewrites) loaded $(target_rows) rows, expected $ROWS"
+[ "$(pg_query tgt "SELECT count(*) FROM public.owl_rule WHERE dataset LIKE 'qa.%'")" -gt 0 ] ||
+    die "the rewrites did not apply"
+RAW_BYTES=$(fsize "$W/raw.zst")
+STMT_BYTES=$(fsize "$W/statements.sql")
+
+# ------------------------------------------------------------------ timed runs
+for ((run = 1; run <= RUNS; run++)); do
+    say "run $run/$RUNS (load $(loadavg))"
+    raw_out raw_out "$SRC_CI" "$W/copy_out.sql"
+    measure vendor_dump "${PSQL_Q[@]}" -At -d "$SRC_CI" -c "$DUMP_SQL"
+    measure owl_export "$OWLSYNC" -c "$W/src.ini" export -j bench --quiet
+    rm -f "$(cat "$W/out.txt")"
+
+    raw_in raw_in
+    reset_target
+    measure vendor_import "${PSQL_Q[@]}" -d "$TGT_CI" -f "$W/statements.sql"
+
+    reset_target
+    measure owl_fresh "$OWLSYNC" -c "$W/tgt.ini" import "$BUNDLE_A"
+    check_applied
+    reset_target
+    measure owl_fresh_rw "$OWLSYNC" -c "$W/tgt_rw.ini" import "$BUNDLE_A"
+    check_applied
+    # Empty tables with statistics that say so (ANALYZE ran on them while empty).
+    if ! timed_out owl_fresh_an; then
+        reset_target
+        pg_psql tgt -c "ANALYZE" >/dev/null
+        measure owl_fresh_an "$OWLSYNC" -c "$W/tgt.ini" import "$BUNDLE_A"
+        check_applied
+    fi
+
+    # Over the rows of an older bundle: nothing changed …
+    reset_target
+    owl_import "$W/tgt.ini" "$BUNDLE_A"
+    settle_target
+    measure owl_reimport "$OWLSYNC" -c "$W/tgt.ini" import "$BUNDLE_B"
+    check_applied
+    # … or every row changed in the target since.
+    reset_target
+    owl_import "$W/tgt.ini" "$BUNDLE_A"
+    for t in "${TABLES[@]}"; do
+        pg_query tgt "UPDATE public.$t SET ${CHANGE[$t]}" >/dev/null
+    done
+    settle_target
+    measure owl_reimport_chg "$OWLSYNC" -c "$W/tgt.ini" import "$BUNDLE_B"
+    check_applied
+    # the import restored every row: the UPDATEs above changed all of them
+    [ "$MEASURE_TIMEDOUT" = 1 ] || [ "$(pg_query tgt "SELECT count(*) FROM public.owl_rule WHERE user_nm LIKE '% (target)'")" = 0 ] ||
+        die "the re-import did not restore the changed rows"
+done
+LOAD_MAIN=$(loadavg)
+
+# ------------------------------------------------------------------ table 1
+read -r S_RAW_OUT _ < <(stat_of raw_out)
+read -r S_RAW_IN _ < <(stat_of raw_in)
+row() { # LABEL NAME BYTES BASE TARGET
+    local s r f lt=""
+    read -r s r f < <(stat_of "$2")
+    [ "$f" = T ] && lt="<"
+    printf '%-46s %8s %9s %7s %9s %8s %9s  %s\n' "$1" "$(fmt_secs "$s" "$f")" "$lt$(fmt_rate "$ROWS" "$s")" \
+        "$lt$(fmt_mbs "$COPY_BYTES" "$s")" "$3" "$(fmt_mib "$r")" \
+        "$(if [ -n "$4" ]; then echo "${lt:+>}$(ratio "$s" "$4")x"; else echo -; fi)" "$5"
+}
+echo
+echo "owlsync benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $("$PSQL" --version | sed 's/^psql (PostgreSQL) /PostgreSQL /')"
+echo "load average: $LOAD_START at start, $LOAD_MAIN after table 1 (other work shares this machine)"
+if [ "$DURABLE" = 1 ]; then
+    echo "target: durable (fsync, synchronous_commit, full_page_writes on; wal_level replica); source: fsync off"
+else
+    echo "target and source: fsync off, synchronous_commit off (DURABLE=0)"
+fi
+echo "source: $SIZE datasets; promoted: $SELECTED datasets (every ${step}th), $ROWS rows in ${#TABLES[@]} tables,"
+echo "        $(fmt_mb "$COPY_BYTES") MB as COPY text; median of $RUNS runs, peak RSS = largest of them"
+echo
+printf '%-46s %8s %9s %7s %9s %8s %9s  %s\n' "" seconds rows/s MB/s "size MB" "RSS MiB" "x raw" "target"
+row "raw COPY out + zstd -$ZSTD_LEVEL" raw_out "$(fmt_mb "$RAW_BYTES")" "" ""
+row "vendor dump() -> INSERT statements" vendor_dump "$(fmt_mb "$STMT_BYTES")" "$S_RAW_OUT" ""
+row "owlsync export" owl_export "$(fmt_mb "$BUNDLE_BYTES")" "$S_RAW_OUT" "<= 1.2x"
+row "raw COPY in (empty target)" raw_in "-" "" ""
+row "vendor import (INSERT by INSERT, autocommit)" vendor_import "-" "$S_RAW_IN" ""
+row "owlsync import, fresh" owl_fresh "-" "$S_RAW_IN" "<= 1.5x"
+row "owlsync import, fresh, rewrites on" owl_fresh_rw "-" "$S_RAW_IN" "<= 1.5x, +10% over fresh"
+row "owlsync import, fresh, tables ANALYZEd empty" owl_fresh_an "-" "$S_RAW_IN" "<= 1.5x"
+row "owlsync re-import, rows unchanged" owl_reimport "-" "$S_RAW_IN" "<= 2x"
+row "owlsync re-import, every row changed" owl_reimport_chg "-" "$S_RAW_IN" "<= 2x"
+
+S_FRESH=$(secs_of owl_fresh)
+S_FRESH_RW=$(secs_of owl_fresh_rw)
+echo
+echo "targets (ratios in this run):"
+# target_line DESC NUM_LABEL DEN_LABEL OP LIMIT — NUM/DEN against the target;
+# a figure that hit BENCH_TIMEOUT is a bound (">" or "<"), its verdict stands.
+target_line() {
+    local x p=""
+    x=$(ratio "$(secs_of "$2")" "$(secs_of "$3")")
+    if timed_out "$2"; then p=">"; elif timed_out "$3"; then p="<"; fi
+    printf '  %-52s %8s  target %s %-5s %s\n' "$1" "$p${x}x" "$([ "$4" = le ] && echo "<=" || echo ">=")" "$5x" \
+        "$(verdict "$x" "$4" "$5")"
+}
+target_line "export / (raw COPY out + zstd)" owl_export raw_out le 1.2
+target_line "fresh import / raw COPY in" owl_fresh raw_in le 1.5
+target_line "fresh import, tables ANALYZEd empty / raw COPY in" owl_fresh_an raw_in le 1.5
+target_line "re-import (unchanged) / raw COPY in" owl_reimport raw_in le 2
+target_line "re-import (every row changed) / raw COPY in" owl_reimport_chg raw_in le 2
+x=$(awk -v a="$S_FRESH_RW" -v b="$S_FRESH" 'BEGIN { printf "%+.1f", (a / b - 1) * 100 }')
+printf '  %-52s %8s  target <= +10%%  %s\n' "rewrites on / off (fresh import)" "$x%" "$(verdict "$x" le 10)"
+target_line "vendor import / owlsync fresh import" vendor_import owl_fresh ge 25
+
+# ================================================================== table 2: scale
+[ -n "$SCALE" ] || exit 0
+pg_stop src
+say "scale: loading the sources (one schema per size)"
+pg_start big >/dev/null
+declare -A SCALE_DS
+for r in $SCALE; do
+    k=$(awk -v r="$r" 'BEGIN { k = int((r - 12) / 43 + 0.5); if (k < 1) k = 1; print k }')
+    SCALE_DS[$r]=$k
+    t0=$EPOCHREALTIME
+    pg_load_metastore big "$k" "s$k"
+    say "  s$k: $k datasets loaded in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
+done
+pg_psql big -c "VACUUM ANALYZE" >/dev/null
+BIG_CI=$(pg_conninfo big)
+SCALE_HEAD=$(printf '%9s %8s %8s %8s | %7s %7s %7s %7s %7s | %7s %7s %7s %7s %7s' \
+    rows datasets "COPY MB" "bndl MB" "raw out" export "x raw" "rows/s" RSS "raw in" import "x raw" "rows/s" RSS)
+SCALE_OUT=()
+# "secs x-raw rows/s rss" cells of LABEL against BASE seconds
+scale_cells() { # LABEL BASE ROWS
+    local s r f lt=""
+    read -r s r f < <(stat_of "$1")
+    [ "$f" = T ] && lt="<"
+    printf '%7s %7s %7s %7s' "$(fmt_secs "$s" "$f" 2)" "${lt:+>}$(ratio "$s" "$2")x" "$lt$(fmt_rate "$3" "$s")" \
+        "$(fmt_mib "$r")"
+}
+for r in $SCALE; do
+    k=${SCALE_DS[$r]}
+    where="dataset LIKE 'public.ds_%'"
+    rows=$((43 * k + 12))
+    write_src_ini "$W/big.ini" big "s$k" 'public.ds_%'
+    write_copy_out_script "$W/big_out.sql" "s$k" "$where"
+    write_copy_files_script "$W/big_files.sql" "s$k" "$where" "$W/raw"
+    rm -rf "$W/raw"; mkdir -p "$W/raw"
+    "${PSQL_Q[@]}" -d "$BIG_CI" -f "$W/big_files.sql"
+    cbytes=$(cat "$W"/raw/*.copy | wc -c)
+    bsize=0
+    rm -f "$W"/res/sc_*
+    for ((run = 1; run <= SCALE_RUNS; run++)); do
+        say "scale $rows rows ($k datasets): run $run/$SCALE_RUNS (load $(loadavg))"
+        raw_out sc_raw_out "$BIG_CI" "$W/big_out.sql"
+        raw_in sc_raw_in
+        got=$(target_rows)
+        [ "$got" = "$rows" ] || die "scale $rows: raw COPY in loaded $got rows"
+        timed_out sc_export && continue
+        measure sc_export "$OWLSYNC" -c "$W/big.ini" export -j bench --quiet
+        [ "$MEASURE_TIMEDOUT" = 0 ] || continue
+        bundle=$(cat "$W/out.txt")
+        bsize=$(fsize "$bundle")
+        if ! timed_out sc_import; then
+            reset_target
+            measure sc_import "$OWLSYNC" -c "$W/tgt.ini" import "$bundle"
+            check_applied
+            if [ "$MEASURE_TIMEDOUT" = 0 ]; then
+                got=$(target_rows)
+                [ "$got" = "$rows" ] || die "scale $rows: owlsync import loaded $got rows"
+            fi
+        fi
+        rm -f "$bundle"
+    done
+    read -r so _ < <(stat_of sc_raw_out)
+    read -r si _ < <(stat_of sc_raw_in)
+    line=$(printf '%9d %8d %8s %8s | %7.2f %s | %7.2f %s' "$rows" "$k" "$(fmt_mb "$cbytes")" "$(fmt_mb "$bsize")" \
+        "$so" "$(if [ -f "$W/res/sc_export" ]; then scale_cells sc_export "$so" "$rows"; else echo "      -"; fi)" \
+        "$si" "$(if [ -f "$W/res/sc_import" ]; then scale_cells sc_import "$si" "$rows"; else echo "      -"; fi)")
+    SCALE_OUT+=("$line")
+    say "$SCALE_HEAD"
+    say "$line"
+    reset_target
+done
+LOAD_END=$(loadavg)
+echo
+echo "scale: owlsync export and fresh import by row count (median of $SCALE_RUNS runs; RSS in MiB, largest)"
+echo "load average after: $LOAD_END"
+echo "$SCALE_HEAD"
+for l in "${SCALE_OUT[@]}"; do echo "$l"; done
+echo "target: peak RSS <= 32 MiB at 1M rows and flat across sizes; time linear in rows"
