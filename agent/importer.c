@@ -39,6 +39,7 @@ typedef struct table_plan {
     const rewrite_set *rs;  /* the compiled rules, or NULL */
     rewrite_table *rw;      /* NULL when no rule applies to this table */
     char *scope;            /* the target's dataset names, rewritten, as array text */
+    bool direct;            /* the target had none of its rows: COPY went straight in */
 } table_plan;
 
 typedef struct progress {
@@ -213,24 +214,27 @@ static int plan_key(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
 }
 
 /* Orders plans so that a table comes after every table it references. */
-static int plan_order(PGconn *conn, const cfg *c, table_plan *plans, size_t n, owl_err *err)
+/* The target's foreign keys between tables of its schema: (child, parent) rows. */
+static PGresult *load_fks(PGconn *conn, const cfg *c, owl_err *err)
 {
     const char *params[1] = {c->schema};
-    PGresult *res;
+
+    return db_exec(conn,
+                   "SELECT ch.relname, pa.relname FROM pg_catalog.pg_constraint k"
+                   "  JOIN pg_catalog.pg_class ch ON ch.oid = k.conrelid"
+                   "  JOIN pg_catalog.pg_class pa ON pa.oid = k.confrelid"
+                   "  JOIN pg_catalog.pg_namespace n ON n.oid = ch.relnamespace"
+                   " WHERE k.contype = 'f' AND n.nspname = $1 AND k.conrelid <> k.confrelid",
+                   1, params, PGRES_TUPLES_OK, err, "cannot read the target's foreign keys");
+}
+
+static int plan_order(const PGresult *res, table_plan *plans, size_t n, owl_err *err)
+{
     bool *placed = NULL;
     table_plan *sorted = NULL;
     size_t done = 0;
     int rc = -1;
 
-    res = db_exec(conn,
-                  "SELECT ch.relname, pa.relname FROM pg_catalog.pg_constraint k"
-                  "  JOIN pg_catalog.pg_class ch ON ch.oid = k.conrelid"
-                  "  JOIN pg_catalog.pg_class pa ON pa.oid = k.confrelid"
-                  "  JOIN pg_catalog.pg_namespace n ON n.oid = ch.relnamespace"
-                  " WHERE k.contype = 'f' AND n.nspname = $1 AND k.conrelid <> k.confrelid",
-                  1, params, PGRES_TUPLES_OK, err, "cannot read the target's foreign keys");
-    if (res == NULL)
-        return -1;
     placed = calloc(n, sizeof(bool));
     sorted = calloc(n, sizeof(*sorted));
     if (placed == NULL || sorted == NULL) {
@@ -269,7 +273,6 @@ static int plan_order(PGconn *conn, const cfg *c, table_plan *plans, size_t n, o
     memcpy(plans, sorted, n * sizeof(*plans));
     rc = 0;
 out:
-    PQclear(res);
     free(placed);
     free(sorted);
     return rc;
@@ -454,18 +457,23 @@ static int stage_table(PGconn *conn, const cfg *c, bundle_reader *r, table_plan 
     ssize_t n;
     int rc = -1;
 
-    db_sql_add(&q, "CREATE TEMP TABLE ");
-    stage_name(&q, p);
-    db_sql_add(&q, " ON COMMIT DROP AS SELECT ");
-    column_list(&q, conn, p->mt, NULL);
-    db_sql_add(&q, " FROM ");
-    db_sql_qualified(&q, conn, c->schema, p->mt->name);
-    db_sql_add(&q, " WITH NO DATA");
-    if (run_sql(conn, &q, err, "cannot create a staging table") < 0)
-        return -1;
+    if (!p->direct) {
+        db_sql_add(&q, "CREATE TEMP TABLE ");
+        stage_name(&q, p);
+        db_sql_add(&q, " ON COMMIT DROP AS SELECT ");
+        column_list(&q, conn, p->mt, NULL);
+        db_sql_add(&q, " FROM ");
+        db_sql_qualified(&q, conn, c->schema, p->mt->name);
+        db_sql_add(&q, " WITH NO DATA");
+        if (run_sql(conn, &q, err, "cannot create a staging table") < 0)
+            return -1;
+    }
 
     db_sql_add(&q, "COPY ");
-    stage_name(&q, p);
+    if (p->direct)
+        db_sql_qualified(&q, conn, c->schema, p->mt->name);
+    else
+        stage_name(&q, p);
     db_sql_add(&q, " (");
     column_list(&q, conn, p->mt, NULL);
     db_sql_add(&q, ") FROM STDIN");
@@ -516,7 +524,7 @@ static int stage_table(PGconn *conn, const cfg *c, bundle_reader *r, table_plan 
     /* Statistics of the columns rows are matched by, so the planner joins the
      * stage by hash rather than by loop when it is large. Only those columns,
      * sampled lightly: analyzing every column cost more than the COPY. */
-    if (p->keyed) {
+    if (p->keyed && !p->direct) {
         db_sql_add(&q, "ANALYZE ");
         stage_name(&q, p);
         db_sql_add(&q, " (");
@@ -996,8 +1004,12 @@ static int plan_rewrites(const manifest *m, const rewrite_set *rs, table_plan *p
  * dataset column (a tenant prefix, say) apply to the scope as to the rows. */
 static int plan_scope(const manifest *m, table_plan *p, owl_err *err)
 {
-    char **names = calloc(m->ndatasets ? m->ndatasets : 1, sizeof(char *));
+    char **names;
     int rc = -1;
+
+    if (p->scope != NULL)
+        return 0;
+    names = calloc(m->ndatasets ? m->ndatasets : 1, sizeof(char *));
 
     if (names == NULL)
         return err_set(err, OWL_ERUNTIME, "out of memory");
@@ -1060,6 +1072,76 @@ static int write_rewrites(PGconn *conn, const manifest *m, const importer_result
     return 0;
 }
 
+/* ------------------------------------------------------------------ straight in */
+
+/* Whether a table may skip its staging table: the target holds none of the
+ * rows the bundle speaks for (a first promotion), so every row is new and
+ * COPY can write the table itself. Its parents within the bundle must have
+ * gone in the same way, before it, or their rows would not be there yet. */
+static int plan_direct(PGconn *conn, const cfg *c, const manifest *m, const PGresult *fks, table_plan *plans,
+                       size_t i, owl_err *err)
+{
+    table_plan *p = &plans[i];
+    db_sql q = {0};
+    PGresult *res;
+    bool empty;
+
+    p->direct = false;
+    for (int r = 0; r < PQntuples(fks); r++) {
+        if (strcmp(PQgetvalue(fks, r, 0), p->mt->name) != 0)
+            continue;
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(plans[j].mt->name, PQgetvalue(fks, r, 1)) == 0 && !plans[j].direct)
+                return 0;
+        }
+        for (size_t j = i + 1; j < m->ntables; j++) {
+            if (strcmp(plans[j].mt->name, PQgetvalue(fks, r, 1)) == 0)
+                return 0;
+        }
+    }
+    if (plan_scope(m, p, err) < 0 || db_set_local(conn, "owlsync.scope", p->scope, err) < 0)
+        return -1;
+    db_sql_add(&q, "SELECT NOT EXISTS (SELECT 1 FROM ");
+    db_sql_qualified(&q, conn, c->schema, p->mt->name);
+    db_sql_add(&q, " t WHERE ");
+    scope(&q, conn, p);
+    db_sql_add(&q, ")");
+    if (q.failed) {
+        db_sql_free(&q);
+        return err_set(err, OWL_ERUNTIME, "out of memory building SQL");
+    }
+    res = db_exec(conn, q.s, 0, NULL, PGRES_TUPLES_OK, err, "cannot look at the target's rows");
+    db_sql_free(&q);
+    if (res == NULL)
+        return err_prefix(err, "%s", p->mt->name);
+    empty = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    p->direct = empty;
+    return 0;
+}
+
+/* After a straight COPY: every row of the scope is new. */
+static int count_direct(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
+{
+    db_sql q = {0};
+
+    if (db_set_local(conn, "owlsync.scope", p->scope, err) < 0)
+        return -1;
+    db_sql_add(&q, "SELECT ds, pg_catalog.count(*) FROM (SELECT ");
+    if (p->mt->dataset_column[0] != '\0') {
+        db_sql_add(&q, "t.");
+        db_sql_ident(&q, conn, p->mt->dataset_column);
+    } else {
+        db_sql_add(&q, "''");
+    }
+    db_sql_add(&q, "::text AS ds FROM ");
+    db_sql_qualified(&q, conn, c->schema, p->mt->name);
+    db_sql_add(&q, " t WHERE ");
+    scope(&q, conn, p);
+    db_sql_add(&q, ") x GROUP BY ds ORDER BY ds COLLATE \"C\"");
+    return run_counted(conn, &q, p->out, COUNT_INSERTED, err, "cannot count inserted rows");
+}
+
 /* ------------------------------------------------------------------ run */
 
 static const char *mode_name(const table_plan *p)
@@ -1094,6 +1176,7 @@ int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewri
     PGconn *conn = NULL;
     table_plan *plans = NULL;
     const manifest_table *mt;
+    PGresult *fks = NULL;
     progress prog;
     size_t n = 0;
     int rc = -1, got;
@@ -1173,7 +1256,11 @@ int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewri
         plans[i].out->mode = mode_name(&plans[i]);
     }
 
-    /* Stage every table, in the bundle's order (the order of its entries). */
+    /* Stage every table, in the bundle's order (the order of its entries);
+     * a table the target has none of the bundle's rows of goes straight in. */
+    fks = load_fks(conn, c, err);
+    if (fks == NULL)
+        goto out;
     for (size_t i = 0; i < n; i++) {
         got = bundle_next_table(r, &mt, err);
         if (got <= 0) {
@@ -1181,7 +1268,9 @@ int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewri
                 err_set(err, OWL_EVERIFY, "bundle ends before table %s", plans[i].mt->name);
             goto out;
         }
-        if (stage_table(conn, c, r, &plans[i], &prog, err) < 0)
+        if (plan_direct(conn, c, m, fks, plans, i, err) < 0 || stage_table(conn, c, r, &plans[i], &prog, err) < 0)
+            goto out;
+        if (plans[i].direct && (count_direct(conn, c, &plans[i], err) < 0 || bump_sequences(conn, c, &plans[i], err) < 0))
             goto out;
     }
     if (bundle_next_table(r, &mt, err) != 0) /* the end, and the layout check */
@@ -1190,14 +1279,14 @@ int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewri
         fprintf(stderr, "\r\033[K");
 
     /* Apply: deletes children first, then updates and inserts parents first. */
-    if (plan_order(conn, c, plans, n, err) < 0)
+    if (plan_order(fks, plans, n, err) < 0)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        if (count_staged(conn, &plans[i], err) < 0)
+        if (!plans[i].direct && count_staged(conn, &plans[i], err) < 0)
             goto out;
     }
     for (size_t i = n; i-- > 0;) {
-        if (plans[i].mode != CFG_MODE_REPLACE)
+        if (plans[i].mode != CFG_MODE_REPLACE || plans[i].direct)
             continue;
         if (plan_scope(m, &plans[i], err) < 0 || db_set_local(conn, "owlsync.scope", plans[i].scope, err) < 0 ||
             apply_delete(conn, c, &plans[i], err) < 0)
@@ -1206,6 +1295,8 @@ int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewri
         plans[i].scope = NULL;
     }
     for (size_t i = 0; i < n; i++) {
+        if (plans[i].direct)
+            continue;
         if (plans[i].keyed && plans[i].mode != CFG_MODE_INSERT && apply_update(conn, c, &plans[i], err) < 0)
             goto out;
         if (apply_insert(conn, c, &plans[i], err) < 0 || bump_sequences(conn, c, &plans[i], err) < 0)
@@ -1246,6 +1337,7 @@ out:
         PQfinish(conn);
     }
     res->seconds = seconds_since(&prog.start);
+    PQclear(fks);
     plans_free(plans, n);
     bundle_close(r);
     return rc;

@@ -620,11 +620,13 @@ SQL
 
     "$OWLSYNC" -c "$W/tgt.ini" import "$b" >"$W/killed.out" 2>&1 &
     pid=$!
-    # Wait until it writes the target's tables (inside its transaction).
+    # Wait until it writes the target's tables (inside its transaction): from
+    # its staging tables, or, into tables with none of the bundle's rows yet,
+    # by COPY straight in.
     local seen='' i
     for ((i = 0; i < 600; i++)); do
         if [ "$(tgt1 "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'
-                      AND query LIKE 'WITH x AS (INSERT INTO \"$S\".%'")" != 0 ]; then
+                      AND (query LIKE 'WITH x AS (INSERT INTO \"$S\".%' OR query LIKE 'COPY \"$S\".%')")" != 0 ]; then
             seen=1
             break
         fi
