@@ -31,7 +31,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # Debian packages needed to build, test and run (make deps installs the missing ones).
 DEB_PKGS  := gcc make pkg-config libpq-dev libarchive-dev libsodium-dev \
              libinih-dev libjansson-dev postgresql bats zstd libarchive-tools \
-             util-linux procps time man-db groff-base
+             util-linux procps time tzdata man-db groff-base
 
 .PHONY: all deps test test-run unit e2e check-asan install uninstall clean bench demo
 
