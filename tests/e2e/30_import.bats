@@ -109,29 +109,7 @@ tgt_ini() {
 }
 
 # mkbundle JOB — runs export job JOB of src.ini and prints the one bundle path.
-mkbundle() {
-    local out
-    out=$("$OWLSYNC" -c "$W/src.ini" export -j "$1" --quiet) || return 1
-    if [ -z "$out" ] || [ ! -f "$out" ] || [ "$(printf '%s\n' "$out" | wc -l)" -ne 1 ]; then
-        echo "export -j $1 printed '$out', not one bundle path" >&2
-        return 1
-    fi
-    printf '%s\n' "$out"
-}
-
-# imp [OPTIONS] BUNDLE — owlsync import with tgt.ini, through bats' run.
-imp() {
-    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" import "$@"
-}
-
-# imp_ok [OPTIONS] BUNDLE — imp that must exit 0.
-imp_ok() {
-    imp "$@"
-    if [ "$status" -ne 0 ]; then
-        echo "import $* exited $status: $stderr" >&2
-        return 1
-    fi
-}
+mkbundle() { owl_export_one "$W/src.ini" "$1"; }
 
 # expect_refusal CODE TEXT — the last imp exited CODE with TEXT in its one error line.
 expect_refusal() {

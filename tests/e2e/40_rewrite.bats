@@ -154,28 +154,7 @@ EOF
 }
 
 # mkbundle — runs export job nightly of src.ini and prints the bundle path.
-mkbundle() {
-    local out
-    out=$("$OWLSYNC" -c "$W/src.ini" export -j nightly --quiet) || return 1
-    if [ -z "$out" ] || [ ! -f "$out" ] || [ "$(printf '%s\n' "$out" | wc -l)" -ne 1 ]; then
-        echo "export printed '$out', not one bundle path" >&2
-        return 1
-    fi
-    printf '%s\n' "$out"
-}
-
-# imp [OPTIONS] BUNDLE — owlsync import with tgt.ini, through bats' run.
-imp() {
-    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" import "$@"
-}
-
-imp_ok() {
-    imp "$@"
-    if [ "$status" -ne 0 ]; then
-        echo "import $* exited $status: $stderr" >&2
-        return 1
-    fi
-}
+mkbundle() { owl_export_one "$W/src.ini" nightly; }
 
 # src1 SQL / tgt1 SQL — one value.
 src1() { pg_query src "$1"; }

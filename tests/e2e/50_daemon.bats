@@ -252,15 +252,7 @@ tgt_ini() {
 }
 
 # mkbundle JOB — runs export job JOB of src.ini and prints the one bundle path.
-mkbundle() {
-    local out
-    out=$("$OWLSYNC" -c "$SRC_INI" export -j "$1" --quiet) || return 1
-    if [ -z "$out" ] || [ ! -f "$out" ] || [ "$(printf '%s\n' "$out" | wc -l)" -ne 1 ]; then
-        echo "export -j $1 printed '$out', not one bundle path" >&2
-        return 1
-    fi
-    printf '%s\n' "$out"
-}
+mkbundle() { owl_export_one "$SRC_INI" "$1"; }
 
 # flip_byte FILE OFFSET — inverts every bit of the byte at OFFSET, in place.
 flip_byte() {

@@ -42,3 +42,29 @@ generated = id
 key = dataset, alert_nm, run_id
 generated = id
 '
+
+# owl_export_one INI JOB — runs export job JOB of INI and prints the one bundle
+# path it published; fails, saying what it printed, otherwise.
+owl_export_one() {
+    local out
+    out=$("$OWLSYNC" -c "$1" export -j "$2" --quiet) || return 1
+    if [ -z "$out" ] || [ ! -f "$out" ] || [ "$(printf '%s\n' "$out" | wc -l)" -ne 1 ]; then
+        echo "export -j $2 printed '$out', not one bundle path" >&2
+        return 1
+    fi
+    printf '%s\n' "$out"
+}
+
+# imp [OPTIONS] BUNDLE — owlsync import with $W/tgt.ini, through bats' run.
+imp() {
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" import "$@"
+}
+
+# imp_ok [OPTIONS] BUNDLE — imp that must exit 0.
+imp_ok() {
+    imp "$@"
+    if [ "$status" -ne 0 ]; then
+        echo "import $* exited $status: $stderr" >&2
+        return 1
+    fi
+}
