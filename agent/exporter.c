@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "owlsync/fileio.h"
 #include "owlsync/db.h"
 #include "owlsync/exporter.h"
 #include "owlsync/keys.h"
@@ -42,22 +43,6 @@ typedef struct progress {
 } progress;
 
 /* ---------------------------------------------------------------- files */
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 /* fsync of a directory can fail with EINVAL on CIFS: log it, never fail for it. */
 static void fsync_dir(const char *dir)
@@ -101,7 +86,7 @@ static int spool_open(spool *sp, owl_err *err)
 
 static int spool_flush(spool *sp, owl_err *err)
 {
-    if (sp->used > 0 && write_all(sp->fd, sp->buf, sp->used) < 0)
+    if (sp->used > 0 && fileio_write_all(sp->fd, sp->buf, sp->used) < 0)
         return err_set(err, OWL_ERUNTIME, "cannot write spool file: %s", strerror(errno));
     sp->used = 0;
     return 0;
@@ -113,7 +98,7 @@ static int spool_write(spool *sp, const char *p, size_t len, owl_err *err)
         if (spool_flush(sp, err) < 0)
             return -1;
         if (len >= SPOOL_BUF) {
-            if (write_all(sp->fd, p, len) < 0)
+            if (fileio_write_all(sp->fd, p, len) < 0)
                 return err_set(err, OWL_ERUNTIME, "cannot write spool file: %s", strerror(errno));
             sp->bytes += len;
             return 0;
@@ -189,7 +174,7 @@ static int write_file_atomic(const char *dir, const char *path, const char *text
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return err_set(err, OWL_ERUNTIME, "cannot write %s: %s", tmp, strerror(errno));
-    if (write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
+    if (fileio_write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0) {
         int saved = errno;
         close(fd);
         unlink(tmp);
@@ -556,7 +541,7 @@ static int publish_one(int bundle_fd, const char *dir, const char *name, char **
     while ((n = read(bundle_fd, buf, sizeof(buf))) != 0) {
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 || write_all(fd, buf, (size_t)n) < 0)
+        if (n < 0 || fileio_write_all(fd, buf, (size_t)n) < 0)
             goto fail;
     }
     if (fsync(fd) < 0)

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "owlsync/fileio.h"
 #include "owlsync/inbox.h"
 #include "owlsync/log.h"
 
@@ -128,24 +129,6 @@ static char *path_join(const char *a, const char *b, const char *c)
 static bool same_file(const struct stat *a, const struct stat *b)
 {
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
-}
-
-/* Writes all of buf to fd, retrying short writes. */
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 /* fsyncs a directory. CIFS answers EINVAL: that is logged once and ignored. */
@@ -813,7 +796,7 @@ static int copy_across(inbox *ib, const inbox_claim *claim, int dfd, const char 
             goto fail;
         if (got == 0)
             break;
-        if (write_all(tfd, buf, (size_t)got) < 0)
+        if (fileio_write_all(tfd, buf, (size_t)got) < 0)
             goto fail;
         off += got;
     }
@@ -959,7 +942,7 @@ static int write_reason(inbox *ib, const char *final, const char *name, int code
     if (fd < 0)
         goto fail;
     step = "write";
-    if (write_all(fd, text, (size_t)len) < 0)
+    if (fileio_write_all(fd, text, (size_t)len) < 0)
         goto fail;
     step = "fsync";
     if (fsync(fd) < 0)

@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "owlsync/fileio.h"
 #include "owlsync/keys.h"
 
 #define SECRET_PREFIX "owlsync-ed25519-secret:"
@@ -44,24 +45,6 @@ static void public_fill(keys_public *pub)
     snprintf(pub->token, sizeof(pub->token), "%s%s", KEYS_TOKEN_PREFIX, b64);
 }
 
-/* Writes all of buf to fd, retrying short writes. */
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Creates path exclusively with mode and writes text; on failure removes it. */
 static int write_new_file(const char *path, mode_t mode, const char *text, size_t len,
                           owl_err *err)
@@ -73,7 +56,7 @@ static int write_new_file(const char *path, mode_t mode, const char *text, size_
             return err_set(err, OWL_EUSAGE, "%s already exists\nHINT: keygen never overwrites a key; choose another path", path);
         return err_set(err, OWL_ERUNTIME, "cannot create %s: %s", path, strerror(errno));
     }
-    if (fchmod(fd, mode) < 0 || write_all(fd, text, len) < 0 || fsync(fd) < 0) {
+    if (fchmod(fd, mode) < 0 || fileio_write_all(fd, text, len) < 0 || fsync(fd) < 0) {
         int saved = errno;
         close(fd);
         unlink(path);
