@@ -3,11 +3,12 @@
 --   psql -X -v ON_ERROR_STOP=1 -v datasets=5000 -f sql/metastore.sql -f sql/sample.sql
 --
 -- psql variable "datasets" (default 20) sets the number of bulk datasets
--- public.ds_1 … public.ds_N.  Every value is deterministic (no random(), no
+-- public.ds_1 … public.ds_N; "columns" (default 10, written C below) the
+-- dataset_schema rows of each, as a wide source table has.  Every value is deterministic (no random(), no
 -- now()), so two loads with the same size hold equal rows (ids included).
 --
 -- Rows, for datasets = N:
---   table            bulk (N datasets)   public.special   public.o'hara   total
+--   table            bulk (N datasets)   public.special   public.o'hara   total (C = 10)
 --   rule_repo        -                   -                -               12 (global)
 --   owl_catalog      N                   1                1               N + 2
 --   owl_rule         20 N                8                1               20 N + 9
@@ -15,7 +16,7 @@
 --   alert_output     6 N                 1                -               6 N + 1
 --   owl_check_repo   N                   1                -               N + 1
 --   job_schedule     N                   1                -               N + 1
---   dataset_schema   10 N                3                -               10 N + 3
+--   dataset_schema   C N                 3                -               10 N + 3
 --   dataset_scoring  N                   1                -               N + 1
 --
 -- Hostile and special values are hand-written below: all of them in dataset
@@ -34,11 +35,21 @@
 \else
   \set datasets 20
 \endif
+\if :{?columns}
+\else
+  \set columns 10
+\endif
 SELECT :'datasets' ~ '^[0-9]{1,7}$' AS owl_sample_ok \gset
 \if :owl_sample_ok
 \else
   \warn 'sample.sql: datasets must be a whole number, got' :'datasets'
   SELECT 'sample.sql: datasets must be a whole number'::int;  -- an error: ON_ERROR_STOP ends psql
+\endif
+SELECT :'columns' ~ '^[1-9][0-9]{0,3}$' AS owl_sample_ok \gset
+\if :owl_sample_ok
+\else
+  \warn 'sample.sql: columns must be a whole number from 1 to 9999, got' :'columns'
+  SELECT 'sample.sql: columns must be a whole number'::int;
 \endif
 
 BEGIN;
@@ -182,16 +193,16 @@ INSERT INTO dataset_schema (dataset, col_nm, col_type, col_pos, col_precision, c
 SELECT 'public.ds_' || d,
        CASE WHEN c = 1 THEN 'id' ELSE 'col_' || c - 1 END,
        (ARRAY['bigint', 'text', 'numeric', 'timestamptz', 'boolean',
-              'varchar', 'integer', 'date', 'jsonb', 'double precision'])[c],
+              'varchar', 'integer', 'date', 'jsonb', 'double precision'])[(c - 1) % 10 + 1],
        c,
-       CASE WHEN c = 3 THEN 18 END,
-       CASE WHEN c = 3 THEN 4 END,
+       CASE WHEN c % 10 = 3 THEN 18 END,
+       CASE WHEN c % 10 = 3 THEN 4 END,
        CASE WHEN c = 1 THEN false WHEN c % 4 = 0 THEN NULL ELSE true END,
        c = 1,
        CASE WHEN c % 2 = 0 THEN 'Column ' || c || ' of public.ds_' || d END,
        CASE WHEN c % 3 = 0 THEN ARRAY['pii', 'c' || c] END,
        '2024-01-05 00:00:00+00'::timestamptz + (d * 10 + c) * interval '1 second'
-FROM generate_series(1, :datasets) AS d, generate_series(1, 10) AS c;
+FROM generate_series(1, :datasets) AS d, generate_series(1, :columns) AS c;
 
 INSERT INTO dataset_scoring (dataset, pass_threshold, warn_threshold, behavior_weight,
                              outlier_weight, dupe_weight, pattern_weight, rule_weight,

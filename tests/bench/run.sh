@@ -2,12 +2,16 @@
 # owlsync benchmark (issue 8): owlsync against raw COPY and against the
 # vendor's dump()+INSERT way, measured in one run on the same data.
 #
-#   make bench [SIZE=5000] [SELECTED=500] [RUNS=3] [SCALE="10000 100000 1000000"] [SCALE_RUNS=RUNS]
+#   make bench [SIZE=5000] [SELECTED=500] [COLUMNS=200] [RUNS=3] [SCALE="10000 100000 1000000"] [SCALE_RUNS=RUNS]
 #              [DURABLE=1] [BENCH_TIMEOUT=600] [BENCH_KEEP=0]
 #   OWLSYNC=./owlsync tests/bench/run.sh          (the same, without make)
 #
-#   SIZE        bulk datasets in the source metastore (sql/sample.sql; 43 rows each)
+#   SIZE        bulk datasets in the source metastore (sql/sample.sql; 33 + COLUMNS
+#               rows each)
 #   SELECTED    datasets promoted, spread evenly over the source (every SIZE/SELECTED-th)
+#   COLUMNS     dataset_schema rows per dataset (default 200).  The defaults make
+#               the metastore of issue 8: 5,000 datasets, 100k rules, 1M schema
+#               rows, 500 promoted = 116.5k rows (COLUMNS=10: 21.5k rows)
 #   RUNS        timed runs per figure; the table shows the median time and the
 #               largest peak RSS of them
 #   SCALE       row counts of the second table (each rounded to whole datasets);
@@ -50,6 +54,8 @@ BENCH_DIR=$ROOT/tests/bench
 OWLSYNC=${OWLSYNC:-$ROOT/owlsync}
 SIZE=${SIZE:-5000}
 SELECTED=${SELECTED:-500}
+COLUMNS=${COLUMNS:-200}
+PER_DS=$((33 + COLUMNS)) # rows of one bulk dataset (sql/sample.sql)
 RUNS=${RUNS:-3}
 SCALE=${SCALE-10000 100000 1000000}
 SCALE_RUNS=${SCALE_RUNS:-$RUNS}
@@ -58,7 +64,7 @@ BENCH_TIMEOUT=${BENCH_TIMEOUT:-600}
 ZSTD_LEVEL=3 # owlsync's default compression_level; the raw baseline uses the same
 
 die() { echo "bench: $*" >&2; exit 2; }
-for v in SIZE SELECTED RUNS SCALE_RUNS BENCH_TIMEOUT; do
+for v in SIZE SELECTED COLUMNS RUNS SCALE_RUNS BENCH_TIMEOUT; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number, got '${!v}'"
 done
 for r in $SCALE; do [[ $r =~ ^[1-9][0-9]*$ ]] || die "SCALE holds '$r', not a row count"; done
@@ -344,7 +350,7 @@ verdict() { # VALUE OP LIMIT → met / MISSED
 
 # ================================================================== setup
 
-say "owlsync benchmark: SIZE=$SIZE SELECTED=$SELECTED RUNS=$RUNS SCALE='$SCALE' SCALE_RUNS=$SCALE_RUNS"
+say "owlsync benchmark: SIZE=$SIZE SELECTED=$SELECTED COLUMNS=$COLUMNS RUNS=$RUNS SCALE='$SCALE' SCALE_RUNS=$SCALE_RUNS"
 LOAD_START=$(loadavg)
 "$OWLSYNC" keygen -o "$W/key" >/dev/null 2>&1
 
@@ -356,7 +362,7 @@ else
     pg_start tgt >/dev/null
 fi
 t0=$EPOCHREALTIME
-pg_load_metastore src "$SIZE"
+pg_load_metastore src "$SIZE" public "$COLUMNS"
 say "  loaded in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
 pg_psql src -c "SET client_min_messages = warning" -f "$BENCH_DIR/vendor_dump.sql" >/dev/null
 pg_psql src -c "VACUUM ANALYZE" >/dev/null
@@ -544,10 +550,10 @@ say "scale: loading the sources (one schema per size)"
 pg_start big >/dev/null
 declare -A SCALE_DS
 for r in $SCALE; do
-    k=$(awk -v r="$r" 'BEGIN { k = int((r - 12) / 43 + 0.5); if (k < 1) k = 1; print k }')
+    k=$(awk -v r="$r" -v p="$PER_DS" 'BEGIN { k = int((r - 12) / p + 0.5); if (k < 1) k = 1; print k }')
     SCALE_DS[$r]=$k
     t0=$EPOCHREALTIME
-    pg_load_metastore big "$k" "s$k"
+    pg_load_metastore big "$k" "s$k" "$COLUMNS"
     say "  s$k: $k datasets loaded in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }') s"
 done
 pg_psql big -c "VACUUM ANALYZE" >/dev/null
@@ -566,7 +572,7 @@ scale_cells() { # LABEL BASE ROWS
 for r in $SCALE; do
     k=${SCALE_DS[$r]}
     where="dataset LIKE 'public.ds_%'"
-    rows=$((43 * k + 12))
+    rows=$((PER_DS * k + 12))
     write_src_ini "$W/big.ini" big "s$k" 'public.ds_%'
     write_copy_out_script "$W/big_out.sql" "s$k" "$where"
     write_copy_files_script "$W/big_files.sql" "s$k" "$where" "$W/raw"

@@ -391,13 +391,15 @@ pg_load_schema() {
     _pg_load "$name" "$schema" -f "$PG_SQL_DIR/metastore.sql"
 }
 
-# pg_load_metastore NAME [DATASETS [SCHEMA]] — creates the metastore tables and
-# fills them with sql/sample.sql (DATASETS bulk datasets, default 20) in SCHEMA
-# (default public) of database owl.  Row counts: owl_expected_rows TABLE DATASETS.
+# pg_load_metastore NAME [DATASETS [SCHEMA [COLUMNS]]] — creates the metastore
+# tables and fills them with sql/sample.sql (DATASETS bulk datasets, default 20,
+# each with COLUMNS dataset_schema rows, default 10) in SCHEMA (default public)
+# of database owl.  Row counts (COLUMNS 10): owl_expected_rows TABLE DATASETS.
 pg_load_metastore() {
-    local name=${1:-} n=${2:-20} schema=${3:-public}
+    local name=${1:-} n=${2:-20} schema=${3:-public} cols=${4:-10}
     if [[ ! $n =~ ^[0-9]+$ ]]; then _pg_err "pg_load_metastore: bad dataset count '$n'"; return 2; fi
-    _pg_load "$name" "$schema" -v datasets="$n" \
+    if [[ ! $cols =~ ^[1-9][0-9]*$ ]]; then _pg_err "pg_load_metastore: bad column count '$cols'"; return 2; fi
+    _pg_load "$name" "$schema" -v datasets="$n" -v columns="$cols" \
         -f "$PG_SQL_DIR/metastore.sql" -f "$PG_SQL_DIR/sample.sql"
 }
 
