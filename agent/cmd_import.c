@@ -135,7 +135,7 @@ int cmd_import(int argc, char **argv, const cmd_ctx *ctx)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    importer_opts io = {false, false, false};
+    importer_opts io = {0};
     importer_result res;
     keys_trust trust = {NULL, 0};
     rewrite_set *rs = NULL;
@@ -178,6 +178,7 @@ int cmd_import(int argc, char **argv, const cmd_ctx *ctx)
         goto fail;
     }
     io.progress = isatty(STDERR_FILENO) && !json;
+    io.per_dataset = json || io.dry_run; /* the reports that list datasets */
     log_info("import begin: %s, config %s%s", argv[optind], c->path, io.dry_run ? ", dry run" : "");
     if (importer_run(c, &trust, rs, argv[optind], &io, &res, &err) < 0) {
         err_prefix(&err, "%s", argv[optind]);

@@ -399,7 +399,7 @@ static void schedule_retry(daemon_state *d, const char *name, time_t now)
 /* Imports one claimed file and disposes of it by the outcome. */
 static void import_claimed(daemon_state *d, inbox_claim *cl)
 {
-    importer_opts opts = {false, false, false};
+    importer_opts opts = {0};
     importer_result res;
     owl_err err, err2;
     time_t now;

@@ -40,6 +40,11 @@ typedef struct table_plan {
     rewrite_table *rw;      /* NULL when no rule applies to this table */
     char *scope;            /* the target's dataset names, rewritten, as array text */
     bool direct;            /* the target had none of its rows: COPY went straight in */
+    bool per_dataset;       /* count per dataset too, not only per table */
+    bool *eq_exact;         /* per bundle column: "=" holds only for the same bytes */
+    bool matched;           /* to_delete and to_insert were counted */
+    uint64_t to_delete;     /* target rows in scope no bundle row matches */
+    uint64_t to_insert;     /* bundle rows no target row in scope matches */
 } table_plan;
 
 typedef struct progress {
@@ -101,9 +106,27 @@ static int plan_columns(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
     PGresult *res;
     int rows, rc = -1;
 
+    /* Column 3: whether two values of the column are equal ("=") only when
+     * their text is the same, so that a change can be found without turning
+     * both rows into text: types whose equality is identity, with a
+     * deterministic collation.  Not numeric (1.0 = 1.00), float (0 = -0),
+     * jsonb, interval, bpchar (trailing blanks), json (no "="), domains. */
     res = db_exec(conn,
                   "SELECT a.attname, pg_catalog.pg_get_serial_sequence(pg_catalog.quote_ident(n.nspname) || '.' ||"
-                  "       pg_catalog.quote_ident(r.relname), a.attname) IS NOT NULL"
+                  "       pg_catalog.quote_ident(r.relname), a.attname) IS NOT NULL,"
+                  "       a.atttypid IN ('pg_catalog.bool'::pg_catalog.regtype, 'pg_catalog.bytea'::pg_catalog.regtype,"
+                  "         'pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,"
+                  "         'pg_catalog.int8'::pg_catalog.regtype, 'pg_catalog.text'::pg_catalog.regtype,"
+                  "         'pg_catalog.varchar'::pg_catalog.regtype, 'pg_catalog.date'::pg_catalog.regtype,"
+                  "         'pg_catalog.timestamp'::pg_catalog.regtype, 'pg_catalog.timestamptz'::pg_catalog.regtype,"
+                  "         'pg_catalog.uuid'::pg_catalog.regtype, 'pg_catalog._bool'::pg_catalog.regtype,"
+                  "         'pg_catalog._int2'::pg_catalog.regtype, 'pg_catalog._int4'::pg_catalog.regtype,"
+                  "         'pg_catalog._int8'::pg_catalog.regtype, 'pg_catalog._text'::pg_catalog.regtype,"
+                  "         'pg_catalog._varchar'::pg_catalog.regtype, 'pg_catalog._date'::pg_catalog.regtype,"
+                  "         'pg_catalog._timestamp'::pg_catalog.regtype, 'pg_catalog._timestamptz'::pg_catalog.regtype,"
+                  "         'pg_catalog._uuid'::pg_catalog.regtype)"
+                  "   AND (a.attcollation = 0 OR EXISTS (SELECT 1 FROM pg_catalog.pg_collation k"
+                  "                                    WHERE k.oid = a.attcollation AND k.collisdeterministic))"
                   "  FROM pg_catalog.pg_attribute a"
                   "  JOIN pg_catalog.pg_class r ON r.oid = a.attrelid"
                   "  JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
@@ -112,6 +135,9 @@ static int plan_columns(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
                   2, params, PGRES_TUPLES_OK, err, "cannot read the target catalog");
     if (res == NULL)
         return -1;
+    p->eq_exact = calloc(p->mt->ncolumns ? p->mt->ncolumns : 1, sizeof(bool));
+    if (p->eq_exact == NULL)
+        goto oom;
     rows = PQntuples(res);
     if (rows == 0) {
         err_set(err, OWL_ERUNTIME, "table %s.%s does not exist in the target database", c->schema, p->mt->name);
@@ -129,6 +155,7 @@ static int plan_columns(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
                     c->schema, p->mt->name);
             goto out;
         }
+        p->eq_exact[j] = strcmp(PQgetvalue(res, found, 2), "t") == 0;
         if (strcmp(PQgetvalue(res, found, 1), "t") == 0) {
             const char **grown = realloc(p->serial_cols, (p->nserial + 1) * sizeof(char *));
             if (grown == NULL)
@@ -589,8 +616,10 @@ static importer_dataset *dataset_slot(importer_table *t, const char *ds)
     return &t->datasets[lo];
 }
 
-/* Runs a statement that answers (dataset, count) rows and adds them to the counts. */
-static int run_counted(PGconn *conn, db_sql *q, importer_table *t, count_kind kind, owl_err *err, const char *what)
+/* Runs a statement that answers (dataset, count) rows and adds them to the
+ * counts: of the table, and of each dataset when per_dataset. */
+static int run_counted(PGconn *conn, db_sql *q, importer_table *t, bool per_dataset, count_kind kind, owl_err *err,
+                       const char *what)
 {
     PGresult *res;
     int rc = -1;
@@ -606,26 +635,31 @@ static int run_counted(PGconn *conn, db_sql *q, importer_table *t, count_kind ki
     for (int i = 0; i < PQntuples(res); i++) {
         const char *ds = PQgetisnull(res, i, 0) ? "" : PQgetvalue(res, i, 0);
         uint64_t n = strtoull(PQgetvalue(res, i, 1), NULL, 10);
-        importer_dataset *d = dataset_slot(t, ds);
-        if (d == NULL) {
-            err_set(err, OWL_ERUNTIME, "out of memory");
-            goto out;
+        importer_counts unused = {0}, *k = &unused;
+        if (per_dataset) {
+            importer_dataset *d = dataset_slot(t, ds);
+            if (d == NULL) {
+                err_set(err, OWL_ERUNTIME, "out of memory");
+                goto out;
+            }
+            k = &d->n;
         }
         switch (kind) {
         case COUNT_INSERTED:
-            d->n.inserted += n;
+            k->inserted += n;
             t->n.inserted += n;
             break;
         case COUNT_UPDATED:
-            d->n.updated += n;
+            k->updated += n;
             t->n.updated += n;
             break;
         case COUNT_DELETED:
-            d->n.deleted += n;
+            k->deleted += n;
             t->n.deleted += n;
             break;
         case COUNT_STAGED:
-            d->n.unchanged += n; /* less inserted and updated, at the end */
+            k->unchanged += n; /* less inserted and updated, at the end */
+            t->n.unchanged += n;
             break;
         }
     }
@@ -635,10 +669,9 @@ out:
     return rc;
 }
 
-/* Closes a RETURNING CTE with "SELECT ds, count(*) ... ORDER BY ds" (byte order). */
-static void returning_ds(db_sql *q, PGconn *conn, const table_plan *p, const char *alias)
+/* "alias.dataset_column::text AS ds", or "''::text AS ds" for a global table. */
+static void ds_column(db_sql *q, PGconn *conn, const table_plan *p, const char *alias)
 {
-    db_sql_add(q, " RETURNING ");
     if (p->mt->dataset_column[0] != '\0') {
         db_sql_add(q, alias);
         db_sql_ident(q, conn, p->mt->dataset_column);
@@ -646,7 +679,26 @@ static void returning_ds(db_sql *q, PGconn *conn, const table_plan *p, const cha
     } else {
         db_sql_add(q, "''::text");
     }
-    db_sql_add(q, " AS ds) SELECT ds, pg_catalog.count(*) FROM x GROUP BY ds ORDER BY ds COLLATE \"C\"");
+    db_sql_add(q, " AS ds");
+}
+
+/* Closes "WITH x AS (… ds …)" with the count of its rows: per dataset in byte
+ * order when the report wants them (a bundle may hold tens of thousands), else
+ * one total, so that memory does not grow with the datasets. */
+static void count_x(db_sql *q, const table_plan *p)
+{
+    if (p->per_dataset)
+        db_sql_add(q, ") SELECT ds, pg_catalog.count(*) FROM x GROUP BY ds ORDER BY ds COLLATE \"C\"");
+    else
+        db_sql_add(q, ") SELECT '', pg_catalog.count(*) FROM x");
+}
+
+/* Closes a RETURNING CTE with its count. */
+static void returning_ds(db_sql *q, PGconn *conn, const table_plan *p, const char *alias)
+{
+    db_sql_add(q, " RETURNING ");
+    ds_column(q, conn, p, alias);
+    count_x(q, p);
 }
 
 /* "t.k1 = s.k1 AND t.k2 = s.k2" */
@@ -678,15 +730,60 @@ static int count_staged(PGconn *conn, table_plan *p, owl_err *err)
 {
     db_sql q = {0};
 
-    db_sql_add(&q, "SELECT ds, pg_catalog.count(*) FROM (SELECT ");
-    if (p->mt->dataset_column[0] != '\0')
-        db_sql_ident(&q, conn, p->mt->dataset_column);
-    else
-        db_sql_add(&q, "''");
-    db_sql_add(&q, "::text AS ds FROM ");
+    if (!p->per_dataset) {
+        p->out->n.unchanged += p->mt->rows; /* staged, checked by stage_table */
+        return 0;
+    }
+
+    db_sql_add(&q, "WITH x AS (SELECT ");
+    ds_column(&q, conn, p, "");
+    db_sql_add(&q, " FROM ");
     stage_name(&q, p);
-    db_sql_add(&q, ") x GROUP BY ds ORDER BY ds COLLATE \"C\"");
-    return run_counted(conn, &q, p->out, COUNT_STAGED, err, "cannot count staged rows");
+    count_x(&q, p);
+    return run_counted(conn, &q, p->out, p->per_dataset, COUNT_STAGED, err, "cannot count staged rows");
+}
+
+/* Counts, in one join, the target's rows in scope that no staged row matches
+ * (what replace deletes) and the staged rows no such target row matches (at
+ * least what is inserted), so that a re-import of the same keys runs neither
+ * the anti-join DELETE nor the stage prune.  Needs owlsync.scope set. */
+static int count_matches(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
+{
+    db_sql q = {0};
+    PGresult *res;
+
+    db_sql_add(&q, "SELECT pg_catalog.count(*) FILTER (WHERE s.present IS NULL),"
+                   " pg_catalog.count(*) FILTER (WHERE t.present IS NULL) FROM (SELECT true AS present");
+    for (size_t i = 0; i < p->key.n; i++) {
+        db_sql_add(&q, ", t.");
+        db_sql_ident(&q, conn, p->key.v[i]);
+    }
+    db_sql_add(&q, " FROM ");
+    db_sql_qualified(&q, conn, c->schema, p->mt->name);
+    db_sql_add(&q, " t WHERE ");
+    scope(&q, conn, p);
+    db_sql_add(&q, ") t FULL JOIN (SELECT true AS present");
+    for (size_t i = 0; i < p->key.n; i++) {
+        db_sql_add(&q, ", s.");
+        db_sql_ident(&q, conn, p->key.v[i]);
+    }
+    db_sql_add(&q, " FROM ");
+    stage_name(&q, p);
+    db_sql_add(&q, " s) s ON ");
+    key_match(&q, conn, p);
+    if (q.failed) {
+        db_sql_free(&q);
+        return err_set(err, OWL_ERUNTIME, "out of memory building SQL");
+    }
+    res = db_exec(conn, q.s, 0, NULL, PGRES_TUPLES_OK, err, "cannot match staged rows");
+    db_sql_free(&q);
+    if (res == NULL)
+        return err_prefix(err, "%s", p->mt->name);
+    p->to_delete = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+    p->to_insert = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+    p->matched = true;
+    PQclear(res);
+    return 0;
 }
 
 static int apply_delete(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
@@ -705,7 +802,7 @@ static int apply_delete(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
         db_sql_add(&q, ")");
     }
     returning_ds(&q, conn, p, "t.");
-    return run_counted(conn, &q, p->out, COUNT_DELETED, err, "cannot delete rows");
+    return run_counted(conn, &q, p->out, p->per_dataset, COUNT_DELETED, err, "cannot delete rows");
 }
 
 static int apply_update(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
@@ -734,20 +831,32 @@ static int apply_update(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
     stage_name(&q, p);
     db_sql_add(&q, " s WHERE ");
     key_match(&q, conn, p);
-    /* Compared as text, so a change is a change to the byte (1.0 vs 1.00). */
-    db_sql_add(&q, " AND ROW(");
-    column_list(&q, conn, p->mt, "t.");
-    db_sql_add(&q, ")::text IS DISTINCT FROM ROW(");
-    column_list(&q, conn, p->mt, "s.");
-    db_sql_add(&q, ")::text");
+    /* A change is a change to the byte (1.0 vs 1.00): columns whose "=" is
+     * identity are compared as they are, the others as text. */
+    db_sql_add(&q, " AND (");
+    for (size_t j = 0; j < p->mt->ncolumns; j++) {
+        const char *col = p->mt->columns[j].name;
+        const char *as = p->eq_exact[j] ? "" : "::text";
+        if (j > 0)
+            db_sql_add(&q, " OR ");
+        db_sql_add(&q, "t.");
+        db_sql_ident(&q, conn, col);
+        db_sql_add(&q, as);
+        db_sql_add(&q, " IS DISTINCT FROM s.");
+        db_sql_ident(&q, conn, col);
+        db_sql_add(&q, as);
+    }
+    db_sql_add(&q, ")");
     returning_ds(&q, conn, p, "t.");
-    return run_counted(conn, &q, p->out, COUNT_UPDATED, err, "cannot update rows");
+    return run_counted(conn, &q, p->out, p->per_dataset, COUNT_UPDATED, err, "cannot update rows");
 }
 
 static int apply_insert(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
 {
     db_sql q = {0};
 
+    if (p->matched && p->to_insert == 0)
+        return 0; /* every staged row matched a target row: nothing is new */
     /* The stage keeps only rows new to the target; the INSERT then reads
      * nothing of the table it writes (an anti-join inside the INSERT scanned
      * the rows it had just added, quadratically, when the table's statistics
@@ -772,15 +881,9 @@ static int apply_insert(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
     column_list(&q, conn, p->mt, "s.");
     db_sql_add(&q, " FROM ");
     stage_name(&q, p);
-    db_sql_add(&q, " s RETURNING ");
-    if (p->mt->dataset_column[0] != '\0') {
-        db_sql_ident(&q, conn, p->mt->dataset_column);
-        db_sql_add(&q, "::text");
-    } else {
-        db_sql_add(&q, "''::text");
-    }
-    db_sql_add(&q, " AS ds) SELECT ds, pg_catalog.count(*) FROM x GROUP BY ds ORDER BY ds COLLATE \"C\"");
-    return run_counted(conn, &q, p->out, COUNT_INSERTED, err, "cannot insert rows");
+    db_sql_add(&q, " s");
+    returning_ds(&q, conn, p, "");
+    return run_counted(conn, &q, p->out, p->per_dataset, COUNT_INSERTED, err, "cannot insert rows");
 }
 
 /* Moves each serial/identity sequence past the largest value now in its column. */
@@ -1125,21 +1228,22 @@ static int count_direct(PGconn *conn, const cfg *c, table_plan *p, owl_err *err)
 {
     db_sql q = {0};
 
+    if (!p->per_dataset) {
+        /* The target held none of the table's rows in scope: all it holds
+         * there now is what the COPY put in. */
+        p->out->n.inserted = p->mt->rows;
+        return 0;
+    }
     if (db_set_local(conn, "owlsync.scope", p->scope, err) < 0)
         return -1;
-    db_sql_add(&q, "SELECT ds, pg_catalog.count(*) FROM (SELECT ");
-    if (p->mt->dataset_column[0] != '\0') {
-        db_sql_add(&q, "t.");
-        db_sql_ident(&q, conn, p->mt->dataset_column);
-    } else {
-        db_sql_add(&q, "''");
-    }
-    db_sql_add(&q, "::text AS ds FROM ");
+    db_sql_add(&q, "WITH x AS (SELECT ");
+    ds_column(&q, conn, p, "t.");
+    db_sql_add(&q, " FROM ");
     db_sql_qualified(&q, conn, c->schema, p->mt->name);
     db_sql_add(&q, " t WHERE ");
     scope(&q, conn, p);
-    db_sql_add(&q, ") x GROUP BY ds ORDER BY ds COLLATE \"C\"");
-    return run_counted(conn, &q, p->out, COUNT_INSERTED, err, "cannot count inserted rows");
+    count_x(&q, p);
+    return run_counted(conn, &q, p->out, true, COUNT_INSERTED, err, "cannot count inserted rows");
 }
 
 /* ------------------------------------------------------------------ run */
@@ -1163,6 +1267,7 @@ static void plans_free(table_plan *plans, size_t n)
         free((void *)plans[i].serial_cols);
         rewrite_table_free(plans[i].rw);
         free(plans[i].scope);
+        free(plans[i].eq_exact);
     }
     free(plans);
 }
@@ -1177,6 +1282,7 @@ int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewri
     table_plan *plans = NULL;
     const manifest_table *mt;
     PGresult *fks = NULL;
+    bool deleted_any = false;
     progress prog;
     size_t n = 0;
     int rc = -1, got;
@@ -1215,6 +1321,7 @@ int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewri
         plans[i].stage_no = (unsigned)i;
         plans[i].rs = rewrites;
         plans[i].out = &res->tables[i];
+        plans[i].per_dataset = opts->per_dataset;
         res->tables[i].name = strdup(m->tables[i].name);
         res->tables[i].rows = m->tables[i].rows;
         if (res->tables[i].name == NULL)
@@ -1230,7 +1337,11 @@ int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewri
         db_command(conn, "SET LOCAL lock_timeout = '" LOCK_TIMEOUT "'", 0, NULL, err, "cannot set lock_timeout") < 0 ||
         db_command(conn, "SET LOCAL search_path = pg_catalog, pg_temp", 0, NULL, err, "cannot set search_path") < 0 ||
         db_command(conn, "SET LOCAL default_statistics_target = 10", 0, NULL, err, "cannot set statistics") < 0 ||
-        db_command(conn, "SET LOCAL temp_buffers = '64MB'", 0, NULL, err, "cannot set temp_buffers") < 0)
+        db_command(conn, "SET LOCAL temp_buffers = '64MB'", 0, NULL, err, "cannot set temp_buffers") < 0 ||
+        /* Stage and target are joined on the key: by hash, in memory.  A
+         * merge join sorts both sides (the stage has no index) and spills. */
+        db_command(conn, "SET LOCAL work_mem = '64MB'", 0, NULL, err, "cannot set work_mem") < 0 ||
+        db_command(conn, "SET LOCAL enable_mergejoin = off", 0, NULL, err, "cannot set enable_mergejoin") < 0)
         goto out;
     {
         PGresult *lr = db_exec(conn, IMPORT_LOCK_SQL, 0, NULL, PGRES_TUPLES_OK, err, "cannot take the import lock");
@@ -1286,14 +1397,24 @@ int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewri
             goto out;
     }
     for (size_t i = n; i-- > 0;) {
-        if (plans[i].mode != CFG_MODE_REPLACE || plans[i].direct)
+        bool replace = plans[i].mode == CFG_MODE_REPLACE;
+        if (plans[i].direct || (!replace && !plans[i].keyed))
             continue;
         if (plan_scope(m, &plans[i], err) < 0 || db_set_local(conn, "owlsync.scope", plans[i].scope, err) < 0 ||
-            apply_delete(conn, c, &plans[i], err) < 0)
+            (plans[i].keyed && count_matches(conn, c, &plans[i], err) < 0))
             goto out;
+        if (replace && (!plans[i].matched || plans[i].to_delete > 0)) {
+            if (apply_delete(conn, c, &plans[i], err) < 0)
+                goto out;
+            deleted_any = deleted_any || plans[i].out->n.deleted > 0;
+        }
         free(plans[i].scope);
         plans[i].scope = NULL;
     }
+    /* A delete may cascade to rows of another table after its count: then
+     * its staged rows are compared with the target once more. */
+    for (size_t i = 0; deleted_any && i < n; i++)
+        plans[i].matched = false;
     for (size_t i = 0; i < n; i++) {
         if (plans[i].direct)
             continue;
@@ -1305,12 +1426,12 @@ int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewri
     /* unchanged = staged - inserted - updated, per dataset and in total */
     for (size_t i = 0; i < n; i++) {
         importer_table *t = plans[i].out;
-        t->n.unchanged = 0;
+        uint64_t moved = t->n.inserted + t->n.updated;
+        t->n.unchanged = t->n.unchanged > moved ? t->n.unchanged - moved : 0;
         for (size_t d = 0; d < t->ndatasets; d++) {
             importer_counts *k = &t->datasets[d].n;
-            uint64_t moved = k->inserted + k->updated;
+            moved = k->inserted + k->updated;
             k->unchanged = k->unchanged > moved ? k->unchanged - moved : 0;
-            t->n.unchanged += k->unchanged;
         }
     }
     report_rewrites(res, plans, n);

@@ -17,6 +17,8 @@ typedef struct importer_opts {
     bool dry_run;         /* do everything, report, then roll back */
     bool allow_rollback;  /* apply a bundle older than what the target holds */
     bool progress;        /* rows and bytes on stderr */
+    bool per_dataset;     /* counts per dataset too (importer_table.datasets), not
+                           * only per table: memory that grows with the datasets */
 } importer_opts;
 
 typedef struct importer_counts {
@@ -33,7 +35,7 @@ typedef struct importer_table {
     const char *mode;     /* "replace", "replace (delete, insert)", "upsert", "insert" */
     uint64_t rows;        /* rows in the bundle */
     importer_counts n;    /* totals */
-    importer_dataset *datasets; /* sorted by name (byte order) */
+    importer_dataset *datasets; /* sorted by name (byte order); only with per_dataset */
     size_t ndatasets, capdatasets;
     uint64_t *rewritten;  /* values each rule changed here (nrules entries), or NULL */
     bool *covered;        /* whether each rule applies to a column of this table */

@@ -744,3 +744,86 @@ ${TABLES_INI%%\[table alert_output\]*}"
     imp_ok "$b4"
     same_as_src "dataset LIKE 'public.ds_%'"
 }
+
+@test "a re-import finds a change to the byte: numeric 99.6667 vs 99.66670, jsonb 3 vs 3.0, NULL vs '', a bool, a text[] element, a microsecond" {
+    pair bytes 2
+    job nightly "public.ds_%" skip_unchanged=false
+    b1=$(mkbundle nightly)
+    imp_ok "$b1"
+    # Values "=" calls equal but whose text differs, and plain changes, one row each.
+    pg_psql tgt -c "SET search_path TO $S" -c "
+        UPDATE owl_rule SET score = score + 0.00000 WHERE dataset = 'public.ds_1' AND rule_nm = 'rule_1';
+        UPDATE owl_rule SET params = '{\"threshold\": 3.0, \"cols\": [\"col_3\"]}' WHERE dataset = 'public.ds_1' AND rule_nm = 'rule_3';
+        UPDATE owl_rule SET filter_query = '' WHERE dataset = 'public.ds_2' AND rule_nm = 'rule_4' AND filter_query IS NULL;
+        UPDATE owl_rule SET user_nm = NULL WHERE dataset = 'public.ds_2' AND rule_nm = 'rule_5';
+        UPDATE owl_rule SET is_active = NOT is_active WHERE dataset = 'public.ds_2' AND rule_nm = 'rule_6';
+        UPDATE owl_rule SET updt_ts = updt_ts + interval '1 microsecond' WHERE dataset = 'public.ds_2' AND rule_nm = 'rule_7';
+        UPDATE dataset_schema SET col_tags = ARRAY['pii', 'C3'] WHERE dataset = 'public.ds_1' AND col_nm = 'col_2'" >/dev/null
+    # Each edit took; the numeric and jsonb ones are equal by "=", yet not the same text.
+    [ "$(tgt1 "SELECT count(*) FROM $S.owl_rule WHERE filter_query = ''")" = 1 ]
+    [ "$(tgt1 "SELECT score::text FROM $S.owl_rule WHERE dataset = 'public.ds_1' AND rule_nm = 'rule_1' AND score = 99.6667")" = 99.66670 ]
+    [ "$(tgt1 "SELECT params = '{\"threshold\": 3, \"cols\": [\"col_3\"]}' AND params::text LIKE '%3.0%'
+               FROM $S.owl_rule WHERE dataset = 'public.ds_1' AND rule_nm = 'rule_3'")" = t ]
+    b2=$(mkbundle nightly)
+    imp_ok "$b2"
+    printed_counts owl_rule 0 6 0 34
+    printed_counts dataset_schema 0 1 0 19
+    printed_counts owl_catalog 0 0 0 2
+    same_as_src "dataset LIKE 'public.ds_%'"
+    # byte for byte, as text
+    [ "$(tgt1 "SELECT count(*) FROM $S.owl_rule WHERE score::text = '99.66670' OR params::text LIKE '%3.0%'")" = 0 ]
+}
+
+@test "modes upsert and insert: upsert updates and adds but deletes nothing; insert adds only rows new to the target" {
+    pair modes 2
+    job nightly "public.ds_%" skip_unchanged=false
+    b1=$(mkbundle nightly)
+    sed -i '/^\[table owl_rule\]/a mode = upsert' "$W/tgt.ini"
+    sed -i '/^\[table dataset_schema\]/a mode = insert' "$W/tgt.ini"
+    [ "$(grep -c '^mode = ' "$W/tgt.ini")" = 2 ]
+    imp_ok "$b1"
+    printed_counts owl_rule 40 0 0 0
+    printed_counts dataset_schema 20 0 0 0
+    same_as_src "dataset LIKE 'public.ds_%'"
+    ids=$(tgt1 "SELECT string_agg(id::text, ',' ORDER BY dataset, rule_nm) FROM $S.owl_rule")
+
+    # The target's own edits to rows the bundle also has, and rows of its own.
+    pg_psql tgt -c "SET search_path TO $S" -c "
+        INSERT INTO owl_rule (dataset, rule_nm) VALUES ('public.ds_1', 'qa_only');
+        INSERT INTO dataset_schema (dataset, col_nm, col_type, col_pos) VALUES ('public.ds_1', 'qa_col', 'text', 99);
+        UPDATE dataset_schema SET col_desc = 'qa edit' WHERE dataset = 'public.ds_2' AND col_nm = 'col_1'" >/dev/null
+    # The source's: an edit, a deletion and an addition in each table.
+    pg_psql src -c "SET search_path TO $S" -c "
+        UPDATE owl_rule SET rule_value = 'edited' WHERE dataset = 'public.ds_1' AND rule_nm = 'rule_2';
+        DELETE FROM owl_rule WHERE dataset = 'public.ds_2' AND rule_nm = 'rule_9';
+        INSERT INTO owl_rule (dataset, rule_nm) VALUES ('public.ds_2', 'rule_new');
+        UPDATE dataset_schema SET col_desc = 'src edit' WHERE dataset = 'public.ds_1' AND col_nm = 'col_3';
+        DELETE FROM dataset_schema WHERE dataset = 'public.ds_2' AND col_nm = 'col_4';
+        INSERT INTO dataset_schema (dataset, col_nm, col_type, col_pos) VALUES ('public.ds_2', 'src_col', 'int', 42)" >/dev/null
+    b2=$(mkbundle nightly)
+    imp_ok "$b2"
+    printed_counts owl_rule 1 1 0 38
+    printed_counts dataset_schema 1 0 0 19
+    # upsert: the source's edit and addition arrived; the row deleted at the
+    # source and the target's own row are still there; matched rows kept ids.
+    [ "$(tgt1 "SELECT rule_value FROM $S.owl_rule WHERE dataset = 'public.ds_1' AND rule_nm = 'rule_2'")" = edited ]
+    [ "$(tgt1 "SELECT count(*) FROM $S.owl_rule WHERE (dataset, rule_nm) IN
+               (('public.ds_2', 'rule_9'), ('public.ds_1', 'qa_only'), ('public.ds_2', 'rule_new'))")" = 3 ]
+    [ "$(tgt1 "SELECT string_agg(id::text, ',' ORDER BY dataset, rule_nm) FROM $S.owl_rule
+               WHERE rule_nm NOT IN ('qa_only', 'rule_new')")" = "$ids" ]
+    # insert: only the new row arrived; the target's edit stands, the source's
+    # edit did not overwrite, the deleted row and the target's own row remain.
+    [ "$(tgt1 "SELECT col_type || ' ' || col_pos FROM $S.dataset_schema WHERE dataset = 'public.ds_2' AND col_nm = 'src_col'")" = "int 42" ]
+    [ "$(tgt1 "SELECT coalesce(col_desc, '-') FROM $S.dataset_schema WHERE dataset = 'public.ds_1' AND col_nm = 'col_3'")" != "src edit" ]
+    [ "$(tgt1 "SELECT col_desc FROM $S.dataset_schema WHERE dataset = 'public.ds_2' AND col_nm = 'col_1'")" = "qa edit" ]
+    [ "$(tgt1 "SELECT count(*) FROM $S.dataset_schema WHERE (dataset, col_nm) IN
+               (('public.ds_2', 'col_4'), ('public.ds_1', 'qa_col'))")" = 2 ]
+
+    # Once more, the same rows: nothing new, nothing written.
+    before=$(tgt_state | grep -v '^ledger')
+    b3=$(mkbundle nightly)
+    imp_ok "$b3"
+    printed_counts owl_rule 0 0 0 40
+    printed_counts dataset_schema 0 0 0 20
+    [ "$(tgt_state | grep -v '^ledger')" = "$before" ]
+}
