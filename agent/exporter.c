@@ -33,7 +33,7 @@ typedef struct table_out {
     const cfg_table *cfg;
     manifest_table *mt;       /* owned by the manifest */
     spool sp;
-    uint64_t lanes[4];        /* order-independent sum of row digests */
+    uint64_t lanes[KEYS_ROW_DIGEST_LEN / 8]; /* order-independent sum of row digests */
 } table_out;
 
 typedef struct progress {
@@ -443,9 +443,9 @@ static int copy_table(PGconn *conn, const cfg *c, table_out *t, const char *data
     PQclear(res);
     res = NULL;
     while ((n = PQgetCopyData(conn, &row, 0)) > 0) {
-        unsigned char d[32];
-        keys_digest(row, (size_t)n, d, sizeof(d));
-        for (int k = 0; k < 4; k++) {
+        unsigned char d[KEYS_ROW_DIGEST_LEN];
+        keys_row_digest(row, (size_t)n, d);
+        for (size_t k = 0; k < KEYS_ROW_DIGEST_LEN / 8; k++) {
             uint64_t lane;
             memcpy(&lane, d + 8 * k, 8);
             t->lanes[k] += lane;

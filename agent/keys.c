@@ -396,9 +396,11 @@ void keys_hash_free(keys_hash *h)
     free(h);
 }
 
-void keys_digest(const void *buf, size_t len, unsigned char *out, size_t outlen)
+void keys_row_digest(const void *buf, size_t len, unsigned char out[KEYS_ROW_DIGEST_LEN])
 {
-    crypto_generichash(out, outlen, buf, len, NULL, 0);
+    static const unsigned char key[crypto_shorthash_siphashx24_KEYBYTES] = "owlsync row sum";
+
+    crypto_shorthash_siphashx24(out, buf, len, key);
 }
 
 int keys_random_hex(char *hex, size_t nbytes)
