@@ -17,8 +17,8 @@ WARN      := -Wall -Wextra -Wformat=2 -Wvla -Wmissing-prototypes \
              -Wundef -Wno-unused-parameter -Werror
 CFLAGS    ?= -O2 -g
 CPPFLAGS  += -Iinclude -D_GNU_SOURCE
-ALL_CFLAGS = -std=c11 $(WARN) $(CFLAGS) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS    += $(PKG_LIBS)
+ALL_CFLAGS = -std=c11 -pthread $(WARN) $(CFLAGS) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS    += $(PKG_LIBS) -pthread
 
 BUILD     ?= build
 SRCS      := $(wildcard agent/*.c)

@@ -112,12 +112,22 @@ int bundle_writer_add(bundle_writer *w, const char *name, const void *buf, size_
     return 0;
 }
 
+int bundle_writer_begin(bundle_writer *w, const char *name, uint64_t size, owl_err *err)
+{
+    return writer_header(w, name, size, err);
+}
+
 int bundle_writer_add_fd(bundle_writer *w, const char *name, int fd, uint64_t size, owl_err *err)
 {
-    uint64_t left = size;
-
     if (writer_header(w, name, size, err) < 0)
         return -1;
+    return bundle_writer_copy_fd(w, name, fd, size, err);
+}
+
+int bundle_writer_copy_fd(bundle_writer *w, const char *name, int fd, uint64_t len, owl_err *err)
+{
+    uint64_t left = len;
+
     while (left > 0) {
         size_t want = left < sizeof(w->buf) ? (size_t)left : sizeof(w->buf);
         ssize_t n = read(fd, w->buf, want);

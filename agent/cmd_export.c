@@ -23,7 +23,8 @@ static const char export_usage[] =
     "  -q, --quiet          no progress on stderr\n"
     "\n"
     "An ad hoc export takes signing_key, compression, compression_level,\n"
-    "valid_for and (without -o) the outbox lines from the first [export] section.\n"
+    "valid_for, parallel and (without -o) the outbox lines from the first\n"
+    "[export] section.\n"
     "With skip_unchanged (jobs only), nothing is published when\n"
     "the content equals the job's last bundle. Progress (rows, bytes, rate) goes\n"
     "to stderr when it is a terminal.\n";
@@ -101,6 +102,7 @@ int cmd_export(int argc, char **argv, const cmd_ctx *ctx)
         job.compression = BUNDLE_ZSTD;
         job.compression_level = 3;
         job.valid_for = 7 * 86400;
+        job.parallel = 1;
     }
     if (jobname == NULL) {
         /* ad hoc: what the person asked for, nothing of a job's own */

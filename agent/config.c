@@ -122,6 +122,7 @@ static const key_desc keys[] = {
     K(S_EXPORT, "skip_unchanged", T_BOOL, cfg_export, skip_unchanged, 0),
     K(S_EXPORT, "valid_for", T_DURATION, cfg_export, valid_for, F_POSITIVE),
     K(S_EXPORT, "targets", T_LIST_ENV, cfg_export, targets, 0),
+    KI(S_EXPORT, "parallel", cfg_export, parallel, 1, 16),
 
     K(S_IMPORT, "inbox", T_OPTTEXT, cfg_import, inbox, 0),
     K(S_IMPORT, "processed_dir", T_OPTTEXT, cfg_import, processed_dir, 0),
@@ -620,6 +621,7 @@ static int new_named(parse_ctx *p, sect_kind kind, const char *name, int line,
         e->compression_level = 3;
         e->skip_unchanged = true;
         e->valid_for = 7 * 86400;
+        e->parallel = 1;
         e->name = xstrdup(name);
         if (e->name == NULL)
             return fail_oom(p);

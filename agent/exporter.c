@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,18 +30,51 @@ typedef struct spool {
     uint64_t bytes;
 } spool;
 
+#define LANES (KEYS_ROW_DIGEST_LEN / 8)
+/* A table of at least this many 8 kB blocks is read in parts, one per
+ * connection, each the rows of every n-th dataset. */
+#define PART_MIN_BLOCKS 512
+
 typedef struct table_out {
     const cfg_table *cfg;
     manifest_table *mt;       /* owned by the manifest */
-    spool sp;
-    uint64_t lanes[KEYS_ROW_DIGEST_LEN / 8]; /* order-independent sum of row digests */
+    uint64_t lanes[LANES];    /* order-independent sum of row digests */
+    size_t first, nparts;     /* its parts, in order, in the part array */
+    uint64_t blocks;          /* its size when the parts were planned */
 } table_out;
+
+/* One COPY into one spool: a table's rows of all its datasets, or of a group. */
+typedef struct part {
+    table_out *t;
+    const char *datasets_txt; /* the datasets it reads, as array text */
+    spool sp;
+    uint64_t rows;
+    uint64_t lanes[LANES];
+    keys_hash *h;             /* the table's file digest, when it is one part */
+} part;
 
 typedef struct progress {
     bool on;
     struct timespec start, last;
     uint64_t rows, bytes;
 } progress;
+
+/* The parts, shared by the threads that read them. */
+typedef struct copy_run {
+    const cfg *c;
+    const char *datasets_txt; /* every dataset, as array text */
+    char *groups[16];         /* every n-th dataset, n = ngroups, as array text */
+    size_t ngroups;
+    const char *snapshot;     /* exported snapshot the other connections take */
+    part *parts;
+    size_t nparts;
+    size_t *order;            /* parts by size, largest first */
+    pthread_mutex_t mu;       /* guards next, failed, err and prog */
+    size_t next;
+    bool failed;
+    owl_err err;              /* the first failure */
+    progress *prog;
+} copy_run;
 
 /* ---------------------------------------------------------------- files */
 
@@ -403,14 +437,30 @@ static void progress_show(progress *p, const char *table, bool final)
         fputc('\n', stderr);
 }
 
-/* Streams the table's selected rows with COPY ... TO STDOUT into its spool,
- * hashing the bytes and summing per-row digests (for skip_unchanged). */
-static int copy_table(PGconn *conn, const cfg *c, table_out *t, const char *datasets_txt, keys_hash *h,
-                      progress *prog, owl_err *err)
+/* Adds rows and bytes to the progress; answers whether another part failed. */
+static bool run_note(copy_run *run, const char *table, uint64_t rows, uint64_t bytes)
 {
+    bool failed;
+
+    pthread_mutex_lock(&run->mu);
+    run->prog->rows += rows;
+    run->prog->bytes += bytes;
+    progress_show(run->prog, table, false);
+    failed = run->failed;
+    pthread_mutex_unlock(&run->mu);
+    return failed;
+}
+
+/* Streams the part's selected rows with COPY ... TO STDOUT into its spool,
+ * summing per-row digests (for skip_unchanged) and, for a table read in one
+ * part, hashing the bytes. */
+static int copy_part(PGconn *conn, copy_run *run, part *p, owl_err *err)
+{
+    const table_out *t = p->t;
     db_sql q = {0};
     PGresult *res = NULL;
     char *row = NULL;
+    uint64_t rows = 0, bytes = 0;
     int n, rc = -1;
 
     db_sql_add(&q, "COPY (SELECT ");
@@ -420,7 +470,7 @@ static int copy_table(PGconn *conn, const cfg *c, table_out *t, const char *data
         db_sql_ident(&q, conn, t->mt->columns[i].name);
     }
     db_sql_add(&q, " FROM ");
-    db_sql_qualified(&q, conn, c->schema, t->cfg->name);
+    db_sql_qualified(&q, conn, run->c->schema, t->cfg->name);
     if (t->cfg->dataset_column[0] != '\0') {
         db_sql_add(&q, " WHERE ");
         db_sql_ident(&q, conn, t->cfg->dataset_column);
@@ -428,7 +478,7 @@ static int copy_table(PGconn *conn, const cfg *c, table_out *t, const char *data
          * it cannot see led it to one index scan per dataset. COPY takes no
          * parameters, so the list goes in as an escaped literal. */
         db_sql_add(&q, " = ANY (");
-        db_sql_literal(&q, conn, datasets_txt);
+        db_sql_literal(&q, conn, p->datasets_txt);
         db_sql_add(&q, "::text[])");
     }
     db_sql_add(&q, ") TO STDOUT");
@@ -437,7 +487,7 @@ static int copy_table(PGconn *conn, const cfg *c, table_out *t, const char *data
     res = PQexec(conn, q.s);
     if (PQresultStatus(res) != PGRES_COPY_OUT) {
         db_fail(conn, res, err, "cannot read table");
-        err_prefix(err, "%s.%s", c->schema, t->cfg->name);
+        err_prefix(err, "%s.%s", run->c->schema, t->cfg->name);
         goto out;
     }
     PQclear(res);
@@ -445,36 +495,42 @@ static int copy_table(PGconn *conn, const cfg *c, table_out *t, const char *data
     while ((n = PQgetCopyData(conn, &row, 0)) > 0) {
         unsigned char d[KEYS_ROW_DIGEST_LEN];
         keys_row_digest(row, (size_t)n, d);
-        for (size_t k = 0; k < KEYS_ROW_DIGEST_LEN / 8; k++) {
+        for (size_t k = 0; k < LANES; k++) {
             uint64_t lane;
             memcpy(&lane, d + 8 * k, 8);
-            t->lanes[k] += lane;
+            p->lanes[k] += lane;
         }
-        keys_hash_update(h, row, (size_t)n);
-        if (spool_write(&t->sp, row, (size_t)n, err) < 0)
+        if (p->h != NULL)
+            keys_hash_update(p->h, row, (size_t)n);
+        if (spool_write(&p->sp, row, (size_t)n, err) < 0)
             goto out;
         PQfreemem(row);
         row = NULL;
-        t->mt->rows++;
-        prog->rows++;
-        prog->bytes += (uint64_t)n;
-        progress_show(prog, t->cfg->name, false);
+        p->rows++;
+        rows++;
+        bytes += (uint64_t)n;
+        if (rows == 4096) {
+            if (run_note(run, t->cfg->name, rows, bytes)) {
+                err_set(err, OWL_ERUNTIME, "stopped: another part failed");
+                goto out;
+            }
+            rows = bytes = 0;
+        }
     }
+    run_note(run, t->cfg->name, rows, bytes);
     if (n == -2) {
         db_fail(conn, NULL, err, "cannot read table");
-        err_prefix(err, "%s.%s", c->schema, t->cfg->name);
+        err_prefix(err, "%s.%s", run->c->schema, t->cfg->name);
         goto out;
     }
     res = PQgetResult(conn);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         db_fail(conn, res, err, "cannot read table");
-        err_prefix(err, "%s.%s", c->schema, t->cfg->name);
+        err_prefix(err, "%s.%s", run->c->schema, t->cfg->name);
         goto out;
     }
-    if (spool_flush(&t->sp, err) < 0)
+    if (spool_flush(&p->sp, err) < 0)
         goto out;
-    t->mt->bytes = t->sp.bytes;
-    keys_hash_final(h, t->mt->blake2b);
     rc = 0;
     goto out;
 oom:
@@ -483,10 +539,240 @@ out:
     if (row != NULL)
         PQfreemem(row);
     PQclear(res);
-    while (rc < 0 && (res = PQgetResult(conn)) != NULL)
+    /* Stopped inside the COPY, the connection cannot be drained (it answers
+     * COPY_OUT for ever): it is closed by the caller, which fails anyway. */
+    while (rc < 0 && (res = PQgetResult(conn)) != NULL) {
+        bool copying = PQresultStatus(res) == PGRES_COPY_OUT;
         PQclear(res);
+        if (copying)
+            break;
+    }
     db_sql_free(&q);
     return rc;
+}
+
+/* Takes parts, largest first, until none is left or one failed. */
+static void run_parts(copy_run *run, PGconn *conn)
+{
+    for (;;) {
+        owl_err e;
+        part *p;
+
+        pthread_mutex_lock(&run->mu);
+        p = run->failed || run->next == run->nparts ? NULL : &run->parts[run->order[run->next++]];
+        pthread_mutex_unlock(&run->mu);
+        if (p == NULL)
+            return;
+        err_clear(&e);
+        if (spool_open(&p->sp, &e) < 0 || copy_part(conn, run, p, &e) < 0) {
+            pthread_mutex_lock(&run->mu);
+            if (!run->failed) {
+                run->failed = true;
+                run->err = e;
+            }
+            pthread_mutex_unlock(&run->mu);
+            return;
+        }
+    }
+}
+
+/* A further reader: its own connection in the exported snapshot. */
+static void *copy_worker(void *arg)
+{
+    copy_run *run = arg;
+    PGconn *conn = NULL;
+    owl_err e;
+    db_sql q = {0};
+
+    err_clear(&e);
+    if (db_connect(run->c->conninfo, "the source database", &conn, &e) == 0) {
+        db_sql_add(&q, "SET TRANSACTION SNAPSHOT ");
+        db_sql_literal(&q, conn, run->snapshot);
+        if (q.failed)
+            err_set(&e, OWL_ERUNTIME, "out of memory");
+        else if (db_command(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL, &e,
+                            "cannot start the export transaction") == 0 &&
+                 db_command(conn, q.s, 0, NULL, &e, "cannot take the export snapshot") == 0)
+            run_parts(run, conn);
+        db_sql_free(&q);
+    }
+    if (e.code != OWL_OK) {
+        pthread_mutex_lock(&run->mu);
+        if (!run->failed) {
+            run->failed = true;
+            run->err = e;
+        }
+        pthread_mutex_unlock(&run->mu);
+    }
+    if (conn != NULL)
+        PQfinish(conn);
+    return NULL;
+}
+
+/* Reads every part: on conn, and on up to parallel - 1 more connections that
+ * take the snapshot conn exported (NULL: conn alone). */
+static int copy_all(copy_run *run, PGconn *conn, int parallel, owl_err *err)
+{
+    pthread_t tid[16];
+    int nthreads = 0;
+
+    if (pthread_mutex_init(&run->mu, NULL) != 0)
+        return err_set(err, OWL_ERUNTIME, "cannot create a mutex");
+    for (int i = 1; run->snapshot != NULL && i < parallel && (size_t)i < run->nparts && i <= 16; i++) {
+        if (pthread_create(&tid[nthreads], NULL, copy_worker, run) != 0)
+            break; /* fewer readers, same result */
+        nthreads++;
+    }
+    run_parts(run, conn);
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(tid[i], NULL);
+    pthread_mutex_destroy(&run->mu);
+    if (run->failed) {
+        *err = run->err;
+        return -1;
+    }
+    return 0;
+}
+
+/* Sizes the tables and cuts each large one with a dataset column into parts,
+ * one per reader, each reading every n-th dataset: the same scans (by index
+ * where the selection is small), spread over the connections. */
+static int plan_parts(PGconn *conn, const cfg *c, const manifest *m, table_out *tabs, size_t ntabs, int parallel,
+                      copy_run *run, owl_err *err)
+{
+    size_t total = 0;
+
+    run->ngroups = m->ndatasets < (size_t)parallel ? m->ndatasets : (size_t)parallel;
+    if (run->ngroups > 16)
+        run->ngroups = 16;
+    for (size_t i = 0; i < ntabs; i++) {
+        tabs[i].nparts = 1;
+        tabs[i].blocks = 0;
+        if (run->ngroups > 1 && tabs[i].cfg->dataset_column[0] != '\0') {
+            const char *params[2] = {c->schema, tabs[i].cfg->name};
+            PGresult *r = db_exec(conn,
+                                  "SELECT pg_catalog.pg_relation_size(r.oid)"
+                                  "       / pg_catalog.current_setting('block_size')::int8"
+                                  "  FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+                                  " WHERE n.nspname = $1 AND r.relname = $2",
+                                  2, params, PGRES_TUPLES_OK, err, "cannot size the table");
+            if (r == NULL)
+                return err_prefix(err, "%s.%s", c->schema, tabs[i].cfg->name);
+            if (PQntuples(r) == 1)
+                tabs[i].blocks = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+            PQclear(r);
+            if (tabs[i].blocks >= PART_MIN_BLOCKS)
+                tabs[i].nparts = run->ngroups;
+        }
+        total += tabs[i].nparts;
+    }
+    if (total > ntabs) {
+        char **names = calloc(m->ndatasets / run->ngroups + 1, sizeof(char *));
+        if (names == NULL)
+            return err_set(err, OWL_ERUNTIME, "out of memory");
+        for (size_t g = 0; g < run->ngroups; g++) {
+            size_t n = 0;
+            for (size_t d = g; d < m->ndatasets; d += run->ngroups)
+                names[n++] = m->datasets[d];
+            run->groups[g] = db_array_text(names, n);
+            if (run->groups[g] == NULL) {
+                free(names);
+                return err_set(err, OWL_ERUNTIME, "out of memory");
+            }
+        }
+        free(names);
+    }
+    run->parts = calloc(total, sizeof(part));
+    run->order = calloc(total, sizeof(size_t));
+    if (run->parts == NULL || run->order == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    run->nparts = total;
+    for (size_t i = 0, at = 0; i < ntabs; i++) {
+        tabs[i].first = at;
+        for (size_t k = 0; k < tabs[i].nparts; k++, at++) {
+            part *p = &run->parts[at];
+            p->t = &tabs[i];
+            p->sp.fd = -1;
+            p->datasets_txt = tabs[i].nparts > 1 ? run->groups[k] : run->datasets_txt;
+            if (tabs[i].nparts == 1 && (p->h = keys_hash_new()) == NULL)
+                return err_set(err, OWL_ERUNTIME, "out of memory");
+            run->order[at] = at;
+        }
+    }
+    /* largest first: the readers finish together */
+    for (size_t i = 1; i < total; i++) {
+        size_t v = run->order[i], j = i;
+        uint64_t size = run->parts[v].t->blocks / run->parts[v].t->nparts;
+        while (j > 0 && run->parts[run->order[j - 1]].t->blocks / run->parts[run->order[j - 1]].t->nparts < size) {
+            run->order[j] = run->order[j - 1];
+            j--;
+        }
+        run->order[j] = v;
+    }
+    return 0;
+}
+
+/* Sums the parts into their tables: rows, bytes, row digests, and the digest
+ * of the table's file (read back from the spools of a table read in parts). */
+static int finish_tables(copy_run *run, table_out *tabs, size_t ntabs, owl_err *err)
+{
+    char *buf = NULL;
+
+    for (size_t i = 0; i < ntabs; i++) {
+        table_out *t = &tabs[i];
+        part *first = &run->parts[t->first];
+        keys_hash *h = first->h;
+
+        t->mt->rows = 0;
+        t->mt->bytes = 0;
+        for (size_t k = 0; k < t->nparts; k++) {
+            part *p = &run->parts[t->first + k];
+            t->mt->rows += p->rows;
+            t->mt->bytes += p->sp.bytes;
+            for (size_t l = 0; l < LANES; l++)
+                t->lanes[l] += p->lanes[l];
+        }
+        if (h == NULL) {
+            if (buf == NULL && (buf = malloc(SPOOL_BUF)) == NULL)
+                return err_set(err, OWL_ERUNTIME, "out of memory");
+            if ((h = keys_hash_new()) == NULL) {
+                free(buf);
+                return err_set(err, OWL_ERUNTIME, "out of memory");
+            }
+            for (size_t k = 0; k < t->nparts; k++) {
+                const part *p = &run->parts[t->first + k];
+                for (uint64_t off = 0; off < p->sp.bytes;) {
+                    size_t want = p->sp.bytes - off < SPOOL_BUF ? (size_t)(p->sp.bytes - off) : SPOOL_BUF;
+                    ssize_t got = pread(p->sp.fd, buf, want, (off_t)off);
+                    if (got <= 0) {
+                        keys_hash_free(h);
+                        free(buf);
+                        return err_set(err, OWL_ERUNTIME, "cannot read spool: %s",
+                                       got < 0 ? strerror(errno) : "short file");
+                    }
+                    keys_hash_update(h, buf, (size_t)got);
+                    off += (uint64_t)got;
+                }
+            }
+        }
+        keys_hash_final(h, t->mt->blake2b);
+        if (h != first->h)
+            keys_hash_free(h);
+    }
+    free(buf);
+    return 0;
+}
+
+static void parts_free(copy_run *run)
+{
+    for (size_t i = 0; i < run->nparts; i++) {
+        spool_close(&run->parts[i].sp);
+        keys_hash_free(run->parts[i].h);
+    }
+    free(run->parts);
+    free(run->order);
+    for (size_t g = 0; g < run->ngroups; g++)
+        free(run->groups[g]);
 }
 
 /* The content digest skip_unchanged compares: what the bundle says, not when. */
@@ -606,8 +892,8 @@ static int64_t now_usec(void)
 }
 
 /* Writes manifest, signature and spooled data into a new anonymous bundle file. */
-static int build_bundle(const exporter_job *job, const keys_secret *sk, manifest *m, table_out *tabs, size_t ntabs,
-                        int *bundle_fd, owl_err *err)
+static int build_bundle(const exporter_job *job, const keys_secret *sk, manifest *m, const table_out *tabs,
+                        size_t ntabs, const copy_run *run, int *bundle_fd, owl_err *err)
 {
     bundle_writer *w = NULL;
     char *mjson = NULL;
@@ -625,12 +911,17 @@ static int build_bundle(const exporter_job *job, const keys_secret *sk, manifest
         bundle_writer_add(w, "manifest.sig", sig, siglen, err) < 0)
         goto out;
     for (size_t i = 0; i < ntabs; i++) {
-        if (lseek(tabs[i].sp.fd, 0, SEEK_SET) < 0) {
-            err_set(err, OWL_ERUNTIME, "cannot rewind spool: %s", strerror(errno));
+        if (bundle_writer_begin(w, tabs[i].mt->file, tabs[i].mt->bytes, err) < 0)
             goto out;
+        for (size_t k = 0; k < tabs[i].nparts; k++) {
+            const part *p = &run->parts[tabs[i].first + k];
+            if (lseek(p->sp.fd, 0, SEEK_SET) < 0) {
+                err_set(err, OWL_ERUNTIME, "cannot rewind spool: %s", strerror(errno));
+                goto out;
+            }
+            if (bundle_writer_copy_fd(w, tabs[i].mt->file, p->sp.fd, p->sp.bytes, err) < 0)
+                goto out;
         }
-        if (bundle_writer_add_fd(w, tabs[i].mt->file, tabs[i].sp.fd, tabs[i].mt->bytes, err) < 0)
-            goto out;
     }
     rc = bundle_writer_close(w, err);
     w = NULL;
@@ -666,6 +957,7 @@ void exporter_job_init(exporter_job *job, const cfg_export *ex)
         break;
     }
     job->compression_level = ex->compression_level;
+    job->parallel = ex->parallel;
     job->skip_unchanged = ex->skip_unchanged;
     job->valid_for = ex->valid_for;
     job->targets = &ex->targets;
@@ -680,7 +972,9 @@ int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, ow
     manifest *m = NULL;
     table_out *tabs = NULL;
     size_t ntabs = 0;
-    keys_hash *h = NULL;
+    copy_run run;
+    char *snapshot = NULL;
+    int parallel = job->parallel > 1 ? job->parallel : 1;
     job_state st;
     char statefile[4096], digest[KEYS_HASH_HEX_LEN + 1], name[512], stamp[32], prefix[160];
     int lockfd = -1, bundle_fd = -1, rc = -1;
@@ -690,6 +984,7 @@ int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, ow
     time_t secs;
 
     memset(res, 0, sizeof(*res));
+    memset(&run, 0, sizeof(run));
     memset(&prog, 0, sizeof(prog));
     prog.on = job->progress;
     clock_gettime(CLOCK_MONOTONIC, &prog.start);
@@ -738,14 +1033,12 @@ int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, ow
     /* The chosen tables, in config order. */
     tabs = calloc(c->ntables, sizeof(*tabs));
     m = manifest_new();
-    h = keys_hash_new();
-    if (tabs == NULL || m == NULL || h == NULL)
+    if (tabs == NULL || m == NULL)
         goto oom;
     for (size_t i = 0; i < c->ntables; i++) {
         if (job->tables->n > 0 && !cfg_list_has(job->tables, c->tables[i].name))
             continue;
         tabs[ntabs].cfg = &c->tables[i];
-        tabs[ntabs].sp.fd = -1;
         ntabs++;
     }
     for (size_t i = 0; i < job->tables->n; i++) {
@@ -768,6 +1061,17 @@ int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, ow
     if (pr == NULL)
         goto out;
     PQclear(pr);
+    if (parallel > 1) {
+        /* The other connections read in this very snapshot. */
+        pr = db_exec(conn, "SELECT pg_catalog.pg_export_snapshot()", 0, NULL, PGRES_TUPLES_OK, err,
+                     "cannot export the snapshot");
+        if (pr == NULL)
+            goto out;
+        snapshot = strdup(PQgetvalue(pr, 0, 0));
+        PQclear(pr);
+        if (snapshot == NULL)
+            goto oom;
+    }
     pr = db_exec(conn, "SELECT (extract(epoch FROM transaction_timestamp()) * 1000000)::int8", 0, NULL,
                  PGRES_TUPLES_OK, err, "cannot read the snapshot time");
     if (pr == NULL)
@@ -794,11 +1098,15 @@ int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, ow
     datasets_txt = db_array_text(m->datasets, m->ndatasets);
     if (datasets_txt == NULL)
         goto oom;
-    for (size_t i = 0; i < ntabs; i++) {
-        if (spool_open(&tabs[i].sp, err) < 0 || copy_table(conn, c, &tabs[i], datasets_txt, h, &prog, err) < 0)
-            goto out;
+    run.c = c;
+    run.datasets_txt = datasets_txt;
+    run.snapshot = snapshot;
+    run.prog = &prog;
+    if (plan_parts(conn, c, m, tabs, ntabs, parallel, &run, err) < 0 || copy_all(&run, conn, parallel, err) < 0 ||
+        finish_tables(&run, tabs, ntabs, err) < 0)
+        goto out;
+    for (size_t i = 0; i < ntabs; i++)
         res->rows += tabs[i].mt->rows;
-    }
     progress_show(&prog, "done", true);
     pr = PQexec(conn, "COMMIT");
     PQclear(pr);
@@ -834,7 +1142,7 @@ int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, ow
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
     snprintf(name, sizeof(name), "%s_%s_%s_%06llu%s", c->environment, job->name, stamp,
              (unsigned long long)m->sequence, BUNDLE_SUFFIX);
-    if (build_bundle(job, sk, m, tabs, ntabs, &bundle_fd, err) < 0)
+    if (build_bundle(job, sk, m, tabs, ntabs, &run, &bundle_fd, err) < 0)
         goto out;
 
     /* Publish to every outbox; one failing does not stop the others. */
@@ -878,11 +1186,10 @@ out:
     if (conn != NULL)
         PQfinish(conn);
     free(datasets_txt);
-    for (size_t i = 0; i < ntabs; i++)
-        spool_close(&tabs[i].sp);
+    parts_free(&run);
+    free(snapshot);
     free(tabs);
     manifest_free(m);
-    keys_hash_free(h);
     keys_secret_free(sk);
     if (bundle_fd >= 0)
         close(bundle_fd);

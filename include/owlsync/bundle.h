@@ -29,6 +29,12 @@ int bundle_writer_add(bundle_writer *w, const char *name, const void *buf, size_
 /* Adds a regular file entry of exactly size bytes read from fd's current offset. */
 int bundle_writer_add_fd(bundle_writer *w, const char *name, int fd, uint64_t size, owl_err *err);
 
+/* The same in parts: the header of an entry of size bytes, then its data as
+ * len bytes of fd from its current offset, as often as needed; the lens must
+ * add up to size. */
+int bundle_writer_begin(bundle_writer *w, const char *name, uint64_t size, owl_err *err);
+int bundle_writer_copy_fd(bundle_writer *w, const char *name, int fd, uint64_t len, owl_err *err);
+
 /* Finishes the archive and frees w (also on error). */
 int bundle_writer_close(bundle_writer *w, owl_err *err);
 

@@ -45,6 +45,7 @@ typedef struct cfg_export {
     bool skip_unchanged;   /* default true */
     int64_t valid_for;     /* seconds; default 7 days */
     cfg_list targets;      /* environments allowed to import; empty = any */
+    int parallel;          /* source connections on one snapshot; default 1 */
     int line;
 } cfg_export;
 

@@ -22,6 +22,7 @@ typedef struct exporter_job {
     bool skip_unchanged;
     int64_t valid_for;           /* seconds */
     const cfg_list *targets;     /* may be empty */
+    int parallel;                /* source connections on one snapshot, 1..16 */
     bool progress;               /* rows, bytes, rate on stderr */
 } exporter_job;
 

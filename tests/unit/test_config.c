@@ -248,6 +248,7 @@ static void test_export_defaults(void)
         CHECK(e->compression_level == 3);
         CHECK(e->skip_unchanged);
         CHECK(e->valid_for == 7 * 86400);
+        CHECK(e->parallel == 1);
         CHECK(e->targets.n == 0);
     }
     cfg_free(c);
@@ -344,6 +345,7 @@ static void test_all_values(void)
                   "skip_unchanged = no\n"
                   "valid_for = 2w\n"
                   "targets = qa, uat\n"
+                  "parallel = 4\n"
                   "[import]\n"
                   "tables = owl_rule\n"
                   "watch = poll\n"
@@ -378,6 +380,7 @@ static void test_all_values(void)
         CHECK(!e->skip_unchanged);
         CHECK(e->valid_for == 14 * 86400);
         CHECK(e->targets.n == 2 && cfg_list_has(&e->targets, "uat"));
+        CHECK(e->parallel == 4);
     }
     CHECK(c->import.tables.n == 1);
     CHECK(c->import.watch == CFG_WATCH_POLL);
@@ -389,7 +392,7 @@ static void test_all_values(void)
     CHECK(c->nrewrites == 1);
     if (c->nrewrites == 1) {
         CHECK_STR(c->rewrites[0].name, "r");
-        CHECK(c->rewrites[0].line == 28);
+        CHECK(c->rewrites[0].line == 29);
         CHECK(c->rewrites[0].columns.n == 2);
         CHECK(c->rewrites[0].match == CFG_MATCH_SUBSTRING);
         CHECK_STR(c->rewrites[0].from, "a");
@@ -467,6 +470,10 @@ static void test_value_errors(void)
     EXPECT_ERR(HEAD "[export e]\ndatasets = d\nskip_unchanged = maybe\n",
                "t.ini:5: [export e] skip_unchanged: invalid boolean \"maybe\" (expected "
                "true or false)");
+    EXPECT_ERR(HEAD "[export e]\ndatasets = d\nparallel = 0\n",
+               "t.ini:5: [export e] parallel: 0 is out of range (1..16)");
+    EXPECT_ERR(HEAD "[export e]\ndatasets = d\nparallel = 17\n",
+               "t.ini:5: [export e] parallel: 17 is out of range (1..16)");
     EXPECT_ERR(HEAD "[import]\npoll_interval = 0\n",
                "t.ini:4: [import] poll_interval: 0 is out of range (1..3600)");
     EXPECT_ERR(HEAD "[import]\npoll_interval = 3601\n",
