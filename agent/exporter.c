@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "owlsync/fileio.h"
+#include "owlsync/copytext.h"
 #include "owlsync/db.h"
 #include "owlsync/exporter.h"
 #include "owlsync/keys.h"
@@ -38,6 +39,7 @@ typedef struct spool {
 typedef struct table_out {
     const cfg_table *cfg;
     manifest_table *mt;       /* owned by the manifest */
+    int ds_field;             /* the dataset column's field in a row, or -1 */
     uint64_t lanes[LANES];    /* order-independent sum of row digests */
     size_t first, nparts;     /* its parts, in order, in the part array */
     uint64_t blocks;          /* its size when the parts were planned */
@@ -59,10 +61,24 @@ typedef struct progress {
     uint64_t rows, bytes;
 } progress;
 
+/* Distinct dataset names: open addressing, FNV-1a. */
+typedef struct name_set {
+    char **slot;              /* cap entries; NULL is free */
+    size_t cap, n;
+} name_set;
+
 /* The parts, shared by the threads that read them. */
 typedef struct copy_run {
     const cfg *c;
-    const char *datasets_txt; /* every dataset, as array text */
+    const char *datasets_txt; /* every dataset, as array text (NULL: collect) */
+    /* With one connection, the job's names and patterns select the rows in
+     * the COPY itself and the datasets are collected from the rows read: no
+     * scan of its own to find them first. */
+    bool collect;
+    char *names_txt, *patterns_txt; /* array text; NULL when there is none */
+    name_set found;
+    char *last;               /* the raw dataset field of the last row */
+    size_t lastlen, lastcap;
     char *groups[16];         /* every n-th dataset, n = ngroups, as array text */
     size_t ngroups;
     const char *snapshot;     /* exported snapshot the other connections take */
@@ -321,6 +337,118 @@ out:
 /* Finds the datasets the job's names and patterns select, in every chosen table
  * with a dataset column; fills the manifest and the owlsync.datasets setting.
  * A name that matches nothing is an error, as is a selection of nothing. */
+static uint64_t name_hash(const char *v, size_t len)
+{
+    uint64_t h = 14695981039346656037ULL;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)v[i]) * 1099511628211ULL;
+    return h;
+}
+
+static char **name_set_slot(const name_set *s, const char *v, size_t len)
+{
+    size_t i = (size_t)name_hash(v, len) & (s->cap - 1);
+
+    while (s->slot[i] != NULL && !(strncmp(s->slot[i], v, len) == 0 && s->slot[i][len] == '\0'))
+        i = (i + 1) & (s->cap - 1);
+    return &s->slot[i];
+}
+
+static bool name_set_has(const name_set *s, const char *v)
+{
+    return s->cap > 0 && *name_set_slot(s, v, strlen(v)) != NULL;
+}
+
+static int name_set_add(name_set *s, const char *v, size_t len)
+{
+    char **at;
+
+    if (2 * (s->n + 1) > s->cap) {
+        name_set grown = {calloc(s->cap ? 2 * s->cap : 1024, sizeof(char *)), s->cap ? 2 * s->cap : 1024, s->n};
+        if (grown.slot == NULL)
+            return -1;
+        for (size_t i = 0; i < s->cap; i++) {
+            if (s->slot[i] != NULL)
+                *name_set_slot(&grown, s->slot[i], strlen(s->slot[i])) = s->slot[i];
+        }
+        free(s->slot);
+        *s = grown;
+    }
+    at = name_set_slot(s, v, len);
+    if (*at == NULL) {
+        if ((*at = strndup(v, len)) == NULL)
+            return -1;
+        s->n++;
+    }
+    return 0;
+}
+
+static void name_set_free(name_set *s)
+{
+    for (size_t i = 0; i < s->cap; i++)
+        free(s->slot[i]);
+    free(s->slot);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Notes the dataset of one COPY row (with its newline) in run->found. Rows
+ * come grouped by dataset as a rule: a repeat of the last one costs a compare. */
+static int collect_dataset(copy_run *run, const table_out *t, const char *row, size_t len, owl_err *err)
+{
+    const char *f = row, *end = row + (len > 0 ? len - 1 : 0), *tab;
+    size_t flen;
+
+    for (int k = 0; k < t->ds_field; k++) {
+        tab = memchr(f, '\t', (size_t)(end - f));
+        if (tab == NULL)
+            return err_set(err, OWL_ERUNTIME, "%s: a row with too few fields", t->cfg->name);
+        f = tab + 1;
+    }
+    tab = memchr(f, '\t', (size_t)(end - f));
+    flen = (size_t)((tab != NULL ? tab : end) - f);
+    if (flen == run->lastlen && run->last != NULL && memcmp(f, run->last, flen) == 0)
+        return 0;
+    if (flen + 1 > run->lastcap) {
+        char *grown = realloc(run->last, 2 * flen + 1);
+        if (grown == NULL)
+            return err_set(err, OWL_ERUNTIME, "out of memory");
+        run->last = grown;
+        run->lastcap = 2 * flen + 1;
+    }
+    memcpy(run->last, f, flen);
+    run->lastlen = flen;
+    if (copytext_is_null(f, flen))
+        return 0; /* NULL matches no name and no pattern */
+    if (memchr(f, '\\', flen) != NULL) {
+        char *v = malloc(flen + 1);
+        size_t vlen;
+        int rc;
+        if (v == NULL)
+            return err_set(err, OWL_ERUNTIME, "out of memory");
+        rc = copytext_unescape(f, flen, v, &vlen, err) < 0 ? -1 : name_set_add(&run->found, v, vlen);
+        free(v);
+        if (rc < 0)
+            return err->code != OWL_OK ? -1 : err_set(err, OWL_ERUNTIME, "out of memory");
+        return 0;
+    }
+    if (name_set_add(&run->found, f, flen) < 0)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    return 0;
+}
+
+/* The job's dataset names and its LIKE patterns (the items with a '%'). */
+static int split_selection(const exporter_job *job, cfg_list *names, cfg_list *patterns)
+{
+    for (size_t i = 0; i < job->datasets->n; i++) {
+        const char *d = job->datasets->v[i];
+        /* cfg_list_split splits at commas; dataset names hold none (they came split). */
+        if (cfg_list_split(strchr(d, '%') ? patterns : names, d) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int resolve_datasets(PGconn *conn, const cfg *c, const exporter_job *job, table_out *tabs, size_t ntabs,
                             manifest *m, owl_err *err)
 {
@@ -330,12 +458,8 @@ static int resolve_datasets(PGconn *conn, const cfg *c, const exporter_job *job,
     PGresult *res = NULL;
     int rc = -1, nglobal = 0;
 
-    for (size_t i = 0; i < job->datasets->n; i++) {
-        const char *d = job->datasets->v[i];
-        if (cfg_list_split(strchr(d, '%') ? &patterns : &names, d) < 0)
-            goto oom;
-    }
-    /* cfg_list_split splits at commas; dataset names hold none (they came split). */
+    if (split_selection(job, &names, &patterns) < 0)
+        goto oom;
     names_txt = db_array_text(names.v, names.n);
     pats_txt = db_array_text(patterns.v, patterns.n);
     if (names_txt == NULL || pats_txt == NULL)
@@ -414,6 +538,79 @@ out:
     return rc;
 }
 
+/* One connection: the COPY selects the rows by the job's names and patterns
+ * and the datasets are collected as the rows stream (collect_dataset). */
+static int select_in_copy(const exporter_job *job, const table_out *tabs, size_t ntabs, copy_run *run, owl_err *err)
+{
+    cfg_list names = {NULL, 0}, patterns = {NULL, 0};
+    int rc = -1;
+
+    for (size_t i = 0; i < ntabs; i++)
+        run->collect = run->collect || tabs[i].ds_field >= 0;
+    if (!run->collect)
+        return 0; /* only global tables: they travel whole; datasets name nothing */
+    if (split_selection(job, &names, &patterns) < 0 ||
+        (names.n > 0 && (run->names_txt = db_array_text(names.v, names.n)) == NULL) ||
+        (patterns.n > 0 && (run->patterns_txt = db_array_text(patterns.v, patterns.n)) == NULL))
+        err_set(err, OWL_ERUNTIME, "out of memory");
+    else
+        rc = 0;
+    cfg_list_free(&names);
+    cfg_list_free(&patterns);
+    return rc;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The collected datasets into the manifest, in byte order. A name that
+ * matched no row is an error, as is a selection of nothing. */
+static int finish_datasets(const exporter_job *job, copy_run *run, manifest *m, owl_err *err)
+{
+    cfg_list names = {NULL, 0}, patterns = {NULL, 0};
+    char **v = NULL;
+    size_t n = 0;
+    int rc = -1;
+
+    if (!run->collect)
+        return 0;
+    if (split_selection(job, &names, &patterns) < 0)
+        goto oom;
+    for (size_t i = 0; i < names.n; i++) {
+        if (!name_set_has(&run->found, names.v[i])) {
+            err_set(err, OWL_EUSAGE, "dataset %s matches no row in any chosen table", names.v[i]);
+            goto out;
+        }
+    }
+    if (run->found.n == 0) {
+        err_set(err, OWL_EUSAGE, "the dataset patterns match no row in any chosen table");
+        goto out;
+    }
+    v = malloc(run->found.n * sizeof(char *));
+    if (v == NULL)
+        goto oom;
+    for (size_t i = 0; i < run->found.cap; i++) {
+        if (run->found.slot[i] != NULL)
+            v[n++] = run->found.slot[i];
+    }
+    qsort(v, n, sizeof(char *), cmp_names);
+    for (size_t i = 0; i < n; i++) {
+        if (manifest_add_dataset(m, v[i]) < 0)
+            goto oom;
+    }
+    rc = 0;
+    goto out;
+oom:
+    err_set(err, OWL_ERUNTIME, "out of memory");
+out:
+    free(v);
+    cfg_list_free(&names);
+    cfg_list_free(&patterns);
+    return rc;
+}
+
 static double elapsed(const struct timespec *from, const struct timespec *to)
 {
     return (double)(to->tv_sec - from->tv_sec) + (double)(to->tv_nsec - from->tv_nsec) / 1e9;
@@ -471,15 +668,31 @@ static int copy_part(PGconn *conn, copy_run *run, part *p, owl_err *err)
     }
     db_sql_add(&q, " FROM ");
     db_sql_qualified(&q, conn, run->c->schema, t->cfg->name);
-    if (t->cfg->dataset_column[0] != '\0') {
+    /* Constant arrays: the planner hashes a list and scans once, where a list
+     * it cannot see led it to one index scan per dataset. COPY takes no
+     * parameters, so the lists go in as escaped literals. */
+    if (t->cfg->dataset_column[0] != '\0' && !run->collect) {
         db_sql_add(&q, " WHERE ");
         db_sql_ident(&q, conn, t->cfg->dataset_column);
-        /* A constant array: the planner hashes it and scans once, where a list
-         * it cannot see led it to one index scan per dataset. COPY takes no
-         * parameters, so the list goes in as an escaped literal. */
         db_sql_add(&q, " = ANY (");
         db_sql_literal(&q, conn, p->datasets_txt);
         db_sql_add(&q, "::text[])");
+    } else if (t->cfg->dataset_column[0] != '\0') {
+        db_sql_add(&q, " WHERE ");
+        if (run->names_txt != NULL) {
+            db_sql_ident(&q, conn, t->cfg->dataset_column);
+            db_sql_add(&q, "::text = ANY (");
+            db_sql_literal(&q, conn, run->names_txt);
+            db_sql_add(&q, "::text[])");
+        }
+        if (run->names_txt != NULL && run->patterns_txt != NULL)
+            db_sql_add(&q, " OR ");
+        if (run->patterns_txt != NULL) {
+            db_sql_ident(&q, conn, t->cfg->dataset_column);
+            db_sql_add(&q, "::text LIKE ANY (");
+            db_sql_literal(&q, conn, run->patterns_txt);
+            db_sql_add(&q, "::text[])");
+        }
     }
     db_sql_add(&q, ") TO STDOUT");
     if (q.failed)
@@ -502,6 +715,8 @@ static int copy_part(PGconn *conn, copy_run *run, part *p, owl_err *err)
         }
         if (p->h != NULL)
             keys_hash_update(p->h, row, (size_t)n);
+        if (run->collect && t->ds_field >= 0 && collect_dataset(run, t, row, (size_t)n, err) < 0)
+            goto out;
         if (spool_write(&p->sp, row, (size_t)n, err) < 0)
             goto out;
         PQfreemem(row);
@@ -773,6 +988,10 @@ static void parts_free(copy_run *run)
     free(run->order);
     for (size_t g = 0; g < run->ngroups; g++)
         free(run->groups[g]);
+    free(run->names_txt);
+    free(run->patterns_txt);
+    free(run->last);
+    name_set_free(&run->found);
 }
 
 /* The content digest skip_unchanged compares: what the bundle says, not when. */
@@ -1092,18 +1311,28 @@ int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, ow
         tabs[i].mt = &m->tables[i];
         if (table_columns(conn, c, &tabs[i], err) < 0)
             goto out;
+        tabs[i].ds_field = -1;
+        for (size_t j = 0; j < tabs[i].mt->ncolumns && tabs[i].cfg->dataset_column[0] != '\0'; j++) {
+            if (strcmp(tabs[i].mt->columns[j].name, tabs[i].cfg->dataset_column) == 0)
+                tabs[i].ds_field = (int)j;
+        }
     }
-    if (resolve_datasets(conn, c, job, tabs, ntabs, m, err) < 0)
+    if (parallel > 1) {
+        /* the datasets first: the parts read every n-th of them */
+        if (resolve_datasets(conn, c, job, tabs, ntabs, m, err) < 0)
+            goto out;
+        datasets_txt = db_array_text(m->datasets, m->ndatasets);
+        if (datasets_txt == NULL)
+            goto oom;
+    } else if (select_in_copy(job, tabs, ntabs, &run, err) < 0) {
         goto out;
-    datasets_txt = db_array_text(m->datasets, m->ndatasets);
-    if (datasets_txt == NULL)
-        goto oom;
+    }
     run.c = c;
     run.datasets_txt = datasets_txt;
     run.snapshot = snapshot;
     run.prog = &prog;
     if (plan_parts(conn, c, m, tabs, ntabs, parallel, &run, err) < 0 || copy_all(&run, conn, parallel, err) < 0 ||
-        finish_tables(&run, tabs, ntabs, err) < 0)
+        finish_tables(&run, tabs, ntabs, err) < 0 || finish_datasets(job, &run, m, err) < 0)
         goto out;
     for (size_t i = 0; i < ntabs; i++)
         res->rows += tabs[i].mt->rows;
