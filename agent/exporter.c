@@ -746,6 +746,8 @@ static int copy_part(PGconn *conn, copy_run *run, part *p, owl_err *err)
     }
     if (spool_flush(&p->sp, err) < 0)
         goto out;
+    free(p->sp.buf); /* written: its buffer goes, whatever the number of parts */
+    p->sp.buf = NULL;
     rc = 0;
     goto out;
 oom:
