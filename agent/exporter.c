@@ -75,6 +75,7 @@ typedef struct copy_run {
      * the COPY itself and the datasets are collected from the rows read: no
      * scan of its own to find them first. */
     bool collect;
+    cfg_list names;           /* the job's dataset names (each must match a row) */
     char *names_txt, *patterns_txt; /* array text; NULL when there is none */
     name_set found;
     char *last;               /* the raw dataset field of the last row */
@@ -542,20 +543,19 @@ out:
  * and the datasets are collected as the rows stream (collect_dataset). */
 static int select_in_copy(const exporter_job *job, const table_out *tabs, size_t ntabs, copy_run *run, owl_err *err)
 {
-    cfg_list names = {NULL, 0}, patterns = {NULL, 0};
+    cfg_list patterns = {NULL, 0};
     int rc = -1;
 
     for (size_t i = 0; i < ntabs; i++)
         run->collect = run->collect || tabs[i].ds_field >= 0;
     if (!run->collect)
         return 0; /* only global tables: they travel whole; datasets name nothing */
-    if (split_selection(job, &names, &patterns) < 0 ||
-        (names.n > 0 && (run->names_txt = db_array_text(names.v, names.n)) == NULL) ||
+    if (split_selection(job, &run->names, &patterns) < 0 ||
+        (run->names.n > 0 && (run->names_txt = db_array_text(run->names.v, run->names.n)) == NULL) ||
         (patterns.n > 0 && (run->patterns_txt = db_array_text(patterns.v, patterns.n)) == NULL))
         err_set(err, OWL_ERUNTIME, "out of memory");
     else
         rc = 0;
-    cfg_list_free(&names);
     cfg_list_free(&patterns);
     return rc;
 }
@@ -567,20 +567,17 @@ static int cmp_names(const void *a, const void *b)
 
 /* The collected datasets into the manifest, in byte order. A name that
  * matched no row is an error, as is a selection of nothing. */
-static int finish_datasets(const exporter_job *job, copy_run *run, manifest *m, owl_err *err)
+static int finish_datasets(copy_run *run, manifest *m, owl_err *err)
 {
-    cfg_list names = {NULL, 0}, patterns = {NULL, 0};
     char **v = NULL;
     size_t n = 0;
     int rc = -1;
 
     if (!run->collect)
         return 0;
-    if (split_selection(job, &names, &patterns) < 0)
-        goto oom;
-    for (size_t i = 0; i < names.n; i++) {
-        if (!name_set_has(&run->found, names.v[i])) {
-            err_set(err, OWL_EUSAGE, "dataset %s matches no row in any chosen table", names.v[i]);
+    for (size_t i = 0; i < run->names.n; i++) {
+        if (!name_set_has(&run->found, run->names.v[i])) {
+            err_set(err, OWL_EUSAGE, "dataset %s matches no row in any chosen table", run->names.v[i]);
             goto out;
         }
     }
@@ -606,8 +603,6 @@ oom:
     err_set(err, OWL_ERUNTIME, "out of memory");
 out:
     free(v);
-    cfg_list_free(&names);
-    cfg_list_free(&patterns);
     return rc;
 }
 
@@ -990,6 +985,7 @@ static void parts_free(copy_run *run)
     free(run->order);
     for (size_t g = 0; g < run->ngroups; g++)
         free(run->groups[g]);
+    cfg_list_free(&run->names);
     free(run->names_txt);
     free(run->patterns_txt);
     free(run->last);
@@ -1334,7 +1330,7 @@ int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, ow
     run.snapshot = snapshot;
     run.prog = &prog;
     if (plan_parts(conn, c, m, tabs, ntabs, parallel, &run, err) < 0 || copy_all(&run, conn, parallel, err) < 0 ||
-        finish_tables(&run, tabs, ntabs, err) < 0 || finish_datasets(job, &run, m, err) < 0)
+        finish_tables(&run, tabs, ntabs, err) < 0 || finish_datasets(&run, m, err) < 0)
         goto out;
     for (size_t i = 0; i < ntabs; i++)
         res->rows += tabs[i].mt->rows;
