@@ -12,6 +12,7 @@
 #include <archive_entry.h>
 
 #include "owlsync/bundle.h"
+#include "owlsync/fileio.h"
 
 #define IO_CHUNK (64 * 1024)
 #define TAR_BLOCK 512
@@ -25,91 +26,257 @@ static uint64_t round_block(uint64_t n)
 
 /* ================================ writer ================================ */
 
-struct bundle_writer {
-    struct archive *a;
-    int64_t mtime;
-    char buf[IO_CHUNK];
+/* A bundle's compressed stream is a run of zstd frames (gzip members), which
+ * every zstd (gzip) reader takes as one stream: a table's rows can then be
+ * compressed while they stream from the database, into a frame of their own,
+ * and the bundle assembled around the frames without compressing twice. */
+struct bundle_frame {
+    struct archive *a; /* raw format through the filter; NULL for BUNDLE_NONE */
+    int fd;
+    uint64_t written;  /* bytes written to fd */
 };
 
-static int writer_fail(bundle_writer *w, owl_err *err, const char *what)
+static la_ssize_t frame_write_cb(struct archive *a, void *data, const void *buf, size_t len)
 {
-    const char *msg = archive_error_string(w->a);
+    bundle_frame *f = data;
+
+    if (fileio_write_all(f->fd, buf, len) < 0) {
+        archive_set_error(a, errno, "%s", strerror(errno));
+        return -1;
+    }
+    f->written += len;
+    return (la_ssize_t)len;
+}
+
+static int frame_fail(bundle_frame *f, owl_err *err, const char *what)
+{
+    const char *msg = f->a != NULL ? archive_error_string(f->a) : strerror(errno);
 
     return err_set(err, OWL_ERUNTIME, "cannot write bundle (%s): %s", what, msg ? msg : "unknown error");
 }
+
+int bundle_frame_open(int fd, bundle_compression comp, int level, bundle_frame **out, owl_err *err)
+{
+    bundle_frame *f = calloc(1, sizeof(*f));
+    struct archive_entry *e = NULL;
+    char opt[32];
+    int r;
+
+    *out = NULL;
+    if (f == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    f->fd = fd;
+    if (comp == BUNDLE_NONE) {
+        *out = f;
+        return 0;
+    }
+    f->a = archive_write_new();
+    e = archive_entry_new();
+    if (f->a == NULL || e == NULL) {
+        archive_entry_free(e);
+        bundle_frame_abort(f);
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    }
+    snprintf(opt, sizeof(opt), "%d", level);
+    r = archive_write_set_format_raw(f->a);
+    if (r == ARCHIVE_OK)
+        r = comp == BUNDLE_GZIP ? archive_write_add_filter_gzip(f->a) : archive_write_add_filter_zstd(f->a);
+    if (r == ARCHIVE_OK)
+        r = archive_write_set_filter_option(f->a, NULL, "compression-level", opt);
+    /* No timestamp in a gzip header (an older libarchive may not know the option). */
+    if (r == ARCHIVE_OK && comp == BUNDLE_GZIP)
+        (void)archive_write_set_filter_option(f->a, "gzip", "timestamp", NULL);
+    /* Unblocked: the frame ends where its compressed bytes end, unpadded. */
+    if (r == ARCHIVE_OK)
+        r = archive_write_set_bytes_per_block(f->a, 0);
+    if (r == ARCHIVE_OK)
+        r = archive_write_open(f->a, f, NULL, frame_write_cb, NULL);
+    if (r == ARCHIVE_OK) {
+        archive_entry_set_pathname(e, "frame");
+        archive_entry_set_filetype(e, AE_IFREG);
+        r = archive_write_header(f->a, e);
+    }
+    archive_entry_free(e);
+    if (r != ARCHIVE_OK) {
+        frame_fail(f, err, "open");
+        bundle_frame_abort(f);
+        return -1;
+    }
+    *out = f;
+    return 0;
+}
+
+int bundle_frame_write(bundle_frame *f, const void *buf, size_t len, owl_err *err)
+{
+    if (len == 0)
+        return 0;
+    if (f->a == NULL) {
+        if (fileio_write_all(f->fd, buf, len) < 0)
+            return frame_fail(f, err, "data");
+        f->written += len;
+        return 0;
+    }
+    if (archive_write_data(f->a, buf, len) != (la_ssize_t)len)
+        return frame_fail(f, err, "data");
+    return 0;
+}
+
+int bundle_frame_close(bundle_frame *f, uint64_t *written, owl_err *err)
+{
+    int rc = 0;
+
+    if (f->a != NULL && archive_write_close(f->a) != ARCHIVE_OK)
+        rc = frame_fail(f, err, "end of frame");
+    if (written != NULL)
+        *written = f->written;
+    if (f->a != NULL)
+        archive_write_free(f->a);
+    free(f);
+    return rc;
+}
+
+void bundle_frame_abort(bundle_frame *f)
+{
+    if (f == NULL)
+        return;
+    if (f->a != NULL) {
+        archive_write_fail(f->a); /* nothing more is written on free */
+        archive_write_free(f->a);
+    }
+    free(f);
+}
+
+struct bundle_writer {
+    int fd;
+    bundle_compression comp;
+    int level;
+    int64_t mtime;
+    bundle_frame *frame; /* the frame being written; opened when bytes come */
+    bool entry;          /* an entry has begun */
+    uint64_t left;       /* bytes of the current entry's data still to come */
+    uint64_t pad;        /* zero bytes that end its data in the archive */
+    char buf[IO_CHUNK];
+};
 
 int bundle_writer_open(int fd, bundle_compression comp, int level, int64_t mtime,
                        bundle_writer **out, owl_err *err)
 {
     bundle_writer *w = calloc(1, sizeof(*w));
-    char opt[32];
-    int r = ARCHIVE_OK;
 
     *out = NULL;
     if (w == NULL)
         return err_set(err, OWL_ERUNTIME, "out of memory");
+    w->fd = fd;
+    w->comp = comp;
+    w->level = level;
     w->mtime = mtime;
-    w->a = archive_write_new();
-    if (w->a == NULL) {
-        free(w);
-        return err_set(err, OWL_ERUNTIME, "out of memory");
-    }
-    if (archive_write_set_format_ustar(w->a) != ARCHIVE_OK)
-        goto fail;
-    if (comp == BUNDLE_ZSTD)
-        r = archive_write_add_filter_zstd(w->a);
-    else if (comp == BUNDLE_GZIP)
-        r = archive_write_add_filter_gzip(w->a);
-    if (r != ARCHIVE_OK)
-        goto fail;
-    if (comp != BUNDLE_NONE) {
-        snprintf(opt, sizeof(opt), "%d", level);
-        if (archive_write_set_filter_option(w->a, NULL, "compression-level", opt) != ARCHIVE_OK)
-            goto fail;
-    }
-    if (comp == BUNDLE_GZIP &&
-        archive_write_set_filter_option(w->a, "gzip", "timestamp", NULL) != ARCHIVE_OK) {
-        /* no timestamp in the gzip header: older libarchive may not know the option */
-    }
-    /* No padding after the end-of-archive blocks: every byte of the file is checked. */
-    if (archive_write_set_bytes_in_last_block(w->a, 1) != ARCHIVE_OK)
-        goto fail;
-    if (archive_write_open_fd(w->a, fd) != ARCHIVE_OK)
-        goto fail;
     *out = w;
     return 0;
-fail:
-    writer_fail(w, err, "open");
-    bundle_writer_abort(w);
-    return -1;
 }
 
+/* Bytes of the archive, into the current frame. */
+static int writer_bytes(bundle_writer *w, const void *p, size_t n, owl_err *err)
+{
+    if (w->frame == NULL && bundle_frame_open(w->fd, w->comp, w->level, &w->frame, err) < 0)
+        return -1;
+    return bundle_frame_write(w->frame, p, n, err);
+}
+
+static int writer_zeros(bundle_writer *w, uint64_t n, owl_err *err)
+{
+    static const char zeros[TAR_BLOCK];
+
+    while (n > 0) {
+        size_t k = n < sizeof(zeros) ? (size_t)n : sizeof(zeros);
+        if (writer_bytes(w, zeros, k, err) < 0)
+            return -1;
+        n -= k;
+    }
+    return 0;
+}
+
+/* Where libarchive's ustar writer puts the one header it is asked for. */
+typedef struct header_sink {
+    unsigned char *p;
+    size_t len;
+} header_sink;
+
+static la_ssize_t header_write_cb(struct archive *a, void *data, const void *buf, size_t len)
+{
+    header_sink *s = data;
+    size_t k = len < TAR_BLOCK - s->len ? len : TAR_BLOCK - s->len;
+
+    memcpy(s->p + s->len, buf, k);
+    s->len += k;
+    return (la_ssize_t)len;
+}
+
+/* The ustar header block of a regular file, as libarchive writes it. */
+static int tar_header(const char *name, uint64_t size, int64_t mtime, unsigned char *hdr, owl_err *err)
+{
+    struct archive *a = archive_write_new();
+    struct archive_entry *e = archive_entry_new();
+    header_sink sink = {hdr, 0};
+    int r = ARCHIVE_FATAL;
+
+    if (a != NULL && e != NULL) {
+        archive_entry_set_pathname(e, name);
+        archive_entry_set_size(e, (la_int64_t)size);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_perm(e, 0644);
+        archive_entry_set_mtime(e, (time_t)mtime, 0);
+        r = archive_write_set_format_ustar(a);
+        if (r == ARCHIVE_OK)
+            r = archive_write_set_bytes_per_block(a, 0);
+        if (r == ARCHIVE_OK)
+            r = archive_write_open(a, &sink, NULL, header_write_cb, NULL);
+        if (r == ARCHIVE_OK)
+            r = archive_write_header(a, e);
+        if (r != ARCHIVE_OK)
+            err_set(err, OWL_ERUNTIME, "cannot write bundle (%s): %s", name,
+                    archive_error_string(a) ? archive_error_string(a) : "unknown error");
+        archive_write_fail(a); /* the header alone: no data, no end blocks */
+    } else {
+        err_set(err, OWL_ERUNTIME, "out of memory");
+    }
+    archive_entry_free(e);
+    archive_write_free(a);
+    if (r != ARCHIVE_OK)
+        return -1;
+    if (sink.len != TAR_BLOCK)
+        return err_set(err, OWL_ERUNTIME, "cannot write bundle (%s): a header of %zu bytes", name, sink.len);
+    return 0;
+}
+
+/* Ends the entry before (its padding), then writes the header of the next. */
 static int writer_header(bundle_writer *w, const char *name, uint64_t size, owl_err *err)
 {
-    struct archive_entry *e = archive_entry_new();
-    int r;
+    unsigned char hdr[TAR_BLOCK];
 
-    if (e == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
-    archive_entry_set_pathname(e, name);
-    archive_entry_set_size(e, (la_int64_t)size);
-    archive_entry_set_filetype(e, AE_IFREG);
-    archive_entry_set_perm(e, 0644);
-    archive_entry_set_mtime(e, (time_t)w->mtime, 0);
-    r = archive_write_header(w->a, e);
-    archive_entry_free(e);
-    if (r != ARCHIVE_OK)
-        return writer_fail(w, err, name);
+    if (w->entry && w->left > 0)
+        return err_set(err, OWL_ERUNTIME, "cannot write bundle: an entry lacks %llu bytes", (unsigned long long)w->left);
+    if (tar_header(name, size, w->mtime, hdr, err) < 0 || writer_zeros(w, w->pad, err) < 0 ||
+        writer_bytes(w, hdr, sizeof(hdr), err) < 0)
+        return -1;
+    w->entry = true;
+    w->left = size;
+    w->pad = round_block(size) - size;
     return 0;
+}
+
+static int writer_data(bundle_writer *w, const char *name, const void *buf, size_t len, owl_err *err)
+{
+    if (len > w->left)
+        return err_set(err, OWL_ERUNTIME, "cannot write bundle (%s): more data than its size", name);
+    w->left -= len;
+    return writer_bytes(w, buf, len, err);
 }
 
 int bundle_writer_add(bundle_writer *w, const char *name, const void *buf, size_t len, owl_err *err)
 {
     if (writer_header(w, name, len, err) < 0)
         return -1;
-    if (len > 0 && archive_write_data(w->a, buf, len) != (la_ssize_t)len)
-        return writer_fail(w, err, name);
-    return 0;
+    return writer_data(w, name, buf, len, err);
 }
 
 int bundle_writer_begin(bundle_writer *w, const char *name, uint64_t size, owl_err *err)
@@ -124,7 +291,9 @@ int bundle_writer_add_fd(bundle_writer *w, const char *name, int fd, uint64_t si
     return bundle_writer_copy_fd(w, name, fd, size, err);
 }
 
-int bundle_writer_copy_fd(bundle_writer *w, const char *name, int fd, uint64_t len, owl_err *err)
+/* Reads exactly len bytes of fd into w->buf chunks and hands each to fn. */
+static int writer_read_fd(bundle_writer *w, const char *name, int fd, uint64_t len,
+                          int (*fn)(bundle_writer *, const char *, size_t, owl_err *), owl_err *err)
 {
     uint64_t left = len;
 
@@ -137,21 +306,61 @@ int bundle_writer_copy_fd(bundle_writer *w, const char *name, int fd, uint64_t l
             return err_set(err, OWL_ERUNTIME, "cannot read spool for %s: %s", name, strerror(errno));
         if (n == 0)
             return err_set(err, OWL_ERUNTIME, "spool for %s ended early", name);
-        if (archive_write_data(w->a, w->buf, (size_t)n) != n)
-            return writer_fail(w, err, name);
+        if (fn(w, name, (size_t)n, err) < 0)
+            return -1;
         left -= (uint64_t)n;
     }
     return 0;
 }
 
+static int copy_chunk_data(bundle_writer *w, const char *name, size_t n, owl_err *err)
+{
+    return writer_data(w, name, w->buf, n, err);
+}
+
+static int copy_chunk_raw(bundle_writer *w, const char *name, size_t n, owl_err *err)
+{
+    if (fileio_write_all(w->fd, w->buf, n) < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot write bundle (%s): %s", name, strerror(errno));
+    return 0;
+}
+
+int bundle_writer_copy_fd(bundle_writer *w, const char *name, int fd, uint64_t len, owl_err *err)
+{
+    return writer_read_fd(w, name, fd, len, copy_chunk_data, err);
+}
+
+int bundle_writer_copy_frames(bundle_writer *w, const char *name, int fd, uint64_t zlen, uint64_t len, owl_err *err)
+{
+    if (len > w->left)
+        return err_set(err, OWL_ERUNTIME, "cannot write bundle (%s): more data than its size", name);
+    if (zlen == 0 && len > 0)
+        return err_set(err, OWL_ERUNTIME, "cannot write bundle (%s): no frame holds its data", name);
+    /* The frames begin where a frame ends (none, for no data). */
+    if (zlen > 0 && w->frame != NULL) {
+        bundle_frame *f = w->frame;
+        w->frame = NULL;
+        if (bundle_frame_close(f, NULL, err) < 0)
+            return -1;
+    }
+    w->left -= len;
+    return writer_read_fd(w, name, fd, zlen, copy_chunk_raw, err);
+}
+
 int bundle_writer_close(bundle_writer *w, owl_err *err)
 {
-    int rc = 0;
+    int rc = -1;
 
-    if (archive_write_close(w->a) != ARCHIVE_OK)
-        rc = writer_fail(w, err, "close");
-    archive_write_free(w->a);
-    free(w);
+    if (w->entry && w->left > 0)
+        err_set(err, OWL_ERUNTIME, "cannot write bundle: an entry lacks %llu bytes", (unsigned long long)w->left);
+    /* The last entry's padding, then the two zero blocks that end a tar
+     * archive; nothing after them. */
+    else if (writer_zeros(w, w->pad + 2 * TAR_BLOCK, err) == 0) {
+        bundle_frame *f = w->frame;
+        w->frame = NULL;
+        rc = bundle_frame_close(f, NULL, err);
+    }
+    bundle_writer_abort(w);
     return rc;
 }
 
@@ -159,7 +368,7 @@ void bundle_writer_abort(bundle_writer *w)
 {
     if (w == NULL)
         return;
-    archive_write_free(w->a);
+    bundle_frame_abort(w->frame);
     free(w);
 }
 

@@ -14,12 +14,35 @@
 
 typedef enum { BUNDLE_ZSTD = 0, BUNDLE_GZIP, BUNDLE_NONE } bundle_compression;
 
+/* ---- compressed frames ---- */
+
+/* A bundle's compressed stream may be several zstd frames (gzip members) one
+ * after another, which every zstd (gzip) reader takes as one stream. A frame
+ * written ahead, while a table's rows stream in, later goes into the bundle
+ * as it is (bundle_writer_copy_frames): no byte is compressed twice. */
+typedef struct bundle_frame bundle_frame;
+
+/* Starts one frame of comp at level, written to fd from its current offset as
+ * the compressor fills (the caller owns fd). BUNDLE_NONE writes the bytes as
+ * they are. */
+int bundle_frame_open(int fd, bundle_compression comp, int level, bundle_frame **out, owl_err *err);
+
+/* Compresses len bytes of buf into the frame. */
+int bundle_frame_write(bundle_frame *f, const void *buf, size_t len, owl_err *err);
+
+/* Ends the frame, sets *written (when not NULL) to the bytes it wrote to fd,
+ * and frees f (also on error). */
+int bundle_frame_close(bundle_frame *f, uint64_t *written, owl_err *err);
+
+/* Frees f without ending the frame; NULL is a no-op. */
+void bundle_frame_abort(bundle_frame *f);
+
 /* ---- writer ---- */
 
 typedef struct bundle_writer bundle_writer;
 
-/* Starts an archive written to fd (the caller owns and closes fd). level is the
- * compressor's level (ignored for BUNDLE_NONE). */
+/* Starts an archive written to fd from its current offset (the caller owns and
+ * closes fd). level is the compressor's level (ignored for BUNDLE_NONE). */
 int bundle_writer_open(int fd, bundle_compression comp, int level, int64_t mtime,
                        bundle_writer **out, owl_err *err);
 
@@ -34,6 +57,12 @@ int bundle_writer_add_fd(bundle_writer *w, const char *name, int fd, uint64_t si
  * add up to size. */
 int bundle_writer_begin(bundle_writer *w, const char *name, uint64_t size, owl_err *err);
 int bundle_writer_copy_fd(bundle_writer *w, const char *name, int fd, uint64_t len, owl_err *err);
+
+/* The same for data compressed ahead: zlen bytes of fd from its current
+ * offset, whole frames of the writer's compression (bundle_frame_open) that
+ * unpack to len bytes of the entry, copied as they are. */
+int bundle_writer_copy_frames(bundle_writer *w, const char *name, int fd, uint64_t zlen, uint64_t len,
+                              owl_err *err);
 
 /* Finishes the archive and frees w (also on error). */
 int bundle_writer_close(bundle_writer *w, owl_err *err);
