@@ -24,11 +24,19 @@
 #define SPOOL_BUF (256 * 1024)
 #define STATE_MAX 4096
 
+/* A part's rows on their way to the bundle: buffered, then written to an
+ * anonymous file, compressed into one frame as they come when `frame` is
+ * set (the bundle takes the frame as it is), else as they are. */
 typedef struct spool {
     int fd;
     char *buf;
     size_t used;
-    uint64_t bytes;
+    uint64_t bytes;           /* rows' bytes, unpacked */
+    bool framed;              /* compress into a frame (a table read in one part) */
+    bundle_compression comp;
+    int level;
+    bundle_frame *frame;      /* open while rows come */
+    uint64_t zbytes;          /* the frame's bytes in the file, once ended */
 } spool;
 
 #define LANES (KEYS_ROW_DIGEST_LEN / 8)
@@ -70,6 +78,8 @@ typedef struct name_set {
 /* The parts, shared by the threads that read them. */
 typedef struct copy_run {
     const cfg *c;
+    bundle_compression comp; /* of the frames the spools are written in */
+    int level;
     const char *datasets_txt; /* every dataset, as array text (NULL: collect) */
     /* With one connection, the job's names and patterns select the rows in
      * the COPY itself and the datasets are collected from the rows read: no
@@ -135,11 +145,40 @@ static int spool_open(spool *sp, owl_err *err)
     return sp->fd < 0 ? -1 : 0;
 }
 
+/* Writes len bytes to the spool's file: into its frame, or as they are. */
+static int spool_out(spool *sp, const char *p, size_t len, owl_err *err)
+{
+    if (sp->framed) {
+        if ((sp->frame == NULL && bundle_frame_open(sp->fd, sp->comp, sp->level, &sp->frame, err) < 0) ||
+            bundle_frame_write(sp->frame, p, len, err) < 0)
+            return err_prefix(err, "spool");
+    } else if (fileio_write_all(sp->fd, p, len) < 0) {
+        return err_set(err, OWL_ERUNTIME, "cannot write spool file: %s", strerror(errno));
+    }
+    return 0;
+}
+
 static int spool_flush(spool *sp, owl_err *err)
 {
-    if (sp->used > 0 && fileio_write_all(sp->fd, sp->buf, sp->used) < 0)
-        return err_set(err, OWL_ERUNTIME, "cannot write spool file: %s", strerror(errno));
+    if (sp->used > 0 && spool_out(sp, sp->buf, sp->used, err) < 0)
+        return -1;
     sp->used = 0;
+    return 0;
+}
+
+/* Writes what is buffered and ends the frame: the spool is complete. */
+static int spool_finish(spool *sp, owl_err *err)
+{
+    bundle_frame *f;
+
+    if (spool_flush(sp, err) < 0)
+        return -1;
+    f = sp->frame;
+    sp->frame = NULL;
+    if (f != NULL && bundle_frame_close(f, &sp->zbytes, err) < 0)
+        return err_prefix(err, "spool");
+    free(sp->buf); /* written: its buffer goes, whatever the number of parts */
+    sp->buf = NULL;
     return 0;
 }
 
@@ -149,8 +188,8 @@ static int spool_write(spool *sp, const char *p, size_t len, owl_err *err)
         if (spool_flush(sp, err) < 0)
             return -1;
         if (len >= SPOOL_BUF) {
-            if (fileio_write_all(sp->fd, p, len) < 0)
-                return err_set(err, OWL_ERUNTIME, "cannot write spool file: %s", strerror(errno));
+            if (spool_out(sp, p, len, err) < 0)
+                return -1;
             sp->bytes += len;
             return 0;
         }
@@ -163,6 +202,8 @@ static int spool_write(spool *sp, const char *p, size_t len, owl_err *err)
 
 static void spool_close(spool *sp)
 {
+    bundle_frame_abort(sp->frame);
+    sp->frame = NULL;
     if (sp->fd >= 0)
         close(sp->fd);
     sp->fd = -1;
@@ -739,10 +780,8 @@ static int copy_part(PGconn *conn, copy_run *run, part *p, owl_err *err)
         err_prefix(err, "%s.%s", run->c->schema, t->cfg->name);
         goto out;
     }
-    if (spool_flush(&p->sp, err) < 0)
+    if (spool_finish(&p->sp, err) < 0)
         goto out;
-    free(p->sp.buf); /* written: its buffer goes, whatever the number of parts */
-    p->sp.buf = NULL;
     rc = 0;
     goto out;
 oom:
@@ -905,6 +944,12 @@ static int plan_parts(PGconn *conn, const cfg *c, const manifest *m, table_out *
             part *p = &run->parts[at];
             p->t = &tabs[i];
             p->sp.fd = -1;
+            /* A table read in one part is compressed as it streams; the parts
+             * of one read in several are hashed in order afterwards, so they
+             * stay as they are and are compressed into the bundle. */
+            p->sp.framed = tabs[i].nparts == 1;
+            p->sp.comp = run->comp;
+            p->sp.level = run->level;
             p->datasets_txt = tabs[i].nparts > 1 ? run->groups[k] : run->datasets_txt;
             if (tabs[i].nparts == 1 && (p->h = keys_hash_new()) == NULL)
                 return err_set(err, OWL_ERUNTIME, "out of memory");
@@ -1136,7 +1181,8 @@ static int build_bundle(const exporter_job *job, const keys_secret *sk, manifest
                 err_set(err, OWL_ERUNTIME, "cannot rewind spool: %s", strerror(errno));
                 goto out;
             }
-            if (bundle_writer_copy_fd(w, tabs[i].mt->file, p->sp.fd, p->sp.bytes, err) < 0)
+            if ((p->sp.framed ? bundle_writer_copy_frames(w, tabs[i].mt->file, p->sp.fd, p->sp.zbytes, p->sp.bytes, err)
+                              : bundle_writer_copy_fd(w, tabs[i].mt->file, p->sp.fd, p->sp.bytes, err)) < 0)
                 goto out;
         }
     }
@@ -1326,6 +1372,8 @@ int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, ow
         goto out;
     }
     run.c = c;
+    run.comp = job->compression;
+    run.level = job->compression_level;
     run.datasets_txt = datasets_txt;
     run.snapshot = snapshot;
     run.prog = &prog;
