@@ -16,6 +16,7 @@
 
 #define IO_CHUNK (64 * 1024)
 #define TAR_BLOCK 512
+#define TAR_SIZE_MAX UINT64_C(077777777777) /* 11 octal digits: 8 GiB - 1 */
 #define MANIFEST_ENTRY "manifest.json"
 #define SIG_ENTRY "manifest.sig"
 
@@ -34,12 +35,15 @@ struct bundle_frame {
     struct archive *a; /* raw format through the filter; NULL for BUNDLE_NONE */
     int fd;
     uint64_t written;  /* bytes written to fd */
+    bool discard;      /* aborted: what the compressor still writes goes nowhere */
 };
 
 static la_ssize_t frame_write_cb(struct archive *a, void *data, const void *buf, size_t len)
 {
     bundle_frame *f = data;
 
+    if (f->discard)
+        return (la_ssize_t)len;
     if (fileio_write_all(f->fd, buf, len) < 0) {
         archive_set_error(a, errno, "%s", strerror(errno));
         return -1;
@@ -140,7 +144,10 @@ void bundle_frame_abort(bundle_frame *f)
     if (f == NULL)
         return;
     if (f->a != NULL) {
-        archive_write_fail(f->a); /* nothing more is written on free */
+        /* Closed, not failed: libarchive frees its writer's state only on
+         * close. What the compressor still writes is thrown away. */
+        f->discard = true;
+        (void)archive_write_close(f->a);
         archive_write_free(f->a);
     }
     free(f);
@@ -195,7 +202,8 @@ static int writer_zeros(bundle_writer *w, uint64_t n, owl_err *err)
     return 0;
 }
 
-/* Where libarchive's ustar writer puts the one header it is asked for. */
+/* Where libarchive's ustar writer puts the archive of one empty file: its
+ * header is the first block, the end-of-archive blocks follow. */
 typedef struct header_sink {
     unsigned char *p;
     size_t len;
@@ -211,17 +219,28 @@ static la_ssize_t header_write_cb(struct archive *a, void *data, const void *buf
     return (la_ssize_t)len;
 }
 
-/* The ustar header block of a regular file, as libarchive writes it. */
+/* The ustar header block of a regular file of size bytes, as libarchive's
+ * writer makes it. libarchive is asked for the header of an empty file (so
+ * that it writes no data of its own), then the size goes into the size field
+ * as libarchive writes it (11 octal digits and a space) and the checksum is
+ * computed again (6 octal digits, NUL, space). A unit test holds the result
+ * to libarchive's own archive of the same entries. */
 static int tar_header(const char *name, uint64_t size, int64_t mtime, unsigned char *hdr, owl_err *err)
 {
     struct archive *a = archive_write_new();
     struct archive_entry *e = archive_entry_new();
     header_sink sink = {hdr, 0};
+    char field[16];
+    unsigned sum = 0;
     int r = ARCHIVE_FATAL;
 
+    if (size > TAR_SIZE_MAX)
+        return err_set(err, OWL_EUSAGE,
+                       "%s would be %llu bytes: a bundle entry holds less than 8 GiB\nHINT: split the datasets over several export jobs",
+                       name, (unsigned long long)size);
     if (a != NULL && e != NULL) {
         archive_entry_set_pathname(e, name);
-        archive_entry_set_size(e, (la_int64_t)size);
+        archive_entry_set_size(e, 0);
         archive_entry_set_filetype(e, AE_IFREG);
         archive_entry_set_perm(e, 0644);
         archive_entry_set_mtime(e, (time_t)mtime, 0);
@@ -232,10 +251,11 @@ static int tar_header(const char *name, uint64_t size, int64_t mtime, unsigned c
             r = archive_write_open(a, &sink, NULL, header_write_cb, NULL);
         if (r == ARCHIVE_OK)
             r = archive_write_header(a, e);
+        if (r == ARCHIVE_OK)
+            r = archive_write_close(a);
         if (r != ARCHIVE_OK)
             err_set(err, OWL_ERUNTIME, "cannot write bundle (%s): %s", name,
                     archive_error_string(a) ? archive_error_string(a) : "unknown error");
-        archive_write_fail(a); /* the header alone: no data, no end blocks */
     } else {
         err_set(err, OWL_ERUNTIME, "out of memory");
     }
@@ -245,6 +265,15 @@ static int tar_header(const char *name, uint64_t size, int64_t mtime, unsigned c
         return -1;
     if (sink.len != TAR_BLOCK)
         return err_set(err, OWL_ERUNTIME, "cannot write bundle (%s): a header of %zu bytes", name, sink.len);
+    snprintf(field, sizeof(field), "%011llo ", (unsigned long long)size);
+    memcpy(hdr + 124, field, 12);
+    memset(hdr + 148, ' ', 8);
+    for (size_t i = 0; i < TAR_BLOCK; i++)
+        sum += hdr[i];
+    snprintf(field, sizeof(field), "%06o", sum);
+    memcpy(hdr + 148, field, 6);
+    hdr[154] = '\0';
+    hdr[155] = ' ';
     return 0;
 }
 

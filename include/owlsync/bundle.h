@@ -34,7 +34,7 @@ int bundle_frame_write(bundle_frame *f, const void *buf, size_t len, owl_err *er
  * and frees f (also on error). */
 int bundle_frame_close(bundle_frame *f, uint64_t *written, owl_err *err);
 
-/* Frees f without ending the frame; NULL is a no-op. */
+/* Frees f without writing the rest of the frame to fd; NULL is a no-op. */
 void bundle_frame_abort(bundle_frame *f);
 
 /* ---- writer ---- */

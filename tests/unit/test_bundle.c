@@ -506,32 +506,41 @@ static void tar_set_size(unsigned char *h, uint64_t size)
 
 /* ================================ tests ================================ */
 
+static const bundle_compression comps[] = {BUNDLE_ZSTD, BUNDLE_GZIP, BUNDLE_NONE};
+static const char *const comp_names[] = {"zstd", "gzip", "none"};
+
+#define BIG_LEN 300000
+
+/* Four tables: small, empty, large (big, BIG_LEN bytes that compress
+ * poorly, filled here) and small again. */
+static void four_tables(tdata t[4], unsigned char *big)
+{
+    for (size_t i = 0; i < BIG_LEN; i++)
+        big[i] = (unsigned char)((i * 2654435761u) >> 13);
+    t[0] = (tdata){"owl_rule", rows_a, strlen(rows_a)};
+    t[1] = (tdata){"empty_table", "", 0};
+    t[2] = (tdata){"big_one", big, BIG_LEN};
+    t[3] = (tdata){"job_schedule", rows_b, strlen(rows_b)};
+}
+
 static void test_round_trip(void)
 {
-    static const bundle_compression comps[] = {BUNDLE_ZSTD, BUNDLE_GZIP, BUNDLE_NONE};
-    static const char *names[] = {"zstd", "gzip", "none"};
-    unsigned char *big = malloc(300000);
+    unsigned char *big = malloc(BIG_LEN);
     owl_err err;
+    tdata t[4];
 
     if (big == NULL)
         return;
-    for (size_t i = 0; i < 300000; i++)
-        big[i] = (unsigned char)((i * 2654435761u) >> 13);
-    tdata t[] = {
-        {"owl_rule", rows_a, strlen(rows_a)},
-        {"empty_table", "", 0},
-        {"big_one", big, 300000},
-        {"job_schedule", rows_b, strlen(rows_b)},
-    };
+    four_tables(t, big);
     for (size_t c = 0; c < 3; c++) {
         char name[64];
-        snprintf(name, sizeof(name), "rt.%s.owlb", names[c]);
+        snprintf(name, sizeof(name), "rt.%s.owlb", comp_names[c]);
         CHECK(build_bundle(tpath(name), comps[c], "prod", t, 4) == 0);
         /* small, odd and large read buffers */
         if (read_all(tpath(name), &roomy, &trust_prod, t, 4, 1, &err) != 0 ||
             read_all(tpath(name), &roomy, &trust_prod, t, 4, 1000, &err) != 0 ||
             read_all(tpath(name), &roomy, &trust_prod, t, 4, 1 << 20, &err) != 0) {
-            printf("#   %s: %s\n", names[c], err.msg);
+            printf("#   %s: %s\n", comp_names[c], err.msg);
             CHECK(0);
         }
         /* inspect: no trust, nothing checked but the hashes */
@@ -634,35 +643,27 @@ static size_t count_frames(const unsigned char *z, size_t len, bundle_compressio
 
 static void test_frames(void)
 {
-    static const bundle_compression comps[] = {BUNDLE_ZSTD, BUNDLE_GZIP, BUNDLE_NONE};
-    static const char *names[] = {"zstd", "gzip", "none"};
-    unsigned char *big = malloc(300000);
+    unsigned char *big = malloc(BIG_LEN);
     signed_manifest sm = {0};
     owl_err err;
+    tdata t[4];
 
     if (big == NULL)
         return;
-    for (size_t i = 0; i < 300000; i++)
-        big[i] = (unsigned char)((i * 2654435761u) >> 13);
-    tdata t[] = {
-        {"owl_rule", rows_a, strlen(rows_a)},
-        {"empty_table", "", 0},
-        {"big_one", big, 300000},
-        {"job_schedule", rows_b, strlen(rows_b)},
-    };
+    four_tables(t, big);
     CHECK(make_signed("prod", sk1, &pk1, t, 4, &sm) == 0);
     for (size_t c = 0; c < 3 && sm.mbytes != NULL; c++) {
         char framed[64], plain[64];
         size_t flen = 0, plen = 0;
         unsigned char *fz, *pz;
 
-        snprintf(framed, sizeof(framed), "frames.%s.owlb", names[c]);
-        snprintf(plain, sizeof(plain), "plain.%s.owlb", names[c]);
+        snprintf(framed, sizeof(framed), "frames.%s.owlb", comp_names[c]);
+        snprintf(plain, sizeof(plain), "plain.%s.owlb", comp_names[c]);
         CHECK(write_framed(tpath(framed), comps[c], &sm, t, 4, 100000) == 0);
         CHECK(write_bundle(tpath(plain), comps[c], &sm, t, 4) == 0);
         /* every table reads back as written, the layout check passes */
         if (read_all(tpath(framed), &roomy, &trust_prod, t, 4, 1000, &err) != 0) {
-            printf("#   %s: %s\n", names[c], err.msg);
+            printf("#   %s: %s\n", comp_names[c], err.msg);
             CHECK(0);
         }
         CHECK(open_verify(tpath(framed), &roomy, &trust_prod, &err) == 0);
@@ -677,7 +678,7 @@ static void test_frames(void)
              * the frame between, job_schedule, the end: 9 (the empty table
              * has none); the plain writer's stream is one */
             size_t nf = count_frames(fz, flen, comps[c]);
-            printf("# %s: %zu frames framed, %zu plain\n", names[c], nf, count_frames(pz, plen, comps[c]));
+            printf("# %s: %zu frames framed, %zu plain\n", comp_names[c], nf, count_frames(pz, plen, comps[c]));
             CHECK(nf == 9);
             CHECK(count_frames(pz, plen, comps[c]) == 1);
         }
@@ -701,6 +702,15 @@ static void test_frames(void)
         err_clear(&err);
         CHECK(bundle_writer_close(w, &err) == -1);
         CHECK_STR(err.msg, "cannot write bundle: an entry lacks 10 bytes");
+        /* ustar's size field holds 11 octal digits: 8 GiB is one byte too many */
+        CHECK(bundle_writer_open(fd, BUNDLE_ZSTD, 3, 0, &w, &err) == 0);
+        err_clear(&err);
+        CHECK(bundle_writer_begin(w, "data/x.tsv", UINT64_C(8) << 30, &err) == -1);
+        CHECK(err.code == OWL_EUSAGE);
+        CHECK_STR(err.msg, "data/x.tsv would be 8589934592 bytes: a bundle entry holds less than 8 GiB\n"
+                           "HINT: split the datasets over several export jobs");
+        CHECK(bundle_writer_begin(w, "data/x.tsv", (UINT64_C(8) << 30) - 1, &err) == 0);
+        bundle_writer_abort(w);
         if (fd >= 0)
             close(fd);
         if (zfd >= 0)
