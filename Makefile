@@ -88,7 +88,7 @@ demo: deps
 	@OWLSYNC=$(CURDIR)/owlsync tests/demo.sh
 
 # Benchmarks (not tests): owlsync against raw COPY and the vendor's INSERT way, in one run.
-# make bench [SIZE=5000] [SELECTED=500] [COLUMNS=200] [RUNS=3] [SCALE="10000 100000 1000000"] [SCALE_RUNS=…]
+# make bench [SIZE=5000] [SELECTED=500] [COLUMNS=200] [RUNS=5] [SCALE="10000 100000 1000000"] [SCALE_RUNS=…]
 #            [DURABLE=1] [BENCH_TIMEOUT=600] [BENCH_KEEP=1]: see tests/bench/run.sh
 bench: deps
 	@$(MAKE) --no-print-directory owlsync

@@ -2,7 +2,7 @@
 # owlsync benchmark (issue 8): owlsync against raw COPY and against the
 # vendor's dump()+INSERT way, measured in one run on the same data.
 #
-#   make bench [SIZE=5000] [SELECTED=500] [COLUMNS=200] [RUNS=3] [SCALE="10000 100000 1000000"] [SCALE_RUNS=RUNS]
+#   make bench [SIZE=5000] [SELECTED=500] [COLUMNS=200] [RUNS=5] [SCALE="10000 100000 1000000"] [SCALE_RUNS=RUNS]
 #              [DURABLE=1] [BENCH_TIMEOUT=600] [BENCH_KEEP=0]
 #   OWLSYNC=./owlsync tests/bench/run.sh          (the same, without make)
 #
@@ -12,8 +12,11 @@
 #   COLUMNS     dataset_schema rows per dataset (default 200).  The defaults make
 #               the metastore of issue 8: 5,000 datasets, 100k rules, 1M schema
 #               rows, 500 promoted = 116.5k rows (COLUMNS=10: 21.5k rows)
-#   RUNS        timed runs per figure; the table shows the median time and the
-#               largest peak RSS of them
+#   RUNS        timed runs per figure (default 5); the table shows the median
+#               time and the largest peak RSS of them, and each ratio as the
+#               median of the ratios run by run (each run measures every method
+#               once, seconds apart: the durable disk's slow spells, which move
+#               single figures by a third, move both sides of a ratio)
 #   SCALE       row counts of the second table (each rounded to whole datasets);
 #               SCALE= (empty) skips it
 #   SCALE_RUNS  timed runs per figure of the second table (default RUNS)
@@ -59,7 +62,7 @@ SIZE=${SIZE:-5000}
 SELECTED=${SELECTED:-500}
 COLUMNS=${COLUMNS:-200}
 PER_DS=$((33 + COLUMNS)) # rows of one bulk dataset (sql/sample.sql)
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 SCALE=${SCALE-10000 100000 1000000}
 SCALE_RUNS=${SCALE_RUNS:-$RUNS}
 DURABLE=${DURABLE:-1}
@@ -157,6 +160,18 @@ stat_of() {
               if (t) m = s[NR]; printf "%.4f %d %s\n", m, r, t ? "T" : "-" }'
 }
 secs_of() { stat_of "$1" | cut -d' ' -f1; }
+
+# Median, least and largest of the ratios NUM/DEN run by run (run i of each:
+# measured a few seconds apart, so a slow spell of the disk moves both and
+# cancels out): "MEDIAN MIN MAX", or "- - -" without a pair of runs.
+ratio_stat() { # NUM_LABEL DEN_LABEL
+    paste -d' ' <(cut -d' ' -f1 "$W/res/$1") <(cut -d' ' -f1 "$W/res/$2") |
+        awk 'NF == 2 && $2 > 0 { print $1 / $2 }' | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR == 0) { print "- - -"; exit }
+              m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+              printf "%.2f %.2f %.2f\n", m, v[1], v[NR] }'
+}
+ratio_med() { ratio_stat "$1" "$2" | cut -d' ' -f1; }
 timed_out() { [ -f "$W/res/$1" ] && grep -q ' T$' "$W/res/$1"; }
 # SECS [FLAG] → "1.234" or ">600"
 fmt_secs() { if [ "${2:--}" = T ]; then echo ">$BENCH_TIMEOUT"; else printf "%.${3:-3}f" "$1"; fi; }
@@ -346,7 +361,6 @@ fmt_rate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s <= 0) print "-"; else printf
 fmt_mbs() { awk -v b="$1" -v s="$2" 'BEGIN { if (s <= 0) print "-"; else printf "%.1f", b / 1e6 / s }'; }
 fmt_mb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e6 }'; }
 fmt_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b <= 0) print "-"; else printf "%.2f", a / b }'; }
 verdict() { # VALUE OP LIMIT → met / MISSED
     awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN { ok = (op == "le") ? (v <= l) : (v >= l); print ok ? "met" : "MISSED" }'
 }
@@ -489,15 +503,13 @@ done
 LOAD_MAIN=$(loadavg)
 
 # ------------------------------------------------------------------ table 1
-read -r S_RAW_OUT _ < <(stat_of raw_out)
-read -r S_RAW_IN _ < <(stat_of raw_in)
-row() { # LABEL NAME BYTES BASE TARGET
+row() { # LABEL NAME BYTES BASE_NAME TARGET
     local s r f lt=""
     read -r s r f < <(stat_of "$2")
     [ "$f" = T ] && lt="<"
     printf '%-46s %8s %9s %7s %9s %8s %9s  %s\n' "$1" "$(fmt_secs "$s" "$f")" "$lt$(fmt_rate "$ROWS" "$s")" \
         "$lt$(fmt_mbs "$COPY_BYTES" "$s")" "$3" "$(fmt_mib "$r")" \
-        "$(if [ -n "$4" ]; then echo "${lt:+>}$(ratio "$s" "$4")x"; else echo -; fi)" "$5"
+        "$(if [ -n "$4" ]; then echo "${lt:+>}$(ratio_med "$2" "$4")x"; else echo -; fi)" "$5"
 }
 echo
 echo "owlsync benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $("$PSQL" --version | sed 's/^psql (PostgreSQL) /PostgreSQL /')"
@@ -508,40 +520,41 @@ else
     echo "target and source: fsync off, synchronous_commit off (DURABLE=0)"
 fi
 echo "source: $SIZE datasets; promoted: $SELECTED datasets (every ${step}th), $ROWS rows in ${#TABLES[@]} tables,"
-echo "        $(fmt_mb "$COPY_BYTES") MB as COPY text; median of $RUNS runs, peak RSS = largest of them"
+echo "        $(fmt_mb "$COPY_BYTES") MB as COPY text; median of $RUNS runs, peak RSS = largest of them,"
+echo "        x raw = median of the ratios run by run"
 echo
 printf '%-46s %8s %9s %7s %9s %8s %9s  %s\n' "" seconds rows/s MB/s "size MB" "RSS MiB" "x raw" "target"
 row "raw COPY out + zstd -$ZSTD_LEVEL" raw_out "$(fmt_mb "$RAW_BYTES")" "" ""
-row "vendor dump() -> INSERT statements" vendor_dump "$(fmt_mb "$STMT_BYTES")" "$S_RAW_OUT" ""
-row "owlsync export" owl_export "$(fmt_mb "$BUNDLE_BYTES")" "$S_RAW_OUT" "<= 1.2x"
+row "vendor dump() -> INSERT statements" vendor_dump "$(fmt_mb "$STMT_BYTES")" raw_out ""
+row "owlsync export" owl_export "$(fmt_mb "$BUNDLE_BYTES")" raw_out "<= 1.2x"
 row "raw COPY in (empty target)" raw_in "-" "" ""
-row "vendor import (INSERT by INSERT, autocommit)" vendor_import "-" "$S_RAW_IN" ""
-row "owlsync import, fresh" owl_fresh "-" "$S_RAW_IN" "<= 1.5x"
-row "owlsync import, fresh, rewrites on" owl_fresh_rw "-" "$S_RAW_IN" "<= 1.5x, +10% over fresh"
-row "owlsync import, fresh, tables ANALYZEd empty" owl_fresh_an "-" "$S_RAW_IN" "<= 1.5x"
-row "owlsync re-import, rows unchanged" owl_reimport "-" "$S_RAW_IN" "<= 2x"
-row "owlsync re-import, every row changed" owl_reimport_chg "-" "$S_RAW_IN" "<= 2x"
+row "vendor import (INSERT by INSERT, autocommit)" vendor_import "-" raw_in ""
+row "owlsync import, fresh" owl_fresh "-" raw_in "<= 1.5x"
+row "owlsync import, fresh, rewrites on" owl_fresh_rw "-" raw_in "<= 1.5x, +10% over fresh"
+row "owlsync import, fresh, tables ANALYZEd empty" owl_fresh_an "-" raw_in "<= 1.5x"
+row "owlsync re-import, rows unchanged" owl_reimport "-" raw_in "<= 2x"
+row "owlsync re-import, every row changed" owl_reimport_chg "-" raw_in "<= 2x"
 
-S_FRESH=$(secs_of owl_fresh)
-S_FRESH_RW=$(secs_of owl_fresh_rw)
 echo
-echo "targets (ratios in this run):"
+echo "targets (median of the ratios run by run, least and largest in brackets):"
 # target_line DESC NUM_LABEL DEN_LABEL OP LIMIT — NUM/DEN against the target;
 # a figure that hit BENCH_TIMEOUT is a bound (">" or "<"), its verdict stands.
 target_line() {
-    local x p=""
-    x=$(ratio "$(secs_of "$2")" "$(secs_of "$3")")
+    local x lo hi p=""
+    read -r x lo hi < <(ratio_stat "$2" "$3")
     if timed_out "$2"; then p=">"; elif timed_out "$3"; then p="<"; fi
-    printf '  %-52s %8s  target %s %-5s %s\n' "$1" "$p${x}x" "$([ "$4" = le ] && echo "<=" || echo ">=")" "$5x" \
-        "$(verdict "$x" "$4" "$5")"
+    printf '  %-52s %8s %-13s target %s %-5s %s\n' "$1" "$p${x}x" "($lo..$hi)" \
+        "$([ "$4" = le ] && echo "<=" || echo ">=")" "$5x" "$(verdict "$x" "$4" "$5")"
 }
 target_line "export / (raw COPY out + zstd)" owl_export raw_out le 1.2
 target_line "fresh import / raw COPY in" owl_fresh raw_in le 1.5
 target_line "fresh import, tables ANALYZEd empty / raw COPY in" owl_fresh_an raw_in le 1.5
 target_line "re-import (unchanged) / raw COPY in" owl_reimport raw_in le 2
 target_line "re-import (every row changed) / raw COPY in" owl_reimport_chg raw_in le 2
-x=$(awk -v a="$S_FRESH_RW" -v b="$S_FRESH" 'BEGIN { printf "%+.1f", (a / b - 1) * 100 }')
-printf '  %-52s %8s  target <= +10%%  %s\n' "rewrites on / off (fresh import)" "$x%" "$(verdict "$x" le 10)"
+read -r x lo hi < <(ratio_stat owl_fresh_rw owl_fresh)
+pct() { awk -v r="$1" 'BEGIN { printf "%+.1f", (r - 1) * 100 }'; }
+printf '  %-52s %8s %-13s target <= +10%%  %s\n' "rewrites on / off (fresh import)" "$(pct "$x")%" \
+    "($(pct "$lo")..$(pct "$hi"))" "$(verdict "$(pct "$x")" le 10)"
 target_line "vendor import / owlsync fresh import" vendor_import owl_fresh ge 25
 
 # ================================================================== table 2: scale
@@ -562,12 +575,12 @@ BIG_CI=$(pg_conninfo big)
 SCALE_HEAD=$(printf '%9s %8s %8s %8s | %7s %7s %7s %7s %7s | %7s %7s %7s %7s %7s' \
     rows datasets "COPY MB" "bndl MB" "raw out" export "x raw" "rows/s" RSS "raw in" import "x raw" "rows/s" RSS)
 SCALE_OUT=()
-# "secs x-raw rows/s rss" cells of LABEL against BASE seconds
-scale_cells() { # LABEL BASE ROWS
+# "secs x-raw rows/s rss" cells of LABEL against the runs of BASE_LABEL
+scale_cells() { # LABEL BASE_LABEL ROWS
     local s r f lt=""
     read -r s r f < <(stat_of "$1")
     [ "$f" = T ] && lt="<"
-    printf '%7s %7s %7s %7s' "$(fmt_secs "$s" "$f" 2)" "${lt:+>}$(ratio "$s" "$2")x" "$lt$(fmt_rate "$3" "$s")" \
+    printf '%7s %7s %7s %7s' "$(fmt_secs "$s" "$f" 2)" "${lt:+>}$(ratio_med "$1" "$2")x" "$lt$(fmt_rate "$3" "$s")" \
         "$(fmt_mib "$r")"
 }
 for r in $SCALE; do
@@ -607,8 +620,8 @@ for r in $SCALE; do
     read -r so _ < <(stat_of sc_raw_out)
     read -r si _ < <(stat_of sc_raw_in)
     line=$(printf '%9d %8d %8s %8s | %7.2f %s | %7.2f %s' "$rows" "$k" "$(fmt_mb "$cbytes")" "$(fmt_mb "$bsize")" \
-        "$so" "$(if [ -f "$W/res/sc_export" ]; then scale_cells sc_export "$so" "$rows"; else echo "      -"; fi)" \
-        "$si" "$(if [ -f "$W/res/sc_import" ]; then scale_cells sc_import "$si" "$rows"; else echo "      -"; fi)")
+        "$so" "$(if [ -f "$W/res/sc_export" ]; then scale_cells sc_export sc_raw_out "$rows"; else echo "      -"; fi)" \
+        "$si" "$(if [ -f "$W/res/sc_import" ]; then scale_cells sc_import sc_raw_in "$rows"; else echo "      -"; fi)")
     SCALE_OUT+=("$line")
     say "$SCALE_HEAD"
     say "$line"
