@@ -49,6 +49,9 @@
 #                  empty, as autovacuum or vacuumdb --analyze leaves a new database);
 #                  import of a newer bundle over the rows of an older one
 #                  (unchanged, or every row changed in the target first)
+#   raw stage + UPDATE   the floor of "every row changed": one psql session, one
+#                  transaction, each table's rows \copy'd into a temporary table
+#                  and one UPDATE ... FROM it by key (write_raw_update_script)
 # "Empty target" = the metastore tables and the owlsync ledger (sql/ledger.sql)
 # dropped and created again before each run: never analyzed, as in a new database.
 # The columns copied are the ones owlsync exports: all but "id" (generated).
@@ -240,6 +243,34 @@ write_copy_in_script() { # FILE INDIR
     done
 }
 
+# The floor of "every row changed": what any tool does to make the target's
+# rows equal to the source's in place, keeping their ids. In one transaction:
+# each table's rows COPYed into a temporary table, its key columns analyzed,
+# then one UPDATE ... FROM it, matched by key. (owlsync does the same and, on
+# top, finds what to delete and insert and what did not change.)
+write_raw_update_script() { # FILE INDIR
+    local f=$1 dir=$2 t c set k match
+    {
+        echo "BEGIN;"
+        echo "SET LOCAL work_mem = '64MB';"
+        echo "SET LOCAL temp_buffers = '64MB';"
+        for t in "${TABLES[@]}"; do
+            set="" match=""
+            IFS=',' read -r -a keys <<<"${KEY[$t]// /}"
+            for k in "${keys[@]}"; do match+="${match:+ AND }t.$k = s.$k"; done
+            IFS=',' read -r -a cols <<<"${COLS[$t]// /}"
+            for c in "${cols[@]}"; do
+                [[ " ${keys[*]} " == *" $c "* ]] || set+="${set:+, }$c = s.$c"
+            done
+            echo "CREATE TEMP TABLE s_$t ON COMMIT DROP AS SELECT ${COLS[$t]} FROM public.$t WITH NO DATA;"
+            echo "\copy s_$t (${COLS[$t]}) FROM '$dir/$t.copy'"
+            echo "ANALYZE s_$t (${KEY[$t]});"
+            echo "UPDATE public.$t t SET $set FROM s_$t s WHERE $match;"
+        done
+        echo "COMMIT;"
+    } >"$f"
+}
+
 # [table] sections: natural keys, id generated.
 table_sections() {
     local t
@@ -407,6 +438,7 @@ write_tgt_ini "$W/tgt_rw.ini" 1
 write_copy_out_script "$W/copy_out.sql" public "$WHERE_SEL"
 write_copy_files_script "$W/copy_files.sql" public "$WHERE_SEL" "$W/raw"
 write_copy_in_script "$W/copy_in.sql" "$W/raw"
+write_raw_update_script "$W/raw_update.sql" "$W/raw"
 TABLES_ARRAY="{$(IFS=,; echo "${TABLES[*]}")}"
 DUMP_SQL="SELECT bench_vendor.dump('public', '$TABLES_ARRAY', '$SEL_ARRAY')"
 
@@ -499,6 +531,16 @@ for ((run = 1; run <= RUNS; run++)); do
     # the import restored every row: the UPDATEs above changed all of them
     [ "$MEASURE_TIMEDOUT" = 1 ] || [ "$(pg_query tgt "SELECT count(*) FROM public.owl_rule WHERE user_nm LIKE '% (target)'")" = 0 ] ||
         die "the re-import did not restore the changed rows"
+    # … and the floor of that: the same rows staged and UPDATEd in place by hand.
+    reset_target
+    owl_import "$W/tgt.ini" "$BUNDLE_A"
+    for t in "${TABLES[@]}"; do
+        pg_query tgt "UPDATE public.$t SET ${CHANGE[$t]}" >/dev/null
+    done
+    settle_target
+    measure raw_update "${PSQL_Q[@]}" -d "$TGT_CI" -f "$W/raw_update.sql"
+    [ "$MEASURE_TIMEDOUT" = 1 ] || [ "$(pg_query tgt "SELECT count(*) FROM public.owl_rule WHERE user_nm LIKE '% (target)'")" = 0 ] ||
+        die "the raw UPDATE did not restore the changed rows"
 done
 LOAD_MAIN=$(loadavg)
 
@@ -534,6 +576,7 @@ row "owlsync import, fresh, rewrites on" owl_fresh_rw "-" raw_in "<= 1.5x, +10% 
 row "owlsync import, fresh, tables ANALYZEd empty" owl_fresh_an "-" raw_in "<= 1.5x"
 row "owlsync re-import, rows unchanged" owl_reimport "-" raw_in "<= 2x"
 row "owlsync re-import, every row changed" owl_reimport_chg "-" raw_in "<= 2x"
+row "raw stage + UPDATE of every row (its floor)" raw_update "-" raw_in ""
 
 echo
 echo "targets (median of the ratios run by run, least and largest in brackets):"
@@ -551,6 +594,8 @@ target_line "fresh import / raw COPY in" owl_fresh raw_in le 1.5
 target_line "fresh import, tables ANALYZEd empty / raw COPY in" owl_fresh_an raw_in le 1.5
 target_line "re-import (unchanged) / raw COPY in" owl_reimport raw_in le 2
 target_line "re-import (every row changed) / raw COPY in" owl_reimport_chg raw_in le 2
+read -r x lo hi < <(ratio_stat owl_reimport_chg raw_update)
+printf '  %-52s %8s %-13s (PostgreSQL'"'"'s floor of a changed re-import)\n' "  the same / raw stage + UPDATE" "${x}x" "($lo..$hi)"
 read -r x lo hi < <(ratio_stat owl_fresh_rw owl_fresh)
 pct() { awk -v r="$1" 'BEGIN { printf "%+.1f", (r - 1) * 100 }'; }
 printf '  %-52s %8s %-13s target <= +10%%  %s\n' "rewrites on / off (fresh import)" "$(pct "$x")%" \
