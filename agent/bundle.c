@@ -227,8 +227,8 @@ static la_ssize_t header_write_cb(struct archive *a, void *data, const void *buf
  * to libarchive's own archive of the same entries. */
 static int tar_header(const char *name, uint64_t size, int64_t mtime, unsigned char *hdr, owl_err *err)
 {
-    struct archive *a = archive_write_new();
-    struct archive_entry *e = archive_entry_new();
+    struct archive *a = NULL;
+    struct archive_entry *e = NULL;
     header_sink sink = {hdr, 0};
     char field[16];
     unsigned sum = 0;
@@ -238,6 +238,8 @@ static int tar_header(const char *name, uint64_t size, int64_t mtime, unsigned c
         return err_set(err, OWL_EUSAGE,
                        "%s would be %llu bytes: a bundle entry holds less than 8 GiB\nHINT: split the datasets over several export jobs",
                        name, (unsigned long long)size);
+    a = archive_write_new();
+    e = archive_entry_new();
     if (a != NULL && e != NULL) {
         archive_entry_set_pathname(e, name);
         archive_entry_set_size(e, 0);
