@@ -155,16 +155,11 @@ tgt_state() {
     } | PGOPTIONS='-c timezone=UTC' pg_psql tgt -At
 }
 
-# ledger_count BUNDLE — ledger rows of that bundle file (0 without a ledger).
-ledger_count() {
-    pg_query tgt "SELECT count(*) FROM owlsync.bundles WHERE file_name = '$(basename "$1")'" 2>/dev/null || echo 0
-}
-
 # ledger_counts BUNDLE TABLE — "rows inserted updated deleted unchanged" kept for it.
 ledger_counts() {
     pg_query tgt "SELECT concat_ws(' ', t.rows, t.inserted, t.updated, t.deleted, t.unchanged)
-                  FROM owlsync.bundle_tables t JOIN owlsync.bundles b USING (bundle_id)
-                  WHERE b.file_name = '$(basename "$1")' AND t.table_name = '$2'"
+                  FROM owlsync.bundle_tables t
+                  WHERE t.bundle_id = '$(owl_bundle_id "$1")' AND t.table_name = '$2'"
 }
 
 # printed_counts TABLE INS UPD DEL UNCH — the last imp's report has that line.
@@ -276,11 +271,11 @@ SQL
     [ "$(ledger_count "$b")" = 1 ]
     [ "$(ledger_counts "$b" owl_rule)" = "29 29 0 0 0" ]
     [ "$(tgt1 "SELECT count(*) FROM owlsync.bundle_tables t JOIN owlsync.bundles b USING (bundle_id)
-               WHERE b.file_name = '$(basename "$b")'")" = 9 ]
-    [ "$(tgt1 "SELECT environment || ' ' || job || ' ' || sequence || ' ' || array_length(datasets, 1)
-               FROM owlsync.bundles WHERE file_name = '$(basename "$b")'")" = "prod nightly 1 3" ]
+               WHERE b.bundle_id = '$(owl_bundle_id "$b")'")" = 9 ]
+    [ "$(tgt1 "SELECT environment || ' ' || job || ' ' || sequence || ' ' || array_length(datasets, 1) || ' ' || file_name
+               FROM owlsync.bundles WHERE bundle_id = '$(owl_bundle_id "$b")'")" = "prod nightly 1 3 $(basename "$b")" ]
     [ "$(tgt1 "SELECT string_agg(d.dataset, ',' ORDER BY d.dataset) FROM owlsync.datasets d
-               JOIN owlsync.bundles b USING (bundle_id) WHERE b.file_name = '$(basename "$b")'")" = "public.ds_1,public.o'hara,public.special" ]
+               JOIN owlsync.bundles b USING (bundle_id) WHERE b.bundle_id = '$(owl_bundle_id "$b")'")" = "public.ds_1,public.o'hara,public.special" ]
 }
 
 @test "promotion twice with edits, deletions and additions: equal to the source, exact counts, unchanged rows keep their target ids" {
@@ -363,7 +358,7 @@ SQL
     [ "$(tgt1 "SELECT rule_value FROM $S.owl_rule WHERE dataset = 'public.ds_1' AND rule_nm = 'rule_1'")" != newer ]
     [ "$(ledger_count "$old")" = 1 ]
     [ "$(tgt1 "SELECT count(*) FROM owlsync.datasets d JOIN owlsync.bundles b USING (bundle_id)
-               WHERE b.file_name = '$(basename "$old")' AND d.snapshot_at = b.snapshot_at")" = 2 ]
+               WHERE b.bundle_id = '$(owl_bundle_id "$old")' AND d.snapshot_at = b.snapshot_at")" = 2 ]
     [ "$(pg_digest tgt "$S.owl_rule")" = "$old_rules" ]
 }
 
@@ -576,7 +571,7 @@ SQL
     [ "$(tgt_rows "dataset = 'public.ds_1'")" = "$ds1" ]
     # The ledger holds the names as they are.
     names="SELECT md5(string_agg(dataset, '|' ORDER BY dataset COLLATE \"C\"))"
-    [ "$(tgt1 "$names FROM owlsync.datasets d JOIN owlsync.bundles b USING (bundle_id) WHERE b.file_name = '$(basename "$b")'")" = \
+    [ "$(tgt1 "$names FROM owlsync.datasets d JOIN owlsync.bundles b USING (bundle_id) WHERE b.bundle_id = '$(owl_bundle_id "$b")'")" = \
       "$(pg_query src "$names FROM $S.owl_catalog WHERE $ev")" ]
 
     # A second promotion matches every hostile key: one update, nothing deleted.

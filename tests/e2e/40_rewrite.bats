@@ -196,16 +196,11 @@ tgt_state() {
     PGOPTIONS="-c timezone=UTC" tgt1 "$sql"
 }
 
-# ledger_count BUNDLE — ledger rows of that bundle file (0 without a ledger).
-ledger_count() {
-    tgt1 "SELECT count(*) FROM owlsync.bundles WHERE file_name = '$(basename "$1")'" 2>/dev/null || echo 0
-}
-
 # ledger_rewrites BUNDLE — "RULE TABLE CHANGED" lines kept for it, sorted.
 ledger_rewrites() {
     tgt1 "SELECT r.rule_name || ' ' || r.table_name || ' ' || r.changed
           FROM owlsync.bundle_rewrites r JOIN owlsync.bundles b USING (bundle_id)
-          WHERE b.file_name = '$(basename "$1")' ORDER BY 1"
+          WHERE b.bundle_id = '$(owl_bundle_id "$1")' ORDER BY 1"
 }
 
 # printed_rewrites — "RULE TABLE CHANGED" lines of the last imp's report, sorted.

@@ -68,3 +68,21 @@ imp_ok() {
         return 1
     fi
 }
+
+# owl_bundle_id BUNDLE — the bundle id its manifest states (owlsync inspect).
+owl_bundle_id() {
+    "$OWLSYNC" inspect "$1" | awk '$1 == "bundle" && $2 == "id" { print $3 }'
+}
+
+# ledger_count BUNDLE — rows of cluster tgt's ledger for that bundle, found by
+# its bundle id (file names repeat across the tests of a file: each test has
+# its own sequence); 0 without a ledger.
+ledger_count() {
+    local id
+    id=$(owl_bundle_id "$1")
+    if [[ ! $id =~ ^[0-9a-f]{32}$ ]]; then
+        echo "ledger_count: no bundle id in $1" >&2
+        return 1
+    fi
+    pg_query tgt "SELECT count(*) FROM owlsync.bundles WHERE bundle_id = '$id'" 2>/dev/null || echo 0
+}
