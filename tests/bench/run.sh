@@ -379,6 +379,24 @@ check_applied() {
     fi
 }
 
+# The target holds bundle A's rows, every one of them changed since (CHANGE).
+changed_target() {
+    local t
+    reset_target
+    owl_import "$W/tgt.ini" "$BUNDLE_A"
+    for t in "${TABLES[@]}"; do
+        pg_query tgt "UPDATE public.$t SET ${CHANGE[$t]}" >/dev/null
+    done
+    settle_target
+}
+
+# Fails unless WHAT (just measured) undid every change of changed_target.
+check_restored() { # WHAT
+    [ "$MEASURE_TIMEDOUT" = 1 ] ||
+        [ "$(pg_query tgt "SELECT count(*) FROM public.owl_rule WHERE user_nm LIKE '% (target)'")" = 0 ] ||
+        die "$1 did not restore the changed rows"
+}
+
 # Rows in the target's metastore tables.
 target_rows() {
     local sum="0" t
@@ -520,27 +538,14 @@ for ((run = 1; run <= RUNS; run++)); do
     measure owl_reimport "$OWLSYNC" -c "$W/tgt.ini" import "$BUNDLE_B"
     check_applied
     # … or every row changed in the target since.
-    reset_target
-    owl_import "$W/tgt.ini" "$BUNDLE_A"
-    for t in "${TABLES[@]}"; do
-        pg_query tgt "UPDATE public.$t SET ${CHANGE[$t]}" >/dev/null
-    done
-    settle_target
+    changed_target
     measure owl_reimport_chg "$OWLSYNC" -c "$W/tgt.ini" import "$BUNDLE_B"
     check_applied
-    # the import restored every row: the UPDATEs above changed all of them
-    [ "$MEASURE_TIMEDOUT" = 1 ] || [ "$(pg_query tgt "SELECT count(*) FROM public.owl_rule WHERE user_nm LIKE '% (target)'")" = 0 ] ||
-        die "the re-import did not restore the changed rows"
+    check_restored "the re-import"
     # … and the floor of that: the same rows staged and UPDATEd in place by hand.
-    reset_target
-    owl_import "$W/tgt.ini" "$BUNDLE_A"
-    for t in "${TABLES[@]}"; do
-        pg_query tgt "UPDATE public.$t SET ${CHANGE[$t]}" >/dev/null
-    done
-    settle_target
+    changed_target
     measure raw_update "${PSQL_Q[@]}" -d "$TGT_CI" -f "$W/raw_update.sql"
-    [ "$MEASURE_TIMEDOUT" = 1 ] || [ "$(pg_query tgt "SELECT count(*) FROM public.owl_rule WHERE user_nm LIKE '% (target)'")" = 0 ] ||
-        die "the raw UPDATE did not restore the changed rows"
+    check_restored "the raw UPDATE"
 done
 LOAD_MAIN=$(loadavg)
 
