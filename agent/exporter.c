@@ -25,7 +25,7 @@
 #define STATE_MAX 4096
 
 /* A part's rows on their way to the bundle: buffered, then written to an
- * anonymous file, compressed into one frame as they come when `frame` is
+ * anonymous file, compressed into one frame as they come when `framed` is
  * set (the bundle takes the frame as it is), else as they are. */
 typedef struct spool {
     int fd;
