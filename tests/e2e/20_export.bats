@@ -189,6 +189,10 @@ key_id() {
     [ "$status" -eq 0 ]
     # the default set, in order; rule_repo (global) travels whole
     [ "$output" = "rule_repo=12 owl_catalog=1 owl_rule=8 alert_cond=2 owl_check_repo=1 job_schedule=1 alert_output=1" ]
+    # each table's rows were compressed as they streamed, in a zstd frame of
+    # their own, between the frames of the tar headers: 2 a table, and the end
+    [ "$(zstd -lv "$b" 2>/dev/null | awk '/Zstandard Frames:/ { print $NF }')" = 15 ]
+    zstd -tq "$b"
     # a hostile value arrives byte for byte (and the comparison is not vacuous)
     [ "$(pg_psql src -At <<SQL
 CREATE TEMP TABLE r (LIKE owl_rule);
