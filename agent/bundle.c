@@ -413,10 +413,18 @@ typedef struct zero_range {
 struct bundle_reader {
     char *path;
     int fd;
-    struct archive *a;
+    uint64_t file_size;
+    bundle_compression comp; /* decided from the file's first bytes */
+    struct archive *z;     /* the one decompressor (raw format); NULL for BUNDLE_NONE */
+    struct archive *a;     /* the tar reader (ustar, no filter) over unpacked bytes */
     bundle_limits lim;
-    uint64_t raw_read;     /* compressed bytes handed to libarchive by this pass */
+    uint64_t raw_read;     /* compressed bytes handed to the decompressor by this pass */
     bool raw_over;         /* the file grew past max_bundle_size */
+    uint64_t fed;          /* unpacked bytes handed to the tar reader */
+    uint64_t fed_max;      /* its bound: what the manifest says, once it is read */
+    bool fed_over;         /* the unpacked stream went past fed_max */
+    unsigned char head[6]; /* its first bytes, to name what is not a tar archive */
+    size_t nhead;
     uint64_t unpacked;     /* entry bytes declared so far */
     uint64_t expect_pos;   /* where the next header must start in the unpacked stream */
     zero_range *zeros;     /* padding after each entry and the end-of-archive blocks */
@@ -433,12 +441,36 @@ struct bundle_reader {
     keys_hash *hash;
     bool ended;            /* bundle_next_table returned 0 */
     unsigned char raw[IO_CHUNK];
+    unsigned char unpacked_buf[IO_CHUNK]; /* what the decompressor hands the tar reader */
     char scratch[IO_CHUNK]; /* unpacked bytes of the layout pass */
 };
 
-static la_ssize_t raw_read_cb(struct archive *a, void *data, const void **buf)
+/* Compressed formats told by their first bytes: the two a bundle may have,
+ * and others that get a message of their own. */
+static const struct {
+    const char *name;
+    unsigned char magic[6];
+    size_t len;
+} magics[] = {
+    {"gzip", {0x1f, 0x8b}, 2},                {"zstd", {0x28, 0xb5, 0x2f, 0xfd}, 4},
+    {"xz", {0xfd, '7', 'z', 'X', 'Z', 0}, 6}, {"bzip2", {'B', 'Z', 'h'}, 3},
+    {"lz4", {0x04, 0x22, 0x4d, 0x18}, 4},     {"lzip", {'L', 'Z', 'I', 'P'}, 4},
+    {"compress (.Z)", {0x1f, 0x9d}, 2},       {"lzma", {0x5d, 0, 0}, 3},
+};
+
+/* The compressed format the n bytes at p begin with, or NULL. */
+static const char *magic_name(const unsigned char *p, size_t n)
 {
-    bundle_reader *r = data;
+    for (size_t i = 0; i < sizeof(magics) / sizeof(magics[0]); i++) {
+        if (n >= magics[i].len && memcmp(p, magics[i].magic, magics[i].len) == 0)
+            return magics[i].name;
+    }
+    return NULL;
+}
+
+/* Compressed bytes from the file, for the decompressor, within max_bundle_size. */
+static la_ssize_t raw_read(bundle_reader *r, struct archive *a, const void **buf)
+{
     ssize_t n;
 
     for (;;) {
@@ -460,7 +492,47 @@ static la_ssize_t raw_read_cb(struct archive *a, void *data, const void **buf)
     return n;
 }
 
-/* Fails with the archive's own message, or the size limit when that was hit. */
+static la_ssize_t raw_read_cb(struct archive *a, void *data, const void **buf)
+{
+    return raw_read(data, a, buf);
+}
+
+/* Unpacked bytes for the tar reader: from the decompressor, or the file itself
+ * when it is not compressed, never more than fed_max in all. However the
+ * compressed bytes are made, the work done for them is bounded by what the
+ * manifest says the archive holds (before the manifest, by its own bound). */
+static la_ssize_t unpacked_read_cb(struct archive *a, void *data, const void **buf)
+{
+    bundle_reader *r = data;
+    la_ssize_t n;
+
+    if (r->z != NULL) {
+        n = archive_read_data(r->z, r->unpacked_buf, sizeof(r->unpacked_buf));
+        if (n < 0) {
+            const char *msg = archive_error_string(r->z);
+            archive_set_error(a, archive_errno(r->z), "%s", msg ? msg : "decompression failed");
+            return -1;
+        }
+        *buf = r->unpacked_buf;
+    } else {
+        n = raw_read(r, a, buf);
+        if (n < 0)
+            return -1;
+    }
+    if (r->fed > r->fed_max || (uint64_t)n > r->fed_max - r->fed) {
+        r->fed_over = true;
+        archive_set_error(a, EFBIG, "bundle unpacks to more than its manifest describes");
+        return -1;
+    }
+    if (r->fed == 0 && n > 0) {
+        r->nhead = (size_t)n < sizeof(r->head) ? (size_t)n : sizeof(r->head);
+        memcpy(r->head, *buf, r->nhead);
+    }
+    r->fed += (uint64_t)n;
+    return n;
+}
+
+/* Fails with the archive's own message, or the limit that was hit. */
 static int damaged(bundle_reader *r, owl_err *err, const char *where)
 {
     const char *msg = archive_error_string(r->a);
@@ -468,39 +540,84 @@ static int damaged(bundle_reader *r, owl_err *err, const char *where)
     if (r->raw_over)
         return err_set(err, OWL_EVERIFY, "bundle is larger than max_bundle_size (%llu bytes)",
                        (unsigned long long)r->lim.max_bundle_size);
+    if (r->z != NULL && magic_name(r->head, r->nhead) != NULL)
+        return err_set(err, OWL_EVERIFY, "bundle is compressed more than once (%s inside %s)",
+                       magic_name(r->head, r->nhead), r->comp == BUNDLE_GZIP ? "gzip" : "zstd");
+    if (r->fed_over && r->m == NULL)
+        return err_set(err, OWL_EVERIFY,
+                       "bundle unpacks to more than %llu bytes before the end of its signature (%s)",
+                       (unsigned long long)r->fed_max, where);
+    if (r->fed_over)
+        return err_set(err, OWL_EVERIFY, "bundle unpacks to more than the %llu bytes its manifest describes (%s)",
+                       (unsigned long long)r->fed_max, where);
     return err_set(err, OWL_EVERIFY, "bundle is damaged or not a bundle (%s): %s", where,
                    msg ? msg : "unknown archive error");
 }
 
-static struct archive *reader_archive(bundle_reader *r, bool raw_format)
+/* The compression of the bundle, told by its first bytes: zstd, gzip, or none
+ * (then it must be a ustar archive). */
+static int detect_compression(bundle_reader *r, owl_err *err)
 {
-    struct archive *a = archive_read_new();
+    unsigned char head[6] = {0};
+    ssize_t n = pread(r->fd, head, sizeof(head), 0);
+    const char *name;
 
-    if (a == NULL)
-        return NULL;
-    if (raw_format)
-        archive_read_support_format_raw(a);
+    if (n < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot read %s: %s", r->path, strerror(errno));
+    name = magic_name(head, (size_t)n);
+    if (name == NULL)
+        r->comp = BUNDLE_NONE;
+    else if (strcmp(name, "gzip") == 0)
+        r->comp = BUNDLE_GZIP;
+    else if (strcmp(name, "zstd") == 0)
+        r->comp = BUNDLE_ZSTD;
     else
-        archive_read_support_format_tar(a);
-    archive_read_support_filter_gzip(a);
-    archive_read_support_filter_zstd(a);
-    return a;
+        return err_set(err, OWL_EVERIFY, "bundle uses an unsupported compression (%s)\nHINT: a bundle is zstd, gzip or uncompressed",
+                       name);
+    return 0;
 }
 
-/* Checks the filters libarchive found: at most one, gzip or zstd. */
-static int check_filters(bundle_reader *r, struct archive *a, owl_err *err)
+/* The decompressor of one pass over the file from its start: exactly the one
+ * filter the first bytes named, with no bidding (a filter's output is never
+ * looked at for another filter: a gzip stream that unpacks to itself is just
+ * bytes that are not a tar archive). NULL for an uncompressed bundle. */
+static int open_decompressor(bundle_reader *r, struct archive **out, owl_err *err)
 {
-    int n = archive_filter_count(a);
+    struct archive *z;
 
-    /* The last filter is always "none" (the file itself). */
-    if (n > 2)
-        return err_set(err, OWL_EVERIFY, "bundle is compressed more than once");
-    for (int i = 0; i < n; i++) {
-        int code = archive_filter_code(a, i);
-        if (code != ARCHIVE_FILTER_NONE && code != ARCHIVE_FILTER_GZIP && code != ARCHIVE_FILTER_ZSTD)
-            return err_set(err, OWL_EVERIFY, "bundle uses an unsupported compression (%s)",
-                           archive_filter_name(a, i));
+    *out = NULL;
+    if (r->comp == BUNDLE_NONE)
+        return 0;
+    if (lseek(r->fd, 0, SEEK_SET) < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot read %s: %s", r->path, strerror(errno));
+    r->raw_read = 0;
+    z = archive_read_new();
+    if (z == NULL)
+        return err_set(err, OWL_ERUNTIME, "out of memory");
+    if (archive_read_support_format_raw(z) != ARCHIVE_OK ||
+        archive_read_append_filter(z, r->comp == BUNDLE_GZIP ? ARCHIVE_FILTER_GZIP : ARCHIVE_FILTER_ZSTD) != ARCHIVE_OK ||
+        archive_read_open(z, r, NULL, raw_read_cb, NULL) != ARCHIVE_OK) {
+        const char *msg = archive_error_string(z);
+        if (r->raw_over)
+            err_set(err, OWL_EVERIFY, "bundle is larger than max_bundle_size (%llu bytes)",
+                    (unsigned long long)r->lim.max_bundle_size);
+        else
+            err_set(err, OWL_EVERIFY, "bundle is damaged or not a bundle (opening): %s",
+                    msg ? msg : "unknown archive error");
+        archive_read_free(z);
+        return -1;
     }
+    {
+        struct archive_entry *e;
+        if (archive_read_next_header(z, &e) != ARCHIVE_OK) {
+            const char *msg = archive_error_string(z);
+            err_set(err, OWL_EVERIFY, "bundle is damaged or not a bundle (opening): %s",
+                    msg ? msg : "unknown archive error");
+            archive_read_free(z);
+            return -1;
+        }
+    }
+    *out = z;
     return 0;
 }
 
@@ -557,8 +674,6 @@ static int next_entry(bundle_reader *r, const char *want, uint64_t max, uint64_t
     }
     if (rc != ARCHIVE_OK)
         return damaged(r, err, want ? want : "end of archive");
-    if (check_filters(r, r->a, err) < 0)
-        return -1;
     if (archive_format(r->a) != ARCHIVE_FORMAT_TAR_USTAR)
         return err_set(err, OWL_EVERIFY, "bundle is not a POSIX ustar archive (%s)", archive_format_name(r->a));
     name = archive_entry_pathname(e);
@@ -597,6 +712,22 @@ static int next_entry(bundle_reader *r, const char *want, uint64_t max, uint64_t
         return -1;
     r->expect_pos += TAR_BLOCK + round_block(*size);
     return 1;
+}
+
+/* The bytes of the whole unpacked archive the manifest describes: what is read
+ * so far, then a header and padded data per table, then the two zero blocks
+ * that end it. Saturates rather than wraps. */
+static uint64_t archive_total(const bundle_reader *r)
+{
+    uint64_t total = r->expect_pos;
+
+    for (size_t i = 0; i < r->m->ntables; i++) {
+        uint64_t entry = r->m->tables[i].bytes > UINT64_MAX - 2 * TAR_BLOCK
+                             ? UINT64_MAX
+                             : TAR_BLOCK + round_block(r->m->tables[i].bytes);
+        total = entry > UINT64_MAX - total ? UINT64_MAX : total + entry;
+    }
+    return total > UINT64_MAX - 2 * TAR_BLOCK ? UINT64_MAX : total + 2 * TAR_BLOCK;
 }
 
 /* Reads the whole current entry (size bytes) into a new buffer. */
@@ -665,12 +796,24 @@ int bundle_open(const char *path, const bundle_limits *limits, const keys_trust 
                 (long long)st.st_size, (unsigned long long)r->lim.max_bundle_size);
         goto fail;
     }
-    r->a = reader_archive(r, false);
-    if (r->a == NULL || archive_read_open(r->a, r, NULL, raw_read_cb, NULL) != ARCHIVE_OK) {
-        if (r->a != NULL)
-            damaged(r, err, "opening");
-        else
-            err_set(err, OWL_ERUNTIME, "out of memory");
+    r->file_size = (uint64_t)st.st_size;
+    /* Until the manifest is read, the unpacked stream may hold no more than
+     * the largest manifest and signature entries (and one chunk read ahead). */
+    r->fed_max = 2 * TAR_BLOCK + round_block(MANIFEST_MAX_BYTES) + round_block(KEYS_SIGFILE_MAX) + 2 * IO_CHUNK;
+    if (detect_compression(r, err) < 0 || open_decompressor(r, &r->z, err) < 0)
+        goto fail;
+    if (r->z == NULL && lseek(r->fd, 0, SEEK_SET) < 0) {
+        err_set(err, OWL_ERUNTIME, "cannot read %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    r->a = archive_read_new();
+    if (r->a == NULL) {
+        err_set(err, OWL_ERUNTIME, "out of memory");
+        goto fail;
+    }
+    if (archive_read_support_format_tar(r->a) != ARCHIVE_OK ||
+        archive_read_open(r->a, r, NULL, unpacked_read_cb, NULL) != ARCHIVE_OK) {
+        damaged(r, err, "opening");
         goto fail;
     }
     if (next_entry(r, MANIFEST_ENTRY, MANIFEST_MAX_BYTES, &size, err) < 0 ||
@@ -721,6 +864,7 @@ int bundle_open(const char *path, const bundle_limits *limits, const keys_trust 
         kt = bound;
         r->signer = kt;
     }
+    r->fed_max = archive_total(r);
     r->hash = keys_hash_new();
     if (r->hash == NULL) {
         err_set(err, OWL_ERUNTIME, "out of memory");
@@ -755,8 +899,7 @@ const keys_trusted *bundle_signer(const bundle_reader *r)
  * unchecked. Headers carry tar checksums; data carry BLAKE2b hashes. */
 static int check_layout(bundle_reader *r, owl_err *err)
 {
-    struct archive *a = NULL;
-    struct archive_entry *e;
+    struct archive *z = NULL;
     uint64_t off = 0, total;
     size_t zi = 0;
     char *zero_check = r->scratch;
@@ -765,23 +908,30 @@ static int check_layout(bundle_reader *r, owl_err *err)
     if (push_zero(r, r->expect_pos, r->expect_pos + 2 * TAR_BLOCK, 0, err) < 0)
         return -1;
     total = r->expect_pos + 2 * TAR_BLOCK;
-    if (lseek(r->fd, 0, SEEK_SET) < 0)
-        return err_set(err, OWL_ERUNTIME, "cannot re-read %s: %s", r->path, strerror(errno));
-    r->raw_read = 0;
-    a = reader_archive(r, true);
-    if (a == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+    /* The tar reader is done: this pass reads the unpacked bytes themselves. */
     archive_read_free(r->a);
-    r->a = a;
-    if (archive_read_open(a, r, NULL, raw_read_cb, NULL) != ARCHIVE_OK ||
-        archive_read_next_header(a, &e) != ARCHIVE_OK) {
-        damaged(r, err, "end of archive");
-        goto out;
-    }
+    r->a = NULL;
+    archive_read_free(r->z);
+    r->z = NULL;
+    if (open_decompressor(r, &z, err) < 0)
+        return -1;
+    if (z == NULL && lseek(r->fd, 0, SEEK_SET) < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot re-read %s: %s", r->path, strerror(errno));
     for (;;) {
-        la_ssize_t n = archive_read_data(a, zero_check, sizeof(r->scratch));
+        la_ssize_t n;
+        if (z != NULL) {
+            n = archive_read_data(z, zero_check, sizeof(r->scratch));
+        } else {
+            for (;;) {
+                n = read(r->fd, zero_check, sizeof(r->scratch));
+                if (n >= 0 || errno != EINTR)
+                    break;
+            }
+        }
         if (n < 0) {
-            damaged(r, err, "end of archive");
+            const char *msg = z != NULL ? archive_error_string(z) : strerror(errno);
+            err_set(err, OWL_EVERIFY, "bundle is damaged or not a bundle (end of archive): %s",
+                    msg ? msg : "unknown archive error");
             goto out;
         }
         if (n == 0)
@@ -813,16 +963,16 @@ static int check_layout(bundle_reader *r, owl_err *err)
     }
     /* Nor may anything follow the compressed stream: libarchive's gzip reader
      * quietly stops at bytes that do not begin another gzip member. */
-    {
-        la_int64_t used = archive_filter_bytes(a, archive_filter_count(a) - 1);
-        struct stat st;
-        if (fstat(r->fd, &st) < 0 || used < 0 || (uint64_t)used != (uint64_t)st.st_size) {
+    if (z != NULL) {
+        la_int64_t used = archive_filter_bytes(z, archive_filter_count(z) - 1);
+        if (used < 0 || (uint64_t)used != r->file_size) {
             err_set(err, OWL_EVERIFY, "bundle has data after the end of its compressed stream");
             goto out;
         }
     }
     rc = 0;
 out:
+    archive_read_free(z);
     return rc;
 }
 
@@ -924,6 +1074,8 @@ void bundle_close(bundle_reader *r)
         return;
     if (r->a != NULL)
         archive_read_free(r->a);
+    if (r->z != NULL)
+        archive_read_free(r->z);
     if (r->fd >= 0)
         close(r->fd);
     keys_hash_free(r->hash);

@@ -1378,8 +1378,8 @@ static void test_entries(void)
         arch_refused(__LINE__, FMT_PAX, FILT_ZSTD, e, 4, "bundle is not a POSIX ustar archive");
         arch_refused(__LINE__, FMT_GNUTAR, -1, e, 4, "bundle is not a POSIX ustar archive");
         arch_refused(__LINE__, FMT_V7, -1, e, 4, "bundle is not a POSIX ustar archive");
-        arch_refused(__LINE__, FMT_USTAR, FILT_XZ, e, 4, "bundle is damaged or not a bundle");
-        arch_refused(__LINE__, FMT_USTAR, FILT_BZIP2, e, 4, "bundle is damaged or not a bundle");
+        arch_refused(__LINE__, FMT_USTAR, FILT_XZ, e, 4, "bundle uses an unsupported compression (xz)");
+        arch_refused(__LINE__, FMT_USTAR, FILT_BZIP2, e, 4, "bundle uses an unsupported compression (bzip2)");
 
         tar = arch_mem(FMT_USTAR, e, 4, &len);
         once = tar ? compress_mem(tar, len, FILT_ZSTD, &l1) : NULL;
@@ -1692,6 +1692,112 @@ out:
     free(zeros);
 }
 
+/* One ustar header block: name, type flag, size; checksum set. */
+static void ustar_block(unsigned char *h, const char *name, char type, uint64_t size)
+{
+    memset(h, 0, 512);
+    snprintf((char *)h, 100, "%s", name);
+    memcpy(h + 100, "0000644", 8);
+    memcpy(h + 108, "0000000", 8);
+    memcpy(h + 116, "0000000", 8);
+    tar_set_size(h, size);
+    memcpy(h + 136, "00000000000", 12);
+    h[156] = (unsigned char)type;
+    memcpy(h + 257, "ustar", 6);
+    memcpy(h + 263, "00", 2);
+    tar_fix_checksum(h);
+}
+
+/* A reader decompresses with exactly the filter the file begins with, once:
+ * what that yields is read as a tar archive or refused, never bid on for
+ * another filter; and the unpacked bytes it works through are bounded by the
+ * manifest, before it and after, whatever the compressed bytes are. */
+static void test_bounded_reading(void)
+{
+    tdata t1[] = {{"owl_rule", rows_a, sizeof(rows_a) - 1}};
+    parts p;
+    unsigned char *tar = NULL, *junk = NULL, *big = NULL;
+    size_t len = 0;
+    const size_t name_len = 64 * MIB;
+
+    if (make_parts(&p, t1, 1) < 0) {
+        CHECK(0);
+        return;
+    }
+    ent e[] = {p.m, p.s, p.d[0]};
+    tar = arch_mem(FMT_USTAR, e, 3, &len);
+    /* a gzip stream that unpacks to a gzip header naming a file whose name is
+     * 64 MiB without its NUL, itself gzipped: a reader that bids for filters
+     * on unpacked bytes scans that name into memory */
+    big = malloc(name_len + 10);
+    if (tar == NULL || big == NULL) {
+        CHECK(0);
+        goto out;
+    }
+    memcpy(big, "\x1f\x8b\x08\x08\0\0\0\0\0\x03", 10);
+    memset(big + 10, 'A', name_len);
+    for (int outer = FILT_ZSTD; outer <= FILT_GZIP; outer++) {
+        size_t l1 = 0, l2 = 0;
+        unsigned char *once = compress_mem(big, name_len + 10, FILT_GZIP, &l1);
+        unsigned char *twice = once != NULL ? compress_mem(once, l1, outer, &l2) : NULL;
+        CHECK(twice != NULL && write_file(tpath("nested.owlb"), twice, l2) == 0);
+        REFUSED(tpath("nested.owlb"), outer == FILT_GZIP ? "bundle is compressed more than once (gzip inside gzip)"
+                                                         : "bundle is compressed more than once (gzip inside zstd)");
+        free(once);
+        free(twice);
+    }
+
+    /* special tar headers before the manifest (each of up to 1 MiB, which
+     * libarchive reads whole): refused once they pass the manifest's bound */
+    {
+        const size_t each = 1024 * 1024 - 512, count = 8;
+        size_t jlen = count * (512 + each) + len, off = 0;
+        junk = calloc(1, jlen);
+        if (junk == NULL) {
+            CHECK(0);
+            goto out;
+        }
+        for (size_t i = 0; i < count; i++) {
+            ustar_block(junk + off, "pax_global_header", 'g', each);
+            memset(junk + off + 512, '\n', each);
+            off += 512 + each;
+        }
+        memcpy(junk + off, tar, len);
+        for (int filt = -1; filt <= FILT_GZIP; filt++) {
+            char want[160];
+            CHECK(write_tar(tpath("special.owlb"), junk, jlen, filt) == 0);
+            snprintf(want, sizeof(want), "bundle unpacks to more than %d bytes before the end of its signature",
+                     2 * 512 + MANIFEST_MAX_BYTES + 512 + 2 * 65536);
+            REFUSED(tpath("special.owlb"), want);
+        }
+        free(junk);
+        junk = NULL;
+    }
+
+    /* after the manifest: a special header of 1 MiB before the data entry */
+    {
+        size_t at = tar_header(tar, len, 2), jlen = len + 512 + MIB;
+        junk = calloc(1, jlen);
+        if (junk == NULL) {
+            CHECK(0);
+            goto out;
+        }
+        memcpy(junk, tar, at);
+        ustar_block(junk + at, "pax_global_header", 'g', MIB);
+        memset(junk + at + 512, '\n', MIB);
+        memcpy(junk + at + 512 + MIB, tar + at, len - at);
+        for (int filt = -1; filt <= FILT_GZIP; filt++) {
+            CHECK(write_tar(tpath("special.owlb"), junk, jlen, filt) == 0);
+            REFUSED(tpath("special.owlb"), "bytes its manifest describes (data/owl_rule.tsv)");
+        }
+    }
+out:
+    free(junk);
+    free(big);
+    free(tar);
+    free(p.sm.mbytes);
+}
+
 /* A caller that stops reading an entry early still gets its hash checked. */
 static void test_early_stop(void)
 {
@@ -1796,6 +1902,7 @@ int main(void)
     RUN(test_entries);
     RUN(test_sizes);
     RUN(test_bomb);
+    RUN(test_bounded_reading);
     RUN(test_early_stop);
 
     keys_trust_free(&trust_prod);
