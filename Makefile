@@ -27,6 +27,8 @@ OBJS      := $(SRCS:agent/%.c=$(BUILD)/agent/%.o)
 LIB_OBJS  := $(LIB_SRCS:agent/%.c=$(BUILD)/agent/%.o)
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/tools/%)
 
 # Debian packages needed to build, test and run (make deps installs the missing ones).
 DEB_PKGS  := gcc make pkg-config libpq-dev libarchive-dev libsodium-dev \
@@ -60,7 +62,12 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB_OBJS) | $(BUILD)/tests
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
-$(BUILD)/agent $(BUILD)/tests:
+# Test tools: small programs that craft hostile inputs for the end-to-end tests.
+$(BUILD)/tests/tools/%: tests/tools/%.c | $(BUILD)/tests/tools
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
+
+$(BUILD)/agent $(BUILD)/tests $(BUILD)/tests/tools:
 	mkdir -p $@
 
 deps:
@@ -79,8 +86,9 @@ unit: $(UNIT_BINS)
 test: deps
 	@$(MAKE) --no-print-directory test-run
 
-test-run: $(BUILD)/owlsync $(UNIT_BINS)
-	@OWLSYNC=$(CURDIR)/$(BUILD)/owlsync BUILD=$(CURDIR)/$(BUILD) tests/run $(UNIT_BINS)
+test-run: $(BUILD)/owlsync $(UNIT_BINS) $(TOOL_BINS)
+	@OWLSYNC=$(CURDIR)/$(BUILD)/owlsync BUILD=$(CURDIR)/$(BUILD) GZCRAFT=$(CURDIR)/$(BUILD)/tests/tools/gzcraft \
+	  tests/run $(UNIT_BINS)
 
 # The README's first command: a whole promotion on two throwaway clusters.
 demo: deps

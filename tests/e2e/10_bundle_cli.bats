@@ -256,6 +256,51 @@ INI
     expect_refused "over max_bundle_size"
 }
 
+# bounded CMD… — runs CMD under timeout 10 (a hang guard, not a timing), with
+# $status and $output as bats' run; $BOUND_KB is its peak resident memory.
+bounded() {
+    run /usr/bin/time -f '%e %M' -o "$W/bounded.time" timeout 10 "$@"
+    BOUND_KB=$(awk 'END { print $2 }' "$W/bounded.time")
+    echo "# $(awk 'END { print $1 }' "$W/bounded.time") s, $BOUND_KB KB: ${*: -1}" >&3
+}
+
+@test "a gzip quine and gzip streams that unpack to gigabytes of gzip header are refused at once, in little memory, by verify, inspect and import" {
+    : "${GZCRAFT:?GZCRAFT must name the gzcraft test tool (make test sets it)}"
+    "$GZCRAFT" quine "$W/craft/quine.owlb"
+    gzip -dc <"$W/craft/quine.owlb" | cmp - "$W/craft/quine.owlb" # it unpacks to itself
+    # a gzip header whose file name runs on for 4 GB, gzipped and zstd-compressed:
+    # a reader that bids for a filter on unpacked bytes reads the name into memory
+    "$GZCRAFT" name-bomb 4000000000 "$W/craft/name.gz"
+    gzip -9 -c "$W/craft/name.gz" >"$W/craft/name-gz.owlb"
+    zstd -19 -q -c "$W/craft/name.gz" >"$W/craft/name-zst.owlb"
+    [ "$(stat -c %s "$W/craft/name-zst.owlb")" -lt 100000 ]
+    cat >"$W/imp.ini" <<INI
+[owlsync]
+environment = qa
+state_dir = $W/state
+[database]
+conninfo = $(pg_conninfo src)
+[import]
+trusted_key = prod $W/prod.key.pub
+INI
+    before=$(pg_digest src owl_rule)
+    for f in quine:gzip name-gz:gzip name-zst:zstd; do
+        b=$W/craft/${f%%:*}.owlb
+        want="bundle is compressed more than once (gzip inside ${f#*:})"
+        bounded "$OWLSYNC" verify -k "$W/prod.key.pub" "$b"
+        expect_refused "$want"
+        [ "$BOUND_KB" -lt 100000 ]
+        bounded "$OWLSYNC" inspect "$b"
+        expect_refused "$want"
+        [ "$BOUND_KB" -lt 100000 ]
+        bounded "$OWLSYNC" -c "$W/imp.ini" import "$b"
+        expect_refused "$want"
+        [ "$BOUND_KB" -lt 100000 ]
+    done
+    [ "$(pg_digest src owl_rule)" = "$before" ]
+    [ "$(pg_query src "SELECT to_regnamespace('owlsync') IS NULL")" = t ]
+}
+
 @test "config errors name file and line and exit 2" {
     printf '[owlsync]\nenvironment = qa\nbogus = 1\n' >"$W/bad.ini"
     run "$OWLSYNC" -c "$W/bad.ini" verify "$GOOD"

@@ -472,6 +472,33 @@ teardown() {
     [ -z "$(ls -A "$W/inbox/.work")" ]
 }
 
+@test "a gzip quine and a gzip stream that unpacks to gigabytes are quarantined at once, and the good bundle beside them is imported" {
+    : "${GZCRAFT:?GZCRAFT must name the gzcraft test tool (make test sets it)}"
+    pair quine
+    job quine "public.ds_1"
+    b=$(mkbundle quine)
+    "$GZCRAFT" quine "$W/stage/aaa-quine.owlb"
+    "$GZCRAFT" name-bomb 4000000000 "$W/stage/name.gz"
+    gzip -9 -c "$W/stage/name.gz" >"$W/stage/aaa-name.owlb"
+    touch -d '2020-01-01' "$W/stage/aaa-quine.owlb" "$W/stage/aaa-name.owlb" # older: looked at first
+    cp -p "$W/stage/aaa-quine.owlb" "$W/stage/aaa-name.owlb" "$W/inbox/"
+    cp "$b" "$W/inbox/"
+    daemon_start tgt "$W/tgt.ini"
+    wait_until 20 test -f "$W/inbox/processed/$(basename "$b")"
+    [ "$(ledger quine)" = 1 ]
+    same_data "dataset = 'public.ds_1'"
+    q=$W/inbox/quarantine
+    for f in aaa-quine aaa-name; do
+        wait_until 5 test -f "$q/$f.owlb.reason"
+        grep -q '^exit_code: 3$' "$q/$f.owlb.reason"
+        grep -q '^reason: bundle is compressed more than once (gzip inside gzip)' "$q/$f.owlb.reason"
+    done
+    # the daemon stayed small: no bundle's bytes were unpacked beyond their bound
+    rss=$(awk '/^VmHWM:/ { print $2 }' "/proc/$PID/status")
+    echo "# daemon peak memory $rss KB" >&3
+    [ "$rss" -lt 100000 ]
+}
+
 @test "a file written slowly in pieces is not taken until it is whole, then imported" {
     pair slow
     job slow "public.ds_1"
