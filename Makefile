@@ -14,7 +14,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN      := -Wall -Wextra -Wformat=2 -Wvla -Wmissing-prototypes \
              -Wstrict-prototypes -Wshadow -Wpointer-arith -Wcast-qual \
-             -Wundef -Wno-unused-parameter -Werror
+             -Wundef -Wconversion -Wno-unused-parameter -Werror
 CFLAGS    ?= -O2 -g
 CPPFLAGS  += -Iinclude -D_GNU_SOURCE
 ALL_CFLAGS = -std=c11 -pthread $(WARN) $(CFLAGS) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
@@ -35,7 +35,7 @@ DEB_PKGS  := gcc make pkg-config libpq-dev libarchive-dev libsodium-dev \
              libinih-dev libjansson-dev postgresql bats zstd libarchive-tools \
              util-linux procps time tzdata man-db groff-base
 
-.PHONY: all deps test test-run unit e2e check-asan install uninstall clean bench demo
+.PHONY: all deps test test-run unit e2e check check-asan install uninstall clean bench demo format
 
 all: owlsync
 
@@ -54,7 +54,7 @@ $(BUILD)/agent/%.o: agent/%.c $(wildcard include/owlsync/*.h) | $(BUILD)/agent
 	$(Q)$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -I$(BUILD) -c -o $@ $<
 
 # sql/ledger.sql is the one definition of the ledger: compiled in as a C string.
-$(BUILD)/agent/importer.o: $(BUILD)/ledger_sql.h
+$(BUILD)/agent/ledger.o: $(BUILD)/ledger_sql.h
 $(BUILD)/ledger_sql.h: sql/ledger.sql | $(BUILD)/agent
 	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@.tmp && mv $@.tmp $@
 
@@ -82,8 +82,21 @@ deps:
 
 unit: $(UNIT_BINS)
 
+# Functions that invite overflows or hide errors; every use is refused.
+BANNED    := strcpy|strcat|strncat|strncpy|sprintf|vsprintf|strtok|strtok_r|atoi|atol|atoll|sscanf|gets|system|popen|tmpnam|mktemp
+
+# Static checks of the sources: no banned function in the program.
+check:
+	@if grep -nE '(^|[^A-Za-z0-9_])($(BANNED))[[:space:]]*\(' agent/*.c agent/*.h include/owlsync/*.h; then \
+	  echo "make check: banned functions above (use bounded or checked forms: snprintf, strtoul, ...)"; exit 1; \
+	else echo "make check: no banned function in agent/ and include/"; fi
+
+# Reformats the sources with the committed .clang-format.
+format:
+	clang-format -i agent/*.c agent/*.h include/owlsync/*.h tests/unit/*.c tests/unit/*.h tests/tools/*.c
+
 # The README's test command: installs missing packages, builds, runs every test.
-test: deps
+test: deps check
 	@$(MAKE) --no-print-directory test-run
 
 test-run: $(BUILD)/owlsync $(UNIT_BINS) $(TOOL_BINS)

@@ -13,6 +13,7 @@
 
 #include "owlsync/bundle.h"
 #include "owlsync/fileio.h"
+#include "owlsync/text.h"
 
 #define IO_CHUNK (64 * 1024)
 #define TAR_BLOCK 512
@@ -68,7 +69,7 @@ int bundle_frame_open(int fd, bundle_compression comp, int level, bundle_frame *
 
     *out = NULL;
     if (f == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     f->fd = fd;
     if (comp == BUNDLE_NONE) {
         *out = f;
@@ -79,7 +80,7 @@ int bundle_frame_open(int fd, bundle_compression comp, int level, bundle_frame *
     if (f->a == NULL || e == NULL) {
         archive_entry_free(e);
         bundle_frame_abort(f);
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     }
     snprintf(opt, sizeof(opt), "%d", level);
     r = archive_write_set_format_raw(f->a);
@@ -172,7 +173,7 @@ int bundle_writer_open(int fd, bundle_compression comp, int level, int64_t mtime
 
     *out = NULL;
     if (w == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     w->fd = fd;
     w->comp = comp;
     w->level = level;
@@ -259,7 +260,7 @@ static int tar_header(const char *name, uint64_t size, int64_t mtime, unsigned c
             err_set(err, OWL_ERUNTIME, "cannot write bundle (%s): %s", name,
                     archive_error_string(a) ? archive_error_string(a) : "unknown error");
     } else {
-        err_set(err, OWL_ERUNTIME, "out of memory");
+        err_oom(err);
     }
     archive_entry_free(e);
     archive_write_free(a);
@@ -593,7 +594,7 @@ static int open_decompressor(bundle_reader *r, struct archive **out, owl_err *er
     r->raw_read = 0;
     z = archive_read_new();
     if (z == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     if (archive_read_support_format_raw(z) != ARCHIVE_OK ||
         archive_read_append_filter(z, r->comp == BUNDLE_GZIP ? ARCHIVE_FILTER_GZIP : ARCHIVE_FILTER_ZSTD) != ARCHIVE_OK ||
         archive_read_open(z, r, NULL, raw_read_cb, NULL) != ARCHIVE_OK) {
@@ -630,7 +631,7 @@ static int push_range(bundle_reader *r, uint64_t from, uint64_t to, unsigned cha
         return 0;
     grown = realloc(r->zeros, (r->nzeros + 1) * sizeof(*grown));
     if (grown == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     r->zeros = grown;
     r->zeros[r->nzeros].from = from;
     r->zeros[r->nzeros].to = to;
@@ -645,25 +646,13 @@ static int push_zero(bundle_reader *r, uint64_t from, uint64_t to, unsigned char
     return push_range(r, from, to, value, value, err);
 }
 
-/* A copy of untrusted text fit for a one-line message: at most size - 1 bytes,
- * anything but printable ASCII shown as '?'. */
-static const char *printable(const char *s, char *buf, size_t size)
-{
-    size_t i;
-
-    for (i = 0; s[i] != '\0' && i < size - 1; i++)
-        buf[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-    buf[i] = '\0';
-    return buf;
-}
-
 /* Reads the next header, which must be a plain regular file called want of at most
  * max bytes. A NULL want means the archive must end here. Sets *size. */
 static int next_entry(bundle_reader *r, const char *want, uint64_t max, uint64_t *size, owl_err *err)
 {
     struct archive_entry *e = NULL;
     const char *name;
-    char shown[201];
+    char shown[4 * 200 + 8];
     la_int64_t pos;
     int rc = archive_read_next_header(r->a, &e);
 
@@ -681,10 +670,10 @@ static int next_entry(bundle_reader *r, const char *want, uint64_t max, uint64_t
         name = "";
     if (want == NULL)
         return err_set(err, OWL_EVERIFY, "bundle has an unexpected extra entry \"%s\"",
-                       printable(name, shown, sizeof(shown)));
+                       text_clean(name, 200, shown, sizeof(shown)));
     if (strcmp(name, want) != 0)
         return err_set(err, OWL_EVERIFY, "bundle entry \"%s\" found where %s was expected",
-                       printable(name, shown, sizeof(shown)), want);
+                       text_clean(name, 200, shown, sizeof(shown)), want);
     if (archive_entry_hardlink(e) != NULL || archive_entry_symlink(e) != NULL ||
         archive_entry_filetype(e) != AE_IFREG || archive_entry_sparse_count(e) > 0)
         return err_set(err, OWL_EVERIFY, "bundle entry %s is not a regular file", want);
@@ -737,7 +726,7 @@ static int read_small(bundle_reader *r, const char *what, uint64_t size, char **
     size_t got = 0;
 
     if (buf == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     while (got < size) {
         la_ssize_t n = archive_read_data(r->a, buf + got, (size_t)size - got);
         if (n < 0) {
@@ -769,12 +758,12 @@ int bundle_open(const char *path, const bundle_limits *limits, const keys_trust 
 
     *out = NULL;
     if (r == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     r->fd = -1;
     r->lim = *limits;
     r->path = strdup(path);
     if (r->path == NULL) {
-        err_set(err, OWL_ERUNTIME, "out of memory");
+        err_oom(err);
         goto fail;
     }
     r->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -808,7 +797,7 @@ int bundle_open(const char *path, const bundle_limits *limits, const keys_trust 
     }
     r->a = archive_read_new();
     if (r->a == NULL) {
-        err_set(err, OWL_ERUNTIME, "out of memory");
+        err_oom(err);
         goto fail;
     }
     if (archive_read_support_format_tar(r->a) != ARCHIVE_OK ||
@@ -867,7 +856,7 @@ int bundle_open(const char *path, const bundle_limits *limits, const keys_trust 
     r->fed_max = archive_total(r);
     r->hash = keys_hash_new();
     if (r->hash == NULL) {
-        err_set(err, OWL_ERUNTIME, "out of memory");
+        err_oom(err);
         goto fail;
     }
     *out = r;

@@ -1,15 +1,75 @@
-/* owlsync command helpers shared by every command: error reporting, config
- * loading, the trusted-key list and bundle limits. */
+/* owlsync command scaffold: option parsing and usage, error reporting, the
+ * begin and end log lines, config loading, trusted keys and bundle limits,
+ * shared by every command. */
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "owlsync/cmd.h"
 #include "owlsync/log.h"
 
+#define MAX_OPTS 16
+
+int cmd_parse(const cmd_def *def, int argc, char **argv, cmd_opt_fn fn, void *ctx, char ***args, int *nargs,
+              owl_err *err)
+{
+    struct option opts[MAX_OPTS + 2];
+    char shortopts[64];
+    size_t n = 0;
+    int opt;
+
+    for (; def->longopts != NULL && def->longopts[n].name != NULL && n < MAX_OPTS; n++)
+        opts[n] = def->longopts[n];
+    opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[n] = (struct option){NULL, 0, NULL, 0};
+    snprintf(shortopts, sizeof(shortopts), ":%sh", def->shortopts != NULL ? def->shortopts : "");
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(def->usage, stdout);
+            return 1;
+        }
+        if (opt == '?' || opt == ':')
+            return err_set(err, OWL_EUSAGE, "%s %s\nHINT: owlsync %s --help",
+                           opt == ':' ? "option needs an argument:" : "bad option", argv[optind - 1], def->name);
+        if (fn != NULL && fn(ctx, opt, optarg, err) < 0)
+            return -1;
+    }
+    *args = argv + optind;
+    *nargs = argc - optind;
+    if (*nargs < def->min_args || *nargs > def->max_args)
+        return err_set(err, OWL_EUSAGE, "%s takes %s\nHINT: owlsync %s --help", def->name, def->operands, def->name);
+    return 0;
+}
+
 int cmd_report(const char *command, const owl_err *err)
 {
     fprintf(stderr, "owlsync %s: %s\n", command, err->msg[0] ? err->msg : "failed");
     return err->code != 0 ? err->code : OWL_ERUNTIME;
+}
+
+void cmd_log_begin(const char *command, const cfg *c, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    log_info("%s begin: %s, config %s", command, what, c->path);
+}
+
+void cmd_log_end(const char *command, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    log_info("%s end: %s", command, what);
 }
 
 int cmd_load_config(const cmd_ctx *ctx, cfg **out, owl_err *err)
@@ -32,23 +92,6 @@ int cmd_load_trust(const cfg *c, keys_trust *trust, owl_err *err)
 
 void cmd_limits(const cfg *c, bundle_limits *lim)
 {
-    uint64_t bundle = 1ULL << 30, unpacked = 8ULL << 30;
-
-    if (c != NULL && c->import.present) {
-        bundle = c->import.max_bundle_size;
-        unpacked = c->import.max_unpacked_size;
-    }
-    lim->max_bundle_size = bundle;
-    lim->max_unpacked_size = unpacked;
-}
-
-bool cmd_wants_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--") == 0)
-            return false;
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
-            return true;
-    }
-    return false;
+    lim->max_bundle_size = c != NULL ? c->import.max_bundle_size : CFG_DEFAULT_MAX_BUNDLE_SIZE;
+    lim->max_unpacked_size = c != NULL ? c->import.max_unpacked_size : CFG_DEFAULT_MAX_UNPACKED_SIZE;
 }

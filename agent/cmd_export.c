@@ -1,6 +1,5 @@
 /* owlsync export: runs an [export JOB] section, or an ad hoc export of the datasets
  * given with -d, and prints the path of each bundle published. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -29,123 +28,117 @@ static const char export_usage[] =
     "the content equals the job's last bundle. Progress (rows, bytes, rate) goes\n"
     "to stderr when it is a terminal.\n";
 
-int cmd_export(int argc, char **argv, const cmd_ctx *ctx)
-{
-    static const struct option opts[] = {
-        {"job", required_argument, NULL, 'j'},
-        {"datasets", required_argument, NULL, 'd'},
-        {"tables", required_argument, NULL, 't'},
-        {"outbox", required_argument, NULL, 'o'},
-        {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *jobname = NULL;
-    cfg_list datasets = {NULL, 0}, tables = {NULL, 0}, outbox = {NULL, 0}, none = {NULL, 0};
-    const cfg_export *ex = NULL;
-    exporter_result res = {0};
-    exporter_job job;
-    bool quiet = false;
-    cfg *c = NULL;
-    owl_err err;
-    int opt, rc;
+static const struct option export_opts[] = {
+    {"job", required_argument, NULL, 'j'},
+    {"datasets", required_argument, NULL, 'd'},
+    {"tables", required_argument, NULL, 't'},
+    {"outbox", required_argument, NULL, 'o'},
+    {"quiet", no_argument, NULL, 'q'},
+    {NULL, 0, NULL, 0},
+};
+static const cmd_def export_def = {"export", export_usage, "j:d:t:o:q", export_opts, 0, 0, "no arguments"};
 
-    err_clear(&err);
-    while ((opt = getopt_long(argc, argv, ":j:d:t:o:qh", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'j':
-            jobname = optarg;
-            break;
-        case 'd':
-            cfg_list_split(&datasets, optarg);
-            break;
-        case 't':
-            cfg_list_split(&tables, optarg);
-            break;
-        case 'o':
-            cfg_list_split(&outbox, optarg);
-            break;
-        case 'q':
-            quiet = true;
-            break;
-        case 'h':
-            fputs(export_usage, stdout);
-            return 0;
-        default:
-            err_set(&err, OWL_EUSAGE, "bad option %s\nHINT: owlsync export --help", argv[optind - 1]);
-            goto fail;
-        }
-    }
-    if (optind != argc) {
-        err_set(&err, OWL_EUSAGE, "unexpected argument %s\nHINT: owlsync export --help", argv[optind]);
-        goto fail;
-    }
-    if (jobname == NULL && datasets.n == 0) {
-        err_set(&err, OWL_EUSAGE, "export needs -j JOB or -d DATASETS\nHINT: owlsync export --help");
-        goto fail;
-    }
-    if (cmd_load_config(ctx, &c, &err) < 0)
-        goto fail;
-    if (jobname != NULL) {
-        ex = cfg_find_export(c, jobname);
-        if (ex == NULL) {
-            err_set(&err, OWL_EUSAGE, "no [export %s] section in %s", jobname, c->path);
-            goto fail;
-        }
+typedef struct export_args {
+    const char *job;
+    cfg_list datasets, tables, outbox;
+    bool quiet;
+} export_args;
+
+static int on_opt(void *ctx, int opt, const char *arg, owl_err *err)
+{
+    export_args *a = ctx;
+    int rc = 0;
+
+    if (opt == 'j')
+        a->job = arg;
+    else if (opt == 'd')
+        rc = cfg_list_split(&a->datasets, arg);
+    else if (opt == 't')
+        rc = cfg_list_split(&a->tables, arg);
+    else if (opt == 'o')
+        rc = cfg_list_split(&a->outbox, arg);
+    else if (opt == 'q')
+        a->quiet = true;
+    return rc < 0 ? err_oom(err) : 0;
+}
+
+/* The job to run: the named [export] section, or an ad hoc one that takes
+ * its signing key, compression, validity and parallel (and without -o its
+ * outboxes) from the first [export] section. */
+static int make_job(const cfg *c, export_args *a, exporter_job *job, owl_err *err)
+{
+    static const cfg_list none = {NULL, 0};
+    const cfg_export *ex = NULL;
+
+    if (a->job != NULL) {
+        ex = cfg_find_export(c, a->job);
+        if (ex == NULL)
+            return err_set(err, OWL_EUSAGE, "no [export %s] section in %s", a->job, c->path);
     } else if (c->nexports > 0) {
         ex = &c->exports[0];
     }
     if (ex != NULL) {
-        exporter_job_init(&job, ex);
+        exporter_job_init(job, ex);
     } else {
-        memset(&job, 0, sizeof(job));
-        job.compression = BUNDLE_ZSTD;
-        job.compression_level = 3;
-        job.valid_for = 7 * 86400;
-        job.parallel = 1;
+        memset(job, 0, sizeof(*job));
+        job->compression = BUNDLE_ZSTD;
+        job->compression_level = 3;
+        job->valid_for = 7 * 86400;
+        job->parallel = 1;
     }
-    if (jobname == NULL) {
+    if (a->job == NULL) {
         /* ad hoc: what the person asked for, nothing of a job's own */
-        job.name = "adhoc";
-        job.tables = &none;
-        job.targets = &none;
-        job.skip_unchanged = false;
-        job.outboxes = &none;
+        job->name = "adhoc";
+        job->tables = &none;
+        job->targets = &none;
+        job->skip_unchanged = false;
+        job->outboxes = ex != NULL ? &ex->outbox : &none;
     }
-    if (datasets.n > 0)
-        job.datasets = &datasets;
-    if (tables.n > 0)
-        job.tables = &tables;
-    if (outbox.n > 0)
-        job.outboxes = &outbox;
-    else if (jobname == NULL && ex != NULL)
-        job.outboxes = &ex->outbox;
-    job.progress = !quiet && isatty(STDERR_FILENO);
-    log_info("export begin: job %s, config %s", job.name, c->path);
+    if (a->datasets.n > 0)
+        job->datasets = &a->datasets;
+    if (a->tables.n > 0)
+        job->tables = &a->tables;
+    if (a->outbox.n > 0)
+        job->outboxes = &a->outbox;
+    job->progress = !a->quiet && isatty(STDERR_FILENO);
+    return 0;
+}
 
+int cmd_export(int argc, char **argv, const cmd_ctx *ctx)
+{
+    export_args a;
+    exporter_result res = {0};
+    exporter_job job;
+    cfg *c = NULL;
+    owl_err err;
+    char **args;
+    int nargs, rc;
+
+    memset(&a, 0, sizeof(a));
+    rc = cmd_parse(&export_def, argc, argv, on_opt, &a, &args, &nargs, &err);
+    if (rc > 0)
+        goto out;
+    if (rc == 0 && a.job == NULL && a.datasets.n == 0)
+        rc = err_set(&err, OWL_EUSAGE, "export needs -j JOB or -d DATASETS\nHINT: owlsync export --help");
+    if (rc < 0 || cmd_load_config(ctx, &c, &err) < 0 || make_job(c, &a, &job, &err) < 0) {
+        rc = -1;
+        goto out;
+    }
+    cmd_log_begin("export", c, "job %s", job.name);
     rc = exporter_run(c, &job, &res, &err);
     for (size_t i = 0; i < res.npaths; i++)
         printf("%s\n", res.paths[i]);
     fflush(stdout);
-    if (rc < 0)
-        goto fail;
-    if (res.unchanged)
-        log_info("export end: job %s unchanged", job.name);
-    else
-        log_info("export end: job %s, bundle %llu, %llu rows", job.name, (unsigned long long)res.sequence,
-                 (unsigned long long)res.rows);
+    if (rc == 0 && res.unchanged)
+        cmd_log_end("export", "job %s unchanged", job.name);
+    else if (rc == 0)
+        cmd_log_end("export", "job %s, bundle %llu, %llu rows", job.name, (unsigned long long)res.sequence,
+                    (unsigned long long)res.rows);
+out:
     exporter_result_free(&res);
-    cfg_list_free(&datasets);
-    cfg_list_free(&tables);
-    cfg_list_free(&outbox);
+    cfg_list_free(&a.datasets);
+    cfg_list_free(&a.tables);
+    cfg_list_free(&a.outbox);
     cfg_free(c);
-    return 0;
-fail:
-    rc = cmd_report("export", &err);
-    exporter_result_free(&res);
-    cfg_list_free(&datasets);
-    cfg_list_free(&tables);
-    cfg_list_free(&outbox);
-    cfg_free(c);
-    return rc;
+    return rc < 0 ? cmd_report("export", &err) : 0;
 }

@@ -1,6 +1,5 @@
 /* owlsync import: applies one bundle file to the target database, all or nothing,
  * and reports per table (and with --dry-run per dataset) what changed. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,79 +125,76 @@ static void print_text(const char *path, const importer_result *res)
         printf("dry run: rolled back, nothing was written\n");
 }
 
+static const struct option import_opts[] = {
+    {"dry-run", no_argument, NULL, 'n'},
+    {"json", no_argument, NULL, 'J'},
+    {"allow-rollback", no_argument, NULL, 'R'},
+    {NULL, 0, NULL, 0},
+};
+static const cmd_def import_def = {"import", import_usage, "", import_opts, 1, 1, "one BUNDLE"};
+
+typedef struct import_args {
+    importer_opts io;
+    bool json;
+} import_args;
+
+static int on_opt(void *ctx, int opt, const char *arg, owl_err *err)
+{
+    import_args *a = ctx;
+
+    (void)arg;
+    (void)err;
+    if (opt == 'n')
+        a->io.dry_run = true;
+    else if (opt == 'J')
+        a->json = true;
+    else if (opt == 'R')
+        a->io.allow_rollback = true;
+    return 0;
+}
+
 int cmd_import(int argc, char **argv, const cmd_ctx *ctx)
 {
-    static const struct option opts[] = {
-        {"dry-run", no_argument, NULL, 'n'},
-        {"json", no_argument, NULL, 'J'},
-        {"allow-rollback", no_argument, NULL, 'R'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    importer_opts io = {0};
+    import_args a;
     importer_result res;
     keys_trust trust = {NULL, 0};
     rewrite_set *rs = NULL;
-    bool json = false;
     cfg *c = NULL;
     owl_err err;
-    int opt, rc;
+    char **args;
+    int nargs, rc;
 
+    memset(&a, 0, sizeof(a));
     memset(&res, 0, sizeof(res));
-    err_clear(&err);
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'n':
-            io.dry_run = true;
-            break;
-        case 'J':
-            json = true;
-            break;
-        case 'R':
-            io.allow_rollback = true;
-            break;
-        case 'h':
-            fputs(import_usage, stdout);
-            return 0;
-        default:
-            err_set(&err, OWL_EUSAGE, "bad option %s\nHINT: owlsync import --help", argv[optind - 1]);
-            return cmd_report("import", &err);
-        }
-    }
-    if (optind != argc - 1) {
-        err_set(&err, OWL_EUSAGE, "import takes one BUNDLE\nHINT: owlsync import --help");
-        return cmd_report("import", &err);
-    }
+    rc = cmd_parse(&import_def, argc, argv, on_opt, &a, &args, &nargs, &err);
+    if (rc != 0)
+        return rc > 0 ? 0 : cmd_report("import", &err);
+    rc = -1;
     if (cmd_load_config(ctx, &c, &err) < 0 || cmd_load_trust(c, &trust, &err) < 0 ||
         rewrite_compile(c, &rs, &err) < 0)
-        goto fail;
+        goto out;
     if (trust.n == 0) {
         err_set(&err, OWL_EUSAGE, "no trusted key in %s\nHINT: add trusted_key = ENVIRONMENT KEY to its [import] section",
                 c->path);
-        goto fail;
+        goto out;
     }
-    io.progress = isatty(STDERR_FILENO) && !json;
-    io.per_dataset = json || io.dry_run; /* the reports that list datasets */
-    log_info("import begin: %s, config %s%s", argv[optind], c->path, io.dry_run ? ", dry run" : "");
-    if (importer_run(c, &trust, rs, argv[optind], &io, &res, &err) < 0) {
-        err_prefix(&err, "%s", argv[optind]);
-        goto fail;
+    a.io.progress = isatty(STDERR_FILENO) && !a.json;
+    a.io.per_dataset = a.json || a.io.dry_run; /* the reports that list datasets */
+    cmd_log_begin("import", c, "%s%s", args[0], a.io.dry_run ? ", dry run" : "");
+    if (importer_run(c, &trust, rs, args[0], &a.io, &res, &err) < 0) {
+        err_prefix(&err, "%s", args[0]);
+        goto out;
     }
-    if (json)
-        print_json(argv[optind], &res);
+    if (a.json)
+        print_json(args[0], &res);
     else
-        print_text(argv[optind], &res);
-    log_info("import end: %s %s", argv[optind], status_name(res.status));
+        print_text(args[0], &res);
+    cmd_log_end("import", "%s %s", args[0], status_name(res.status));
+    rc = 0;
+out:
     importer_result_free(&res);
     rewrite_set_free(rs);
     keys_trust_free(&trust);
     cfg_free(c);
-    return 0;
-fail:
-    rc = cmd_report("import", &err);
-    importer_result_free(&res);
-    rewrite_set_free(rs);
-    keys_trust_free(&trust);
-    cfg_free(c);
-    return rc;
+    return rc < 0 ? cmd_report("import", &err) : 0;
 }

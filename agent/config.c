@@ -15,11 +15,9 @@
 
 #include "owlsync/config.h"
 #include "owlsync/log.h"
+#include "owlsync/text.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Longest environment, job, table, schema or column name. */
-#define NAME_MAX_LEN 63
 
 /* ---- the key table ---------------------------------------------------------- */
 
@@ -79,7 +77,14 @@ typedef struct key_desc {
     const char *const *words; /* T_ENUM names, in the enum's order, NULL-terminated */
 } key_desc;
 
+const cfg_mode_info cfg_modes[CFG_MODE_COUNT] = {
+    [CFG_MODE_REPLACE] = {"replace", false, true, true, true},
+    [CFG_MODE_UPSERT] = {"upsert", true, false, true, true},
+    [CFG_MODE_INSERT] = {"insert", true, false, false, true},
+};
+
 static const char *const mode_words[] = {"replace", "upsert", "insert", NULL};
+_Static_assert(sizeof(mode_words) / sizeof(mode_words[0]) == CFG_MODE_COUNT + 1, "a word per mode");
 static const char *const comp_words[] = {"zstd", "gzip", "none", NULL};
 static const char *const match_words[] = {"exact", "substring", "regex", NULL};
 static const char *const watch_words[] = {"auto", "inotify", "poll", NULL};
@@ -178,11 +183,6 @@ static char *xstrdup(const char *s)
     return s == NULL ? NULL : strdup(s);
 }
 
-static int oom(owl_err *err)
-{
-    return err_set(err, OWL_ERUNTIME, "out of memory");
-}
-
 /* Returns arr (of n elements of size sz) reallocated to n + 1 elements, the new
  * last one zeroed; NULL (arr untouched) when out of memory. */
 static void *grow(void *arr, size_t n, size_t sz)
@@ -193,47 +193,6 @@ static void *grow(void *arr, size_t n, size_t sz)
         memset(p + n * sz, 0, sz);
     return p;
 }
-
-static bool is_alpha(char ch)
-{
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z');
-}
-
-static bool is_digit(char ch)
-{
-    return ch >= '0' && ch <= '9';
-}
-
-/* Environment and job names go into file names: [A-Za-z0-9_-]{1,63}. */
-static bool is_env_name(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n < 1 || n > NAME_MAX_LEN)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (!(is_alpha(s[i]) || is_digit(s[i]) || s[i] == '_' || s[i] == '-'))
-            return false;
-    }
-    return true;
-}
-
-/* Table, schema and column names: [A-Za-z_][A-Za-z0-9_]{0,62}. */
-static bool is_ident(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n < 1 || n > NAME_MAX_LEN)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (!(is_alpha(s[i]) || s[i] == '_' || (i > 0 && is_digit(s[i]))))
-            return false;
-    }
-    return true;
-}
-
-#define ENV_RULE "1 to 63 letters, digits, _ or -"
-#define IDENT_RULE "a letter or _, then up to 62 letters, digits or _"
 
 /* "A, B or C" for the words of an enum. */
 static void words_text(const char *const *words, char *buf, size_t size)
@@ -445,6 +404,15 @@ const cfg_table *cfg_find_table(const cfg *c, const char *name)
     return NULL;
 }
 
+int cfg_mode_by_name(const char *name)
+{
+    for (int i = 0; i < CFG_MODE_COUNT; i++) {
+        if (strcmp(cfg_modes[i].name, name) == 0)
+            return i;
+    }
+    return -1;
+}
+
 const cfg_export *cfg_find_export(const cfg *c, const char *name)
 {
     for (size_t i = 0; c != NULL && i < c->nexports; i++) {
@@ -569,7 +537,7 @@ static int key_error(parse_ctx *p, const sect_state *st, int line, const char *k
 static int fail_oom(parse_ctx *p)
 {
     p->failed = true;
-    return oom(p->err);
+    return err_oom(p->err);
 }
 
 /* ---- sections --------------------------------------------------------------- */
@@ -681,10 +649,10 @@ static int begin_section(parse_ctx *p, char *inner)
     if (!sect_kinds[kind].named && *name != '\0')
         return at_line(p, p->line, "section [%s] takes no name (got [%s %s])", word,
                        word, name);
-    if (kind == S_TABLE && !is_ident(name))
-        return at_line(p, p->line, "invalid table name \"%s\" (" IDENT_RULE ")", name);
-    if (kind == S_EXPORT && !is_env_name(name))
-        return at_line(p, p->line, "invalid export job name \"%s\" (" ENV_RULE ")", name);
+    if (kind == S_TABLE && !text_is_ident(name))
+        return at_line(p, p->line, "invalid table name \"%s\" (" TEXT_IDENT_RULE ")", name);
+    if (kind == S_EXPORT && !text_is_name(name))
+        return at_line(p, p->line, "invalid export job name \"%s\" (" TEXT_NAME_RULE ")", name);
     for (size_t i = 0; i < p->nsects; i++) {
         const sect_state *o = &p->sects[i];
         const char *oname = sect_name(p, o);
@@ -839,8 +807,8 @@ static bool is_colspec(const char *spec)
         return false;
     *dot = '\0';
     if (strcmp(buf, "*") == 0)
-        return is_ident(dot + 1);
-    return is_ident(buf) && (strcmp(dot + 1, "*") == 0 || is_ident(dot + 1));
+        return text_is_ident(dot + 1);
+    return text_is_ident(buf) && (strcmp(dot + 1, "*") == 0 || text_is_ident(dot + 1));
 }
 
 static int set_list(parse_ctx *p, const sect_state *st, const key_desc *kd,
@@ -852,12 +820,12 @@ static int set_list(parse_ctx *p, const sect_state *st, const key_desc *kd,
         return fail_oom(p);
     for (size_t i = first; i < list->n; i++) {
         const char *item = list->v[i];
-        if (kd->type == T_LIST_IDENT && !is_ident(item))
+        if (kd->type == T_LIST_IDENT && !text_is_ident(item))
             return key_error(p, st, p->line, kd->name,
-                             "invalid name \"%s\" (" IDENT_RULE ")", item);
-        if (kd->type == T_LIST_ENV && !is_env_name(item))
+                             "invalid name \"%s\" (" TEXT_IDENT_RULE ")", item);
+        if (kd->type == T_LIST_ENV && !text_is_name(item))
             return key_error(p, st, p->line, kd->name,
-                             "invalid environment name \"%s\" (" ENV_RULE ")", item);
+                             "invalid environment name \"%s\" (" TEXT_NAME_RULE ")", item);
         if (kd->type == T_LIST_COL && !is_colspec(item))
             return key_error(p, st, p->line, kd->name,
                              "invalid column \"%s\" (use TABLE.COLUMN, TABLE.* or "
@@ -913,9 +881,9 @@ static int add_trusted(parse_ctx *p, const sect_state *st, const key_desc *kd,
     envs = strndup(env, (size_t)(env_end - env));
     if (envs == NULL)
         return fail_oom(p);
-    if (!is_env_name(envs)) {
+    if (!text_is_name(envs)) {
         key_error(p, st, p->line, kd->name,
-                  "invalid environment name \"%s\" (" ENV_RULE ")", envs);
+                  "invalid environment name \"%s\" (" TEXT_NAME_RULE ")", envs);
         free(envs);
         return -1;
     }
@@ -950,15 +918,15 @@ static int set_value(parse_ctx *p, sect_state *st, const key_desc *kd, const cha
     case T_OPTTEXT:
         return set_text(p, (char **)slot, *value ? value : NULL);
     case T_ENVNAME:
-        if (!is_env_name(value))
+        if (!text_is_name(value))
             return key_error(p, st, p->line, kd->name,
-                             "invalid name \"%s\" (" ENV_RULE ")", value);
+                             "invalid name \"%s\" (" TEXT_NAME_RULE ")", value);
         return set_text(p, (char **)slot, value);
     case T_IDENT:
     case T_IDENT_OPT:
-        if (!(kd->type == T_IDENT_OPT && *value == '\0') && !is_ident(value))
+        if (!(kd->type == T_IDENT_OPT && *value == '\0') && !text_is_ident(value))
             return key_error(p, st, p->line, kd->name,
-                             "invalid name \"%s\" (" IDENT_RULE ")", value);
+                             "invalid name \"%s\" (" TEXT_IDENT_RULE ")", value);
         return set_text(p, (char **)slot, value);
     case T_LIST_ANY:
     case T_LIST_IDENT:
@@ -1223,10 +1191,10 @@ static int finish_rewrite(parse_ctx *p, const sect_state *st)
     for (size_t i = 0; i < r->columns.n; i++) {
         const char *spec = r->columns.v[i];
         const char *dot = strchr(spec, '.');
-        char table[NAME_MAX_LEN + 1];
+        char table[TEXT_NAME_MAX + 1];
         char why[128];
 
-        if (dot == NULL || (size_t)(dot - spec) > NAME_MAX_LEN)
+        if (dot == NULL || (size_t)(dot - spec) > TEXT_NAME_MAX)
             continue; /* checked when read */
         snprintf(table, sizeof(table), "%.*s", (int)(dot - spec), spec);
         if (strcmp(table, "*") != 0 && cfg_find_table(p->c, table) == NULL)
@@ -1306,8 +1274,8 @@ static cfg *cfg_new(const char *name)
     c->import.watch = CFG_WATCH_AUTO;
     c->import.poll_interval = 5;
     c->import.settle_time = 2;
-    c->import.max_bundle_size = (uint64_t)1 << 30;
-    c->import.max_unpacked_size = (uint64_t)8 << 30;
+    c->import.max_bundle_size = CFG_DEFAULT_MAX_BUNDLE_SIZE;
+    c->import.max_unpacked_size = CFG_DEFAULT_MAX_UNPACKED_SIZE;
     c->path = xstrdup(name);
     c->state_dir = xstrdup("/var/lib/owlsync");
     c->conninfo = xstrdup("");
@@ -1345,7 +1313,7 @@ static int load_buffer(const char *name, const char *text, size_t len, cfg **out
     p.len = len;
     p.c = cfg_new(name);
     if (p.c == NULL) {
-        oom(err);
+        err_oom(err);
         goto out;
     }
     rc = ini_parse_stream(read_line, &p, on_key, &p);
@@ -1392,7 +1360,7 @@ int cfg_load(const char *path, cfg **out, owl_err *err)
     }
     buf = malloc((size_t)CFG_MAX_FILE + 1);
     if (buf == NULL) {
-        oom(err);
+        err_oom(err);
         goto out;
     }
     len = fread(buf, 1, (size_t)CFG_MAX_FILE + 1, f);

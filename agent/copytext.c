@@ -231,3 +231,72 @@ size_t copytext_escape(const char *val, size_t len, char *out)
     memcpy(out + o, s + done, len - done);
     return o + (len - done);
 }
+
+void copytext_rows_init(copytext_rows *s, size_t max, const char *what)
+{
+    s->row = (owl_buf)OWL_BUF_INIT(max + 1); /* and its newline */
+    s->rowno = 0;
+    s->what = what;
+}
+
+/* Whether the newline that ends row[0..len) is data: preceded by an odd run
+ * of backslashes. */
+static bool newline_escaped(const char *row, size_t len)
+{
+    size_t k = 0;
+
+    while (k + 1 < len && row[len - 2 - k] == '\\')
+        k++;
+    return k % 2 == 1;
+}
+
+static int too_long(const copytext_rows *s, owl_err *err)
+{
+    return err_set(err, OWL_EVERIFY, "%s row %llu is longer than %zu bytes", s->what,
+                   (unsigned long long)s->rowno + 1, s->row.max - 1);
+}
+
+int copytext_rows_feed(copytext_rows *s, const char *buf, size_t len, copytext_row_fn fn, void *ctx,
+                       owl_err *err)
+{
+    const char *p = buf, *end = buf + len;
+
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t take = nl != NULL ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+
+        if (s->row.len == 0 && nl != NULL && !newline_escaped(p, take)) {
+            /* a whole row in this chunk: no copy */
+            if (take > s->row.max)
+                return too_long(s, err);
+            if (fn(ctx, p, take - 1, ++s->rowno, err) < 0)
+                return -1;
+            p += take;
+            continue;
+        }
+        if (buf_add(&s->row, p, take) < 0)
+            return buf_full(&s->row, take) ? too_long(s, err) : err_oom(err);
+        p += take;
+        if (nl == NULL || newline_escaped(s->row.p, s->row.len))
+            continue;
+        if (fn(ctx, s->row.p, s->row.len - 1, ++s->rowno, err) < 0)
+            return -1;
+        buf_clear(&s->row);
+    }
+    return 0;
+}
+
+int copytext_rows_end(copytext_rows *s, copytext_row_fn fn, void *ctx, owl_err *err)
+{
+    int rc = 0;
+
+    if (s->row.len > 0)
+        rc = fn(ctx, s->row.p, s->row.len, ++s->rowno, err);
+    buf_clear(&s->row);
+    return rc;
+}
+
+void copytext_rows_free(copytext_rows *s)
+{
+    buf_free(&s->row);
+}

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,16 +16,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "owlsync/buf.h"
 #include "owlsync/bundle.h"
 #include "owlsync/config.h"
 #include "owlsync/cron.h"
 #include "owlsync/daemon.h"
+#include "owlsync/db.h"
 #include "owlsync/exporter.h"
+#include "owlsync/fileio.h"
 #include "owlsync/importer.h"
 #include "owlsync/inbox.h"
+#include "owlsync/jobstate.h"
 #include "owlsync/keys.h"
+#include "owlsync/ledger.h"
 #include "owlsync/log.h"
 #include "owlsync/rewrite.h"
+#include "owlsync/text.h"
 
 #define RETRY_FIRST 5    /* seconds before the first retry of a transient failure */
 #define RETRY_MAX 300    /* backoff cap */
@@ -81,7 +88,7 @@ typedef struct daemon_state {
     time_t next_scan;
     retry *retries;
     size_t nretries;
-    importer_lock *lock;
+    ledger_claim *lock;
     int lock_delay;           /* backoff while the claim lock cannot be had (database down) */
     metrics m;
     time_t stale_logged;
@@ -138,7 +145,7 @@ static int load_all(const char *path, loaded *l, owl_err *err)
         goto fail;
     l->jobs = calloc(l->c->nexports + 1, sizeof(job_rt));
     if (l->jobs == NULL) {
-        err_set(err, OWL_ERUNTIME, "out of memory");
+        err_oom(err);
         goto fail;
     }
     for (size_t i = 0; i < l->c->nexports; i++) {
@@ -153,7 +160,7 @@ static int load_all(const char *path, loaded *l, owl_err *err)
         }
         j->name = strdup(ex->name);
         if (j->name == NULL) {
-            err_set(err, OWL_ERUNTIME, "out of memory");
+            err_oom(err);
             goto fail;
         }
         j->next = cron_next(&j->cron, now);
@@ -174,104 +181,90 @@ fail:
 
 static void fmt_time(time_t t, char *buf, size_t len)
 {
-    struct tm tm;
-
-    if (t <= 0) {
+    if (t <= 0)
         snprintf(buf, len, "never");
-        return;
-    }
-    gmtime_r(&t, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    else
+        text_utc((int64_t)t * 1000000, TEXT_UTC_SECONDS, buf, len);
 }
 
-/* Rewrites metrics_file atomically: tmp, fsync, rename. */
+/* Appends printf-style text to b; a failure marks b full (nothing is written). */
+static void addf(owl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void addf(owl_buf *b, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(line) || buf_add(b, line, (size_t)n) < 0)
+        b->max = 0; /* failed: too much or no memory */
+}
+
+/* Rewrites metrics_file durably (tmp, fsync, rename, fsync of its directory). */
 static void write_metrics(daemon_state *d)
 {
-    char tmp[PATH_MAX + 8];
-    FILE *f;
-    int fd;
+    owl_buf b = OWL_BUF_INIT(1 << 20);
+    owl_err err;
 
     if (d->c->metrics_file == NULL)
         return;
-    snprintf(tmp, sizeof(tmp), "%s.tmp", d->c->metrics_file);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
-        log_warn("cannot write metrics file %s: %s", tmp, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    fprintf(f, "# HELP owlsync_bundles_imported_total Bundles imported by this agent.\n"
-               "# TYPE owlsync_bundles_imported_total counter\n"
-               "owlsync_bundles_imported_total %llu\n",
-            d->m.imported);
-    fprintf(f, "# HELP owlsync_bundles_rejected_total Bundles quarantined, by reason.\n"
-               "# TYPE owlsync_bundles_rejected_total counter\n"
-               "owlsync_bundles_rejected_total{reason=\"verification\"} %llu\n"
-               "owlsync_bundles_rejected_total{reason=\"policy\"} %llu\n",
-            d->m.rejected_verify, d->m.rejected_policy);
-    fprintf(f, "# HELP owlsync_import_failures_total Imports that failed transiently and will be retried.\n"
-               "# TYPE owlsync_import_failures_total counter\n"
-               "owlsync_import_failures_total %llu\n",
-            d->m.failed_transient);
-    fprintf(f, "# HELP owlsync_rows_applied_total Rows in the bundles imported.\n"
-               "# TYPE owlsync_rows_applied_total counter\n"
-               "owlsync_rows_applied_total %llu\n",
-            d->m.rows);
+    addf(&b, "# HELP owlsync_bundles_imported_total Bundles imported by this agent.\n"
+             "# TYPE owlsync_bundles_imported_total counter\n"
+             "owlsync_bundles_imported_total %llu\n",
+         d->m.imported);
+    addf(&b, "# HELP owlsync_bundles_rejected_total Bundles quarantined, by reason.\n"
+             "# TYPE owlsync_bundles_rejected_total counter\n"
+             "owlsync_bundles_rejected_total{reason=\"verification\"} %llu\n"
+             "owlsync_bundles_rejected_total{reason=\"policy\"} %llu\n",
+         d->m.rejected_verify, d->m.rejected_policy);
+    addf(&b, "# HELP owlsync_import_failures_total Imports that failed transiently and will be retried.\n"
+             "# TYPE owlsync_import_failures_total counter\n"
+             "owlsync_import_failures_total %llu\n",
+         d->m.failed_transient);
+    addf(&b, "# HELP owlsync_rows_applied_total Rows in the bundles imported.\n"
+             "# TYPE owlsync_rows_applied_total counter\n"
+             "owlsync_rows_applied_total %llu\n",
+         d->m.rows);
     if (d->ib != NULL) {
-        fprintf(f, "# HELP owlsync_inbox_backlog Bundle files waiting in the inbox.\n"
-                   "# TYPE owlsync_inbox_backlog gauge\n"
-                   "owlsync_inbox_backlog %zu\n",
-                d->m.backlog);
-        fprintf(f, "# HELP owlsync_inbox_last_success_timestamp_seconds Time of the last successful import.\n"
-                   "# TYPE owlsync_inbox_last_success_timestamp_seconds gauge\n"
-                   "owlsync_inbox_last_success_timestamp_seconds %lld\n",
-                (long long)d->m.last_import);
-        fprintf(f, "# HELP owlsync_stale 1 when no bundle was imported for longer than max_staleness.\n"
-                   "# TYPE owlsync_stale gauge\n"
-                   "owlsync_stale %d\n",
-                d->m.stale ? 1 : 0);
+        addf(&b, "# HELP owlsync_inbox_backlog Bundle files waiting in the inbox.\n"
+                 "# TYPE owlsync_inbox_backlog gauge\n"
+                 "owlsync_inbox_backlog %zu\n",
+             d->m.backlog);
+        addf(&b, "# HELP owlsync_inbox_last_success_timestamp_seconds Time of the last successful import.\n"
+                 "# TYPE owlsync_inbox_last_success_timestamp_seconds gauge\n"
+                 "owlsync_inbox_last_success_timestamp_seconds %lld\n",
+             (long long)d->m.last_import);
+        addf(&b, "# HELP owlsync_stale 1 when no bundle was imported for longer than max_staleness.\n"
+                 "# TYPE owlsync_stale gauge\n"
+                 "owlsync_stale %d\n",
+             d->m.stale ? 1 : 0);
     }
     if (d->njobs > 0)
-        fprintf(f, "# HELP owlsync_export_last_success_timestamp_seconds Time of each job's last successful run.\n"
-                   "# TYPE owlsync_export_last_success_timestamp_seconds gauge\n");
+        addf(&b, "# HELP owlsync_export_last_success_timestamp_seconds Time of each job's last successful run.\n"
+                 "# TYPE owlsync_export_last_success_timestamp_seconds gauge\n");
     for (size_t i = 0; i < d->njobs; i++)
-        fprintf(f, "owlsync_export_last_success_timestamp_seconds{job=\"%s\"} %lld\n", d->jobs[i].name,
-                (long long)d->jobs[i].last_success);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-        log_warn("cannot write metrics file %s: %s", tmp, strerror(errno));
-        fclose(f);
-        unlink(tmp);
-        return;
-    }
-    fclose(f);
-    if (rename(tmp, d->c->metrics_file) < 0) {
-        log_warn("cannot rename %s: %s", tmp, strerror(errno));
-        unlink(tmp);
-    }
+        addf(&b, "owlsync_export_last_success_timestamp_seconds{job=\"%s\"} %lld\n", d->jobs[i].name,
+             (long long)d->jobs[i].last_success);
+    if (b.max == 0)
+        log_warn("cannot write metrics file %s: out of memory", d->c->metrics_file);
+    else if (fileio_write_path(d->c->metrics_file, b.p, b.len, 0644, FILEIO_REPLACE, &err) < 0)
+        log_warn("%s", err.msg);
+    buf_free(&b);
 }
 
 /* ------------------------------------------------------------------ exports */
 
-/* Writes state_dir/export-JOB.last for `owlsync status`. */
+/* Records how the job's last run ended, for `owlsync status`. */
 static void write_job_last(const cfg *c, const job_rt *j)
 {
-    char path[PATH_MAX], tmp[PATH_MAX + 8], when[32];
-    FILE *f;
+    jobstate_last l = {j->last_run, j->last_rc, j->last_success};
+    owl_err err;
 
-    snprintf(path, sizeof(path), "%s/export-%s.last", c->state_dir, j->name);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = fopen(tmp, "w");
-    if (f == NULL)
-        return;
-    fmt_time(j->last_run, when, sizeof(when));
-    fprintf(f, "finished %s\nexit %d\n", when, j->last_rc);
-    fmt_time(j->last_success, when, sizeof(when));
-    fprintf(f, "success %s\n", when);
-    if (fclose(f) == 0)
-        rename(tmp, path);
-    else
-        unlink(tmp);
+    if (jobstate_write_last(c->state_dir, j->name, &l, &err) < 0)
+        log_warn("export job %s: %s", j->name, err.msg);
 }
 
 /* Runs one export job in a child process, so a long export never holds up the
@@ -527,7 +520,7 @@ static void process_inbox(daemon_state *d, time_t now)
         goto out;
 
     /* One agent at a time picks and imports, so bundles go in snapshot order. */
-    locked = importer_claim_lock(d->c, &d->lock, &err);
+    locked = ledger_claim_try(d->c->conninfo, &d->lock, &err);
     if (locked < 0) {
         if (d->lock_delay == 0)
             d->lock_delay = RETRY_FIRST;
@@ -555,7 +548,7 @@ static void process_inbox(daemon_state *d, time_t now)
         import_claimed(d, &cl);
         write_metrics(d);
     }
-    importer_claim_unlock(d->lock);
+    ledger_claim_release(d->lock);
     d->next_scan = now; /* look again at once: more may have come meanwhile */
 out:
     free(cand);
@@ -572,7 +565,7 @@ static void check_staleness(daemon_state *d, time_t now)
         return;
     stale = d->m.last_import > 0 ? now - d->m.last_import > limit : false;
     if (stale && (d->stale_logged == 0 || now - d->stale_logged >= 3600)) {
-        char when[32];
+        char when[TEXT_UTC_MAX];
         fmt_time(d->m.last_import, when, sizeof(when));
         log_warn("no bundle imported since %s, longer than max_staleness (%lld s): is the sync still running?", when,
                  (long long)limit);
@@ -675,7 +668,7 @@ static void log_start(const daemon_state *d)
     log_info("owlsync daemon started: environment %s, config %s, %zu scheduled job(s)%s", d->c->environment,
              d->config_path, d->njobs, d->c->import.present ? ", inbox on" : "");
     for (size_t i = 0; i < d->njobs; i++) {
-        char when[32];
+        char when[TEXT_UTC_MAX];
         fmt_time(d->jobs[i].next, when, sizeof(when));
         log_info("export job %s: next run %s", d->jobs[i].name, when);
     }
@@ -716,15 +709,18 @@ int daemon_run(const char *config_path, owl_err *err)
     if (d.c->import.present && open_inbox(&d, err) < 0)
         goto out;
     if (d.c->import.present) {
-        importer_ledger_row *rows = NULL;
+        ledger_row *rows = NULL;
         size_t n = 0;
         int64_t last = 0;
+        db_conn *conn = NULL;
         owl_err lerr;
-        if (importer_ledger(d.c, 1, &rows, &n, &last, &lerr) == 0)
+        if (db_open(d.c->conninfo, "the target database", &conn, &lerr) == 0 &&
+            ledger_recent(conn, 1, &rows, &n, &last, &lerr) == 0)
             d.m.last_import = (time_t)(last / 1000000);
         else
             log_warn("%s", lerr.msg);
-        importer_ledger_free(rows, n);
+        db_close(conn);
+        ledger_rows_free(rows, n);
         if (d.m.last_import == 0)
             d.m.last_import = time(NULL); /* staleness counts from our start */
     }
@@ -768,7 +764,7 @@ int daemon_run(const char *config_path, owl_err *err)
     rc = 0;
 out:
     close_inbox(&d);
-    importer_lock_free(d.lock);
+    ledger_claim_free(d.lock);
     for (size_t i = 0; i < d.nretries; i++)
         free(d.retries[i].name);
     free(d.retries);

@@ -1,10 +1,11 @@
-/* owlsync database layer: libpq calls shared by exporter and importer, and the
- * SQL builder that admits only fixed text and quoted identifiers. */
+/* owlsync database layer: connections and transactions for everyone, and for
+ * the SQL-owning modules the helpers that run statements and build SQL text
+ * from fixed text, quoted identifiers and escaped lists only. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "owlsync/db.h"
+#include "db_internal.h"
 
 /* The first line of a libpq message, without the "ERROR:  " prefix. */
 static void first_line(const char *msg, char *buf, size_t len)
@@ -13,9 +14,7 @@ static void first_line(const char *msg, char *buf, size_t len)
 
     if (msg == NULL || *msg == '\0')
         msg = "unknown error";
-    if (strncmp(msg, "ERROR:  ", 8) == 0)
-        msg += 8;
-    else if (strncmp(msg, "FATAL:  ", 8) == 0)
+    if (strncmp(msg, "ERROR:  ", 8) == 0 || strncmp(msg, "FATAL:  ", 8) == 0)
         msg += 8;
     while (msg[n] != '\0' && msg[n] != '\n' && n + 1 < len) {
         buf[n] = msg[n];
@@ -24,56 +23,95 @@ static void first_line(const char *msg, char *buf, size_t len)
     buf[n] = '\0';
 }
 
-int db_fail(PGconn *conn, const PGresult *res, owl_err *err, const char *what)
+int db_fail(db_conn *c, const PGresult *res, owl_err *err, const char *what)
 {
     char line[700];
     const char *msg = res != NULL ? PQresultErrorMessage(res) : NULL;
 
-    if (msg == NULL || *msg == '\0')
-        msg = PQerrorMessage(conn);
+    if ((msg == NULL || *msg == '\0') && c != NULL && c->pg != NULL)
+        msg = PQerrorMessage(c->pg);
     first_line(msg, line, sizeof(line));
     return err_set(err, OWL_ERUNTIME, "%s: %s", what, line);
 }
 
-int db_connect(const char *conninfo, const char *what, PGconn **out, owl_err *err)
+int db_open(const char *conninfo, const char *what, db_conn **out, owl_err *err)
 {
-    PGconn *conn = PQconnectdb(conninfo);
+    db_conn *c = calloc(1, sizeof(*c));
     char buf[128];
 
-    if (conn == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
-    if (PQstatus(conn) != CONNECTION_OK) {
+    *out = NULL;
+    if (c == NULL)
+        return err_oom(err);
+    c->pg = PQconnectdb(conninfo);
+    if (c->pg == NULL) {
+        free(c);
+        return err_oom(err);
+    }
+    if (PQstatus(c->pg) != CONNECTION_OK) {
         snprintf(buf, sizeof(buf), "cannot connect to %s", what);
-        db_fail(conn, NULL, err, buf);
-        PQfinish(conn);
-        *out = NULL;
+        db_fail(c, NULL, err, buf);
+        db_close(c);
         return -1;
     }
-    *out = conn;
+    *out = c;
     return 0;
 }
 
-PGresult *db_exec(PGconn *conn, const char *sql, int n, const char *const *params, ExecStatusType want,
-                  owl_err *err, const char *what)
+void db_close(db_conn *c)
 {
-    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    if (c == NULL)
+        return;
+    if (c->copy_row != NULL)
+        PQfreemem(c->copy_row);
+    if (c->pg != NULL)
+        PQfinish(c->pg);
+    free(c);
+}
 
-    if (PQresultStatus(res) != want) {
-        db_fail(conn, res, err, what);
+bool db_alive(const db_conn *c)
+{
+    return c != NULL && c->pg != NULL && PQstatus(c->pg) == CONNECTION_OK;
+}
+
+bool db_in_transaction(const db_conn *c)
+{
+    return c != NULL && c->pg != NULL && PQtransactionStatus(c->pg) != PQTRANS_IDLE &&
+           PQtransactionStatus(c->pg) != PQTRANS_UNKNOWN;
+}
+
+int db_commit(db_conn *c, const char *what, owl_err *err)
+{
+    return db_command(c, "COMMIT", 0, NULL, err, what);
+}
+
+void db_rollback(db_conn *c)
+{
+    if (db_in_transaction(c))
+        PQclear(PQexec(c->pg, "ROLLBACK"));
+}
+
+PGresult *db_query(db_conn *c, const char *sql, int n, const char *const *params, owl_err *err,
+                   const char *what)
+{
+    PGresult *res = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        db_fail(c, res, err, what);
         PQclear(res);
         return NULL;
     }
     return res;
 }
 
-int db_command(PGconn *conn, const char *sql, int n, const char *const *params, owl_err *err, const char *what)
+int db_command(db_conn *c, const char *sql, int n, const char *const *params, owl_err *err, const char *what)
 {
-    PGresult *res = db_exec(conn, sql, n, params, PGRES_COMMAND_OK, err, what);
+    PGresult *res = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
+    int rc = 0;
 
-    if (res == NULL)
-        return -1;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = db_fail(c, res, err, what);
     PQclear(res);
-    return 0;
+    return rc;
 }
 
 const char *db_sqlstate(const PGresult *res)
@@ -83,71 +121,20 @@ const char *db_sqlstate(const PGresult *res)
     return s != NULL ? s : "";
 }
 
-char *db_array_text(char *const *v, size_t n)
+uint64_t db_u64(const PGresult *res, int row, int col)
 {
-    size_t cap = 3;
-    char *out, *p;
-
-    for (size_t i = 0; i < n; i++)
-        cap += 2 * strlen(v[i]) + 3;
-    out = malloc(cap);
-    if (out == NULL)
-        return NULL;
-    p = out;
-    *p++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i > 0)
-            *p++ = ',';
-        *p++ = '"';
-        for (const char *s = v[i]; *s; s++) {
-            if (*s == '"' || *s == '\\')
-                *p++ = '\\';
-            *p++ = *s;
-        }
-        *p++ = '"';
-    }
-    *p++ = '}';
-    *p = '\0';
-    return out;
-}
-
-int db_set_local(PGconn *conn, const char *name, const char *value, owl_err *err)
-{
-    const char *params[2] = {name, value};
-    PGresult *res = db_exec(conn, "SELECT pg_catalog.set_config($1, $2, true)", 2, params, PGRES_TUPLES_OK, err,
-                            "cannot pass a list to the database");
-
-    PQclear(res);
-    return res == NULL ? -1 : 0;
+    return strtoull(PQgetvalue(res, row, col), NULL, 10);
 }
 
 void db_sql_add(db_sql *q, const char *text)
 {
-    size_t n = strlen(text);
-
-    if (q->failed)
-        return;
-    if (q->len + n + 1 > q->cap) {
-        size_t cap = (q->len + n + 1) * 2;
-        char *grown = realloc(q->s, cap < 256 ? 256 : cap);
-        if (grown == NULL) {
-            q->failed = true;
-            return;
-        }
-        q->s = grown;
-        q->cap = cap < 256 ? 256 : cap;
-    }
-    memcpy(q->s + q->len, text, n + 1);
-    q->len += n;
+    if (!q->failed && buf_adds(&q->b, text) < 0)
+        q->failed = true;
 }
 
-void db_sql_ident(db_sql *q, PGconn *conn, const char *name)
+/* Appends a string libpq allocated, and frees it; NULL marks q failed. */
+static void add_escaped(db_sql *q, char *quoted)
 {
-    char *quoted;
-
-    if (q->failed)
-        return;
-    quoted = PQescapeIdentifier(conn, name, strlen(name));
     if (quoted == NULL) {
         q->failed = true;
         return;
@@ -156,26 +143,28 @@ void db_sql_ident(db_sql *q, PGconn *conn, const char *name)
     PQfreemem(quoted);
 }
 
-void db_sql_literal(db_sql *q, PGconn *conn, const char *text)
+void db_sql_ident(db_sql *q, db_conn *c, const char *name)
 {
-    char *quoted;
-
-    if (q->failed)
-        return;
-    quoted = PQescapeLiteral(conn, text, strlen(text));
-    if (quoted == NULL) {
-        q->failed = true;
-        return;
-    }
-    db_sql_add(q, quoted);
-    PQfreemem(quoted);
+    if (!q->failed)
+        add_escaped(q, PQescapeIdentifier(c->pg, name, strlen(name)));
 }
 
-void db_sql_qualified(db_sql *q, PGconn *conn, const char *schema, const char *table)
+void db_sql_qualified(db_sql *q, db_conn *c, const char *schema, const char *table)
 {
-    db_sql_ident(q, conn, schema);
+    db_sql_ident(q, c, schema);
     db_sql_add(q, ".");
-    db_sql_ident(q, conn, table);
+    db_sql_ident(q, c, table);
+}
+
+void db_sql_idents(db_sql *q, db_conn *c, char *const *names, size_t n, const char *prefix)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            db_sql_add(q, ", ");
+        if (prefix != NULL)
+            db_sql_add(q, prefix);
+        db_sql_ident(q, c, names[i]);
+    }
 }
 
 void db_sql_num(db_sql *q, unsigned long long n)
@@ -186,10 +175,62 @@ void db_sql_num(db_sql *q, unsigned long long n)
     db_sql_add(q, buf);
 }
 
+void db_sql_list(db_sql *q, db_conn *c, char *const *v, size_t n)
+{
+    owl_buf text = OWL_BUF_INIT(DB_SQL_MAX / 2);
+    bool ok = buf_adds(&text, "{") == 0;
+
+    /* array input text: each element double-quoted, '"' and '\\' escaped */
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            ok = ok && buf_adds(&text, ",") == 0;
+        ok = ok && buf_adds(&text, "\"") == 0;
+        for (const char *s = v[i]; *s != '\0'; s++) {
+            if (*s == '"' || *s == '\\')
+                ok = ok && buf_adds(&text, "\\") == 0;
+            ok = ok && buf_add(&text, s, 1) == 0;
+        }
+        ok = ok && buf_adds(&text, "\"") == 0;
+    }
+    ok = ok && buf_adds(&text, "}") == 0;
+    if (!ok)
+        q->failed = true;
+    else if (!q->failed)
+        add_escaped(q, PQescapeLiteral(c->pg, text.p, text.len));
+    db_sql_add(q, "::pg_catalog.text[]");
+    buf_free(&text);
+}
+
 void db_sql_free(db_sql *q)
 {
-    free(q->s);
-    q->s = NULL;
-    q->len = q->cap = 0;
+    buf_free(&q->b);
     q->failed = false;
+}
+
+int db_sql_command(db_conn *c, db_sql *q, int n, const char *const *params, owl_err *err, const char *what)
+{
+    int rc;
+
+    if (q->failed) {
+        db_sql_free(q);
+        return err_set(err, OWL_ERUNTIME, "out of memory building SQL");
+    }
+    rc = db_command(c, q->b.p, n, params, err, what);
+    db_sql_free(q);
+    return rc;
+}
+
+PGresult *db_sql_query(db_conn *c, db_sql *q, int n, const char *const *params, owl_err *err,
+                       const char *what)
+{
+    PGresult *res;
+
+    if (q->failed) {
+        db_sql_free(q);
+        err_set(err, OWL_ERUNTIME, "out of memory building SQL");
+        return NULL;
+    }
+    res = db_query(c, q->b.p, n, params, err, what);
+    db_sql_free(q);
+    return res;
 }

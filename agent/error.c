@@ -19,6 +19,11 @@ int err_set(owl_err *err, int code, const char *fmt, ...)
     return -1;
 }
 
+int err_oom(owl_err *err)
+{
+    return err_set(err, OWL_ERUNTIME, "out of memory");
+}
+
 int err_prefix(owl_err *err, const char *fmt, ...)
 {
     char head[OWL_ERR_MAX];
@@ -33,6 +38,26 @@ int err_prefix(owl_err *err, const char *fmt, ...)
     memcpy(old, err->msg, sizeof(old));
     if (snprintf(err->msg, sizeof(err->msg), "%s: %s", head, old) < 0)
         err->msg[0] = '\0';
+    return -1;
+}
+
+int err_hint(owl_err *err, const char *fmt, ...)
+{
+    char hint[OWL_ERR_MAX];
+    size_t len, hlen;
+    va_list ap;
+
+    if (err == NULL)
+        return -1;
+    va_start(ap, fmt);
+    vsnprintf(hint, sizeof(hint), fmt, ap);
+    va_end(ap);
+    len = strlen(err->msg);
+    hlen = strlen(hint);
+    if (len + 7 + hlen < sizeof(err->msg)) {
+        memcpy(err->msg + len, "\nHINT: ", 7);
+        memcpy(err->msg + len + 7, hint, hlen + 1);
+    }
     return -1;
 }
 

@@ -1,9 +1,20 @@
-/* owlsync file helpers: the write loop every module that writes files uses,
- * so short writes and interrupted calls are handled in one place. */
+/* owlsync durable files: tmp, fsync, rename, fsync of the directory, each
+ * failure naming its step, for every file owlsync publishes. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "owlsync/fileio.h"
+#include "owlsync/log.h"
+
+#define COPY_CHUNK (64 * 1024)
+#define UNIQUE_TRIES 1000 /* name, name.1 ... name.999 */
 
 int fileio_write_all(int fd, const void *buf, size_t len)
 {
@@ -19,5 +30,264 @@ int fileio_write_all(int fd, const void *buf, size_t len)
         p += n;
         len -= (size_t)n;
     }
+    return 0;
+}
+
+int fileio_sync_dir(int dfd, const char *shown, owl_err *err)
+{
+    static bool warned;
+
+    if (fsync(dfd) == 0)
+        return 0;
+    if (errno == EINVAL) {
+        if (!warned)
+            log_warn("cannot fsync directory %s: %s (CIFS does not support it); carrying on", shown,
+                     strerror(errno));
+        warned = true;
+        return 0;
+    }
+    return err_set(err, OWL_ERUNTIME, "cannot fsync directory %s: %s", shown, strerror(errno));
+}
+
+int fileio_tmp_name(const char *name, char *out, size_t outsz)
+{
+    int n = snprintf(out, outsz, ".%s.tmp", name);
+
+    if (n < 0 || (size_t)n >= outsz || n > NAME_MAX) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+int fileio_rename_noreplace(int sfd, const char *sname, int dfd, const char *dname)
+{
+    struct stat st;
+
+    if (renameat2(sfd, sname, dfd, dname, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    if (fstatat(dfd, dname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        errno = EEXIST;
+        return -1;
+    }
+    if (errno != ENOENT)
+        return -1;
+    return renameat(sfd, sname, dfd, dname);
+}
+
+bool fileio_renamed_anyway(int sfd, const char *sname, int dfd, const char *dname, const struct stat *expect)
+{
+    struct stat st;
+
+    if (fstatat(sfd, sname, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+        return false;
+    return fstatat(dfd, dname, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == expect->st_dev &&
+           st.st_ino == expect->st_ino;
+}
+
+int fileio_move_unique(int sfd, const char *sname, int dfd, const char *base, const struct stat *expect,
+                       char *final, size_t finalsz)
+{
+    for (int i = 0; i < UNIQUE_TRIES; i++) {
+        int len, saved;
+
+        if (i == 0)
+            len = snprintf(final, finalsz, "%s", base);
+        else
+            len = snprintf(final, finalsz, "%s.%d", base, i);
+        if (len < 0 || (size_t)len >= finalsz) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        if (fileio_rename_noreplace(sfd, sname, dfd, final) == 0)
+            return 0;
+        if (errno == EEXIST)
+            continue;
+        saved = errno;
+        if (fileio_renamed_anyway(sfd, sname, dfd, final, expect))
+            return 0;
+        errno = saved;
+        return -1;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+/* Creates dfd/tmp exclusively, no link followed (a stale one is removed first). */
+static int create_tmp(int dfd, const char *tmp, mode_t mode)
+{
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = openat(dfd, tmp, flags, mode);
+
+    if (fd < 0 && errno == EEXIST) {
+        if (unlinkat(dfd, tmp, 0) == 0)
+            fd = openat(dfd, tmp, flags, mode);
+        else
+            errno = EEXIST; /* what is in the way, not why it stayed */
+    }
+    return fd;
+}
+
+/* Copies src_fd from offset 0 to its end into fd. */
+static int copy_fd(int src_fd, int fd)
+{
+    char *buf = malloc(COPY_CHUNK);
+    off_t off = 0;
+    int rc = -1;
+
+    if (buf == NULL)
+        return -1;
+    for (;;) {
+        ssize_t got = pread(src_fd, buf, COPY_CHUNK, off);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0)
+            break;
+        if (got == 0) {
+            rc = 0;
+            break;
+        }
+        if (fileio_write_all(fd, buf, (size_t)got) < 0)
+            break;
+        off += got;
+    }
+    free(buf);
+    return rc;
+}
+
+/* The publishing steps around the bytes: buf when src_fd < 0, else src_fd. */
+static int publish(int dfd, const char *dir_shown, const char *name, const void *buf, size_t len, int src_fd,
+                   mode_t mode, fileio_mode how, char *final, size_t finalsz, owl_err *err)
+{
+    char tmp[NAME_MAX + 1], used[NAME_MAX + 1];
+    const char *step = "name";
+    struct stat st;
+    int fd = -1, saved;
+
+    if (final == NULL) {
+        final = used;
+        finalsz = sizeof(used);
+    }
+    if (fileio_tmp_name(name, tmp, sizeof(tmp)) < 0)
+        goto fail;
+    step = "create";
+    fd = create_tmp(dfd, tmp, mode);
+    if (fd < 0)
+        goto fail;
+    step = "write";
+    if (fchmod(fd, mode) < 0 ||
+        (src_fd < 0 ? fileio_write_all(fd, buf, len) : copy_fd(src_fd, fd)) < 0)
+        goto fail_tmp;
+    step = "fsync";
+    if (fsync(fd) < 0 || fstat(fd, &st) < 0)
+        goto fail_tmp;
+    step = "close";
+    if (close(fd) < 0) {
+        fd = -1;
+        goto fail_tmp;
+    }
+    fd = -1;
+    step = "rename";
+    if (how == FILEIO_UNIQUE) {
+        if (fileio_move_unique(dfd, tmp, dfd, name, &st, final, finalsz) < 0)
+            goto fail_tmp;
+    } else {
+        if ((size_t)snprintf(final, finalsz, "%s", name) >= finalsz) {
+            errno = ENAMETOOLONG;
+            goto fail_tmp;
+        }
+        if (how == FILEIO_NOREPLACE ? fileio_rename_noreplace(dfd, tmp, dfd, name) < 0
+                                    : renameat(dfd, tmp, dfd, name) < 0) {
+            if (errno == EEXIST && how == FILEIO_NOREPLACE) {
+                unlinkat(dfd, tmp, 0);
+                return err_set(err, OWL_EUSAGE, "%s/%s already exists", dir_shown, name);
+            }
+            goto fail_tmp;
+        }
+    }
+    return fileio_sync_dir(dfd, dir_shown, err);
+fail_tmp:
+    saved = errno;
+    if (fd >= 0)
+        close(fd);
+    unlinkat(dfd, tmp, 0);
+    errno = saved;
+fail:
+    return err_set(err, OWL_ERUNTIME, "cannot write %s/%s (%s): %s", dir_shown, name, step, strerror(errno));
+}
+
+int fileio_write_atomic(int dfd, const char *dir_shown, const char *name, const void *buf, size_t len,
+                        mode_t mode, fileio_mode how, char *final, size_t finalsz, owl_err *err)
+{
+    return publish(dfd, dir_shown, name, buf, len, -1, mode, how, final, finalsz, err);
+}
+
+int fileio_copy_atomic(int dfd, const char *dir_shown, const char *name, int src_fd, mode_t mode,
+                       fileio_mode how, char *final, size_t finalsz, owl_err *err)
+{
+    return publish(dfd, dir_shown, name, NULL, 0, src_fd, mode, how, final, finalsz, err);
+}
+
+int fileio_write_path(const char *path, const void *buf, size_t len, mode_t mode, fileio_mode how,
+                      owl_err *err)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+    int dfd, rc;
+
+    if (slash == NULL) {
+        snprintf(dir, sizeof(dir), ".");
+    } else if ((size_t)(slash - path) >= sizeof(dir)) {
+        return err_set(err, OWL_EUSAGE, "path too long: %s", path);
+    } else {
+        snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    }
+    if (slash != NULL && slash[1] == '\0')
+        return err_set(err, OWL_EUSAGE, "%s names a directory, not a file", path);
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot write %s (open directory): %s", path, strerror(errno));
+    rc = fileio_write_atomic(dfd, dir, slash != NULL ? slash + 1 : path, buf, len, mode, how, NULL, 0, err);
+    close(dfd);
+    return rc;
+}
+
+int fileio_read_small(int dfd, const char *name, char *buf, size_t max, size_t *len, owl_err *err)
+{
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    size_t used = 0;
+
+    *len = 0;
+    buf[0] = '\0';
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 1;
+        return err_set(err, OWL_ERUNTIME, "cannot read %s: %s", name, strerror(errno));
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+        close(fd);
+        return err_set(err, OWL_ERUNTIME, "cannot read %s: not a regular file of at most %zu bytes", name, max);
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + used, max - used);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int saved = errno;
+            close(fd);
+            return err_set(err, OWL_ERUNTIME, "cannot read %s: %s", name, strerror(saved));
+        }
+        if (n == 0 || used + (size_t)n == max) {
+            used += (size_t)n;
+            break;
+        }
+        used += (size_t)n;
+    }
+    close(fd);
+    buf[used] = '\0';
+    *len = used;
     return 0;
 }

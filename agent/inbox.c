@@ -17,6 +17,7 @@
 #include "owlsync/fileio.h"
 #include "owlsync/inbox.h"
 #include "owlsync/log.h"
+#include "owlsync/text.h"
 
 #define BUNDLE_SUFFIX ".owlb"
 #define BUNDLE_SUFFIX_LEN (sizeof(BUNDLE_SUFFIX) - 1)
@@ -24,10 +25,8 @@
  * derive from it: ".NNN" collision suffixes, ".reason", a leading '.' and ".tmp". */
 #define NAME_LEN_MAX 230
 #define ENTRIES_MAX (INBOX_MAX_FILES * 10) /* directory entries read per scan */
-#define SUFFIX_TRIES 1000                  /* name, name.1 … name.999 */
 #define REASON_MAX 4096                    /* bytes of reason text kept */
 #define COUNT_MAX 1000000                  /* counts saturate here */
-#define COPY_CHUNK 65536
 #define SHOWN_MAX 80 /* bytes of an untrusted name shown in a message */
 
 /* What the settle table remembers of a file: it is settled once the same
@@ -53,7 +52,6 @@ struct inbox {
     settle_entry *table; /* sorted by name, at most INBOX_MAX_FILES */
     size_t ntable;
     bool warned_full;
-    bool warned_dirsync;
 };
 
 /* A directory entry that passed the name and type checks. */
@@ -76,23 +74,6 @@ static bool name_ok(const char *name)
             return false;
     }
     return strcmp(name + len - BUNDLE_SUFFIX_LEN, BUNDLE_SUFFIX) == 0;
-}
-
-/* Copies untrusted text into out for a message: control bytes become '?', and
- * anything past SHOWN_MAX bytes becomes "...". */
-static void shown_name(const char *in, char *out, size_t outsz)
-{
-    size_t i = 0;
-
-    for (; in[i] != '\0' && i < SHOWN_MAX && i + 4 < outsz; i++) {
-        unsigned char c = (unsigned char)in[i];
-        out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-    }
-    if (in[i] != '\0' && i + 4 <= outsz) {
-        memcpy(out + i, "...", 3);
-        i += 3;
-    }
-    out[i] = '\0';
 }
 
 /* Copies path without trailing slashes (so that O_NOFOLLOW sees the last name). */
@@ -129,21 +110,6 @@ static char *path_join(const char *a, const char *b, const char *c)
 static bool same_file(const struct stat *a, const struct stat *b)
 {
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
-}
-
-/* fsyncs a directory. CIFS answers EINVAL: that is logged once and ignored. */
-static int dir_sync(inbox *ib, int dfd, const char *what, owl_err *err)
-{
-    if (fsync(dfd) == 0)
-        return 0;
-    if (errno == EINVAL) {
-        if (!ib->warned_dirsync)
-            log_warn("cannot fsync directory %s: %s (CIFS does not support it); carrying on",
-                     what, strerror(errno));
-        ib->warned_dirsync = true;
-        return 0;
-    }
-    return err_set(err, OWL_ERUNTIME, "cannot fsync directory %s: %s", what, strerror(errno));
 }
 
 /* Creates directory path (relative to at) when missing and opens it, refusing a
@@ -192,7 +158,7 @@ int inbox_open(const inbox_config *ic, inbox **out, owl_err *err)
         return err_set(err, OWL_EUSAGE, "no inbox directory configured");
     ib = calloc(1, sizeof(*ib));
     if (ib == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     ib->dirfd = ib->workfd = ib->processedfd = ib->quarantinefd = -1;
     ib->settle_time = ic->settle_time < 0 ? 0 : ic->settle_time;
     ib->dir = path_dup(ic->dir);
@@ -204,7 +170,7 @@ int inbox_open(const inbox_config *ic, inbox **out, owl_err *err)
         ib->quarantine_dir = path_join(ib->dir, "quarantine", NULL);
     if (ib->dir == NULL || ib->quarantine_dir == NULL ||
         (ic->processed_dir != NULL && ib->processed_dir == NULL)) {
-        err_set(err, OWL_ERUNTIME, "out of memory");
+        err_oom(err);
         goto out;
     }
 
@@ -216,7 +182,7 @@ int inbox_open(const inbox_config *ic, inbox **out, owl_err *err)
     }
     shown = path_join(ib->dir, INBOX_WORK, NULL);
     if (shown == NULL) {
-        err_set(err, OWL_ERUNTIME, "out of memory");
+        err_oom(err);
         goto out;
     }
     if (open_dir_create(ib->dirfd, INBOX_WORK, shown, &ib->workfd, err) < 0)
@@ -342,7 +308,7 @@ static int list_candidates(int dfd, const char *what, candidate **out, size_t *n
                 ncap = INBOX_MAX_FILES;
             grown = realloc(c, ncap * sizeof(*c));
             if (grown == NULL) {
-                err_set(err, OWL_ERUNTIME, "out of memory");
+                err_oom(err);
                 goto out;
             }
             c = grown;
@@ -350,7 +316,7 @@ static int list_candidates(int dfd, const char *what, candidate **out, size_t *n
         }
         c[nc].name = strdup(de->d_name);
         if (c[nc].name == NULL) {
-            err_set(err, OWL_ERUNTIME, "out of memory");
+            err_oom(err);
             goto out;
         }
         c[nc].st = st;
@@ -415,7 +381,7 @@ int inbox_scan(inbox *ib, time_t now, inbox_file **files, size_t *n, size_t *uns
     table = calloc(nc ? nc : 1, sizeof(*table));
     out = calloc(nc ? nc : 1, sizeof(*out));
     if (table == NULL || out == NULL) {
-        err_set(err, OWL_ERUNTIME, "out of memory");
+        err_oom(err);
         goto out;
     }
     for (size_t i = 0; i < nc; i++) {
@@ -443,7 +409,7 @@ int inbox_scan(inbox *ib, time_t now, inbox_file **files, size_t *n, size_t *uns
         }
         out[nout].name = strdup(e->name);
         if (out[nout].name == NULL) {
-            err_set(err, OWL_ERUNTIME, "out of memory");
+            err_oom(err);
             goto out;
         }
         out[nout].size = e->size;
@@ -553,13 +519,13 @@ int inbox_orphans(inbox *ib, inbox_file **files, size_t *n, owl_err *err)
     *files = NULL;
     *n = 0;
     if (what == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     if (list_candidates(ib->workfd, what, &c, &nc, &full, err) < 0)
         goto out;
     note_full(ib, full, what);
     out = calloc(nc ? nc : 1, sizeof(*out));
     if (out == NULL) {
-        err_set(err, OWL_ERUNTIME, "out of memory");
+        err_oom(err);
         goto out;
     }
     for (size_t i = 0; i < nc; i++) {
@@ -589,69 +555,6 @@ out:
     return result;
 }
 
-/* renameat that never replaces an existing target (EEXIST instead). Where the
- * filesystem lacks RENAME_NOREPLACE (NFS, CIFS) it checks first: racy, but the
- * lock taken after a claim still keeps two agents apart. */
-static int rename_noreplace(int sfd, const char *sname, int dfd, const char *dname)
-{
-    struct stat st;
-
-    if (renameat2(sfd, sname, dfd, dname, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno != EINVAL && errno != ENOSYS)
-        return -1;
-    if (fstatat(dfd, dname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        errno = EEXIST;
-        return -1;
-    }
-    if (errno != ENOENT)
-        return -1;
-    return renameat(sfd, sname, dfd, dname);
-}
-
-/* Whether a rename reported failed happened anyway (an NFS reply lost and the
- * retried request answered with an error): the source is gone and the target
- * is the very file we meant to move. */
-static bool moved_anyway(int sfd, const char *sname, int dfd, const char *dname,
-                         const struct stat *expect)
-{
-    struct stat st;
-
-    if (fstatat(sfd, sname, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
-        return false;
-    return fstatat(dfd, dname, &st, AT_SYMLINK_NOFOLLOW) == 0 && same_file(&st, expect);
-}
-
-/* Moves sfd/sname into dfd as base, or base.1, base.2 … when taken (never
- * overwriting); the name used goes to final. -1 with errno on failure. */
-static int move_unique(int sfd, const char *sname, int dfd, const char *base,
-                       const struct stat *expect, char *final, size_t finalsz)
-{
-    for (int i = 0; i < SUFFIX_TRIES; i++) {
-        int len, saved;
-
-        if (i == 0)
-            len = snprintf(final, finalsz, "%s", base);
-        else
-            len = snprintf(final, finalsz, "%s.%d", base, i);
-        if (len < 0 || (size_t)len >= finalsz) {
-            errno = ENAMETOOLONG;
-            return -1;
-        }
-        if (rename_noreplace(sfd, sname, dfd, final) == 0)
-            return 0;
-        if (errno == EEXIST)
-            continue;
-        saved = errno;
-        if (moved_anyway(sfd, sname, dfd, final, expect))
-            return 0;
-        errno = saved;
-        return -1;
-    }
-    errno = EEXIST;
-    return -1;
-}
-
 /* Claims name by renaming it into .work/: 1 when moved, 0 when it is gone or
  * not ours to take, -1 on error. */
 static int claim_rename(inbox *ib, const char *name, owl_err *err)
@@ -666,7 +569,7 @@ static int claim_rename(inbox *ib, const char *name, owl_err *err)
     }
     if (!S_ISREG(before.st_mode))
         return 0;
-    if (rename_noreplace(ib->dirfd, name, ib->workfd, name) == 0)
+    if (fileio_rename_noreplace(ib->dirfd, name, ib->workfd, name) == 0)
         return 1;
     if (errno == ENOENT)
         return 0; /* another agent took it first */
@@ -676,7 +579,7 @@ static int claim_rename(inbox *ib, const char *name, owl_err *err)
         return 0;
     }
     saved = errno;
-    if (moved_anyway(ib->dirfd, name, ib->workfd, name, &before)) {
+    if (fileio_renamed_anyway(ib->dirfd, name, ib->workfd, name, &before)) {
         log_info("%s/%s: rename into %s/ reported \"%s\" but happened", ib->dir, name, INBOX_WORK,
                  strerror(saved));
         return 1;
@@ -687,14 +590,14 @@ static int claim_rename(inbox *ib, const char *name, owl_err *err)
 
 int inbox_claim_file(inbox *ib, const char *name, bool from_work, inbox_claim *claim, owl_err *err)
 {
-    char shown[SHOWN_MAX + 4];
+    char shown[4 * SHOWN_MAX + 8];
     int fd = -1, rc;
 
     claim->name = NULL;
     claim->path = NULL;
     claim->fd = -1;
     if (name == NULL || !name_ok(name)) {
-        shown_name(name ? name : "", shown, sizeof(shown));
+        text_clean(name, SHOWN_MAX, shown, sizeof(shown));
         return err_set(err, OWL_EUSAGE,
                        "refusing inbox file name \"%s\"\nHINT: a bundle is named *.owlb, at most %d bytes, not hidden, without control characters",
                        shown, NAME_LEN_MAX);
@@ -717,7 +620,7 @@ int inbox_claim_file(inbox *ib, const char *name, bool from_work, inbox_claim *c
         free(claim->name);
         free(claim->path);
         claim->name = claim->path = NULL;
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     }
     claim->fd = fd;
     return 1;
@@ -755,81 +658,17 @@ static int still_ours(const inbox *ib, const inbox_claim *claim, struct stat *st
     return 0;
 }
 
-/* Creates dfd/tmp exclusively (a stale one from a crash is removed first). */
-static int create_tmp(int dfd, const char *tmp)
+/* The target is on another filesystem: copies the claimed file into dfd
+ * durably under a free name, then removes it from .work/. */
+static int copy_across(inbox *ib, const inbox_claim *claim, int dfd, const char *dir, char *final, size_t finalsz,
+                       owl_err *err)
 {
-    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
-    int fd = openat(dfd, tmp, flags, 0640);
-
-    if (fd < 0 && errno == EEXIST && unlinkat(dfd, tmp, 0) == 0)
-        fd = openat(dfd, tmp, flags, 0640);
-    return fd;
-}
-
-/* The target is on another filesystem: copies the claimed file into dfd under a
- * hidden temporary name, fsyncs it, renames it to a free name, then removes the
- * file from .work/. */
-static int copy_across(inbox *ib, const inbox_claim *claim, int dfd, const char *dir,
-                       char *final, size_t finalsz, owl_err *err)
-{
-    char tmp[NAME_MAX + 1];
-    char *buf = NULL;
-    struct stat st;
-    off_t off = 0;
-    int tfd = -1, result = -1;
-    const char *step = "create";
-
-    if (snprintf(tmp, sizeof(tmp), ".%s.owlsync.tmp", claim->name) >= (int)sizeof(tmp))
-        return err_set(err, OWL_ERUNTIME, "%s: name too long", claim->path);
-    buf = malloc(COPY_CHUNK);
-    if (buf == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
-    tfd = create_tmp(dfd, tmp);
-    if (tfd < 0)
-        goto fail;
-    step = "copy";
-    for (;;) {
-        ssize_t got = pread(claim->fd, buf, COPY_CHUNK, off);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0)
-            goto fail;
-        if (got == 0)
-            break;
-        if (fileio_write_all(tfd, buf, (size_t)got) < 0)
-            goto fail;
-        off += got;
-    }
-    step = "fsync";
-    if (fsync(tfd) < 0 || fstat(tfd, &st) < 0)
-        goto fail;
-    step = "close";
-    if (close(tfd) < 0) {
-        tfd = -1;
-        goto fail;
-    }
-    tfd = -1;
-    step = "rename";
-    if (move_unique(dfd, tmp, dfd, claim->name, &st, final, finalsz) < 0)
-        goto fail;
-    if (dir_sync(ib, dfd, dir, err) < 0)
-        goto out;
-    if (unlinkat(ib->workfd, claim->name, 0) < 0 && errno != ENOENT) {
-        err_set(err, OWL_ERUNTIME, "copied %s to %s but cannot remove it: %s", claim->path, dir,
-                strerror(errno));
-        goto out;
-    }
-    result = 0;
-    goto out;
-fail:
-    err_set(err, OWL_ERUNTIME, "cannot copy %s into %s (%s): %s", claim->path, dir, step,
-            strerror(errno));
-    unlinkat(dfd, tmp, 0);
-out:
-    if (tfd >= 0)
-        close(tfd);
-    free(buf);
-    return result;
+    if (fileio_copy_atomic(dfd, dir, claim->name, claim->fd, 0640, FILEIO_UNIQUE, final, finalsz, err) < 0)
+        return -1;
+    if (unlinkat(ib->workfd, claim->name, 0) < 0 && errno != ENOENT)
+        return err_set(err, OWL_ERUNTIME, "copied %s to %s but cannot remove it: %s", claim->path, dir,
+                       strerror(errno));
+    return 0;
 }
 
 /* Moves the claimed file from .work/ into dfd (dir names it in messages) under a
@@ -841,15 +680,15 @@ static int retire(inbox *ib, const inbox_claim *claim, int dfd, const char *dir,
 
     if (still_ours(ib, claim, &st, err) < 0)
         return -1;
-    if (move_unique(ib->workfd, claim->name, dfd, claim->name, &st, final, finalsz) < 0) {
+    if (fileio_move_unique(ib->workfd, claim->name, dfd, claim->name, &st, final, finalsz) < 0) {
         if (errno == EXDEV)
             return copy_across(ib, claim, dfd, dir, final, finalsz, err);
         return err_set(err, OWL_ERUNTIME, "cannot move %s into %s: %s", claim->path, dir,
                        strerror(errno));
     }
-    if (dir_sync(ib, dfd, dir, err) < 0)
+    if (fileio_sync_dir(dfd, dir, err) < 0)
         return -1;
-    return dir_sync(ib, ib->workfd, claim->path, err);
+    return fileio_sync_dir(ib->workfd, claim->path, err);
 }
 
 int inbox_done(inbox *ib, inbox_claim *claim, owl_err *err)
@@ -864,107 +703,42 @@ int inbox_done(inbox *ib, inbox_claim *claim, owl_err *err)
         if (unlinkat(ib->workfd, claim->name, 0) < 0)
             err_set(err, OWL_ERUNTIME, "cannot remove %s: %s", claim->path, strerror(errno));
         else
-            result = dir_sync(ib, ib->workfd, claim->path, err);
+            result = fileio_sync_dir(ib->workfd, claim->path, err);
     }
     inbox_release(claim);
     return result;
 }
 
-/* Copies reason into out with backslash escapes for '\\' and control
- * characters, so it stays on one line; cut at REASON_MAX bytes. */
-static void escape_reason(const char *reason, char *out, size_t outsz)
+/* Writes quarantine/FINAL.reason, durably: the reason (one line, cleaned),
+ * the time, the exit code and the file's name as it came. */
+static int write_reason(inbox *ib, const char *final, const char *name, int code, const char *reason,
+                        owl_err *err)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
+    char target[NAME_MAX + 1], stamp[TEXT_UTC_MAX];
+    const size_t cleaned = 4 * REASON_MAX + 8, textsz = cleaned + 4 * NAME_MAX + 128;
+    char *escaped = malloc(cleaned), *text = malloc(textsz), *shown = malloc(4 * NAME_MAX + 8);
+    int len, result = -1;
 
-    for (const unsigned char *p = (const unsigned char *)reason; *p != '\0'; p++) {
-        char esc[5];
-        size_t len = 0;
-
-        if (*p == '\\') {
-            esc[len++] = '\\';
-            esc[len++] = '\\';
-        } else if (*p == '\n') {
-            esc[len++] = '\\';
-            esc[len++] = 'n';
-        } else if (*p < 0x20 || *p == 0x7f) {
-            esc[len++] = '\\';
-            esc[len++] = 'x';
-            esc[len++] = hex[*p >> 4];
-            esc[len++] = hex[*p & 0xf];
-        } else {
-            esc[len++] = (char)*p;
-        }
-        if (o + len + 4 >= outsz) {
-            memcpy(out + o, "...", 3);
-            o += 3;
-            break;
-        }
-        memcpy(out + o, esc, len);
-        o += len;
-    }
-    out[o] = '\0';
-}
-
-/* Writes quarantine/FINAL.reason: tmp file, fsync, rename, fsync directory. */
-static int write_reason(inbox *ib, const char *final, const char *name, int code,
-                        const char *reason, owl_err *err)
-{
-    char tmp[NAME_MAX + 1], target[NAME_MAX + 1], stamp[32];
-    char *escaped = NULL, *text = NULL;
-    size_t textsz;
-    time_t now = time(NULL);
-    struct tm tm;
-    int fd = -1, len, result = -1;
-    const char *step = "create";
-
-    if (snprintf(target, sizeof(target), "%s.reason", final) >= (int)sizeof(target) ||
-        snprintf(tmp, sizeof(tmp), ".%s.reason.tmp", final) >= (int)sizeof(tmp))
-        return err_set(err, OWL_ERUNTIME, "%s/%s: name too long for a .reason file",
-                       ib->quarantine_dir, final);
-    if (gmtime_r(&now, &tm) == NULL || strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        memcpy(stamp, "unknown", sizeof("unknown"));
-    escaped = malloc(REASON_MAX + 4);
-    textsz = REASON_MAX + 2 * NAME_MAX + 128;
-    text = malloc(textsz);
-    if (escaped == NULL || text == NULL) {
-        err_set(err, OWL_ERUNTIME, "out of memory");
+    if (escaped == NULL || text == NULL || shown == NULL) {
+        err_oom(err);
         goto out;
     }
-    escape_reason(reason != NULL ? reason : "", escaped, REASON_MAX + 4);
-    len = snprintf(text, textsz, "reason: %s\ntime: %s\nexit_code: %d\nfile: %s\n", escaped, stamp,
-                   code, name);
+    if (snprintf(target, sizeof(target), "%s.reason", final) >= (int)sizeof(target)) {
+        err_set(err, OWL_ERUNTIME, "%s/%s: name too long for a .reason file", ib->quarantine_dir, final);
+        goto out;
+    }
+    text_utc(text_now_usec(), TEXT_UTC_SECONDS, stamp, sizeof(stamp));
+    len = snprintf(text, textsz, "reason: %s\ntime: %s\nexit_code: %d\nfile: %s\n",
+                   text_clean(reason, REASON_MAX, escaped, cleaned), stamp, code,
+                   text_clean(name, NAME_MAX, shown, 4 * NAME_MAX + 8));
     if (len < 0 || (size_t)len >= textsz) {
         err_set(err, OWL_ERUNTIME, "reason text too long");
         goto out;
     }
-    fd = create_tmp(ib->quarantinefd, tmp);
-    if (fd < 0)
-        goto fail;
-    step = "write";
-    if (fileio_write_all(fd, text, (size_t)len) < 0)
-        goto fail;
-    step = "fsync";
-    if (fsync(fd) < 0)
-        goto fail;
-    step = "close";
-    if (close(fd) < 0) {
-        fd = -1;
-        goto fail;
-    }
-    fd = -1;
-    step = "rename";
-    if (renameat(ib->quarantinefd, tmp, ib->quarantinefd, target) < 0)
-        goto fail;
-    result = dir_sync(ib, ib->quarantinefd, ib->quarantine_dir, err);
-    goto out;
-fail:
-    err_set(err, OWL_ERUNTIME, "cannot write %s/%s (%s): %s", ib->quarantine_dir, target, step,
-            strerror(errno));
-    unlinkat(ib->quarantinefd, tmp, 0);
+    result = fileio_write_atomic(ib->quarantinefd, ib->quarantine_dir, target, text, (size_t)len, 0640,
+                                 FILEIO_REPLACE, NULL, 0, err);
 out:
-    if (fd >= 0)
-        close(fd);
+    free(shown);
     free(text);
     free(escaped);
     return result;
@@ -981,19 +755,50 @@ int inbox_quarantine(inbox *ib, inbox_claim *claim, int code, const char *reason
     return result;
 }
 
-enum count_kind { COUNT_BUNDLES, COUNT_QUARANTINE };
+/* Whether name is a quarantined file: not hidden, not a .reason file. */
+static bool quarantined_name(const char *name)
+{
+    size_t len = strlen(name);
 
-/* Counts the entries of at/path that are bundles (or, in quarantine, files that
- * are not .reason files). A missing directory counts 0 when missing_ok. */
-static int count_dir(int at, const char *path, int oflags, const char *shown, enum count_kind kind,
-                     bool missing_ok, size_t *count, owl_err *err)
+    return name[0] != '.' && !(len >= 7 && strcmp(name + len - 7, ".reason") == 0);
+}
+
+/* The reason in dfd/NAME.reason (its first line, after "reason: "), or a
+ * note that there is none. */
+static char *read_reason(int dfd, const char *name)
+{
+    char file[NAME_MAX + 1], buf[REASON_MAX * 4 + 64];
+    const char *why = "(no reason file)";
+    size_t len;
+    owl_err err;
+
+    if ((size_t)snprintf(file, sizeof(file), "%s.reason", name) < sizeof(file) &&
+        fileio_read_small(dfd, file, buf, sizeof(buf) - 1, &len, &err) == 0) {
+        buf[strcspn(buf, "\n")] = '\0';
+        why = strncmp(buf, "reason: ", 8) == 0 ? buf + 8 : buf;
+    }
+    return strdup(why);
+}
+
+static int cmp_entries(const void *a, const void *b)
+{
+    return strcmp(((const inbox_entry *)a)->name, ((const inbox_entry *)b)->name);
+}
+
+/* Lists the entries of at/path of one kind: bundles waiting, or quarantined
+ * files with their reasons. Counts every one (up to COUNT_MAX) and lists at
+ * most max of them, by name. A missing directory is empty when missing_ok. */
+static int list_dir(int at, const char *path, int oflags, const char *shown, bool quarantine, bool missing_ok,
+                    size_t max, inbox_entry **out, size_t *listed, size_t *count, owl_err *err)
 {
     int fd = openat(at, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | oflags);
+    inbox_entry *v = NULL;
+    size_t nv = 0, n = 0;
     DIR *d;
-    size_t n = 0;
     int result = -1;
 
-    *count = 0;
+    *out = NULL;
+    *listed = *count = 0;
     if (fd < 0) {
         if (errno == ENOENT && missing_ok)
             return 0;
@@ -1005,10 +810,14 @@ static int count_dir(int at, const char *path, int oflags, const char *shown, en
         close(fd);
         return -1;
     }
+    v = calloc(max ? max : 1, sizeof(*v));
+    if (v == NULL) {
+        err_oom(err);
+        goto out;
+    }
     while (n < COUNT_MAX) {
         struct dirent *de;
         struct stat st;
-        size_t len;
 
         errno = 0;
         de = readdir(d);
@@ -1019,47 +828,84 @@ static int count_dir(int at, const char *path, int oflags, const char *shown, en
             }
             break;
         }
-        len = strlen(de->d_name);
-        if (kind == COUNT_BUNDLES && !name_ok(de->d_name))
+        if (quarantine ? !quarantined_name(de->d_name) : !name_ok(de->d_name))
             continue;
-        if (kind == COUNT_QUARANTINE &&
-            (de->d_name[0] == '.' || (len >= 7 && strcmp(de->d_name + len - 7, ".reason") == 0)))
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
             continue;
-        if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-            n++;
+        n++;
+        if (nv == max)
+            continue;
+        v[nv].name = strdup(de->d_name);
+        v[nv].reason = quarantine ? read_reason(dirfd(d), de->d_name) : NULL;
+        if (v[nv].name == NULL || (quarantine && v[nv].reason == NULL)) {
+            free(v[nv].name);
+            free(v[nv].reason);
+            err_oom(err);
+            goto out;
+        }
+        nv++;
     }
+    qsort(v, nv, sizeof(*v), cmp_entries);
+    *out = v;
+    *listed = nv;
     *count = n;
+    v = NULL;
     result = 0;
 out:
+    for (size_t i = 0; v != NULL && i < nv; i++) {
+        free(v[i].name);
+        free(v[i].reason);
+    }
+    free(v);
     closedir(d);
     return result;
 }
 
-int inbox_counts(const inbox_config *ic, size_t *waiting, size_t *working, size_t *quarantined,
-                 owl_err *err)
+int inbox_list(const inbox_config *ic, size_t max, inbox_listing *l, owl_err *err)
 {
     char *work = NULL, *quarantine = NULL;
     int result = -1;
 
-    *waiting = *working = *quarantined = 0;
+    memset(l, 0, sizeof(*l));
     if (ic == NULL || ic->dir == NULL || ic->dir[0] == '\0')
         return err_set(err, OWL_EUSAGE, "no inbox directory configured");
     work = path_join(ic->dir, INBOX_WORK, NULL);
     quarantine = ic->quarantine_dir ? path_dup(ic->quarantine_dir) : path_join(ic->dir, "quarantine", NULL);
     if (work == NULL || quarantine == NULL) {
-        err_set(err, OWL_ERUNTIME, "out of memory");
+        err_oom(err);
         goto out;
     }
-    if (count_dir(AT_FDCWD, ic->dir, 0, ic->dir, COUNT_BUNDLES, false, waiting, err) < 0 ||
-        count_dir(AT_FDCWD, work, O_NOFOLLOW, work, COUNT_BUNDLES, true, working, err) < 0 ||
-        count_dir(AT_FDCWD, quarantine, O_NOFOLLOW, quarantine, COUNT_QUARANTINE, true, quarantined,
-                  err) < 0)
+    if (list_dir(AT_FDCWD, ic->dir, 0, ic->dir, false, false, max, &l->waiting, &l->nwaiting, &l->waiting_count,
+                 err) < 0 ||
+        list_dir(AT_FDCWD, work, O_NOFOLLOW, work, false, true, max, &l->working, &l->nworking, &l->working_count,
+                 err) < 0 ||
+        list_dir(AT_FDCWD, quarantine, O_NOFOLLOW, quarantine, true, true, max, &l->quarantined, &l->nquarantined,
+                 &l->quarantined_count, err) < 0)
         goto out;
     result = 0;
 out:
+    if (result < 0)
+        inbox_listing_free(l);
     free(quarantine);
     free(work);
     return result;
+}
+
+static void entries_free(inbox_entry *v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++) {
+        free(v[i].name);
+        free(v[i].reason);
+    }
+    free(v);
+}
+
+void inbox_listing_free(inbox_listing *l)
+{
+    entries_free(l->waiting, l->nwaiting);
+    entries_free(l->working, l->nworking);
+    entries_free(l->quarantined, l->nquarantined);
+    memset(l, 0, sizeof(*l));
 }
 
 bool inbox_is_local(const char *dir)

@@ -45,27 +45,13 @@ static void public_fill(keys_public *pub)
     snprintf(pub->token, sizeof(pub->token), "%s%s", KEYS_TOKEN_PREFIX, b64);
 }
 
-/* Creates path exclusively with mode and writes text; on failure removes it. */
-static int write_new_file(const char *path, mode_t mode, const char *text, size_t len,
-                          owl_err *err)
+/* Publishes a key file durably, never replacing one (keygen never overwrites). */
+static int write_new_file(const char *path, mode_t mode, const char *text, size_t len, owl_err *err)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-
-    if (fd < 0) {
-        if (errno == EEXIST)
+    if (fileio_write_path(path, text, len, mode, FILEIO_NOREPLACE, err) < 0) {
+        if (err->code == OWL_EUSAGE) /* it exists */
             return err_set(err, OWL_EUSAGE, "%s already exists\nHINT: keygen never overwrites a key; choose another path", path);
-        return err_set(err, OWL_ERUNTIME, "cannot create %s: %s", path, strerror(errno));
-    }
-    if (fchmod(fd, mode) < 0 || fileio_write_all(fd, text, len) < 0 || fsync(fd) < 0) {
-        int saved = errno;
-        close(fd);
-        unlink(path);
-        return err_set(err, OWL_ERUNTIME, "cannot write %s: %s", path, strerror(saved));
-    }
-    if (close(fd) < 0) {
-        int saved = errno;
-        unlink(path);
-        return err_set(err, OWL_ERUNTIME, "cannot write %s: %s", path, strerror(saved));
+        return -1;
     }
     return 0;
 }
@@ -91,7 +77,7 @@ int keys_generate(const char *path, keys_public *pub, owl_err *err)
     sk = sodium_malloc(sizeof(*sk));
     text = sodium_malloc(textcap);
     if (sk == NULL || text == NULL) {
-        err_set(err, OWL_ERUNTIME, "out of memory");
+        err_oom(err);
         goto out;
     }
     crypto_sign_keypair(pub->pk, sk->sk);
@@ -180,7 +166,7 @@ int keys_load_secret(const char *path, keys_secret **out, owl_err *err)
     buf = sodium_malloc(KEYFILE_MAX);
     sk = sodium_malloc(sizeof(*sk));
     if (buf == NULL || sk == NULL) {
-        err_set(err, OWL_ERUNTIME, "out of memory");
+        err_oom(err);
         goto out;
     }
     if (read_small_file(path, buf, KEYFILE_MAX, &len, &st, err) < 0)
@@ -338,11 +324,11 @@ int keys_trust_add(keys_trust *t, const char *environment, const char *key_text,
         return -1;
     grown = realloc(t->v, (t->n + 1) * sizeof(*grown));
     if (grown == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     t->v = grown;
     t->v[t->n].environment = strdup(environment);
     if (t->v[t->n].environment == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     t->v[t->n].key = pub;
     t->n++;
     return 0;

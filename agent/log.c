@@ -3,10 +3,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "owlsync/log.h"
+#include "owlsync/text.h"
 
 static log_level current_level = LOG_WARN;
 
@@ -37,16 +37,13 @@ void log_msg(log_level level, const char *fmt, ...)
 {
     char line[2048];
     size_t len;
-    struct tm tm;
-    time_t now;
     va_list ap;
 
     if (level > current_level)
         return;
-    now = time(NULL);
-    gmtime_r(&now, &tm);
-    len = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ ", &tm);
-    len += (size_t)snprintf(line + len, sizeof(line) - len, "%-5s ", level_names[level]);
+    text_utc(text_now_usec(), TEXT_UTC_SECONDS, line, sizeof(line));
+    len = strlen(line);
+    len += (size_t)snprintf(line + len, sizeof(line) - len, " %-5s ", level_names[level]);
     va_start(ap, fmt);
     vsnprintf(line + len, sizeof(line) - len, fmt, ap);
     va_end(ap);

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "owlsync/manifest.h"
+#include "owlsync/text.h"
 
 manifest *manifest_new(void)
 {
@@ -122,25 +123,6 @@ int manifest_table_add_column(manifest_table *t, const char *name, const char *t
     return 0;
 }
 
-void manifest_format_time(int64_t usec, char *out, size_t outlen)
-{
-    int64_t secs = usec / 1000000;
-    int64_t frac = usec % 1000000;
-    time_t t;
-    struct tm tm;
-
-    if (frac < 0) {
-        frac += 1000000;
-        secs -= 1;
-    }
-    t = (time_t)secs;
-    if (gmtime_r(&t, &tm) == NULL)
-        memset(&tm, 0, sizeof(tm));
-    /* Not strftime's %Y: it does not zero-pad years before 1000, which would not parse back. */
-    snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long)frac);
-}
-
 /* Reads exactly n decimal digits at *p into *v. */
 static int digits(const char **p, int n, int *v)
 {
@@ -203,34 +185,6 @@ int manifest_parse_time(const char *s, int64_t *usec)
     return 0;
 }
 
-int manifest_valid_identifier(const char *s)
-{
-    size_t n = 0;
-
-    if (s == NULL || !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
-        return 0;
-    for (; s[n] != '\0'; n++) {
-        char c = s[n];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'))
-            return 0;
-    }
-    return n <= MANIFEST_NAME_MAX;
-}
-
-/* Environment and job names go into file names: [A-Za-z0-9_-]{1,63}. */
-static int valid_name(const char *s)
-{
-    size_t n = 0;
-
-    for (; s[n] != '\0'; n++) {
-        char c = s[n];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-              c == '-'))
-            return 0;
-    }
-    return n >= 1 && n <= MANIFEST_NAME_MAX;
-}
-
 static int valid_hex(const char *s, size_t len)
 {
     if (strlen(s) != len)
@@ -257,8 +211,7 @@ static json_t *time_json(int64_t usec)
 {
     char buf[40];
 
-    manifest_format_time(usec, buf, sizeof(buf));
-    return json_string(buf);
+    return json_string(text_utc(usec, TEXT_UTC_MICROS, buf, sizeof(buf)));
 }
 
 int manifest_serialize(const manifest *m, char **out, size_t *outlen, owl_err *err)
@@ -376,7 +329,7 @@ static int get_time(json_t *obj, const char *key, int64_t *out, owl_err *err)
 }
 
 static int get_strv(json_t *obj, const char *key, size_t maxn, size_t maxlen, char ***v, size_t *n,
-                    int (*valid)(const char *), owl_err *err)
+                    bool (*valid)(const char *), owl_err *err)
 {
     json_t *a = json_object_get(obj, key), *item;
     size_t i;
@@ -391,7 +344,7 @@ static int get_strv(json_t *obj, const char *key, size_t maxn, size_t maxlen, ch
             (valid != NULL && !valid(s)))
             return err_set(err, OWL_EVERIFY, "manifest: \"%s\" item %zu is not valid", key, i + 1);
         if (strv_push(v, n, s) < 0)
-            return err_set(err, OWL_ERUNTIME, "out of memory");
+            return err_oom(err);
     }
     return 0;
 }
@@ -409,7 +362,7 @@ static int parse_table(json_t *jt, manifest *m, size_t index, owl_err *err)
         return err_set(err, OWL_EVERIFY, "manifest: %s is not an object", where);
     if (get_str(jt, "name", MANIFEST_NAME_MAX, &name, err, where) < 0)
         return -1;
-    if (!manifest_valid_identifier(name))
+    if (!text_is_ident(name))
         return err_set(err, OWL_EVERIFY, "manifest: %s has an invalid name", where);
     if (manifest_find_table(m, name) != NULL)
         return err_set(err, OWL_EVERIFY, "manifest: table %s is listed twice", name);
@@ -420,21 +373,17 @@ static int parse_table(json_t *jt, manifest *m, size_t index, owl_err *err)
         return -1;
     snprintf(expect, sizeof(expect), "data/%s.tsv", name);
     if (strcmp(file, expect) != 0) {
-        /* file is untrusted text bound for a one-line message: no control characters */
-        char shown[MANIFEST_NAME_MAX + 17];
-        size_t k;
-        for (k = 0; file[k] != '\0' && k < sizeof(shown) - 1; k++)
-            shown[k] = (file[k] >= 0x20 && file[k] < 0x7f) ? file[k] : '?';
-        shown[k] = '\0';
-        return err_set(err, OWL_EVERIFY, "manifest: %s has file \"%s\", expected \"%s\"", where, shown, expect);
+        char shown[4 * (MANIFEST_NAME_MAX + 16) + 8];
+        return err_set(err, OWL_EVERIFY, "manifest: %s has file \"%s\", expected \"%s\"", where,
+                       text_clean(file, MANIFEST_NAME_MAX + 16, shown, sizeof(shown)), expect);
     }
-    if (*dscol != '\0' && !manifest_valid_identifier(dscol))
+    if (*dscol != '\0' && !text_is_ident(dscol))
         return err_set(err, OWL_EVERIFY, "manifest: %s has an invalid dataset_column", where);
     if (!valid_hex(hash, 64))
         return err_set(err, OWL_EVERIFY, "manifest: %s has an invalid blake2b", where);
     t = manifest_add_table(m, name, dscol);
     if (t == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     memcpy(t->blake2b, hash, 65);
     if (get_uint(jt, "rows", &t->rows, err, where) < 0 || get_uint(jt, "bytes", &t->bytes, err, where) < 0)
         return -1;
@@ -445,14 +394,14 @@ static int parse_table(json_t *jt, manifest *m, size_t index, owl_err *err)
         if (!json_is_object(c) || get_str(c, "name", MANIFEST_NAME_MAX, &cname, err, where) < 0 ||
             get_str(c, "type", MANIFEST_TEXT_MAX, &ctype, err, where) < 0)
             return err_set(err, OWL_EVERIFY, "manifest: %s column %zu is not valid", where, j + 1);
-        if (!manifest_valid_identifier(cname))
+        if (!text_is_ident(cname))
             return err_set(err, OWL_EVERIFY, "manifest: %s column %zu has an invalid name", where, j + 1);
         for (size_t k = 0; k < t->ncolumns; k++) {
             if (strcmp(t->columns[k].name, cname) == 0)
                 return err_set(err, OWL_EVERIFY, "manifest: %s lists column %s twice", where, cname);
         }
         if (manifest_table_add_column(t, cname, ctype) < 0)
-            return err_set(err, OWL_ERUNTIME, "out of memory");
+            return err_oom(err);
     }
     if (*dscol != '\0') {
         bool found = false;
@@ -464,7 +413,7 @@ static int parse_table(json_t *jt, manifest *m, size_t index, owl_err *err)
     return 0;
 }
 
-static int valid_dataset(const char *s)
+static bool valid_dataset(const char *s)
 {
     return *s != '\0';
 }
@@ -499,7 +448,7 @@ int manifest_parse(const char *buf, size_t len, manifest **out, owl_err *err)
     }
     m = manifest_new();
     if (m == NULL) {
-        err_set(err, OWL_ERUNTIME, "out of memory");
+        err_oom(err);
         goto out;
     }
     if (get_str(root, "format", 64, &s, err, "") < 0)
@@ -524,7 +473,7 @@ int manifest_parse(const char *buf, size_t len, manifest **out, owl_err *err)
     memcpy(m->bundle_id, s, 33);
     if (get_str(root, "environment", MANIFEST_NAME_MAX, &s, err, "") < 0)
         goto out;
-    if (!valid_name(s)) {
+    if (!text_is_name(s)) {
         err_set(err, OWL_EVERIFY, "manifest: environment is not a valid name");
         goto out;
     }
@@ -532,7 +481,7 @@ int manifest_parse(const char *buf, size_t len, manifest **out, owl_err *err)
         goto oom;
     if (get_str(root, "job", MANIFEST_NAME_MAX, &s, err, "") < 0)
         goto out;
-    if (!valid_name(s)) {
+    if (!text_is_name(s)) {
         err_set(err, OWL_EVERIFY, "manifest: job is not a valid name");
         goto out;
     }
@@ -543,11 +492,11 @@ int manifest_parse(const char *buf, size_t len, manifest **out, owl_err *err)
         get_time(root, "snapshot_at", &m->snapshot_at, err) < 0 ||
         get_time(root, "expires_at", &m->expires_at, err) < 0)
         goto out;
-    if (get_strv(root, "targets", 64, MANIFEST_NAME_MAX, &m->targets, &m->ntargets, valid_name, err) < 0)
+    if (get_strv(root, "targets", 64, MANIFEST_NAME_MAX, &m->targets, &m->ntargets, text_is_name, err) < 0)
         goto out;
     if (get_str(root, "schema", MANIFEST_NAME_MAX, &s, err, "") < 0)
         goto out;
-    if (!manifest_valid_identifier(s)) {
+    if (!text_is_ident(s)) {
         err_set(err, OWL_EVERIFY, "manifest: schema is not a valid identifier");
         goto out;
     }
@@ -582,7 +531,7 @@ int manifest_parse(const char *buf, size_t len, manifest **out, owl_err *err)
     rc = 0;
     goto out;
 oom:
-    err_set(err, OWL_ERUNTIME, "out of memory");
+    err_oom(err);
 out:
     manifest_free(m);
     json_decref(root);
@@ -617,6 +566,6 @@ int manifest_inspect_json(const char *mbytes, size_t mlen, const char *file, int
     *out = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
     json_decref(root);
     if (*out == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     return 0;
 }

@@ -1,11 +1,13 @@
 /* owlsync environment rewrites: exact, substring and POSIX ERE rules applied to
  * unescaped COPY values, in config order, then escaped back; counts per rule. */
 #include <regex.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "owlsync/buf.h"
 #include "owlsync/copytext.h"
 #include "owlsync/rewrite.h"
 
@@ -21,12 +23,6 @@ struct rewrite_set {
     size_t n;
 };
 
-/* A growable byte buffer with a hard bound. */
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf;
-
 typedef struct column_rules {
     size_t *rules;   /* indexes into the set, in config order */
     size_t n;
@@ -41,45 +37,8 @@ struct rewrite_table {
     bool *covers;         /* per rule */
     bool active;
     copytext_field *fields;
-    buf out, val, work, tmp;
+    owl_buf out, val, work, tmp; /* each of at most REWRITE_MAX_ROW bytes */
 };
-
-/* Makes room for n more bytes; -1 past REWRITE_MAX_ROW or out of memory. */
-static int buf_reserve(buf *b, size_t n)
-{
-    size_t want;
-    char *grown;
-
-    if (n > REWRITE_MAX_ROW || b->len > REWRITE_MAX_ROW - n)
-        return -1;
-    want = b->len + n + 1;
-    if (want <= b->cap)
-        return 0;
-    if (want < 2 * b->cap)
-        want = 2 * b->cap;
-    grown = realloc(b->p, want);
-    if (grown == NULL)
-        return -1;
-    b->p = grown;
-    b->cap = want;
-    return 0;
-}
-
-static int buf_add(buf *b, const char *p, size_t n)
-{
-    if (buf_reserve(b, n) < 0)
-        return -1;
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
-}
-
-static void buf_free(buf *b)
-{
-    free(b->p);
-    memset(b, 0, sizeof(*b));
-}
 
 int rewrite_compile(const cfg *c, rewrite_set **out, owl_err *err)
 {
@@ -87,11 +46,11 @@ int rewrite_compile(const cfg *c, rewrite_set **out, owl_err *err)
 
     *out = NULL;
     if (s == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     s->rules = calloc(c->nrewrites ? c->nrewrites : 1, sizeof(rw_rule));
     if (s->rules == NULL) {
         free(s);
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     }
     for (size_t i = 0; i < c->nrewrites; i++) {
         rw_rule *r = &s->rules[i];
@@ -173,9 +132,10 @@ int rewrite_table_new(const rewrite_set *s, const manifest_table *mt, rewrite_ta
 
     *out = NULL;
     if (t == NULL)
-        return err_set(err, OWL_ERUNTIME, "out of memory");
+        return err_oom(err);
     t->set = s;
     t->mt = mt;
+    t->out.max = t->val.max = t->work.max = t->tmp.max = REWRITE_MAX_ROW;
     t->cols = calloc(mt->ncolumns, sizeof(*t->cols));
     t->changed = calloc(s->n ? s->n : 1, sizeof(uint64_t));
     t->covers = calloc(s->n ? s->n : 1, sizeof(bool));
@@ -205,7 +165,7 @@ int rewrite_table_new(const rewrite_set *s, const manifest_table *mt, rewrite_ta
     return 0;
 oom:
     rewrite_table_free(t);
-    return err_set(err, OWL_ERUNTIME, "out of memory");
+    return err_oom(err);
 }
 
 void rewrite_table_free(rewrite_table *t)
@@ -241,7 +201,7 @@ uint64_t rewrite_table_changed(const rewrite_table *t, size_t rule)
 }
 
 /* Appends "to" with \0-\9 replaced by the matched groups of src. */
-static int add_replacement(buf *b, const char *to, const char *src, const regmatch_t *m)
+static int add_replacement(owl_buf *b, const char *to, const char *src, const regmatch_t *m)
 {
     for (const char *p = to; *p != '\0'; p++) {
         if (p[0] == '\\' && p[1] >= '0' && p[1] <= '9') {
@@ -261,7 +221,7 @@ static int add_replacement(buf *b, const char *to, const char *src, const regmat
 }
 
 /* Applies one rule to in (NUL-terminated, len bytes) into out; *hit when changed. */
-static int apply_rule(const rw_rule *r, const char *in, size_t len, buf *out, bool *hit)
+static int apply_rule(const rw_rule *r, const char *in, size_t len, owl_buf *out, bool *hit)
 {
     out->len = 0;
     *hit = false;
@@ -365,7 +325,7 @@ static int apply_rules(rewrite_table *t, size_t col, bool count, bool *changed, 
             return err_set(err, OWL_EUSAGE, "rewrite [rewrite %s] breaks %s.%s in row %llu: the value is no longer valid JSON",
                            r->cfg->name, t->mt->name, t->mt->columns[col].name, (unsigned long long)rowno);
         /* swap: the result becomes the value for the next rule */
-        buf tmp = t->val;
+        owl_buf tmp = t->val;
         t->val = t->work;
         t->work = tmp;
         *changed = true;
@@ -428,12 +388,91 @@ int rewrite_value(rewrite_table *t, const char *col, const char *val, char **out
             continue;
         t->val.len = 0;
         if (buf_add(&t->val, val, strlen(val)) < 0)
-            return err_set(err, OWL_ERUNTIME, "out of memory");
+            return err_oom(err);
         if (t->cols[j].n > 0 && apply_rules(t, j, false, &changed, 0, err) < 0)
             return -1;
         *out = strdup(t->val.p);
-        return *out == NULL ? err_set(err, OWL_ERUNTIME, "out of memory") : 0;
+        return *out == NULL ? err_oom(err) : 0;
     }
     *out = strdup(val);
-    return *out == NULL ? err_set(err, OWL_ERUNTIME, "out of memory") : 0;
+    return *out == NULL ? err_oom(err) : 0;
+}
+
+void rewrite_table_changed_names(const rewrite_table *t, char *out, size_t size)
+{
+    size_t len = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < t->set->n && len + 80 < size; i++) {
+        if (t->changed[i] > 0)
+            len += (size_t)snprintf(out + len, size - len, "%s[rewrite %s]", len ? ", " : "", t->set->rules[i].cfg->name);
+    }
+}
+
+struct rewrite_stream {
+    rewrite_table *t;
+    copytext_rows rows;
+    owl_buf batch;
+    rewrite_sink_fn sink;
+    void *ctx;
+};
+
+int rewrite_stream_new(rewrite_table *t, const char *what, rewrite_sink_fn sink, void *ctx, rewrite_stream **out,
+                       owl_err *err)
+{
+    rewrite_stream *s = calloc(1, sizeof(*s));
+
+    *out = NULL;
+    if (s == NULL)
+        return err_oom(err);
+    s->t = t;
+    s->sink = sink;
+    s->ctx = ctx;
+    s->batch = (owl_buf)OWL_BUF_INIT(REWRITE_MAX_ROW + REWRITE_BATCH);
+    copytext_rows_init(&s->rows, REWRITE_MAX_ROW, what);
+    *out = s;
+    return 0;
+}
+
+/* One row through the rules, into the batch; a full batch goes to the sink. */
+static int stream_row(void *ctx, const char *row, size_t len, uint64_t rowno, owl_err *err)
+{
+    rewrite_stream *s = ctx;
+    const char *out;
+    size_t outlen;
+
+    if (rewrite_row(s->t, row, len, rowno, &out, &outlen, err) < 0)
+        return -1;
+    if (buf_add(&s->batch, out, outlen) < 0 || buf_add(&s->batch, "\n", 1) < 0)
+        return err_set(err, OWL_EVERIFY, "%s row %llu is too long", s->rows.what, (unsigned long long)rowno);
+    if (s->batch.len >= REWRITE_BATCH) {
+        if (s->sink(s->ctx, s->batch.p, s->batch.len, err) < 0)
+            return -1;
+        buf_clear(&s->batch);
+    }
+    return 0;
+}
+
+int rewrite_stream_feed(rewrite_stream *s, const char *buf, size_t len, owl_err *err)
+{
+    return copytext_rows_feed(&s->rows, buf, len, stream_row, s, err);
+}
+
+int rewrite_stream_end(rewrite_stream *s, owl_err *err)
+{
+    if (copytext_rows_end(&s->rows, stream_row, s, err) < 0)
+        return -1;
+    if (s->batch.len > 0 && s->sink(s->ctx, s->batch.p, s->batch.len, err) < 0)
+        return -1;
+    buf_clear(&s->batch);
+    return 0;
+}
+
+void rewrite_stream_free(rewrite_stream *s)
+{
+    if (s == NULL)
+        return;
+    copytext_rows_free(&s->rows);
+    buf_free(&s->batch);
+    free(s);
 }

@@ -1,8 +1,12 @@
-/* owlsync commands: one function per command of DESIGN.md 3.1, called by main with
- * the command's own arguments. Each returns the process exit code. */
+/* owlsync commands: one function per command of DESIGN.md 3.1, one command per
+ * file (agent/cmd_NAME.c), called by main with the command's own arguments,
+ * and the scaffold they share: options and usage, config and trusted keys,
+ * the begin and end log lines, the one-line error report. Each returns the
+ * process exit code. */
 #ifndef OWLSYNC_CMD_H
 #define OWLSYNC_CMD_H
 
+#include <getopt.h>
 #include <stdbool.h>
 
 #include "owlsync/bundle.h"
@@ -26,8 +30,34 @@ int cmd_daemon(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_status(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_check(int argc, char **argv, const cmd_ctx *ctx);
 
+/* A command's face: its name, --help text, and options. */
+typedef struct cmd_def {
+    const char *name;
+    const char *usage;              /* printed by --help; its first line after a usage error */
+    const char *shortopts;          /* getopt letters of its options (h is added) */
+    const struct option *longopts;  /* ends with {0}; --help is added */
+    int min_args, max_args;         /* operands after the options */
+    const char *operands;           /* what they are, for a message: "one BUNDLE", "no arguments" */
+} cmd_def;
+
+/* Receives each option (its getopt value and argument); -1 with err refuses it. */
+typedef int (*cmd_opt_fn)(void *ctx, int opt, const char *arg, owl_err *err);
+
+/* Parses argv (argv[0] is the command's name) by def, handing each option to
+ * fn (NULL for a command without options). Returns 0 with *args and *nargs the operands; 1 when --help asked for
+ * the usage (printed on stdout); -1 (OWL_EUSAGE, with a hint) on an unknown
+ * option, a missing argument or a wrong number of operands. */
+int cmd_parse(const cmd_def *def, int argc, char **argv, cmd_opt_fn fn, void *ctx, char ***args, int *nargs,
+              owl_err *err);
+
 /* Prints "owlsync COMMAND: MESSAGE" on stderr and returns err->code. */
 int cmd_report(const char *command, const owl_err *err);
+
+/* Logs "COMMAND begin: WHAT, config PATH" (info). */
+void cmd_log_begin(const char *command, const cfg *c, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Logs "COMMAND end: WHAT" (info). */
+void cmd_log_end(const char *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Loads the config named by ctx, logging at its level. */
 int cmd_load_config(const cmd_ctx *ctx, cfg **out, owl_err *err);
@@ -37,8 +67,5 @@ int cmd_load_trust(const cfg *c, keys_trust *trust, owl_err *err);
 
 /* Bundle limits from [import], or the defaults when c is NULL. */
 void cmd_limits(const cfg *c, bundle_limits *lim);
-
-/* Whether s asks for help (-h or --help). */
-bool cmd_wants_help(int argc, char **argv);
 
 #endif

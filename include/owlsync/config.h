@@ -13,13 +13,28 @@
 #define CFG_MAX_LINE 199
 /* Largest config file read. */
 #define CFG_MAX_FILE (1024 * 1024)
+/* [import] max_bundle_size and max_unpacked_size when not set (and for inspect). */
+#define CFG_DEFAULT_MAX_BUNDLE_SIZE ((uint64_t)1 << 30)
+#define CFG_DEFAULT_MAX_UNPACKED_SIZE ((uint64_t)8 << 30)
 
 typedef struct cfg_list {
     char **v;  /* n strings, each owned by the list */
     size_t n;
 } cfg_list;
 
-typedef enum { CFG_MODE_REPLACE = 0, CFG_MODE_UPSERT, CFG_MODE_INSERT } cfg_mode;
+typedef enum { CFG_MODE_REPLACE = 0, CFG_MODE_UPSERT, CFG_MODE_INSERT, CFG_MODE_COUNT } cfg_mode;
+
+/* What each table mode does on import: the one table config, apply, check and
+ * the reports consult. */
+typedef struct cfg_mode_info {
+    const char *name;
+    bool needs_key;   /* refused for a table without a usable key */
+    bool deletes;     /* removes the target's rows of the bundle's datasets it lacks */
+    bool updates;     /* changes the rows whose values differ */
+    bool inserts;     /* adds the rows new to the target */
+} cfg_mode_info;
+
+extern const cfg_mode_info cfg_modes[CFG_MODE_COUNT];
 typedef enum { CFG_COMP_ZSTD = 0, CFG_COMP_GZIP, CFG_COMP_NONE } cfg_compression;
 typedef enum { CFG_MATCH_EXACT = 0, CFG_MATCH_SUBSTRING, CFG_MATCH_REGEX } cfg_match;
 typedef enum { CFG_WATCH_AUTO = 0, CFG_WATCH_INOTIFY, CFG_WATCH_POLL } cfg_watch;
@@ -114,6 +129,9 @@ void cfg_free(cfg *c);
 
 /* The [table] section named name, or NULL. */
 const cfg_table *cfg_find_table(const cfg *c, const char *name);
+
+/* The mode called name, or -1. */
+int cfg_mode_by_name(const char *name);
 
 /* The [export] section named name, or NULL. */
 const cfg_export *cfg_find_export(const cfg *c, const char *name);

@@ -5,7 +5,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "owlsync/buf.h"
 #include "owlsync/error.h"
 
 typedef struct copytext_field {
@@ -33,5 +35,29 @@ int copytext_unescape(const char *raw, size_t len, char *out, size_t *outlen, ow
  * characters \b \f \n \r \t \v become two-character escapes; every other byte is
  * written as it is. out must hold at least 2 * len bytes. Returns the length. */
 size_t copytext_escape(const char *val, size_t len, char *out);
+
+/* Rows out of a stream of COPY text that comes in chunks of any size: each
+ * whole row (without its newline) goes to fn, with its number (from 1). A
+ * newline after an odd run of backslashes is data, as COPY reads it. */
+typedef int (*copytext_row_fn)(void *ctx, const char *row, size_t len, uint64_t rowno, owl_err *err);
+
+typedef struct copytext_rows {
+    owl_buf row;          /* a row begun in an earlier chunk */
+    uint64_t rowno;       /* rows handed out so far */
+    const char *what;     /* names the stream in messages ("data/owl_rule.tsv") */
+} copytext_rows;
+
+/* Starts a stream whose rows hold at most max bytes. */
+void copytext_rows_init(copytext_rows *s, size_t max, const char *what);
+
+/* Feeds len bytes. A row longer than max is an error (OWL_EVERIFY, "WHAT row
+ * N is longer than MAX bytes"); an error of fn stops the feeding. */
+int copytext_rows_feed(copytext_rows *s, const char *buf, size_t len, copytext_row_fn fn, void *ctx,
+                       owl_err *err);
+
+/* Ends the stream: a last row without its newline goes to fn. */
+int copytext_rows_end(copytext_rows *s, copytext_row_fn fn, void *ctx, owl_err *err);
+
+void copytext_rows_free(copytext_rows *s);
 
 #endif

@@ -1,56 +1,35 @@
-/* owlsync database layer shared by the exporter and importer: connecting, running
- * parameterised statements, one-line errors, and SQL text built only from quoted
- * identifiers. The only header besides those two modules that includes libpq. */
+/* owlsync database connections: open, transactions and close, behind an opaque
+ * handle. Every SQL statement lives in the modules that own the database
+ * (catalog, source, stage, ledger), which alone see libpq (agent/db_internal.h);
+ * the pipelines above them orchestrate typed results. */
 #ifndef OWLSYNC_DB_H
 #define OWLSYNC_DB_H
 
 #include <stdbool.h>
-#include <stddef.h>
-
-#include <libpq-fe.h>
 
 #include "owlsync/error.h"
 
-/* Connects with conninfo; on failure err says "cannot connect to WHAT: reason". */
-int db_connect(const char *conninfo, const char *what, PGconn **out, owl_err *err);
+typedef struct db_conn db_conn;
 
-/* Sets err (OWL_ERUNTIME) to "WHAT: first line of the server's message"; -1. */
-int db_fail(PGconn *conn, const PGresult *res, owl_err *err, const char *what);
+/* Connects with conninfo; what names the database in messages ("the source
+ * database"). On failure err says "cannot connect to WHAT: reason" (OWL_ERUNTIME).
+ * *out is the caller's: db_close. */
+int db_open(const char *conninfo, const char *what, db_conn **out, owl_err *err);
 
-/* Runs sql with text parameters; returns the result when its status is want,
- * else NULL with err set (the result cleared). Caller PQclears the result. */
-PGresult *db_exec(PGconn *conn, const char *sql, int n, const char *const *params, ExecStatusType want,
-                  owl_err *err, const char *what);
+/* Closes the connection (rolling back what is open); NULL is a no-op. */
+void db_close(db_conn *c);
 
-/* Runs a command that returns no rows; 0 or -1. */
-int db_command(PGconn *conn, const char *sql, int n, const char *const *params, owl_err *err, const char *what);
+/* Whether the connection is still up. */
+bool db_alive(const db_conn *c);
 
-/* The SQLSTATE of a failed result, or "" */
-const char *db_sqlstate(const PGresult *res);
+/* Whether a transaction is open (or failed and not yet rolled back). */
+bool db_in_transaction(const db_conn *c);
 
-/* Formats n strings as PostgreSQL array input text {"a","b"}; malloc'd, NULL on OOM. */
-char *db_array_text(char *const *v, size_t n);
+/* COMMIT; on failure err says "WHAT: what the server said". */
+int db_commit(db_conn *c, const char *what, owl_err *err);
 
-/* Sets a transaction-local setting from a bound parameter: the way lists reach
- * COPY, which takes no parameters, without being pasted into SQL. */
-int db_set_local(PGconn *conn, const char *name, const char *value, owl_err *err);
-
-/* A growing SQL text. Only fixed text and quoted identifiers go in. */
-typedef struct db_sql {
-    char *s;
-    size_t len, cap;
-    bool failed; /* an allocation or quoting failed; s is not to be run */
-} db_sql;
-
-void db_sql_add(db_sql *q, const char *text);
-/* Appends PQescapeIdentifier(name). */
-void db_sql_ident(db_sql *q, PGconn *conn, const char *name);
-/* Appends "schema"."table". */
-void db_sql_qualified(db_sql *q, PGconn *conn, const char *schema, const char *table);
-/* Appends PQescapeLiteral(text): for values where COPY cannot take parameters. */
-void db_sql_literal(db_sql *q, PGconn *conn, const char *text);
-/* Appends a decimal number (used for generated names such as stage_3). */
-void db_sql_num(db_sql *q, unsigned long long n);
-void db_sql_free(db_sql *q);
+/* ROLLBACK when a transaction is open; errors are ignored (the connection is
+ * closed after it anyway when it is broken). */
+void db_rollback(db_conn *c);
 
 #endif

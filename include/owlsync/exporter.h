@@ -5,7 +5,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include "owlsync/bundle.h"
 #include "owlsync/config.h"
@@ -44,10 +43,5 @@ void exporter_job_init(exporter_job *job, const cfg_export *ex);
 int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, owl_err *err);
 
 void exporter_result_free(exporter_result *res);
-
-/* For `check`: connects to the source and checks that every configured table
- * exists with its dataset and generated columns, and every job's signing key
- * loads. Prints one line per table checked to out. */
-int exporter_check(const cfg *c, FILE *out, owl_err *err);
 
 #endif

@@ -1,12 +1,72 @@
-/* owlsync file helpers: small POSIX I/O loops that several modules need,
- * written once. */
+/* owlsync durable files: every file owlsync publishes (bundles into outboxes,
+ * state, metrics, .reason files, keys, files retired from the inbox) goes
+ * through here: a hidden temporary file, fsync, rename, fsync of the
+ * directory; and the small I/O loops several modules need, written once. */
 #ifndef OWLSYNC_FILEIO_H
 #define OWLSYNC_FILEIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "owlsync/error.h"
 
 /* Writes all len bytes of buf to fd, retrying short writes and EINTR.
  * Returns 0, or -1 with errno set by the failing write. */
 int fileio_write_all(int fd, const void *buf, size_t len);
+
+/* fsyncs the directory dfd (shown names it in messages). CIFS answers EINVAL:
+ * that is logged once per process and is not an error. */
+int fileio_sync_dir(int dfd, const char *shown, owl_err *err);
+
+/* What the final rename does when the name is taken. */
+typedef enum {
+    FILEIO_REPLACE,   /* replace the file there */
+    FILEIO_NOREPLACE, /* fail with "... already exists" (OWL_EUSAGE) */
+    FILEIO_UNIQUE     /* take the first free name of NAME, NAME.1 ... NAME.999 */
+} fileio_mode;
+
+/* The name a file being published is written under first: ".NAME.tmp". */
+int fileio_tmp_name(const char *name, char *out, size_t outsz);
+
+/* Publishes len bytes of buf as dfd/name, durably: writes ".NAME.tmp" (a stale
+ * one is removed first) with mode, fsyncs it, renames it by how, and fsyncs
+ * the directory. final (NULL or finalsz bytes) receives the name used. On
+ * failure nothing is left behind, and err names dir_shown/name and the step
+ * that failed ("cannot write DIR/NAME (fsync): reason", OWL_ERUNTIME). */
+int fileio_write_atomic(int dfd, const char *dir_shown, const char *name, const void *buf, size_t len,
+                        mode_t mode, fileio_mode how, char *final, size_t finalsz, owl_err *err);
+
+/* The same with the bytes of src_fd, read from offset 0 to its end. */
+int fileio_copy_atomic(int dfd, const char *dir_shown, const char *name, int src_fd, mode_t mode,
+                       fileio_mode how, char *final, size_t finalsz, owl_err *err);
+
+/* fileio_write_atomic for a path: its directory is opened (no link followed
+ * for the last name) and closed. */
+int fileio_write_path(const char *path, const void *buf, size_t len, mode_t mode, fileio_mode how,
+                      owl_err *err);
+
+/* Renames sfd/sname to dfd/dname, never replacing a file there (EEXIST). Where
+ * the filesystem lacks RENAME_NOREPLACE (NFS, CIFS) it looks first: racy, but
+ * the callers keep agents apart by locks as well. -1 with errno. */
+int fileio_rename_noreplace(int sfd, const char *sname, int dfd, const char *dname);
+
+/* Whether a rename reported failed happened anyway (an NFS reply lost and the
+ * retried request answered with an error): the source is gone and the target
+ * is the very file expect describes. */
+bool fileio_renamed_anyway(int sfd, const char *sname, int dfd, const char *dname, const struct stat *expect);
+
+/* Moves sfd/sname into dfd as base, or base.1 ... base.999 when taken, never
+ * replacing a file; the name used goes to final. A rename reported failed that
+ * happened anyway (an NFS reply lost) is seen as done: the source is gone and
+ * the target is the file expect describes. -1 with errno. */
+int fileio_move_unique(int sfd, const char *sname, int dfd, const char *base, const struct stat *expect,
+                       char *final, size_t finalsz);
+
+/* Reads the whole of a small file dfd/name (no link followed, a regular file
+ * of at most max bytes) into buf (max + 1 bytes), NUL-terminated; sets *len.
+ * Returns 0, 1 when the file does not exist, -1 (err set) otherwise. */
+int fileio_read_small(int dfd, const char *name, char *buf, size_t max, size_t *len, owl_err *err);
 
 #endif

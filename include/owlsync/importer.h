@@ -5,7 +5,6 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
 
 #include "owlsync/bundle.h"
 #include "owlsync/config.h"
@@ -16,7 +15,7 @@
 typedef struct importer_opts {
     bool dry_run;         /* do everything, report, then roll back */
     bool allow_rollback;  /* apply a bundle older than what the target holds */
-    bool progress;        /* rows and bytes on stderr */
+    bool progress;        /* bytes and rate on stderr */
     bool per_dataset;     /* counts per dataset too (importer_table.datasets), not
                            * only per table: memory that grows with the datasets */
 } importer_opts;
@@ -65,31 +64,5 @@ int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewri
                  const importer_opts *opts, importer_result *res, owl_err *err);
 
 void importer_result_free(importer_result *res);
-
-/* The claim lock: a session advisory lock that one agent holds while it picks
- * files from a shared inbox and imports them, so bundles go in snapshot order
- * whichever agent takes them. importer_claim_lock returns 1 when taken, 0 when
- * another agent holds it, -1 when the database cannot be reached. */
-typedef struct importer_lock importer_lock;
-int importer_claim_lock(const cfg *c, importer_lock **lock, owl_err *err);
-void importer_claim_unlock(importer_lock *lock);
-void importer_lock_free(importer_lock *lock);
-
-/* For `check`: connects to the target and checks that every table that may be
- * imported exists, that this role may write it, that configured keys exist and
- * that the ledger exists or may be created. One line per check goes to out. */
-int importer_check(const cfg *c, FILE *out, owl_err *err);
-
-/* One row of the ledger, for status. */
-typedef struct importer_ledger_row {
-    char *file_name, *bundle_id, *environment, *job, *datasets, *imported_at;
-    uint64_t sequence, rows;
-} importer_ledger_row;
-
-/* The last `limit` imports, newest first, and the time of the newest (0 when
- * none). A database without a ledger yet gives no rows. */
-int importer_ledger(const cfg *c, int limit, importer_ledger_row **rows, size_t *n, int64_t *last_import,
-                    owl_err *err);
-void importer_ledger_free(importer_ledger_row *rows, size_t n);
 
 #endif

@@ -73,9 +73,23 @@ int inbox_quarantine(inbox *ib, inbox_claim *claim, int code, const char *reason
 /* Transient failure: leaves the file in .work/ for a retry and unlocks it. */
 void inbox_release(inbox_claim *claim);
 
-/* Counts for status and metrics: candidates waiting in the inbox (settled or
- * not), files in .work/, and files in quarantine (not counting .reason files). */
-int inbox_counts(const inbox_config *ic, size_t *waiting, size_t *working, size_t *quarantined, owl_err *err);
+/* What the inbox holds, for status: the candidates waiting (settled or not),
+ * the files in .work/, and the quarantined files (every regular file of the
+ * quarantine but the hidden and .reason ones) with their reasons. Each list
+ * is counted whole and holds at most max entries, by name. */
+typedef struct inbox_entry {
+    char *name;
+    char *reason;          /* quarantined files only: the first line of NAME.reason */
+} inbox_entry;
+
+typedef struct inbox_listing {
+    inbox_entry *waiting, *working, *quarantined;
+    size_t nwaiting, nworking, nquarantined;                /* listed */
+    size_t waiting_count, working_count, quarantined_count; /* counted */
+} inbox_listing;
+
+int inbox_list(const inbox_config *ic, size_t max, inbox_listing *l, owl_err *err);
+void inbox_listing_free(inbox_listing *l);
 
 /* Whether dir is on a local filesystem (inotify sees every write there). */
 bool inbox_is_local(const char *dir);

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "owlsync/error.h"
+#include "owlsync/text.h"
 
 #define MANIFEST_FORMAT "owlsync-bundle"
 #define MANIFEST_VERSION 1
@@ -14,7 +15,7 @@
 #define MANIFEST_MAX_TABLES 256
 #define MANIFEST_MAX_COLUMNS 1600            /* PostgreSQL's own column limit */
 #define MANIFEST_MAX_DATASETS 100000
-#define MANIFEST_NAME_MAX 63                 /* identifiers, as in PostgreSQL */
+#define MANIFEST_NAME_MAX TEXT_NAME_MAX       /* identifiers, as in PostgreSQL */
 #define MANIFEST_TEXT_MAX 1024               /* dataset names, types, other text */
 
 typedef struct manifest_column {
@@ -73,11 +74,8 @@ int manifest_serialize(const manifest *m, char **out, size_t *outlen, owl_err *e
  * Unknown fields are ignored (forward compatibility). Errors are OWL_EVERIFY. */
 int manifest_parse(const char *buf, size_t len, manifest **out, owl_err *err);
 
-/* Formats microseconds since the epoch as "YYYY-MM-DDTHH:MM:SS.ffffffZ" into
- * out (at least 32 bytes). */
-void manifest_format_time(int64_t usec, char *out, size_t outlen);
-
-/* Parses the format above (fraction optional, 1-6 digits); -1 on error. */
+/* Parses a time as the manifest writes it, "YYYY-MM-DDTHH:MM:SS.ffffffZ"
+ * (text_utc's TEXT_UTC_MICROS; fraction optional, 1-6 digits); -1 on error. */
 int manifest_parse_time(const char *s, int64_t *usec);
 
 /* A JSON document for scripts: {"file": FILE, "signature_verified": BOOL,
@@ -87,8 +85,5 @@ int manifest_inspect_json(const char *mbytes, size_t mlen, const char *file, int
 
 /* The table called name, or NULL. */
 const manifest_table *manifest_find_table(const manifest *m, const char *name);
-
-/* Whether s is a safe identifier: [A-Za-z_][A-Za-z0-9_]{0,62}. */
-int manifest_valid_identifier(const char *s);
 
 #endif

@@ -50,4 +50,23 @@ int rewrite_row(rewrite_table *t, const char *row, size_t len, uint64_t rowno, c
  * target's rows of a dataset) without counting it. *out is malloc'd. */
 int rewrite_value(rewrite_table *t, const char *col, const char *val, char **out, owl_err *err);
 
+/* "[rewrite a], [rewrite b]": the rules that changed a value of t so far (for
+ * a hint when the target refuses rewritten rows), or "" when none did. */
+void rewrite_table_changed_names(const rewrite_table *t, char *out, size_t size);
+
+/* A table's rows rewritten as they stream: COPY text in chunks of any size
+ * (rows split anywhere), whole rewritten rows out to sink in batches of at
+ * least REWRITE_BATCH bytes (the last one smaller). Row numbers in messages
+ * count from the stream's start; what names it ("data/owl_rule.tsv"). */
+#define REWRITE_BATCH (256 * 1024)
+typedef int (*rewrite_sink_fn)(void *ctx, const char *buf, size_t len, owl_err *err);
+typedef struct rewrite_stream rewrite_stream;
+
+int rewrite_stream_new(rewrite_table *t, const char *what, rewrite_sink_fn sink, void *ctx, rewrite_stream **out,
+                       owl_err *err);
+int rewrite_stream_feed(rewrite_stream *s, const char *buf, size_t len, owl_err *err);
+/* Rewrites a last row without its newline and hands out the last batch. */
+int rewrite_stream_end(rewrite_stream *s, owl_err *err);
+void rewrite_stream_free(rewrite_stream *s);
+
 #endif

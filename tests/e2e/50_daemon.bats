@@ -758,7 +758,7 @@ teardown() {
     [ "$(pg_query tgt "SELECT rows_total FROM owlsync.bundles WHERE job = 'stat'")" = "$rows" ]
     [ "$(metric "$m" owlsync_inbox_last_success_timestamp_seconds)" -gt $(($(date +%s) - 60)) ]
     grep -q '^# TYPE owlsync_bundles_imported_total counter$' "$m"
-    [ ! -e "$m.tmp" ]
+    [ ! -e "$W/.tgt.prom.tmp" ]
 
     # status --json
     run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" status --json
@@ -788,6 +788,21 @@ teardown() {
     [[ $output == *"$n"* ]]
     [[ $output == *"0 waiting, 0 in .work/, 2 quarantined"* ]]
     [[ $output == *"quarantined short.owlb: "* ]]
+
+    # the same name quarantined again lands as short.owlb.1: counted and listed alike
+    cp "$W/stage/short.owlb" "$W/inbox/"
+    wait_until 15 test -f "$W/inbox/quarantine/short.owlb.1.reason"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" status --json
+    [ "$status" -eq 0 ]
+    j=$output
+    [ "$(json_get "$j" '{inbox,quarantined}')" = 3 ]
+    [ "$(json_q "$j" "SELECT count(*) FROM jsonb_array_elements((:'j'::jsonb)->'quarantine') e")" = 3 ]
+    [ "$(json_q "$j" "SELECT e->>'reason' FROM jsonb_array_elements((:'j'::jsonb)->'quarantine') e
+                      WHERE e->>'file' = 'short.owlb.1'")" = "$(sed -n 's/^reason: //p' "$W/inbox/quarantine/short.owlb.1.reason")" ]
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" status
+    [[ $output == *"0 waiting, 0 in .work/, 3 quarantined"* ]]
+    [ "$(grep -c '^  quarantined ' <<<"$output")" = 3 ]
+    [[ $output == *"quarantined short.owlb.1: "* ]]
 }
 
 @test "a scheduled job publishes into the inbox, and the target's daemon imports it: the nightly sync, end to end" {

@@ -1314,7 +1314,15 @@ static void test_entries(void)
             ent d = A;
             d.name = bad[i];
             ent e[] = {M, S, d, B};
-            snprintf(want, sizeof(want), "bundle entry \"%s\" found where data/owl_rule.tsv was expected", bad[i]);
+            char shown[64];
+            size_t o = 0;
+            for (const char *c = bad[i]; *c != '\0'; c++) { /* a backslash is shown escaped */
+                if (*c == '\\')
+                    shown[o++] = '\\';
+                shown[o++] = *c;
+            }
+            shown[o] = '\0';
+            snprintf(want, sizeof(want), "bundle entry \"%s\" found where data/owl_rule.tsv was expected", shown);
             arch_refused(__LINE__, FMT_USTAR, -1, e, 4, want);
         }
         for (size_t i = 0; i < 3; i++) {

@@ -322,6 +322,31 @@ static void test_table_modes(void)
     cfg_free(c);
 }
 
+/* The mode table is what the words of the mode key name, and says what each does. */
+static void test_mode_table(void)
+{
+    static const char *const names[] = {"replace", "upsert", "insert"};
+
+    for (int i = 0; i < CFG_MODE_COUNT; i++) {
+        char text[256];
+        cfg *c;
+        CHECK_STR(cfg_modes[i].name, names[i]);
+        CHECK(cfg_mode_by_name(names[i]) == i);
+        CHECK(cfg_modes[i].inserts);
+        snprintf(text, sizeof(text), HEAD "[table t]\nmode = %s\nkey = dataset\n", names[i]);
+        c = load(text);
+        CHECK(c != NULL && c->tables[0].mode == (cfg_mode)i);
+        cfg_free(c);
+    }
+    CHECK(cfg_mode_by_name("merge") == -1);
+    CHECK(!cfg_modes[CFG_MODE_REPLACE].needs_key && cfg_modes[CFG_MODE_REPLACE].deletes &&
+          cfg_modes[CFG_MODE_REPLACE].updates);
+    CHECK(cfg_modes[CFG_MODE_UPSERT].needs_key && !cfg_modes[CFG_MODE_UPSERT].deletes &&
+          cfg_modes[CFG_MODE_UPSERT].updates);
+    CHECK(cfg_modes[CFG_MODE_INSERT].needs_key && !cfg_modes[CFG_MODE_INSERT].deletes &&
+          !cfg_modes[CFG_MODE_INSERT].updates);
+}
+
 /* ---- values ----------------------------------------------------------------- */
 
 static void test_all_values(void)
@@ -978,6 +1003,7 @@ int main(void)
     RUN(test_export_defaults);
     RUN(test_import_defaults);
     RUN(test_table_modes);
+    RUN(test_mode_table);
     RUN(test_all_values);
     RUN(test_enums);
     RUN(test_value_errors);

@@ -614,6 +614,87 @@ static void test_property_rows(void)
     CHECK(bad == 0);
 }
 
+/* ---- rows out of a stream ---- */
+
+typedef struct rows_seen {
+    char all[512]; /* the rows, each ended by '|' */
+    size_t len;
+    uint64_t last;
+    bool order_ok;
+} rows_seen;
+
+static int take_row(void *ctx, const char *row, size_t len, uint64_t rowno, owl_err *err)
+{
+    rows_seen *r = ctx;
+
+    (void)err;
+    r->order_ok = r->order_ok && rowno == r->last + 1;
+    r->last = rowno;
+    if (r->len + len + 1 < sizeof(r->all)) {
+        memcpy(r->all + r->len, row, len);
+        r->len += len;
+        r->all[r->len++] = '|';
+        r->all[r->len] = '\0';
+    }
+    return 0;
+}
+
+static void test_rows_stream(void)
+{
+    /* a row over two chunks, an escaped newline that is data, an even run of
+     * backslashes before a real row end, an empty row, a last row without newline */
+    static const char text[] = "1\ta\n2\tb\\\nstill b\n3\tc\\\\\n\n4\td";
+    static const char want[] = "1\ta|2\tb\\\nstill b|3\tc\\\\||4\td|";
+    const size_t len = sizeof(text) - 1;
+
+    for (size_t chunk = 1; chunk <= len; chunk++) {
+        copytext_rows s;
+        rows_seen seen = {{0}, 0, 0, true};
+        owl_err err = {0};
+        int rc = 0;
+
+        copytext_rows_init(&s, 64, "data/t.tsv");
+        for (size_t off = 0; off < len && rc == 0; off += chunk)
+            rc = copytext_rows_feed(&s, text + off, off + chunk <= len ? chunk : len - off, take_row, &seen, &err);
+        if (rc == 0)
+            rc = copytext_rows_end(&s, take_row, &seen, &err);
+        copytext_rows_free(&s);
+        if (rc != 0 || strcmp(seen.all, want) != 0 || !seen.order_ok || seen.last != 5) {
+            printf("#   chunks of %zu: rc %d, rows \"%s\" (%llu): %s\n", chunk, rc, seen.all,
+                   (unsigned long long)seen.last, err.msg);
+            CHECK(0);
+            break;
+        }
+    }
+}
+
+static void test_rows_bound(void)
+{
+    copytext_rows s;
+    rows_seen seen = {{0}, 0, 0, true};
+    owl_err err = {0};
+    char row[20];
+
+    /* 8 bytes and a newline fit a bound of 8; 9 do not, whole or in pieces */
+    memset(row, 'x', sizeof(row));
+    row[8] = '\n';
+    copytext_rows_init(&s, 8, "data/t.tsv");
+    CHECK(copytext_rows_feed(&s, row, 9, take_row, &seen, &err) == 0);
+    CHECK(seen.last == 1);
+    row[8] = 'x';
+    row[9] = '\n';
+    CHECK(copytext_rows_feed(&s, row, 10, take_row, &seen, &err) == -1);
+    CHECK(err.code == OWL_EVERIFY);
+    CHECK_STR(err.msg, "data/t.tsv row 2 is longer than 8 bytes");
+    copytext_rows_free(&s);
+    copytext_rows_init(&s, 8, "data/t.tsv");
+    err = (owl_err){0};
+    CHECK(copytext_rows_feed(&s, row, 5, take_row, &seen, &err) == 0);
+    CHECK(copytext_rows_feed(&s, row + 5, 5, take_row, &seen, &err) == -1);
+    CHECK_STR(err.msg, "data/t.tsv row 1 is longer than 8 bytes");
+    copytext_rows_free(&s);
+}
+
 int main(void)
 {
     RUN(test_split_plain);
@@ -632,5 +713,7 @@ int main(void)
     RUN(test_property_bytes);
     RUN(test_property_random);
     RUN(test_property_rows);
+    RUN(test_rows_stream);
+    RUN(test_rows_bound);
     return UNIT_DONE();
 }

@@ -472,7 +472,7 @@ static void test_done_replaced(void)
 }
 
 #define REASON1 "reason: signature does not verify\\nHINT: check trusted_key\ntime: 20"
-#define REASON2 "reason: table \"x\\x0dy\" \\\\ not allowed\\x1b[31m\ntime: 20"
+#define REASON2 "reason: table \"x\\ry\" \\\\ not allowed\\x1b[31m\ntime: 20"
 
 static void test_quarantine(void)
 {
@@ -514,13 +514,16 @@ static void test_counts(void)
     inbox *ib;
     inbox_claim claim;
     owl_err err = {0};
-    size_t waiting = 9, working = 9, quarantined = 9;
+    inbox_listing l;
 
     /* before the agent ever ran: no .work/, no quarantine/ */
     CHECK(write_file(at(dir, "a.owlb"), "1") == 0);
     ic.dir = dir;
-    CHECK(inbox_counts(&ic, &waiting, &working, &quarantined, &err) == 0);
-    CHECK(waiting == 1 && working == 0 && quarantined == 0);
+    CHECK(inbox_list(&ic, 100, &l, &err) == 0);
+    CHECK(l.waiting_count == 1 && l.working_count == 0 && l.quarantined_count == 0);
+    CHECK(l.nwaiting == 1 && l.nworking == 0 && l.nquarantined == 0);
+    CHECK(l.nwaiting == 1 && strcmp(l.waiting[0].name, "a.owlb") == 0);
+    inbox_listing_free(&l);
 
     ib = open_inbox(dir, 60, true);
     CHECK(write_file(at(dir, "b.owlb"), "2") == 0);
@@ -531,15 +534,36 @@ static void test_counts(void)
     inbox_release(&claim);
     CHECK(inbox_claim_file(ib, "c.owlb", false, &claim, &err) == 1);
     CHECK(inbox_quarantine(ib, &claim, 3, "bad", &err) == 0);
+    /* the same name quarantined again lands as c.owlb.1: counted and listed */
+    CHECK(write_file(at(dir, "c.owlb"), "4") == 0);
+    CHECK(inbox_claim_file(ib, "c.owlb", false, &claim, &err) == 1);
+    CHECK(inbox_quarantine(ib, &claim, 4, "worse", &err) == 0);
+    /* a file someone left in quarantine/ by hand has no reason file */
+    CHECK(write_file(at(dir, "quarantine/e.owlb"), "5") == 0);
     ic.quarantine_dir = at(dir, "quarantine");
-    CHECK(inbox_counts(&ic, &waiting, &working, &quarantined, &err) == 0);
-    CHECK(waiting == 1); /* a.owlb, settled or not */
-    CHECK(working == 1); /* b.owlb */
-    CHECK(quarantined == 1); /* c.owlb, not its .reason */
+    CHECK(inbox_list(&ic, 100, &l, &err) == 0);
+    CHECK(l.waiting_count == 1); /* a.owlb, settled or not */
+    CHECK(l.working_count == 1); /* b.owlb */
+    CHECK(l.quarantined_count == 3); /* c.owlb, c.owlb.1, e.owlb, not the .reason files */
+    CHECK(l.nquarantined == l.quarantined_count);
+    if (l.nquarantined == 3) {
+        CHECK_STR(l.quarantined[0].name, "c.owlb");
+        CHECK_STR(l.quarantined[0].reason, "bad");
+        CHECK_STR(l.quarantined[1].name, "c.owlb.1");
+        CHECK_STR(l.quarantined[1].reason, "worse");
+        CHECK_STR(l.quarantined[2].name, "e.owlb");
+        CHECK_STR(l.quarantined[2].reason, "(no reason file)");
+    }
+    CHECK(l.nworking == 1 && strcmp(l.working[0].name, "b.owlb") == 0);
+    inbox_listing_free(&l);
+    /* lists are bounded; counts are not */
+    CHECK(inbox_list(&ic, 1, &l, &err) == 0);
+    CHECK(l.quarantined_count == 3 && l.nquarantined == 1);
+    inbox_listing_free(&l);
     inbox_close(ib);
 
     ic.dir = at(dir, "missing");
-    CHECK(inbox_counts(&ic, &waiting, &working, &quarantined, &err) == -1);
+    CHECK(inbox_list(&ic, 100, &l, &err) == -1);
     CHECK_CONTAINS(err.msg, "cannot open directory ");
 }
 
@@ -565,7 +589,7 @@ static void test_hostile_names(void)
 
     CHECK(inbox_claim_file(ib, "evil\n.owlb", false, &claim, &err) == -1);
     CHECK(err.code == OWL_EUSAGE);
-    CHECK_STR(err.msg, "refusing inbox file name \"evil?.owlb\"\nHINT: a bundle is named *.owlb, at most 230 bytes, not hidden, without control characters");
+    CHECK_STR(err.msg, "refusing inbox file name \"evil\\n.owlb\"\nHINT: a bundle is named *.owlb, at most 230 bytes, not hidden, without control characters");
     CHECK(exists(at(dir, "evil\n.owlb")));
 
     CHECK(inbox_claim_file(ib, longname, false, &claim, &err) == -1);
@@ -639,7 +663,7 @@ static void test_done_across_filesystems(void)
     CHECK(inbox_done(ib, &claim, &err) == 0);
     CHECK_STR(read_file(at(processed, "a.owlb.1")), "carried over");
     CHECK_STR(read_file(at(processed, "a.owlb")), "older");
-    CHECK(!exists(at(processed, ".a.owlb.owlsync.tmp")));
+    CHECK(!exists(at(processed, ".a.owlb.tmp")));
     CHECK(!exists(at(dir, ".work/a.owlb")));
     inbox_close(ib);
     unlink(at(processed, "a.owlb"));

@@ -184,36 +184,13 @@ static void test_empty_lists(void)
     manifest_free(back);
 }
 
-static void test_identifiers(void)
-{
-    char long63[64], long64[65];
-
-    memset(long63, 'a', 63);
-    long63[63] = '\0';
-    memset(long64, 'a', 64);
-    long64[64] = '\0';
-    CHECK(manifest_valid_identifier("owl_rule"));
-    CHECK(manifest_valid_identifier("_x9"));
-    CHECK(manifest_valid_identifier("A"));
-    CHECK(manifest_valid_identifier(long63));
-    CHECK(!manifest_valid_identifier(long64));
-    CHECK(!manifest_valid_identifier(""));
-    CHECK(!manifest_valid_identifier(NULL));
-    CHECK(!manifest_valid_identifier("9x"));
-    CHECK(!manifest_valid_identifier("../x"));
-    CHECK(!manifest_valid_identifier("a-b"));
-    CHECK(!manifest_valid_identifier("a b"));
-    CHECK(!manifest_valid_identifier("a\"b"));
-    CHECK(!manifest_valid_identifier("\xc3\xa9"));
-}
-
 /* Formats usec and checks the text, then parses it back. */
 static void time_is(int64_t usec, const char *want)
 {
-    char buf[40];
+    char buf[TEXT_UTC_MAX];
     int64_t back = 0;
 
-    manifest_format_time(usec, buf, sizeof(buf));
+    text_utc(usec, TEXT_UTC_MICROS, buf, sizeof(buf));
     CHECK_STR(buf, want);
     if (manifest_parse_time(buf, &back) != 0 || back != usec) {
         printf("#   %s parsed back as %lld, not %lld\n", buf, (long long)back, (long long)usec);
@@ -316,11 +293,11 @@ static json_t *column0(json_t *root)
     return json_array_get(json_object_get(table0(root), "columns"), 0);
 }
 
-/* Whether a message is one line of printable ASCII. */
+/* Whether a message is one line without control characters (UTF-8 passes). */
 static int one_line(const char *msg)
 {
     for (const unsigned char *p = (const unsigned char *)msg; *p != '\0'; p++) {
-        if (*p < 0x20 || *p >= 0x7f)
+        if (*p < 0x20 || *p == 0x7f)
             return 0;
     }
     return 1;
@@ -541,7 +518,7 @@ static void test_parse_shapes(void)
     REJECT_SET(table0, "file", json_string("data/owl_rule.csv"), "expected \"data/owl_rule.tsv\"");
     /* hostile text is not pasted into the one-line message */
     REJECT_SET(table0, "file", json_string("data/\x1b[2J\n\r\x7f\xc3\xa9.tsv"),
-               "manifest: table owl_rule has file \"data/?[2J?????.tsv\", expected \"data/owl_rule.tsv\"");
+               "manifest: table owl_rule has file \"data/\\x1b[2J\\n\\r\\x7f\xc3\xa9.tsv\", expected \"data/owl_rule.tsv\"");
     REJECT_SET(table0, "dataset_column", json_string("nope"),
                "manifest: table owl_rule dataset_column nope is not among its columns");
     REJECT_SET(table0, "dataset_column", json_string("data set"), "manifest: table owl_rule has an invalid dataset_column");
@@ -761,7 +738,6 @@ int main(void)
 {
     RUN(test_round_trip);
     RUN(test_empty_lists);
-    RUN(test_identifiers);
     RUN(test_times);
     RUN(test_parse_not_a_manifest);
     RUN(test_parse_format_version);

@@ -1043,9 +1043,84 @@ static void test_compile_rejects_invalid_regex(void)
     fx_free(&f);
 }
 
+/* ---- streams ---- */
+
+typedef struct sink {
+    char out[64 * 1024];
+    size_t len;
+    int batches;
+} sink;
+
+static int to_sink(void *ctx, const char *buf, size_t len, owl_err *err)
+{
+    sink *s = ctx;
+
+    (void)err;
+    if (s->len + len < sizeof(s->out)) {
+        memcpy(s->out + s->len, buf, len);
+        s->len += len;
+        s->out[s->len] = '\0';
+    }
+    s->batches++;
+    return 0;
+}
+
+/* Rows fed in chunks of any size come out rewritten, whole, in order; the
+ * rules that changed something are named for a hint. */
+static void test_stream(void)
+{
+    static const char in[] = "public.ds_1\tprod_pg\tx\npublic.ds_2\tother\ty\npublic.ds_3\tprod_pg\tz";
+    static const char want[] = "public.ds_1\tqa_pg\tx\npublic.ds_2\tother\ty\npublic.ds_3\tqa_pg\tz\n";
+    const size_t len = sizeof(in) - 1;
+    char names[128];
+    fx f;
+    rewrite_table *t;
+
+    if (!fx_init(&f, "[rewrite conn]\ncolumns = owl_check_repo.conn_name\nfrom = prod_pg\nto = qa_pg\n"
+                     "[rewrite idle]\ncolumns = owl_check_repo.conn_name\nfrom = never\nto = seen\n") ||
+        !fx_compile(&f) || (t = fx_table(&f, "owl_check_repo", "dataset:text;conn_name:text;note:text")) == NULL) {
+        CHECK(0);
+        fx_free(&f);
+        return;
+    }
+    rewrite_table_changed_names(t, names, sizeof(names));
+    CHECK_STR(names, "");
+    for (size_t chunk = 1; chunk <= len; chunk++) {
+        rewrite_stream *rs = NULL;
+        sink out = {{0}, 0, 0};
+        owl_err err = {0};
+        int rc = rewrite_stream_new(t, "data/owl_check_repo.tsv", to_sink, &out, &rs, &err);
+
+        for (size_t off = 0; off < len && rc == 0; off += chunk)
+            rc = rewrite_stream_feed(rs, in + off, off + chunk <= len ? chunk : len - off, &err);
+        if (rc == 0)
+            rc = rewrite_stream_end(rs, &err);
+        rewrite_stream_free(rs);
+        if (rc != 0 || strcmp(out.out, want) != 0 || out.batches != 1) {
+            printf("#   chunks of %zu: rc %d, %d batches, \"%s\": %s\n", chunk, rc, out.batches, out.out, err.msg);
+            CHECK(0);
+            break;
+        }
+    }
+    rewrite_table_changed_names(t, names, sizeof(names));
+    CHECK_STR(names, "[rewrite conn]");
+    /* a row the rules refuse stops the stream with the row's number */
+    {
+        rewrite_stream *rs = NULL;
+        sink out = {{0}, 0, 0};
+        owl_err err = {0};
+        CHECK(rewrite_stream_new(t, "data/owl_check_repo.tsv", to_sink, &out, &rs, &err) == 0);
+        CHECK(rewrite_stream_feed(rs, "a\tb\tc\nonly two\tfields\n", 24, &err) == -1);
+        CHECK_CONTAINS(err.msg, "data/owl_check_repo.tsv row 2 has 2 fields");
+        rewrite_stream_free(rs);
+    }
+    fx_free(&f);
+}
+
 int main(void)
 {
     RUN(test_exact_whole_value);
+    RUN(test_stream);
     RUN(test_exact_to_empty);
     RUN(test_substring_every_occurrence);
     RUN(test_substring_overlapping_and_growing);

@@ -1,0 +1,191 @@
+/* owlsync export job state: the .state, .last and .lock files of each export
+ * job in state_dir, read and written in one place. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "owlsync/fileio.h"
+#include "owlsync/jobstate.h"
+#include "owlsync/manifest.h"
+#include "owlsync/text.h"
+
+#define STATE_MAX 4096
+#define STATE_HINT "\nHINT: set [owlsync] state_dir to a directory owlsync may write"
+
+static int file_name(const char *job, const char *suffix, char *out, size_t size, owl_err *err)
+{
+    if (!text_is_name(job))
+        return err_set(err, OWL_EUSAGE, "invalid export job name");
+    snprintf(out, size, "export-%s.%s", job, suffix);
+    return 0;
+}
+
+/* Opens state_dir (creating it when missing). */
+static int open_dir(const char *state_dir, bool create, int *dfd, owl_err *err)
+{
+    if (create && mkdir(state_dir, 0750) < 0 && errno != EEXIST)
+        return err_set(err, OWL_ERUNTIME, "cannot create state_dir %s: %s" STATE_HINT, state_dir, strerror(errno));
+    *dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*dfd < 0) {
+        if (!create && errno == ENOENT)
+            return 1;
+        return err_set(err, OWL_ERUNTIME, "cannot open state_dir %s: %s" STATE_HINT, state_dir, strerror(errno));
+    }
+    return 0;
+}
+
+int jobstate_lock(const char *state_dir, const char *job, int *lockfd, owl_err *err)
+{
+    char name[128];
+    int dfd;
+
+    *lockfd = -1;
+    if (file_name(job, "lock", name, sizeof(name), err) < 0 || open_dir(state_dir, true, &dfd, err) != 0)
+        return -1;
+    *lockfd = openat(dfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
+    close(dfd);
+    if (*lockfd < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot open %s/%s: %s" STATE_HINT, state_dir, name, strerror(errno));
+    if (flock(*lockfd, LOCK_EX | LOCK_NB) < 0)
+        return err_set(err, OWL_ERUNTIME, "export job %s is already running (lock %s/%s held)", job, state_dir, name);
+    return 0;
+}
+
+/* Reads job's FILE into buf; 1 when it (or state_dir) does not exist. */
+static int read_file(const char *state_dir, const char *job, const char *suffix, char *buf, owl_err *err)
+{
+    char name[128];
+    size_t len;
+    int dfd, rc;
+
+    if (file_name(job, suffix, name, sizeof(name), err) < 0)
+        return -1;
+    rc = open_dir(state_dir, false, &dfd, err);
+    if (rc != 0)
+        return rc;
+    rc = fileio_read_small(dfd, name, buf, STATE_MAX - 1, &len, err);
+    close(dfd);
+    if (rc < 0)
+        err_prefix(err, "%s", state_dir);
+    return rc;
+}
+
+/* The value of "KEY VALUE" in text, or NULL; the line ends are cut in place. */
+static const char *value_of(char *text, const char *key)
+{
+    size_t klen = strlen(key);
+
+    for (char *line = text; line != NULL && *line != '\0';) {
+        char *nl = strchr(line, '\n');
+        if (nl != NULL)
+            *nl = '\0';
+        if (strncmp(line, key, klen) == 0 && line[klen] == ' ')
+            return line + klen + 1;
+        line = nl != NULL ? nl + 1 : NULL;
+    }
+    return NULL;
+}
+
+static int write_file(const char *state_dir, const char *job, const char *suffix, const char *text, owl_err *err)
+{
+    char name[128];
+    int dfd, rc;
+
+    if (file_name(job, suffix, name, sizeof(name), err) < 0 || open_dir(state_dir, true, &dfd, err) != 0)
+        return -1;
+    rc = fileio_write_atomic(dfd, state_dir, name, text, strlen(text), 0640, FILEIO_REPLACE, NULL, 0, err);
+    close(dfd);
+    return rc;
+}
+
+int jobstate_read(const char *state_dir, const char *job, jobstate *st, owl_err *err)
+{
+    char buf[STATE_MAX], copy[STATE_MAX];
+    const char *v;
+    int rc;
+
+    memset(st, 0, sizeof(*st));
+    rc = read_file(state_dir, job, "state", buf, err);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    memcpy(copy, buf, sizeof(copy));
+    v = value_of(buf, "sequence");
+    if (v != NULL) {
+        char *end;
+        errno = 0;
+        st->sequence = strtoull(v, &end, 10);
+        if (errno != 0 || *end != '\0' || *v < '0' || *v > '9')
+            return err_set(err, OWL_ERUNTIME, "%s/export-%s.state is damaged (sequence)", state_dir, job);
+    }
+    v = value_of(copy, "digest");
+    if (v != NULL && strlen(v) == JOBSTATE_DIGEST_LEN)
+        memcpy(st->digest, v, JOBSTATE_DIGEST_LEN + 1);
+    return 0;
+}
+
+int jobstate_write(const char *state_dir, const char *job, const jobstate *st, owl_err *err)
+{
+    char text[256];
+
+    snprintf(text, sizeof(text), "sequence %llu\ndigest %s\n", (unsigned long long)st->sequence, st->digest);
+    return write_file(state_dir, job, "state", text, err);
+}
+
+/* "never", or the time as text_utc writes it. */
+static void time_text(time_t t, char *buf, size_t size)
+{
+    if (t <= 0)
+        snprintf(buf, size, "never");
+    else
+        text_utc((int64_t)t * 1000000, TEXT_UTC_SECONDS, buf, size);
+}
+
+static time_t time_value(const char *v)
+{
+    int64_t usec;
+
+    if (v == NULL || manifest_parse_time(v, &usec) < 0)
+        return 0;
+    return (time_t)(usec / 1000000);
+}
+
+int jobstate_read_last(const char *state_dir, const char *job, jobstate_last *l, owl_err *err)
+{
+    char buf[STATE_MAX], b2[STATE_MAX], b3[STATE_MAX];
+    const char *v;
+    int rc;
+
+    l->finished = 0;
+    l->exit_code = -1;
+    l->success = 0;
+    rc = read_file(state_dir, job, "last", buf, err);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    memcpy(b2, buf, sizeof(b2));
+    memcpy(b3, buf, sizeof(b3));
+    l->finished = time_value(value_of(buf, "finished"));
+    v = value_of(b2, "exit");
+    if (v != NULL) {
+        char *end;
+        long x = strtol(v, &end, 10);
+        if (*end == '\0' && end != v && x >= -1 && x <= 255)
+            l->exit_code = (int)x;
+    }
+    l->success = time_value(value_of(b3, "success"));
+    return 0;
+}
+
+int jobstate_write_last(const char *state_dir, const char *job, const jobstate_last *l, owl_err *err)
+{
+    char text[256], fin[TEXT_UTC_MAX], ok[TEXT_UTC_MAX];
+
+    time_text(l->finished, fin, sizeof(fin));
+    time_text(l->success, ok, sizeof(ok));
+    snprintf(text, sizeof(text), "finished %s\nexit %d\nsuccess %s\n", fin, l->exit_code, ok);
+    return write_file(state_dir, job, "last", text, err);
+}

@@ -1,0 +1,304 @@
+/* owlsync ledger: the target's record of imports, its locks, and what status
+ * reads back; each statement behind a named function. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db_internal.h"
+#include "owlsync/ledger.h"
+#include "owlsync/log.h"
+#include "owlsync/text.h"
+
+static const char ledger_sql[] =
+#include "ledger_sql.h"
+    ;
+
+/* Locks of owlsync: "owls", then 1 for the import transaction, 2 for a claim. */
+#define LOCK_IMPORT "SELECT pg_catalog.pg_advisory_xact_lock(1870164851, 1)"
+#define LOCK_CLAIM_TRY "SELECT pg_catalog.pg_try_advisory_lock(1870164851, 2)"
+#define LOCK_CLAIM_RELEASE "SELECT pg_catalog.pg_advisory_unlock(1870164851, 2)"
+
+static bool first_is_true(const PGresult *res, int col)
+{
+    return PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, col), "t") == 0;
+}
+
+int ledger_ensure(db_conn *c, owl_err *err)
+{
+    PGresult *res = db_query(c,
+                             "SELECT pg_catalog.to_regclass('owlsync.bundles') IS NOT NULL"
+                             " AND pg_catalog.to_regclass('owlsync.bundle_tables') IS NOT NULL"
+                             " AND pg_catalog.to_regclass('owlsync.datasets') IS NOT NULL"
+                             " AND pg_catalog.to_regclass('owlsync.bundle_rewrites') IS NOT NULL",
+                             0, NULL, err, "cannot look for the ledger");
+    bool present;
+
+    if (res == NULL)
+        return -1;
+    present = first_is_true(res, 0);
+    PQclear(res);
+    if (present)
+        return 0;
+    log_info("creating the owlsync ledger schema");
+    res = PQexec(c->pg, ledger_sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        db_fail(c, res, err, "cannot create the ledger (schema owlsync)");
+        PQclear(res);
+        return err_prefix(err, "%s", "ledger");
+    }
+    PQclear(res);
+    return 0;
+}
+
+int ledger_status(db_conn *c, bool *present, bool *can_create, owl_err *err)
+{
+    PGresult *res = db_query(c,
+                             "SELECT pg_catalog.to_regclass('owlsync.bundles') IS NOT NULL,"
+                             " pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')",
+                             0, NULL, err, "cannot look for the ledger");
+
+    if (res == NULL)
+        return -1;
+    *present = first_is_true(res, 0);
+    *can_create = first_is_true(res, 1);
+    PQclear(res);
+    return 0;
+}
+
+int ledger_lock(db_conn *c, owl_err *err)
+{
+    PGresult *res = db_query(c, LOCK_IMPORT, 0, NULL, err, "cannot take the import lock");
+
+    PQclear(res);
+    return res == NULL ? -1 : 0;
+}
+
+int ledger_has_bundle(db_conn *c, const char *bundle_id, owl_err *err)
+{
+    const char *params[1] = {bundle_id};
+    PGresult *res = db_query(c, "SELECT 1 FROM owlsync.bundles WHERE bundle_id = $1", 1, params, err,
+                             "cannot read the ledger");
+    int found;
+
+    if (res == NULL)
+        return -1;
+    found = PQntuples(res) > 0;
+    PQclear(res);
+    return found;
+}
+
+int ledger_newer_snapshot(db_conn *c, const char *environment, char *const *datasets, size_t ndatasets,
+                          int64_t snapshot_at, char *dataset, size_t dlen, char *when, size_t wlen, owl_err *err)
+{
+    char snap[TEXT_UTC_MAX];
+    const char *params[2] = {environment, snap};
+    db_sql q = DB_SQL_INIT;
+    PGresult *res;
+    int found;
+
+    text_utc(snapshot_at, TEXT_UTC_MICROS, snap, sizeof(snap));
+    db_sql_add(&q, "SELECT dataset, pg_catalog.to_char(snapshot_at AT TIME ZONE 'UTC',"
+                   " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM owlsync.datasets"
+                   " WHERE environment = $1 AND snapshot_at > $2::timestamptz AND dataset = ANY (");
+    db_sql_list(&q, c, datasets, ndatasets);
+    db_sql_add(&q, ") ORDER BY snapshot_at DESC LIMIT 1");
+    res = db_sql_query(c, &q, 2, params, err, "cannot read the ledger");
+    if (res == NULL)
+        return -1;
+    found = PQntuples(res) > 0;
+    if (found) {
+        snprintf(dataset, dlen, "%s", PQgetvalue(res, 0, 0));
+        snprintf(when, wlen, "%s", PQgetvalue(res, 0, 1));
+    }
+    PQclear(res);
+    return found;
+}
+
+int ledger_record_bundle(db_conn *c, const ledger_entry *e, owl_err *err)
+{
+    char seq[32], rows[32], snap[TEXT_UTC_MAX], created[TEXT_UTC_MAX];
+    const char *params[9] = {e->bundle_id, e->environment, e->job, seq, snap, created, e->key_id, e->file_name, rows};
+    db_sql q = DB_SQL_INIT;
+
+    snprintf(seq, sizeof(seq), "%llu", (unsigned long long)e->sequence);
+    snprintf(rows, sizeof(rows), "%llu", (unsigned long long)e->rows_total);
+    text_utc(e->snapshot_at, TEXT_UTC_MICROS, snap, sizeof(snap));
+    text_utc(e->created_at, TEXT_UTC_MICROS, created, sizeof(created));
+    db_sql_add(&q, "INSERT INTO owlsync.bundles (bundle_id, environment, job, sequence, snapshot_at, created_at,"
+                   " key_id, file_name, rows_total, datasets) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, ");
+    db_sql_list(&q, c, e->datasets, e->ndatasets);
+    db_sql_add(&q, ")");
+    if (db_sql_command(c, &q, 9, params, err, "cannot write the ledger") < 0)
+        return -1;
+    db_sql_add(&q, "INSERT INTO owlsync.datasets AS d (environment, dataset, snapshot_at, bundle_id)"
+                   " SELECT $1, x, $2, $3 FROM pg_catalog.unnest(");
+    db_sql_list(&q, c, e->datasets, e->ndatasets);
+    db_sql_add(&q, ") x ON CONFLICT (environment, dataset) DO UPDATE"
+                   " SET snapshot_at = EXCLUDED.snapshot_at, bundle_id = EXCLUDED.bundle_id, imported_at = now()");
+    params[0] = e->environment;
+    params[1] = snap;
+    params[2] = e->bundle_id;
+    return db_sql_command(c, &q, 3, params, err, "cannot write the ledger");
+}
+
+int ledger_record_table(db_conn *c, const char *bundle_id, const char *table, const ledger_counts *n,
+                        owl_err *err)
+{
+    char v[5][32];
+    const char *params[7] = {bundle_id, table, v[0], v[1], v[2], v[3], v[4]};
+
+    snprintf(v[0], sizeof(v[0]), "%llu", (unsigned long long)n->rows);
+    snprintf(v[1], sizeof(v[1]), "%llu", (unsigned long long)n->inserted);
+    snprintf(v[2], sizeof(v[2]), "%llu", (unsigned long long)n->updated);
+    snprintf(v[3], sizeof(v[3]), "%llu", (unsigned long long)n->deleted);
+    snprintf(v[4], sizeof(v[4]), "%llu", (unsigned long long)n->unchanged);
+    return db_command(c,
+                      "INSERT INTO owlsync.bundle_tables (bundle_id, table_name, rows, inserted, updated, deleted,"
+                      " unchanged) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                      7, params, err, "cannot write the ledger");
+}
+
+int ledger_record_rewrite(db_conn *c, const char *bundle_id, const char *rule, const char *table,
+                          uint64_t changed, owl_err *err)
+{
+    char num[32];
+    const char *params[4] = {bundle_id, rule, table, num};
+
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)changed);
+    return db_command(c,
+                      "INSERT INTO owlsync.bundle_rewrites (bundle_id, rule_name, table_name, changed)"
+                      " VALUES ($1, $2, $3, $4)",
+                      4, params, err, "cannot write the ledger");
+}
+
+static char *dup_value(const PGresult *res, int row, int col)
+{
+    return strdup(PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
+}
+
+int ledger_recent(db_conn *c, int limit, ledger_row **rows, size_t *n, int64_t *last_import, owl_err *err)
+{
+    char lim[16];
+    const char *params[1] = {lim};
+    PGresult *res;
+    int rc = -1;
+
+    *rows = NULL;
+    *n = 0;
+    *last_import = 0;
+    res = db_query(c, "SELECT pg_catalog.to_regclass('owlsync.bundles') IS NOT NULL", 0, NULL, err,
+                   "cannot look for the ledger");
+    if (res == NULL)
+        return -1;
+    if (!first_is_true(res, 0)) {
+        PQclear(res);
+        return 0;
+    }
+    PQclear(res);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    res = db_query(c,
+                   "SELECT file_name, bundle_id, environment, job, sequence, pg_catalog.array_to_string(datasets, ', '),"
+                   "       rows_total, pg_catalog.to_char(imported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
+                   "       (extract(epoch FROM imported_at) * 1000000)::int8"
+                   "  FROM owlsync.bundles ORDER BY imported_at DESC LIMIT $1::int",
+                   1, params, err, "cannot read the ledger");
+    if (res == NULL)
+        return -1;
+    *rows = calloc((size_t)PQntuples(res) + 1, sizeof(**rows));
+    if (*rows == NULL) {
+        err_oom(err);
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        ledger_row *r = &(*rows)[i];
+        r->file_name = dup_value(res, i, 0);
+        r->bundle_id = dup_value(res, i, 1);
+        r->environment = dup_value(res, i, 2);
+        r->job = dup_value(res, i, 3);
+        r->sequence = db_u64(res, i, 4);
+        r->datasets = dup_value(res, i, 5);
+        r->rows = db_u64(res, i, 6);
+        r->imported_at = dup_value(res, i, 7);
+        (*n)++;
+        if (r->file_name == NULL || r->bundle_id == NULL || r->environment == NULL || r->job == NULL ||
+            r->datasets == NULL || r->imported_at == NULL) {
+            err_oom(err);
+            goto out;
+        }
+        if (i == 0)
+            *last_import = strtoll(PQgetvalue(res, i, 8), NULL, 10);
+    }
+    rc = 0;
+out:
+    PQclear(res);
+    return rc;
+}
+
+void ledger_rows_free(ledger_row *rows, size_t n)
+{
+    for (size_t i = 0; rows != NULL && i < n; i++) {
+        free(rows[i].file_name);
+        free(rows[i].bundle_id);
+        free(rows[i].environment);
+        free(rows[i].job);
+        free(rows[i].datasets);
+        free(rows[i].imported_at);
+    }
+    free(rows);
+}
+
+struct ledger_claim {
+    db_conn *conn;
+};
+
+int ledger_claim_try(const char *conninfo, ledger_claim **claim, owl_err *err)
+{
+    ledger_claim *l = *claim;
+    PGresult *res;
+    int got;
+
+    if (l == NULL) {
+        l = calloc(1, sizeof(*l));
+        if (l == NULL)
+            return err_oom(err);
+        *claim = l;
+    }
+    if (l->conn != NULL && !db_alive(l->conn)) {
+        db_close(l->conn);
+        l->conn = NULL;
+    }
+    if (l->conn == NULL && db_open(conninfo, "the target database", &l->conn, err) < 0)
+        return -1;
+    res = db_query(l->conn, LOCK_CLAIM_TRY, 0, NULL, err, "cannot take the claim lock");
+    if (res == NULL) {
+        db_close(l->conn);
+        l->conn = NULL;
+        return -1;
+    }
+    got = first_is_true(res, 0);
+    PQclear(res);
+    return got;
+}
+
+void ledger_claim_release(ledger_claim *claim)
+{
+    PGresult *res;
+
+    if (claim == NULL || claim->conn == NULL)
+        return;
+    res = PQexec(claim->conn->pg, LOCK_CLAIM_RELEASE);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        /* a broken connection drops the lock with it */
+        db_close(claim->conn);
+        claim->conn = NULL;
+    }
+    PQclear(res);
+}
+
+void ledger_claim_free(ledger_claim *claim)
+{
+    if (claim == NULL)
+        return;
+    db_close(claim->conn);
+    free(claim);
+}

@@ -1,0 +1,76 @@
+/* owlsync catalog: what a server says about the metastore's tables (columns and
+ * their types, keys, foreign keys, privileges, sizes), as typed results. Every
+ * query of pg_catalog that owlsync makes is here. */
+#ifndef OWLSYNC_CATALOG_H
+#define OWLSYNC_CATALOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "owlsync/db.h"
+#include "owlsync/error.h"
+
+typedef struct catalog_column {
+    char *name;
+    char *type;       /* format_type() text, e.g. "text", "numeric(10,2)" */
+    bool generated;   /* a generated (stored) column: the server computes it */
+    bool serial;      /* a sequence stands behind it (serial or identity) */
+    bool exact_eq;    /* "=" holds only for the same text: compared as it is,
+                       * where other types (numeric 1.0 = 1.00, float 0 = -0,
+                       * jsonb, interval, bpchar, json, domains) compare as text */
+    bool not_null;
+} catalog_column;
+
+typedef struct catalog_table {
+    catalog_column *columns; /* in attnum order; none when the table is missing */
+    size_t ncolumns;
+} catalog_table;
+
+/* The live columns of schema.table (an ordinary or partitioned table). A table
+ * that does not exist, or that this role cannot see, has no columns. Free the
+ * result with catalog_table_free. */
+int catalog_columns(db_conn *c, const char *schema, const char *table, catalog_table *out, owl_err *err);
+void catalog_table_free(catalog_table *t);
+
+/* The column called name, or NULL. */
+const catalog_column *catalog_find_column(const catalog_table *t, const char *name);
+
+/* A unique key: its columns, in index order. */
+typedef struct catalog_key {
+    char **columns;
+    size_t ncolumns;
+    bool primary;
+    bool not_null;    /* a primary key, or every column NOT NULL */
+} catalog_key;
+
+/* The valid unique indexes of schema.table without predicate or expression,
+ * the primary key first. Free with catalog_keys_free. */
+int catalog_unique_keys(db_conn *c, const char *schema, const char *table, catalog_key **keys, size_t *n,
+                        owl_err *err);
+void catalog_keys_free(catalog_key *keys, size_t n);
+
+/* A foreign key between two tables of one schema: child references parent. */
+typedef struct catalog_fk {
+    char *child, *parent;
+} catalog_fk;
+
+/* The foreign keys between different tables of schema. Free with catalog_fks_free. */
+int catalog_foreign_keys(db_conn *c, const char *schema, catalog_fk **fks, size_t *n, owl_err *err);
+void catalog_fks_free(catalog_fk *fks, size_t n);
+
+/* Orders n tables (by name) so that each comes after every table of the list
+ * it references (fks; others are ignored), keeping their order otherwise:
+ * order[k] is the index of the k-th. Tables in a cycle follow the rest in
+ * their own order; returns false when there was one. Pure. */
+bool catalog_parents_first(const char *const *names, size_t n, const catalog_fk *fks, size_t nfks, size_t *order);
+
+/* Whether schema.table exists (*exists) and this role holds every privilege of
+ * privs ("SELECT" or "SELECT, INSERT, UPDATE, DELETE") on it (*granted). */
+int catalog_table_privilege(db_conn *c, const char *schema, const char *table, const char *privs, bool *exists,
+                            bool *granted, owl_err *err);
+
+/* The size of schema.table in blocks (0 when it does not exist). */
+int catalog_table_blocks(db_conn *c, const char *schema, const char *table, uint64_t *blocks, owl_err *err);
+
+#endif

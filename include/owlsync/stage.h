@@ -1,0 +1,80 @@
+/* owlsync stage: the import's writes to the target, in one transaction: rows
+ * COPYed into a temporary staging table (or straight into the table), then
+ * compared with the target's rows of the bundle's datasets and applied by
+ * deletes, updates and inserts, and the sequences moved. Every statement of
+ * an import but the ledger's is here. */
+#ifndef OWLSYNC_STAGE_H
+#define OWLSYNC_STAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "owlsync/db.h"
+#include "owlsync/error.h"
+
+/* One bundle table as the target takes it. */
+typedef struct stage_table {
+    const char *schema, *table;
+    unsigned no;               /* its staging table is pg_temp.owlsync_stage_NO */
+    char *const *columns;      /* the bundle's columns, in its order */
+    const bool *exact_eq;      /* per column: compared as it is, else as text */
+    size_t ncolumns;
+    char *const *key;          /* the columns rows are matched by; none = no key */
+    size_t nkey;
+    const char *dataset_column; /* "" for a global table */
+    char *const *scope;        /* the target's names of the bundle's datasets */
+    size_t nscope;
+    bool direct;               /* COPY writes the table itself */
+    bool per_dataset;          /* counts per dataset, else one total under "" */
+} stage_table;
+
+/* Receives counts of rows: of one dataset ("" for a global table, or for a
+ * total when per_dataset is off). */
+typedef int (*stage_count_fn)(void *ctx, const char *dataset, uint64_t n, owl_err *err);
+
+/* Begins the import's transaction, with the lock timeout and the planner
+ * settings the apply statements are written for. */
+int stage_begin(db_conn *c, owl_err *err);
+
+/* Whether the target holds no row of t's scope (*empty). */
+int stage_scope_empty(db_conn *c, const stage_table *t, bool *empty, owl_err *err);
+
+/* Creates t's staging table (ON COMMIT DROP), unless t->direct. */
+int stage_create(db_conn *c, const stage_table *t, owl_err *err);
+
+/* COPY into the staging table, or the table itself when t->direct: begin, put
+ * rows (text format, whole or in pieces), then end. stage_copy_end with a
+ * reason aborts the COPY; without, it finishes it and sets *rows. */
+int stage_copy_begin(db_conn *c, const stage_table *t, owl_err *err);
+int stage_copy_put(db_conn *c, const char *buf, size_t len, owl_err *err);
+int stage_copy_end(db_conn *c, const char *abort_reason, uint64_t *rows, owl_err *err);
+
+/* Statistics of the staging table's key columns, so the planner joins it by hash. */
+int stage_analyze(db_conn *c, const stage_table *t, owl_err *err);
+
+/* Counts the staged rows (or, when direct, the rows now in scope). */
+int stage_count(db_conn *c, const stage_table *t, stage_count_fn fn, void *ctx, owl_err *err);
+
+/* Counts, in one join, the target's rows in scope that no staged row matches
+ * by key (*to_delete) and the staged rows no such target row matches
+ * (*to_insert). */
+int stage_match(db_conn *c, const stage_table *t, uint64_t *to_delete, uint64_t *to_insert, owl_err *err);
+
+/* Deletes the target's rows in scope that no staged row matches by key (all of
+ * them without a key); counts them. */
+int stage_delete(db_conn *c, const stage_table *t, stage_count_fn fn, void *ctx, owl_err *err);
+
+/* Updates the target's rows that a staged row matches by key and differs from
+ * in some column; counts them. */
+int stage_update(db_conn *c, const stage_table *t, stage_count_fn fn, void *ctx, owl_err *err);
+
+/* Inserts the staged rows no target row matches by key (every staged row
+ * without a key); counts them. Reads the staging table for the last time. */
+int stage_insert(db_conn *c, const stage_table *t, stage_count_fn fn, void *ctx, owl_err *err);
+
+/* Moves the sequence behind each of columns past the largest value now in it. */
+int stage_move_sequences(db_conn *c, const char *schema, const char *table, char *const *columns, size_t n,
+                         owl_err *err);
+
+#endif

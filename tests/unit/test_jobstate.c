@@ -1,0 +1,126 @@
+/* Unit tests for agent/jobstate.c: an export job's state, last run and lock in
+ * state_dir, written durably, read back, and refused when damaged. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "owlsync/jobstate.h"
+#include "unit.h"
+
+static char base[64];
+
+static const char *at(const char *name)
+{
+    static char path[256];
+
+    snprintf(path, sizeof(path), "%s/%s", base, name);
+    return path;
+}
+
+static void put(const char *name, const char *text)
+{
+    FILE *f = fopen(at(name), "w");
+
+    CHECK(f != NULL);
+    if (f != NULL) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+static void test_state_round_trip(void)
+{
+    const char *dir = at("state"); /* made by the first write */
+    jobstate st, back;
+    owl_err err = {0};
+
+    CHECK(jobstate_read(dir, "nightly", &st, &err) == 0); /* never run: zero */
+    CHECK(st.sequence == 0 && st.digest[0] == '\0');
+    st.sequence = 42;
+    memset(st.digest, 'a', JOBSTATE_DIGEST_LEN);
+    st.digest[JOBSTATE_DIGEST_LEN] = '\0';
+    CHECK(jobstate_write(dir, "nightly", &st, &err) == 0);
+    CHECK(jobstate_read(dir, "nightly", &back, &err) == 0);
+    CHECK(back.sequence == 42);
+    CHECK_STR(back.digest, st.digest);
+    CHECK(access(at("state/.export-nightly.state.tmp"), F_OK) != 0);
+    /* jobs do not see each other's state */
+    CHECK(jobstate_read(dir, "other", &back, &err) == 0 && back.sequence == 0);
+}
+
+static void test_state_damaged(void)
+{
+    jobstate st;
+    owl_err err = {0};
+
+    put("state/export-bad.state", "sequence 12x\ndigest abc\n");
+    CHECK(jobstate_read(at("state"), "bad", &st, &err) == -1);
+    CHECK_CONTAINS(err.msg, "export-bad.state is damaged (sequence)");
+    put("state/export-bad.state", "sequence -1\n");
+    CHECK(jobstate_read(at("state"), "bad", &st, &err) == -1);
+    /* a digest of the wrong length is no digest: the next run publishes */
+    put("state/export-short.state", "sequence 3\ndigest abc\n");
+    CHECK(jobstate_read(at("state"), "short", &st, &err) == 0);
+    CHECK(st.sequence == 3 && st.digest[0] == '\0');
+    /* a name that is not a job name reaches no file */
+    CHECK(jobstate_read(at("state"), "../x", &st, &err) == -1);
+}
+
+static void test_last_round_trip(void)
+{
+    jobstate_last l = {1700000000, 3, 1690000000}, back;
+    owl_err err = {0};
+
+    CHECK(jobstate_read_last(at("state"), "nightly", &back, &err) == 0);
+    CHECK(back.finished == 0 && back.exit_code == -1 && back.success == 0);
+    CHECK(jobstate_write_last(at("state"), "nightly", &l, &err) == 0);
+    CHECK(jobstate_read_last(at("state"), "nightly", &back, &err) == 0);
+    CHECK(back.finished == 1700000000 && back.exit_code == 3 && back.success == 1690000000);
+    l.success = 0;
+    CHECK(jobstate_write_last(at("state"), "nightly", &l, &err) == 0);
+    CHECK(jobstate_read_last(at("state"), "nightly", &back, &err) == 0);
+    CHECK(back.success == 0);
+}
+
+static void test_lock(void)
+{
+    int a = -1, b = -1;
+    owl_err err = {0};
+
+    CHECK(jobstate_lock(at("fresh/dir"), "nightly", &a, &err) == -1); /* the parent is missing */
+    CHECK_CONTAINS(err.msg, "cannot create state_dir");
+    CHECK_CONTAINS(err.msg, "HINT: set [owlsync] state_dir");
+    CHECK(jobstate_lock(at("state"), "nightly", &a, &err) == 0);
+    CHECK(jobstate_lock(at("state"), "nightly", &b, &err) == -1);
+    CHECK(err.code == OWL_ERUNTIME);
+    CHECK_CONTAINS(err.msg, "export job nightly is already running");
+    if (b >= 0)
+        close(b);
+    close(a);
+    CHECK(jobstate_lock(at("state"), "nightly", &b, &err) == 0); /* released with its descriptor */
+    close(b);
+}
+
+int main(void)
+{
+    snprintf(base, sizeof(base), "/tmp/owlsync-test-jobstate.XXXXXX");
+    if (mkdtemp(base) == NULL) {
+        printf("Bail out! mkdtemp: %s\n", strerror(errno));
+        return 1;
+    }
+    RUN(test_state_round_trip);
+    RUN(test_state_damaged);
+    RUN(test_last_round_trip);
+    RUN(test_lock);
+    {
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
+        if (system(cmd) != 0)
+            printf("# could not remove %s\n", base);
+    }
+    return UNIT_DONE();
+}

@@ -1,0 +1,118 @@
+/* Unit tests for agent/text.c: the name rules config and manifest share, the one
+ * cleaner of untrusted text, and the UTC formatter. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "owlsync/text.h"
+#include "unit.h"
+
+static void test_identifiers(void)
+{
+    char long63[64], long64[65];
+
+    memset(long63, 'a', 63);
+    long63[63] = '\0';
+    memset(long64, 'a', 64);
+    long64[64] = '\0';
+    CHECK(text_is_ident("owl_rule"));
+    CHECK(text_is_ident("_x9"));
+    CHECK(text_is_ident("A"));
+    CHECK(text_is_ident(long63));
+    CHECK(!text_is_ident(long64));
+    CHECK(!text_is_ident(""));
+    CHECK(!text_is_ident(NULL));
+    CHECK(!text_is_ident("9x"));
+    CHECK(!text_is_ident("../x"));
+    CHECK(!text_is_ident("a-b"));
+    CHECK(!text_is_ident("a b"));
+    CHECK(!text_is_ident("a\"b"));
+    CHECK(!text_is_ident("\xc3\xa9"));
+}
+
+static void test_names(void)
+{
+    char long63[64], long64[65];
+
+    memset(long63, '-', 63);
+    long63[63] = '\0';
+    memset(long64, 'x', 64);
+    long64[64] = '\0';
+    CHECK(text_is_name("prod"));
+    CHECK(text_is_name("qa-2_eu"));
+    CHECK(text_is_name("9"));
+    CHECK(text_is_name(long63));
+    CHECK(!text_is_name(long64));
+    CHECK(!text_is_name(""));
+    CHECK(!text_is_name(NULL));
+    CHECK(!text_is_name("a.b"));
+    CHECK(!text_is_name("a/b"));
+    CHECK(!text_is_name("a b"));
+    CHECK(!text_is_name("\xc3\xa9"));
+}
+
+static void clean_is(const char *in, size_t max, size_t outsz, const char *want)
+{
+    char out[256];
+
+    CHECK(outsz <= sizeof(out));
+    memset(out, 'Z', sizeof(out));
+    CHECK(text_clean(in, max, out, outsz) == out);
+    CHECK_STR(out, want);
+    CHECK(strlen(out) < outsz);
+}
+
+static void test_clean(void)
+{
+    clean_is("plain text", 100, 64, "plain text");
+    clean_is(NULL, 100, 64, "");
+    clean_is("", 100, 64, "");
+    /* controls, a backslash, DEL and the terminal's escape become escapes */
+    clean_is("a\nb\rc\td\\e\x7f f\x1b[2J", 100, 64, "a\\nb\\rc\\td\\\\e\\x7f f\\x1b[2J");
+    /* valid UTF-8 passes; invalid bytes, overlong forms, surrogates and C1 controls do not */
+    clean_is("caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\xa6\x89", 100, 64, "caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\xa6\x89");
+    clean_is("\xc3", 100, 64, "\\xc3");
+    clean_is("\xc0\xaf", 100, 64, "\\xc0\\xaf");
+    clean_is("\xe0\x80\xaf", 100, 64, "\\xe0\\x80\\xaf");
+    clean_is("\xed\xa0\x80", 100, 64, "\\xed\\xa0\\x80");
+    clean_is("\xc2\x9b" "31m", 100, 64, "\\xc2\\x9b31m");
+    clean_is("\xf4\x90\x80\x80", 100, 64, "\\xf4\\x90\\x80\\x80");
+    /* cut by max, and by the room in out: "..." says so */
+    clean_is("abcdefghij", 4, 64, "abcd...");
+    clean_is("abcdefghij", 10, 64, "abcdefghij");
+    clean_is("abcdefghij", 100, 8, "abcd...");
+    clean_is("\n\n\n\n", 100, 8, "\\n\\n...");
+    /* a UTF-8 sequence cut by max is not passed half */
+    clean_is("\xc3\xa9", 1, 64, "\\xc3...");
+}
+
+static void utc_is(int64_t usec, text_utc_style style, const char *want)
+{
+    char out[TEXT_UTC_MAX];
+
+    CHECK_STR(text_utc(usec, style, out, sizeof(out)), want);
+}
+
+static void test_utc(void)
+{
+    utc_is(0, TEXT_UTC_SECONDS, "1970-01-01T00:00:00Z");
+    utc_is(0, TEXT_UTC_MICROS, "1970-01-01T00:00:00.000000Z");
+    utc_is(0, TEXT_UTC_COMPACT, "19700101T000000Z");
+    utc_is(INT64_C(1700000000123456), TEXT_UTC_SECONDS, "2023-11-14T22:13:20Z");
+    utc_is(INT64_C(1700000000123456), TEXT_UTC_MICROS, "2023-11-14T22:13:20.123456Z");
+    utc_is(INT64_C(1700000000123456), TEXT_UTC_COMPACT, "20231114T221320Z");
+    /* before the epoch, the fraction counts forward from the second before */
+    utc_is(-1, TEXT_UTC_MICROS, "1969-12-31T23:59:59.999999Z");
+    /* years before 1000 keep four digits, so they parse back */
+    utc_is(INT64_C(-59011459200000000), TEXT_UTC_SECONDS, "0100-01-01T00:00:00Z");
+    CHECK(text_now_usec() > INT64_C(1700000000000000));
+}
+
+int main(void)
+{
+    RUN(test_identifiers);
+    RUN(test_names);
+    RUN(test_clean);
+    RUN(test_utc);
+    return UNIT_DONE();
+}
