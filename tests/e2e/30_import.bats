@@ -863,3 +863,34 @@ generated = id
     [ "$(tgt1 "SELECT string_agg(dataset || ':' || cname || '->' || parent_name || ':' || note, ' ' ORDER BY dataset) FROM $S.child")" = "d1:x->b:one d2:y->a:two" ]
     [ "$(tgt1 "SELECT string_agg(dataset || ':' || name, ' ' ORDER BY dataset) FROM $S.parent")" = "d1:b d2:a" ]
 }
+
+@test "check: every check of a source and a target passes, one line each; a missing table and a missing key column are named" {
+    pair chk
+    job nightly "public.ds_1"
+    run "$OWLSYNC" -c "$W/src.ini" check
+    [ "$status" -eq 0 ]
+    [[ $output == *"ok: config $W/src.ini (environment prod)"* ]]
+    [[ $output == *"ok: [export nightly] signing key $K/prod.key"* ]]
+    [[ $output == *"ok: connected to the source database"* ]]
+    [[ $output == *"ok: table chk.owl_rule readable, "*" columns travel"* ]]
+    [ "$(grep -c '^ok: table chk\..* readable' <<<"$output")" = 9 ]
+    [ "${lines[-1]}" = "all checks passed" ]
+    run "$OWLSYNC" -c "$W/tgt.ini" check
+    [ "$status" -eq 0 ]
+    [[ $output == *"ok: 1 trusted key(s)"* ]]
+    [[ $output == *"ok: connected to the target database"* ]]
+    [[ $output == *"ok: ledger "* ]]
+    [[ $output == *"ok: table chk.owl_rule writable (mode replace)"* ]]
+    [ "$(grep -c '^ok: table chk\..* writable' <<<"$output")" = 9 ]
+    [ "${lines[-1]}" = "all checks passed" ]
+
+    pg_query tgt "ALTER TABLE chk.alert_output RENAME TO alert_output_old" >/dev/null
+    run "$OWLSYNC" -c "$W/tgt.ini" check
+    [ "$status" -eq 1 ]
+    [[ ${lines[-1]} == "owlsync check: table chk.alert_output does not exist in the target database" ]]
+    pg_query tgt "ALTER TABLE chk.alert_output_old RENAME TO alert_output" >/dev/null
+    pg_query tgt "ALTER TABLE chk.owl_rule RENAME COLUMN rule_nm TO rule_name" >/dev/null
+    run "$OWLSYNC" -c "$W/tgt.ini" check
+    [ "$status" -eq 2 ]
+    [[ $output == *"owlsync check: [table owl_rule] key: column rule_nm does not exist in chk.owl_rule"* ]]
+}
