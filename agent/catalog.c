@@ -16,6 +16,86 @@ static bool is_true(const PGresult *res, int row, int col)
     return strcmp(PQgetvalue(res, row, col), "t") == 0;
 }
 
+/* What the table does to rows written to it: its kind, row-level security,
+ * its own enabled triggers on INSERT, rewrite rules. */
+static int table_traits(db_conn *c, const char *schema, const char *table, catalog_table *out, owl_err *err)
+{
+    const char *params[2] = {schema, table};
+    PGresult *res = db_query(c,
+                             "SELECT r.relkind, r.relrowsecurity, EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g"
+                             "         WHERE g.tgrelid = r.oid AND NOT g.tgisinternal AND g.tgenabled <> 'D'"
+                             "           AND (g.tgtype::pg_catalog.int4 & 4) <> 0), r.relhasrules"
+                             "  FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+                             " WHERE n.nspname = $1 AND r.relname = $2",
+                             2, params, err, "cannot read the catalog");
+
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) == 1) {
+        out->kind = PQgetvalue(res, 0, 0)[0];
+        out->row_security = is_true(res, 0, 1);
+        out->insert_triggers = is_true(res, 0, 2);
+        out->rules = is_true(res, 0, 3);
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* The sequences each column takes its values from: owned by it (serial,
+ * identity) or called by its default. */
+static int column_sequences(db_conn *c, const char *schema, const char *table, catalog_table *out, owl_err *err)
+{
+    const char *params[2] = {schema, table};
+    PGresult *res = db_query(c,
+                             "SELECT a.attname, s.oid::pg_catalog.text, s.oid::pg_catalog.regclass::pg_catalog.text"
+                             "  FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+                             "  JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped"
+                             "  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+                             "   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = r.oid"
+                             "   AND d.refobjsubid = a.attnum AND d.deptype IN ('a', 'i')"
+                             "  JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'"
+                             " WHERE n.nspname = $1 AND r.relname = $2"
+                             " UNION "
+                             "SELECT a.attname, s.oid::pg_catalog.text, s.oid::pg_catalog.regclass::pg_catalog.text"
+                             "  FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+                             "  JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped"
+                             "  JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = r.oid AND ad.adnum = a.attnum"
+                             "  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass"
+                             "   AND d.objid = ad.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
+                             "  JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'"
+                             " WHERE n.nspname = $1 AND r.relname = $2"
+                             " ORDER BY 1, 2",
+                             2, params, err, "cannot read the catalog");
+
+    if (res == NULL)
+        return -1;
+    for (int i = 0; i < PQntuples(res); i++) {
+        catalog_column *col = NULL;
+        catalog_sequence *grown;
+        for (size_t k = 0; k < out->ncolumns && col == NULL; k++) {
+            if (strcmp(out->columns[k].name, PQgetvalue(res, i, 0)) == 0)
+                col = &out->columns[k];
+        }
+        if (col == NULL)
+            continue;
+        grown = realloc(col->sequences, (col->nsequences + 1) * sizeof(*grown));
+        if (grown == NULL) {
+            PQclear(res);
+            return err_oom(err);
+        }
+        col->sequences = grown;
+        grown[col->nsequences].oid = dup_value(res, i, 1);
+        grown[col->nsequences].name = dup_value(res, i, 2);
+        col->nsequences++;
+        if (grown[col->nsequences - 1].oid == NULL || grown[col->nsequences - 1].name == NULL) {
+            PQclear(res);
+            return err_oom(err);
+        }
+    }
+    PQclear(res);
+    return 0;
+}
+
 int catalog_columns(db_conn *c, const char *schema, const char *table, catalog_table *out, owl_err *err)
 {
     const char *params[2] = {schema, table};
@@ -42,7 +122,7 @@ int catalog_columns(db_conn *c, const char *schema, const char *table, catalog_t
                    "         'pg_catalog._uuid'::pg_catalog.regtype)"
                    "   AND (a.attcollation = 0 OR EXISTS (SELECT 1 FROM pg_catalog.pg_collation k"
                    "                                    WHERE k.oid = a.attcollation AND k.collisdeterministic)),"
-                   "       a.attnotnull"
+                   "       a.attnotnull, a.attidentity, pg_catalog.format_type(a.atttypid, NULL)"
                    "  FROM pg_catalog.pg_attribute a"
                    "  JOIN pg_catalog.pg_class r ON r.oid = a.attrelid"
                    "  JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
@@ -65,14 +145,22 @@ int catalog_columns(db_conn *c, const char *schema, const char *table, catalog_t
         col->serial = is_true(res, i, 3);
         col->exact_eq = is_true(res, i, 4);
         col->not_null = is_true(res, i, 5);
+        col->identity = PQgetvalue(res, i, 6)[0];
+        col->base_type = dup_value(res, i, 7);
         out->ncolumns++;
-        if (col->name == NULL || col->type == NULL) {
+        if (col->name == NULL || col->type == NULL || col->base_type == NULL) {
             PQclear(res);
             catalog_table_free(out);
             return err_oom(err);
         }
     }
     PQclear(res);
+    if (rows == 0)
+        return 0;
+    if (table_traits(c, schema, table, out, err) < 0 || column_sequences(c, schema, table, out, err) < 0) {
+        catalog_table_free(out);
+        return -1;
+    }
     return 0;
 }
 
@@ -83,6 +171,12 @@ void catalog_table_free(catalog_table *t)
     for (size_t i = 0; i < t->ncolumns; i++) {
         free(t->columns[i].name);
         free(t->columns[i].type);
+        free(t->columns[i].base_type);
+        for (size_t k = 0; k < t->columns[i].nsequences; k++) {
+            free(t->columns[i].sequences[k].oid);
+            free(t->columns[i].sequences[k].name);
+        }
+        free(t->columns[i].sequences);
     }
     free(t->columns);
     memset(t, 0, sizeof(*t));
@@ -255,6 +349,119 @@ bool catalog_parents_first(const char *const *names, size_t n, const catalog_fk 
     }
     free(placed);
     return acyclic;
+}
+
+/* A type of format_type() text, parsed as far as the narrowing rules need. */
+typedef struct type_shape {
+    enum { T_OTHER, T_INT, T_FLOAT, T_NUMERIC, T_CHAR, T_TIMESTAMP, T_TIMESTAMPTZ, T_DATE, T_TIME, T_TIMETZ } kind;
+    int size;       /* bytes of an integer or float */
+    int precision;  /* numeric precision, char length, time precision; -1 = none given */
+    int scale;      /* numeric scale; -1 = none given */
+} type_shape;
+
+/* Reads "(a)" or "(a,b)" at p into a and b; -1 for what is not there. */
+static void modifiers(const char *p, int *a, int *b)
+{
+    char *end;
+
+    *a = *b = -1;
+    if (p == NULL || *p != '(')
+        return;
+    *a = (int)strtol(p + 1, &end, 10);
+    if (*end == ',')
+        *b = (int)strtol(end + 1, &end, 10);
+}
+
+static type_shape shape_of(const char *t)
+{
+    static const struct {
+        const char *prefix;
+        int kind, size;
+    } kinds[] = {
+        {"smallint", T_INT, 2},          {"integer", T_INT, 4},         {"bigint", T_INT, 8},
+        {"real", T_FLOAT, 4},            {"double precision", T_FLOAT, 8}, {"numeric", T_NUMERIC, 0},
+        {"character varying", T_CHAR, 0}, {"character", T_CHAR, 0},     {"text", T_CHAR, 0},
+        {"date", T_DATE, 0},             {"timestamp", T_TIMESTAMP, 0}, {"time", T_TIME, 0},
+    };
+    type_shape sh = {T_OTHER, 0, -1, -1};
+
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        size_t n = strlen(kinds[i].prefix);
+        if (strncmp(t, kinds[i].prefix, n) != 0 || (t[n] != '\0' && t[n] != '(' && t[n] != ' ' && t[n] != '['))
+            continue;
+        sh.kind = kinds[i].kind;
+        sh.size = kinds[i].size;
+        modifiers(t[n] == '(' ? t + n : NULL, &sh.precision, &sh.scale);
+        if (strstr(t + n, "with time zone") != NULL)
+            sh.kind = sh.kind == T_TIMESTAMP ? T_TIMESTAMPTZ : T_TIMETZ;
+        if (sh.kind == T_NUMERIC && sh.precision >= 0 && sh.scale < 0)
+            sh.scale = 0;
+        return sh;
+    }
+    return sh;
+}
+
+const char *catalog_narrower(const char *source, const char *target)
+{
+    size_t sl = strlen(source), tl = strlen(target);
+    type_shape s, t;
+
+    /* arrays: their elements */
+    if ((sl > 2 && strcmp(source + sl - 2, "[]") == 0) != (tl > 2 && strcmp(target + tl - 2, "[]") == 0))
+        return NULL;
+    s = shape_of(source);
+    t = shape_of(target);
+    if (s.kind == T_OTHER || t.kind == T_OTHER)
+        return NULL;
+    switch (t.kind) {
+    case T_INT:
+        if ((s.kind == T_INT && t.size < s.size))
+            return "may not fit (a smaller integer)";
+        if (s.kind == T_FLOAT || (s.kind == T_NUMERIC && s.scale != 0))
+            return "are rounded to whole numbers";
+        if (s.kind == T_NUMERIC)
+            return "may not fit (an integer)";
+        return NULL;
+    case T_FLOAT:
+        if ((s.kind == T_FLOAT && t.size < s.size) || s.kind == T_NUMERIC || (s.kind == T_INT && s.size >= t.size))
+            return "are rounded (fewer significant digits)";
+        return NULL;
+    case T_NUMERIC:
+        if (t.precision < 0)
+            return NULL;
+        if (s.kind == T_FLOAT || (s.kind == T_NUMERIC && (s.scale < 0 || t.scale < s.scale)))
+            return "are rounded (a smaller scale)";
+        if (s.kind == T_NUMERIC && t.precision - t.scale < s.precision - s.scale)
+            return "may not fit (a smaller precision)";
+        if (s.kind == T_INT && t.precision - t.scale < (s.size == 2 ? 5 : s.size == 4 ? 10 : 19))
+            return "may not fit (a smaller precision)";
+        return NULL;
+    case T_CHAR:
+        if (s.kind == T_CHAR && t.precision >= 0 && (s.precision < 0 || t.precision < s.precision))
+            return "may be too long (a shorter character type)";
+        return NULL;
+    case T_TIMESTAMP:
+        if (s.kind == T_TIMESTAMPTZ)
+            return "lose their time zone (timestamp without time zone)";
+        if (s.kind == T_TIMESTAMP && t.precision >= 0 && (s.precision < 0 || t.precision < s.precision))
+            return "are rounded (fewer fractional digits)";
+        return NULL;
+    case T_TIMESTAMPTZ:
+        if ((s.kind == T_TIMESTAMPTZ || s.kind == T_TIMESTAMP) && t.precision >= 0 &&
+            (s.precision < 0 || t.precision < s.precision))
+            return "are rounded (fewer fractional digits)";
+        return NULL;
+    case T_DATE:
+        return s.kind == T_TIMESTAMP || s.kind == T_TIMESTAMPTZ ? "lose their time of day (date)" : NULL;
+    case T_TIME:
+        if (s.kind == T_TIMETZ)
+            return "lose their offset (time without time zone)";
+        if (s.kind == T_TIME && t.precision >= 0 && (s.precision < 0 || t.precision < s.precision))
+            return "are rounded (fewer fractional digits)";
+        return NULL;
+    default:
+        return NULL;
+    }
 }
 
 int catalog_table_privilege(db_conn *c, const char *schema, const char *table, const char *privs, bool *exists,

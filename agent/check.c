@@ -1,9 +1,14 @@
 /* owlsync check: the checks of `owlsync check`, each reading what it needs
  * through the catalog, ledger and keys modules and changing nothing. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "owlsync/bundle.h"
 #include "owlsync/catalog.h"
 #include "owlsync/check.h"
 #include "owlsync/cron.h"
@@ -115,6 +120,94 @@ out:
     return rc;
 }
 
+#define NEWEST_SCAN_MAX 100000 /* directory entries looked at for the newest bundle */
+
+/* The newest regular *.owlb file of dir (by mtime) into best, when newer than *when. */
+static void newest_in(const char *dir, char *best, size_t size, struct timespec *when)
+{
+    DIR *d = dir != NULL ? opendir(dir) : NULL;
+    struct dirent *e;
+    size_t seen = 0;
+
+    while (d != NULL && (e = readdir(d)) != NULL && ++seen < NEWEST_SCAN_MAX) {
+        size_t len = strlen(e->d_name);
+        struct stat st;
+        if (e->d_name[0] == '.' || len < 6 || strcmp(e->d_name + len - 5, ".owlb") != 0 ||
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (st.st_mtim.tv_sec > when->tv_sec ||
+            (st.st_mtim.tv_sec == when->tv_sec && st.st_mtim.tv_nsec > when->tv_nsec)) {
+            *when = st.st_mtim;
+            snprintf(best, size, "%s/%s", dir, e->d_name);
+        }
+    }
+    if (d != NULL)
+        closedir(d);
+}
+
+/* The columns of the newest bundle at hand (in the inbox or processed/),
+ * against the target's: a column the target lacks fails, as its import would;
+ * one that may not hold the source's values is a warning. */
+static int check_columns(const cfg *c, db_conn *conn, FILE *out, owl_err *err)
+{
+    char path[PATH_MAX] = "";
+    struct timespec when = {0, 0};
+    keys_trust trust = {NULL, 0};
+    bundle_limits lim = {c->import.max_bundle_size, c->import.max_unpacked_size};
+    bundle_reader *r = NULL;
+    const manifest *m;
+    size_t warnings = 0;
+    owl_err berr;
+    int rc = -1;
+
+    newest_in(c->import.inbox, path, sizeof(path), &when);
+    newest_in(c->import.processed_dir, path, sizeof(path), &when);
+    if (path[0] == '\0') {
+        fprintf(out, "ok: no bundle at hand to compare column types with\n");
+        return 0;
+    }
+    for (size_t i = 0; i < c->import.ntrusted; i++) {
+        if (keys_trust_add(&trust, c->import.trusted[i].environment, c->import.trusted[i].key, &berr) < 0)
+            break;
+    }
+    if (bundle_open(path, &lim, &trust, &r, &berr) < 0) {
+        fprintf(out, "warning: cannot compare column types with %s: %s\n", path, berr.msg);
+        rc = 0;
+        goto out;
+    }
+    m = bundle_manifest(r);
+    for (size_t i = 0; i < m->ntables; i++) {
+        const manifest_table *mt = &m->tables[i];
+        catalog_table ct;
+        if (cfg_find_table(c, mt->name) == NULL)
+            continue;
+        if (catalog_columns(conn, c->schema, mt->name, &ct, err) < 0)
+            goto out;
+        for (size_t j = 0; j < mt->ncolumns && ct.ncolumns > 0; j++) {
+            const catalog_column *col = catalog_find_column(&ct, mt->columns[j].name);
+            const char *lost = col != NULL ? catalog_narrower(mt->columns[j].type, col->type) : NULL;
+            if (col == NULL) {
+                err_set(err, OWL_EUSAGE, "bundle column %s.%s (of %s) does not exist in the target table %s.%s",
+                        mt->name, mt->columns[j].name, path, c->schema, mt->name);
+                catalog_table_free(&ct);
+                goto out;
+            }
+            if (lost != NULL) {
+                fprintf(out, "warning: %s.%s: the source's %s values %s in the target's %s\n", mt->name,
+                        mt->columns[j].name, mt->columns[j].type, lost, col->type);
+                warnings++;
+            }
+        }
+        catalog_table_free(&ct);
+    }
+    fprintf(out, "ok: the columns of %s fit the target%s\n", path, warnings > 0 ? " (see the warnings)" : "");
+    rc = 0;
+out:
+    bundle_close(r);
+    keys_trust_free(&trust);
+    return rc;
+}
+
 /* The ledger exists or may be created; every table that may be imported
  * exists, this role may write it, and its configured key columns exist. */
 static int check_target(const cfg *c, FILE *out, owl_err *err)
@@ -164,6 +257,8 @@ static int check_target(const cfg *c, FILE *out, owl_err *err)
         catalog_table_free(&ct);
         fprintf(out, "ok: table %s.%s writable (mode %s)\n", c->schema, t->name, cfg_modes[t->mode].name);
     }
+    if (check_columns(c, conn, out, err) < 0)
+        goto out;
     rc = 0;
 out:
     db_close(conn);

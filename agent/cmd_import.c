@@ -73,6 +73,12 @@ static void print_json(const char *path, const importer_result *res)
         json_array_append_new(tables, jt);
     }
     json_object_set_new(root, "tables", tables);
+    {
+        json_t *w = json_array();
+        for (size_t i = 0; i < res->nwarnings; i++)
+            json_array_append_new(w, json_string(res->warnings[i]));
+        json_object_set_new(root, "warnings", w);
+    }
     text = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
     if (text != NULL)
         printf("%s\n", text);
@@ -121,6 +127,8 @@ static void print_text(const char *path, const importer_result *res)
         if (any)
             printf("\n");
     }
+    for (size_t i = 0; i < res->nwarnings; i++)
+        printf("warning: %s\n", res->warnings[i]);
     if (res->status == IMPORT_DRY_RUN)
         printf("dry run: rolled back, nothing was written\n");
 }

@@ -252,7 +252,7 @@ static bool newline_escaped(const char *row, size_t len)
 
 static int too_long(const copytext_rows *s, owl_err *err)
 {
-    return err_set(err, OWL_EVERIFY, "%s row %llu is longer than %zu bytes", s->what,
+    return err_set(err, OWL_EUSAGE, "%s row %llu is longer than %zu bytes", s->what,
                    (unsigned long long)s->rowno + 1, s->row.max - 1);
 }
 

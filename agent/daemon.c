@@ -70,7 +70,7 @@ typedef struct retry {
 } retry;
 
 typedef struct metrics {
-    unsigned long long imported, rejected_verify, rejected_policy, failed_transient, rows;
+    unsigned long long imported, rejected_verify, rejected_policy, rejected_mismatch, failed_transient, rows;
     time_t last_import;       /* last success (ledger at start, then ours) */
     size_t backlog;
     bool stale;
@@ -218,8 +218,9 @@ static void write_metrics(daemon_state *d)
     addf(&b, "# HELP owlsync_bundles_rejected_total Bundles quarantined, by reason.\n"
              "# TYPE owlsync_bundles_rejected_total counter\n"
              "owlsync_bundles_rejected_total{reason=\"verification\"} %llu\n"
-             "owlsync_bundles_rejected_total{reason=\"policy\"} %llu\n",
-         d->m.rejected_verify, d->m.rejected_policy);
+             "owlsync_bundles_rejected_total{reason=\"policy\"} %llu\n"
+             "owlsync_bundles_rejected_total{reason=\"mismatch\"} %llu\n",
+         d->m.rejected_verify, d->m.rejected_policy, d->m.rejected_mismatch);
     addf(&b, "# HELP owlsync_import_failures_total Imports that failed transiently and will be retried.\n"
              "# TYPE owlsync_import_failures_total counter\n"
              "owlsync_import_failures_total %llu\n",
@@ -416,12 +417,17 @@ static void import_claimed(daemon_state *d, inbox_claim *cl)
         drop_retry(d, cl->name);
         if (inbox_done(d->ib, cl, &err2) < 0)
             log_error("%s", err2.msg);
-    } else if (err.code == OWL_EVERIFY || err.code == OWL_EPOLICY) {
+    } else if (err.code == OWL_EVERIFY || err.code == OWL_EPOLICY || err.code == OWL_EUSAGE) {
+        /* No retry can fix these: a bundle that fails verification or policy,
+         * or one the target's schema or configuration cannot take (it waits in
+         * the quarantine, with its reason, until someone fixes the cause). */
         log_error("%s: %s; quarantined", cl->name, err.msg);
         if (err.code == OWL_EVERIFY)
             d->m.rejected_verify++;
-        else
+        else if (err.code == OWL_EPOLICY)
             d->m.rejected_policy++;
+        else
+            d->m.rejected_mismatch++;
         drop_retry(d, cl->name);
         if (inbox_quarantine(d->ib, cl, err.code, err.msg, &err2) < 0)
             log_error("%s", err2.msg);

@@ -7,37 +7,84 @@
 
 #include "db_internal.h"
 
-/* The first line of a libpq message, without the "ERROR:  " prefix. */
-static void first_line(const char *msg, char *buf, size_t len)
-{
-    size_t n = 0;
+/* What every connection pins after connecting, as pg_dump does, so that the
+ * text COPY writes and reads is the same whatever the role, database, server,
+ * environment (PGDATESTYLE, PGTZ, PGCLIENTENCODING, PGOPTIONS) or conninfo
+ * options say: UTF-8, ISO dates read year first, intervals in the postgres
+ * style, floats with every digit, instants in UTC, bytea in hex, money in the
+ * C locale, xml as content, standard strings. */
+#define DB_PINNED_SETTINGS                                                                                             \
+    "SET client_encoding = 'UTF8'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres';"                        \
+    " SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET bytea_output = 'hex'; SET lc_monetary = 'C';"              \
+    " SET xmloption = 'content'; SET standard_conforming_strings = 'on'"
 
-    if (msg == NULL || *msg == '\0')
-        msg = "unknown error";
-    if (strncmp(msg, "ERROR:  ", 8) == 0 || strncmp(msg, "FATAL:  ", 8) == 0)
-        msg += 8;
-    while (msg[n] != '\0' && msg[n] != '\n' && n + 1 < len) {
-        buf[n] = msg[n];
-        n++;
+/* The exit class of a server error, by its SQLSTATE: what a retry may fix
+ * (the connection, a lock or serialization conflict, resources, the server
+ * shutting down, an internal error) is OWL_ERUNTIME; what it cannot (a value
+ * the target refuses, a missing column or table, a privilege, a constraint, a
+ * trigger's exception) is OWL_EUSAGE. No SQLSTATE: the connection. */
+static int sqlstate_class(const char *state)
+{
+    static const char *const runtime[] = {"08", "40", "53", "55", "57", "58", "XX", "F0", "HV", "25", NULL};
+
+    if (state == NULL || strlen(state) != 5)
+        return OWL_ERUNTIME;
+    for (size_t i = 0; runtime[i] != NULL; i++) {
+        if (strncmp(state, runtime[i], 2) == 0)
+            return OWL_ERUNTIME;
     }
-    buf[n] = '\0';
+    return OWL_EUSAGE;
+}
+
+/* Appends src (up to its first newline) to out, after sep, within outsz. */
+static void add_part(char *out, size_t outsz, const char *sep, const char *src)
+{
+    size_t len = strlen(out), n = strcspn(src, "\n");
+
+    if (len + strlen(sep) + n + 1 > outsz)
+        n = outsz > len + strlen(sep) + 1 ? outsz - len - strlen(sep) - 1 : 0;
+    if (n > 0)
+        snprintf(out + len, outsz - len, "%s%.*s", sep, (int)n, src);
 }
 
 int db_fail(db_conn *c, const PGresult *res, owl_err *err, const char *what)
 {
-    char line[700];
-    const char *msg = res != NULL ? PQresultErrorMessage(res) : NULL;
+    const char *primary = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *detail = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+    const char *hint = res != NULL ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+    const char *context = res != NULL ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
+    const char *state = res != NULL ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    char line[OWL_ERR_MAX] = "";
 
-    if ((msg == NULL || *msg == '\0') && c != NULL && c->pg != NULL)
-        msg = PQerrorMessage(c->pg);
-    first_line(msg, line, sizeof(line));
-    return err_set(err, OWL_ERUNTIME, "%s: %s", what, line);
+    if (primary == NULL) {
+        /* no result, or no fields: libpq's own message (a lost connection) */
+        const char *msg = res != NULL ? PQresultErrorMessage(res) : NULL;
+        if ((msg == NULL || *msg == '\0') && c != NULL && c->pg != NULL)
+            msg = PQerrorMessage(c->pg);
+        if (msg == NULL || *msg == '\0')
+            msg = "unknown error";
+        if (strncmp(msg, "ERROR:  ", 8) == 0 || strncmp(msg, "FATAL:  ", 8) == 0)
+            msg += 8;
+        add_part(line, sizeof(line), "", msg);
+    } else {
+        /* the server's words whole: what, then which row, column or key */
+        add_part(line, sizeof(line), "", primary);
+        if (detail != NULL)
+            add_part(line, sizeof(line), "; ", detail);
+        if (context != NULL)
+            add_part(line, sizeof(line), "; ", context);
+    }
+    err_set(err, state != NULL || primary != NULL ? sqlstate_class(state) : OWL_ERUNTIME, "%s: %s", what, line);
+    if (hint != NULL)
+        err_hint(err, "%s", hint);
+    return -1;
 }
 
 int db_open(const char *conninfo, const char *what, db_conn **out, owl_err *err)
 {
     db_conn *c = calloc(1, sizeof(*c));
     char buf[128];
+    PGresult *res;
 
     *out = NULL;
     if (c == NULL)
@@ -50,9 +97,19 @@ int db_open(const char *conninfo, const char *what, db_conn **out, owl_err *err)
     if (PQstatus(c->pg) != CONNECTION_OK) {
         snprintf(buf, sizeof(buf), "cannot connect to %s", what);
         db_fail(c, NULL, err, buf);
+        err->code = OWL_ERUNTIME;
         db_close(c);
         return -1;
     }
+    res = PQexec(c->pg, DB_PINNED_SETTINGS);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        snprintf(buf, sizeof(buf), "cannot set up the session on %s", what);
+        db_fail(c, res, err, buf);
+        PQclear(res);
+        db_close(c);
+        return -1;
+    }
+    PQclear(res);
     *out = c;
     return 0;
 }
@@ -199,6 +256,20 @@ void db_sql_list(db_sql *q, db_conn *c, char *const *v, size_t n)
         add_escaped(q, PQescapeLiteral(c->pg, text.p, text.len));
     db_sql_add(q, "::pg_catalog.text[]");
     buf_free(&text);
+}
+
+void db_sql_dataset(db_sql *q, db_conn *c, const char *alias, const char *column, const char *type,
+                    const char **cast)
+{
+    bool text = type == NULL || strcmp(type, "text") == 0 || strcmp(type, "character varying") == 0;
+
+    db_sql_add(q, alias);
+    db_sql_ident(q, c, column);
+    *cast = "";
+    if (!text && strcmp(type, "character") == 0)
+        *cast = "::pg_catalog.bpchar[]";
+    else if (!text)
+        db_sql_add(q, "::pg_catalog.text");
 }
 
 void db_sql_free(db_sql *q)

@@ -61,6 +61,14 @@ void db_sql_num(db_sql *q, unsigned long long n);
 void db_sql_list(db_sql *q, db_conn *c, char *const *v, size_t n);
 void db_sql_free(db_sql *q);
 
+/* A dataset column (alias may be "" or "t.") of type (format_type, unmodified)
+ * as compared with names in a text list: as it is for text and varchar, as
+ * char(n) compares (trailing blanks aside) for character, as its text
+ * (canonical, as COPY writes it) for every other type. Appends the column
+ * and sets *cast to what follows the list ("" or "::pg_catalog.bpchar[]"). */
+void db_sql_dataset(db_sql *q, db_conn *c, const char *alias, const char *column, const char *type,
+                    const char **cast);
+
 /* Runs q (a statement without rows, with n text parameters) and frees it; 0 or -1. */
 int db_sql_command(db_conn *c, db_sql *q, int n, const char *const *params, owl_err *err, const char *what);
 

@@ -204,6 +204,7 @@ static int table_columns(export_run *r, size_t i, owl_err *err)
         return err_oom(err);
     t->name = tc->name;
     t->dataset_column = tc->dataset_column;
+    t->only = ct->kind == 'r'; /* a partitioned table is read with its partitions */
     t->columns = r->colnames[i];
     t->ds_field = -1;
     for (size_t k = 0; k < ct->ncolumns; k++) {
@@ -213,8 +214,10 @@ static int table_columns(export_run *r, size_t i, owl_err *err)
         if (!text_is_ident(col->name))
             return err_set(err, OWL_EUSAGE, "column \"%s\" of %s has a name owlsync cannot carry\nHINT: list it under generated to leave it out",
                            col->name, tc->name);
-        if (strcmp(col->name, tc->dataset_column) == 0)
+        if (strcmp(col->name, tc->dataset_column) == 0) {
             t->ds_field = (int)t->ncolumns;
+            t->dataset_type = col->base_type;
+        }
         r->colnames[i][t->ncolumns++] = col->name;
     }
     if (tc->dataset_column[0] != '\0' && t->ds_field < 0)

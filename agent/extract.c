@@ -210,8 +210,19 @@ static bool note(extract *x, const char *table, uint64_t rows, uint64_t bytes)
 static int copy_part(db_conn *conn, extract *x, part *p, owl_err *err)
 {
     const extract_table *t = p->t;
-    source_select sel = {x->o->schema, t->name, t->columns, t->ncolumns, t->dataset_column,
-                         p->datasets, p->ndatasets, x->o->names, x->o->patterns, x->o->nnames, x->o->npatterns};
+    source_select sel = {.schema = x->o->schema,
+                         .table = t->name,
+                         .only = t->only,
+                         .columns = t->columns,
+                         .ncolumns = t->ncolumns,
+                         .dataset_column = t->dataset_column,
+                         .dataset_type = t->dataset_type,
+                         .datasets = p->datasets,
+                         .ndatasets = p->ndatasets,
+                         .names = x->o->names,
+                         .patterns = x->o->patterns,
+                         .nnames = x->o->nnames,
+                         .npatterns = x->o->npatterns};
     uint64_t rows = 0, bytes = 0;
     const char *row;
     size_t n;
@@ -221,6 +232,11 @@ static int copy_part(db_conn *conn, extract *x, part *p, owl_err *err)
         return -1;
     while ((got = source_copy_next(conn, &row, &n, err)) > 0) {
         unsigned char d[KEYS_ROW_DIGEST_LEN];
+        if (n > COPYTEXT_MAX_ROW + 1) { /* and its newline */
+            source_copy_abandon(conn);
+            return err_set(err, OWL_EUSAGE, "%s.%s row %llu is %zu bytes: owlsync carries rows of at most %d bytes",
+                           x->o->schema, t->name, (unsigned long long)p->rows + 1, n - 1, COPYTEXT_MAX_ROW);
+        }
         keys_row_digest(row, n, d);
         for (size_t k = 0; k < EXTRACT_LANES; k++) {
             uint64_t lane;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "owlsync/catalog.h"
+#include "owlsync/copytext.h"
 #include "owlsync/importer.h"
 #include "owlsync/ledger.h"
 #include "owlsync/log.h"
@@ -28,8 +29,9 @@ typedef struct table_plan {
     bool *exact_eq;         /* per bundle column */
     char **key;             /* the key rows are matched by (owned), or none */
     size_t nkey;
-    char **serial;          /* bundle columns with a sequence behind them (into mt) */
-    size_t nserial;
+    bool *always;           /* per bundle column: GENERATED ALWAYS AS IDENTITY */
+    const catalog_column **sequenced; /* bundle columns with sequences behind them (into cat) */
+    size_t nsequenced;
     char **scope;           /* the target's names of the bundle's datasets, or NULL */
     size_t nscope;
     stage_table st;
@@ -176,6 +178,29 @@ static bool bundle_has_column(const manifest_table *mt, const char *name)
     return false;
 }
 
+/* Notes a target column that may not hold every value of the source's. */
+static int warn_narrower(import_run *x, const manifest_table *mt, const manifest_column *src, const catalog_column *tgt,
+                         owl_err *err)
+{
+    importer_result *res = x->res;
+    const char *lost = catalog_narrower(src->type, tgt->type);
+    char text[512], **grown;
+
+    if (lost == NULL)
+        return 0;
+    snprintf(text, sizeof(text), "%s.%s: the source's %s values %s in the target's %s", mt->name, src->name,
+             src->type, lost, tgt->type);
+    log_warn("%s", text);
+    grown = realloc(res->warnings, (res->nwarnings + 1) * sizeof(char *));
+    if (grown == NULL)
+        return err_oom(err);
+    res->warnings = grown;
+    if ((res->warnings[res->nwarnings] = strdup(text)) == NULL)
+        return err_oom(err);
+    res->nwarnings++;
+    return 0;
+}
+
 /* The target's columns of one table, checked against the bundle's. */
 static int plan_columns(import_run *x, table_plan *p, owl_err *err)
 {
@@ -185,21 +210,25 @@ static int plan_columns(import_run *x, table_plan *p, owl_err *err)
     if (catalog_columns(x->conn, schema, mt->name, &p->cat, err) < 0)
         return -1;
     if (p->cat.ncolumns == 0)
-        return err_set(err, OWL_ERUNTIME, "table %s.%s does not exist in the target database", schema, mt->name);
+        return err_set(err, OWL_EUSAGE, "table %s.%s does not exist in the target database", schema, mt->name);
     p->columns = calloc(mt->ncolumns ? mt->ncolumns : 1, sizeof(char *));
     p->exact_eq = calloc(mt->ncolumns ? mt->ncolumns : 1, sizeof(bool));
-    p->serial = calloc(mt->ncolumns ? mt->ncolumns : 1, sizeof(char *));
-    if (p->columns == NULL || p->exact_eq == NULL || p->serial == NULL)
+    p->always = calloc(mt->ncolumns ? mt->ncolumns : 1, sizeof(bool));
+    p->sequenced = calloc(mt->ncolumns ? mt->ncolumns : 1, sizeof(*p->sequenced));
+    if (p->columns == NULL || p->exact_eq == NULL || p->always == NULL || p->sequenced == NULL)
         return err_oom(err);
     for (size_t j = 0; j < mt->ncolumns; j++) {
         const catalog_column *col = catalog_find_column(&p->cat, mt->columns[j].name);
         if (col == NULL)
-            return err_set(err, OWL_ERUNTIME, "bundle column %s.%s does not exist in the target table %s.%s", mt->name,
+            return err_set(err, OWL_EUSAGE, "bundle column %s.%s does not exist in the target table %s.%s", mt->name,
                            mt->columns[j].name, schema, mt->name);
         p->columns[j] = mt->columns[j].name;
         p->exact_eq[j] = col->exact_eq;
-        if (col->serial)
-            p->serial[p->nserial++] = mt->columns[j].name;
+        p->always[j] = col->identity == 'a';
+        if (warn_narrower(x, mt, &mt->columns[j], col, err) < 0)
+            return -1;
+        if (col->nsequences > 0)
+            p->sequenced[p->nsequenced++] = col;
     }
     return 0;
 }
@@ -295,8 +324,21 @@ static int im_plan(import_run *x, owl_err *err)
             return -1;
         p->out->mode = p->mode == &cfg_modes[CFG_MODE_REPLACE] && p->nkey == 0 ? "replace (delete, insert)"
                                                                                : p->mode->name;
-        p->st = (stage_table){x->c->schema, p->mt->name, (unsigned)i, p->columns, p->exact_eq, p->mt->ncolumns,
-                              p->key, p->nkey, p->mt->dataset_column, NULL, 0, false, x->opts->per_dataset};
+        p->st = (stage_table){.schema = x->c->schema,
+                              .table = p->mt->name,
+                              .no = (unsigned)i,
+                              .columns = p->columns,
+                              .exact_eq = p->exact_eq,
+                              .always = p->always,
+                              .ncolumns = p->mt->ncolumns,
+                              .key = p->key,
+                              .nkey = p->nkey,
+                              .dataset_column = p->mt->dataset_column,
+                              .per_dataset = x->opts->per_dataset};
+        if (p->mt->dataset_column[0] != '\0') {
+            const catalog_column *ds = catalog_find_column(&p->cat, p->mt->dataset_column);
+            p->st.dataset_type = ds != NULL ? ds->base_type : NULL;
+        }
     }
     return catalog_foreign_keys(x->conn, x->c->schema, &x->fks, &x->nfks, err);
 }
@@ -374,6 +416,20 @@ static count_ctx counter(table_plan *p, count_kind kind)
     return (count_ctx){p->out, kind, p->st.per_dataset};
 }
 
+/* Moves every sequence behind a travelling column past its largest value. */
+static int move_sequences(import_run *x, table_plan *p, owl_err *err)
+{
+    for (size_t i = 0; i < p->nsequenced; i++) {
+        const catalog_column *col = p->sequenced[i];
+        for (size_t k = 0; k < col->nsequences; k++) {
+            if (stage_move_sequence(x->conn, x->c->schema, p->mt->name, col->name, col->sequences[k].oid,
+                                    col->sequences[k].name, err) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------ stage */
 
 static int put_rows(void *ctx, const char *buf, size_t len, owl_err *err)
@@ -411,6 +467,93 @@ out:
     return rc;
 }
 
+/* Finds the column of a row that holds the bytes want, and its key's values. */
+typedef struct find_ctx {
+    uint64_t rowno;
+    const unsigned char *want;
+    size_t wlen;
+    const table_plan *p;
+    long column;      /* found: its index; -1 not yet */
+    bool seen;        /* the row was read */
+    char key[256];    /* "k1 = v1, k2 = v2", values cleaned for a message */
+} find_ctx;
+
+static int find_bytes(void *ctx, const char *row, size_t len, uint64_t rowno, owl_err *err)
+{
+    find_ctx *f = ctx;
+    const manifest_table *mt = f->p->mt;
+    copytext_field *v = calloc(mt->ncolumns, sizeof(*v));
+    size_t n = 0, used = 0;
+
+    if (rowno != f->rowno) {
+        free(v);
+        return 0;
+    }
+    f->seen = true;
+    if (v != NULL && copytext_split(row, len, v, mt->ncolumns, &n, err) == 0) {
+        for (size_t k = 0; k < n; k++) {
+            char *val = malloc(v[k].len + 1);
+            size_t vlen = 0;
+            if (val == NULL || copytext_unescape(v[k].p, v[k].len, val, &vlen, err) < 0) {
+                free(val);
+                continue;
+            }
+            val[vlen] = '\0';
+            if (f->column < 0 && memmem(val, vlen, f->want, f->wlen) != NULL)
+                f->column = (long)k;
+            for (size_t i = 0; i < f->p->nkey && used + 16 < sizeof(f->key); i++) {
+                char shown[4 * 64 + 8];
+                if (strcmp(f->p->key[i], mt->columns[k].name) == 0)
+                    used += (size_t)snprintf(f->key + used, sizeof(f->key) - used, "%s%s = %s", used ? ", " : "",
+                                             mt->columns[k].name, text_clean(val, 64, shown, sizeof(shown)));
+            }
+            free(val);
+        }
+    }
+    free(v);
+    return -1; /* found the row: stop reading */
+}
+
+/* The target refused a character its encoding cannot hold, in row rowno of
+ * p's entry: reads the entry again to name the column, for an error no retry
+ * can fix (exit 2). err holds the server's words with the bytes. */
+static int name_untranslatable(import_run *x, table_plan *p, uint64_t rowno, owl_err *err)
+{
+    bundle_limits lim = {x->c->import.max_bundle_size, x->c->import.max_unpacked_size};
+    unsigned char want[8];
+    find_ctx f = {rowno, want, 0, p, -1, false, ""};
+    const char *hex = strstr(err->msg, "byte sequence ");
+    bundle_reader *r = NULL;
+    const manifest_table *mt;
+    copytext_rows rows;
+    owl_err e2;
+    char *buf = malloc(COPY_CHUNK);
+    ssize_t n;
+
+    for (hex = hex != NULL ? hex + 14 : NULL; hex != NULL && strncmp(hex, "0x", 2) == 0 && f.wlen < sizeof(want);) {
+        char *end;
+        want[f.wlen++] = (unsigned char)strtoul(hex + 2, &end, 16);
+        hex = *end == ' ' ? end + 1 : NULL;
+    }
+    copytext_rows_init(&rows, COPYTEXT_MAX_ROW, p->mt->file);
+    if (buf != NULL && f.wlen > 0 && bundle_open(x->path, &lim, x->trust, &r, &e2) == 0) {
+        while (bundle_next_table(r, &mt, &e2) > 0 && strcmp(mt->name, p->mt->name) != 0) {
+        }
+        while (!f.seen && (n = bundle_read(r, buf, COPY_CHUNK, &e2)) > 0)
+            copytext_rows_feed(&rows, buf, (size_t)n, find_bytes, &f, &e2);
+        if (!f.seen)
+            copytext_rows_end(&rows, find_bytes, &f, &e2);
+    }
+    copytext_rows_free(&rows);
+    bundle_close(r);
+    free(buf);
+    err_prefix(err, "%s row %llu%s%s%s%s%s: a character the target database's encoding cannot hold", p->mt->name,
+               (unsigned long long)rowno, f.key[0] ? " (" : "", f.key, f.key[0] ? ")" : "",
+               f.column >= 0 ? " column " : "", f.column >= 0 ? p->mt->columns[f.column].name : "");
+    err->code = OWL_EUSAGE;
+    return -1;
+}
+
 /* Whether a table may skip its staging table: the target holds none of the
  * rows the bundle speaks for (a first promotion), so every row is new and
  * COPY can write the table itself. Its parents within the bundle must have
@@ -420,6 +563,11 @@ static int plan_direct(import_run *x, size_t i, owl_err *err)
     table_plan *p = &x->plans[i];
 
     p->st.direct = false;
+    /* COPY into the table itself would bypass its rules and triggers (or, with
+     * row-level security, be refused): such a table is staged, so that the
+     * first import and the next do the same. */
+    if (p->cat.row_security || p->cat.insert_triggers || p->cat.rules)
+        return 0;
     for (size_t f = 0; f < x->nfks; f++) {
         if (strcmp(x->fks[f].child, p->mt->name) != 0)
             continue;
@@ -438,6 +586,7 @@ static int stage_one(import_run *x, size_t i, owl_err *err)
 {
     table_plan *p = &x->plans[i];
     uint64_t staged = 0;
+    int got;
 
     if (plan_direct(x, i, err) < 0 || stage_create(x->conn, &p->st, err) < 0 ||
         stage_copy_begin(x->conn, &p->st, err) < 0)
@@ -446,7 +595,10 @@ static int stage_one(import_run *x, size_t i, owl_err *err)
         stage_copy_end(x->conn, "owlsync stopped the copy", NULL, NULL);
         return -1;
     }
-    if (stage_copy_end(x->conn, NULL, &staged, err) < 0) {
+    got = stage_copy_end(x->conn, NULL, &staged, err);
+    if (got == -2)
+        return name_untranslatable(x, p, staged, err);
+    if (got < 0) {
         char names[512];
         err_prefix(err, "%s", p->mt->name);
         if (p->rw != NULL)
@@ -468,7 +620,7 @@ static int stage_one(import_run *x, size_t i, owl_err *err)
             p->out->n.inserted = p->mt->rows;
         else if (stage_count(x->conn, &p->st, on_count, &cc, err) < 0)
             return -1;
-        if (stage_move_sequences(x->conn, x->c->schema, p->mt->name, p->serial, p->nserial, err) < 0)
+        if (move_sequences(x, p, err) < 0)
             return -1;
         drop_scope(p);
     }
@@ -571,7 +723,7 @@ static int im_apply(import_run *x, owl_err *err)
         /* every staged row matched a target row: nothing is new */
         if (!(p->matched && !deleted_any && p->to_insert == 0) && stage_insert(x->conn, &p->st, on_count, &in, err) < 0)
             return -1;
-        if (stage_move_sequences(x->conn, x->c->schema, p->mt->name, p->serial, p->nserial, err) < 0)
+        if (move_sequences(x, p, err) < 0)
             return -1;
     }
     /* unchanged = staged - inserted - updated, per dataset and in total */
@@ -659,7 +811,8 @@ static void run_free(import_run *x)
         for (size_t k = 0; k < p->nkey; k++)
             free(p->key[k]);
         free(p->key);
-        free(p->serial);
+        free(p->always);
+        free(p->sequenced);
         drop_scope(p);
         rewrite_table_free(p->rw);
     }
@@ -721,6 +874,9 @@ void importer_result_free(importer_result *res)
     }
     free(res->tables);
     free((void *)res->rules);
+    for (size_t i = 0; i < res->nwarnings; i++)
+        free(res->warnings[i]);
+    free(res->warnings);
     free(res->environment);
     free(res->job);
     memset(res, 0, sizeof(*res));

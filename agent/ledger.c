@@ -99,7 +99,7 @@ int ledger_newer_snapshot(db_conn *c, const char *environment, char *const *data
     text_utc(snapshot_at, TEXT_UTC_MICROS, snap, sizeof(snap));
     db_sql_add(&q, "SELECT dataset, pg_catalog.to_char(snapshot_at AT TIME ZONE 'UTC',"
                    " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM owlsync.datasets"
-                   " WHERE environment = $1 AND snapshot_at > $2::timestamptz AND dataset = ANY (");
+                   " WHERE environment = $1 AND snapshot_at > $2::pg_catalog.timestamptz AND dataset = ANY (");
     db_sql_list(&q, c, datasets, ndatasets);
     db_sql_add(&q, ") ORDER BY snapshot_at DESC LIMIT 1");
     res = db_sql_query(c, &q, 2, params, err, "cannot read the ledger");
@@ -134,7 +134,7 @@ int ledger_record_bundle(db_conn *c, const ledger_entry *e, owl_err *err)
                    " SELECT $1, x, $2, $3 FROM pg_catalog.unnest(");
     db_sql_list(&q, c, e->datasets, e->ndatasets);
     db_sql_add(&q, ") x ON CONFLICT (environment, dataset) DO UPDATE"
-                   " SET snapshot_at = EXCLUDED.snapshot_at, bundle_id = EXCLUDED.bundle_id, imported_at = now()");
+                   " SET snapshot_at = EXCLUDED.snapshot_at, bundle_id = EXCLUDED.bundle_id, imported_at = pg_catalog.now()");
     params[0] = e->environment;
     params[1] = snap;
     params[2] = e->bundle_id;
@@ -199,8 +199,8 @@ int ledger_recent(db_conn *c, int limit, ledger_row **rows, size_t *n, int64_t *
     res = db_query(c,
                    "SELECT file_name, bundle_id, environment, job, sequence, pg_catalog.array_to_string(datasets, ', '),"
                    "       rows_total, pg_catalog.to_char(imported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
-                   "       (extract(epoch FROM imported_at) * 1000000)::int8"
-                   "  FROM owlsync.bundles ORDER BY imported_at DESC LIMIT $1::int",
+                   "       (extract(epoch FROM imported_at) * 1000000)::pg_catalog.int8"
+                   "  FROM owlsync.bundles ORDER BY imported_at DESC LIMIT $1::pg_catalog.int4",
                    1, params, err, "cannot read the ledger");
     if (res == NULL)
         return -1;

@@ -236,6 +236,7 @@ int manifest_serialize(const manifest *m, char **out, size_t *outlen, owl_err *e
     json_object_set_new(root, "datasets", strv_json(m->datasets, m->ndatasets));
     json_object_set_new(root, "key_id", json_string(m->key_id));
     json_object_set_new(root, "producer", json_string(m->producer ? m->producer : "owlsync"));
+    json_object_set_new(root, "encoding", json_string(MANIFEST_ENCODING));
     for (size_t i = 0; i < m->ntables; i++) {
         const manifest_table *t = &m->tables[i];
         json_t *jt = json_object(), *cols = json_array();
@@ -516,6 +517,18 @@ int manifest_parse(const char *buf, size_t len, manifest **out, owl_err *err)
         goto out;
     if (manifest_set_string(&m->producer, s) < 0)
         goto oom;
+    /* The data's encoding: UTF8 (bundles from before it was written are too:
+     * every producer wrote UTF8 unless a session was set otherwise). */
+    if (json_object_get(root, "encoding") != NULL) {
+        if (get_str(root, "encoding", MANIFEST_NAME_MAX, &s, err, "") < 0)
+            goto out;
+        if (strcmp(s, MANIFEST_ENCODING) != 0) {
+            char shown[4 * MANIFEST_NAME_MAX + 8];
+            err_set(err, OWL_EVERIFY, "manifest: the data is in encoding \"%s\"; owlsync reads %s",
+                    text_clean(s, MANIFEST_NAME_MAX, shown, sizeof(shown)), MANIFEST_ENCODING);
+            goto out;
+        }
+    }
     tables = json_object_get(root, "tables");
     if (!json_is_array(tables) || json_array_size(tables) > MANIFEST_MAX_TABLES) {
         err_set(err, OWL_EVERIFY, "manifest: \"tables\" is missing, not a list, or longer than %d",

@@ -317,7 +317,7 @@ static int apply_rules(rewrite_table *t, size_t col, bool count, bool *changed, 
         const rw_rule *r = &t->set->rules[cr->rules[i]];
         bool hit = false;
         if (apply_rule(r, t->val.p, t->val.len, &t->work, &hit) < 0)
-            return err_set(err, OWL_EVERIFY, "rewrite [rewrite %s] makes a value of %s.%s longer than %d bytes",
+            return err_set(err, OWL_EUSAGE, "rewrite [rewrite %s] makes a value of %s.%s longer than %d bytes",
                            r->cfg->name, t->mt->name, t->mt->columns[col].name, REWRITE_MAX_ROW);
         if (!hit)
             continue;
@@ -374,7 +374,7 @@ int rewrite_row(rewrite_table *t, const char *row, size_t len, uint64_t rowno, c
     *outlen = t->out.len;
     return 0;
 too_long:
-    return err_set(err, OWL_EVERIFY, "%s row %llu is longer than %d bytes after rewriting", t->mt->file,
+    return err_set(err, OWL_EUSAGE, "%s row %llu is longer than %d bytes after rewriting", t->mt->file,
                    (unsigned long long)rowno, REWRITE_MAX_ROW);
 }
 
@@ -444,7 +444,7 @@ static int stream_row(void *ctx, const char *row, size_t len, uint64_t rowno, ow
     if (rewrite_row(s->t, row, len, rowno, &out, &outlen, err) < 0)
         return -1;
     if (buf_add(&s->batch, out, outlen) < 0 || buf_add(&s->batch, "\n", 1) < 0)
-        return err_set(err, OWL_EVERIFY, "%s row %llu is too long", s->rows.what, (unsigned long long)rowno);
+        return err_set(err, OWL_EUSAGE, "%s row %llu is too long", s->rows.what, (unsigned long long)rowno);
     if (s->batch.len >= REWRITE_BATCH) {
         if (s->sink(s->ctx, s->batch.p, s->batch.len, err) < 0)
             return -1;

@@ -6,14 +6,26 @@
 #include "db_internal.h"
 #include "owlsync/source.h"
 
+/* A reader's session: row-level security off, so that a policy that would
+ * hide rows fails the export instead of leaving them out (as pg_dump does);
+ * only pg_catalog on the search path, so the catalog names every other type
+ * with its schema; then the snapshot's transaction. */
+static int begin_reading(db_conn *c, owl_err *err)
+{
+    if (db_command(c, "SET row_security = off", 0, NULL, err, "cannot set up the export session") < 0 ||
+        db_command(c, "SET search_path = pg_catalog", 0, NULL, err, "cannot set up the export session") < 0)
+        return -1;
+    return db_command(c, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL, err,
+                      "cannot start the export transaction");
+}
+
 int source_begin(db_conn *c, bool share, char **snapshot_id, int64_t *snapshot_at, owl_err *err)
 {
     PGresult *res;
 
     *snapshot_id = NULL;
     /* One snapshot for every table: the bundle is consistent. */
-    if (db_command(c, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL, err,
-                   "cannot start the export transaction") < 0)
+    if (begin_reading(c, err) < 0)
         return -1;
     if (share) {
         /* The other connections read in this very snapshot. */
@@ -42,8 +54,7 @@ int source_join(db_conn *c, const char *snapshot_id, owl_err *err)
     db_sql q = DB_SQL_INIT;
     char *lit;
 
-    if (db_command(c, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL, err,
-                   "cannot start the export transaction") < 0)
+    if (begin_reading(c, err) < 0)
         return -1;
     /* SET TRANSACTION takes no parameters: the id goes in escaped. */
     db_sql_add(&q, "SET TRANSACTION SNAPSHOT ");
@@ -89,16 +100,16 @@ int source_find_datasets(db_conn *c, const char *schema, const source_table *tab
         db_sql_qualified(&q, c, schema, tables[i].name);
         db_sql_add(&q, " x WHERE x.");
         db_sql_ident(&q, c, tables[i].dataset_column);
-        db_sql_add(&q, "::text = n)");
+        db_sql_add(&q, "::pg_catalog.text = n)");
     }
     for (size_t i = 0; i < ntables && npatterns > 0; i++) {
         db_sql_add(&q, " UNION SELECT x.");
         db_sql_ident(&q, c, tables[i].dataset_column);
-        db_sql_add(&q, "::text FROM ");
+        db_sql_add(&q, "::pg_catalog.text FROM ");
         db_sql_qualified(&q, c, schema, tables[i].name);
         db_sql_add(&q, " x WHERE x.");
         db_sql_ident(&q, c, tables[i].dataset_column);
-        db_sql_add(&q, "::text LIKE ANY (");
+        db_sql_add(&q, "::pg_catalog.text LIKE ANY (");
         db_sql_list(&q, c, patterns, npatterns);
         db_sql_add(&q, ")");
     }
@@ -137,29 +148,31 @@ int source_copy_begin(db_conn *c, const source_select *s, owl_err *err)
 
     db_sql_add(&q, "COPY (SELECT ");
     db_sql_idents(&q, c, s->columns, s->ncolumns, NULL);
-    db_sql_add(&q, " FROM ");
+    db_sql_add(&q, s->only ? " FROM ONLY " : " FROM ");
     db_sql_qualified(&q, c, s->schema, s->table);
     /* Constant arrays: the planner hashes a list and scans once, where a list
      * it cannot see led it to one index scan per dataset. */
     if (dscol[0] != '\0' && s->datasets != NULL) {
+        const char *cast;
         db_sql_add(&q, " WHERE ");
-        db_sql_ident(&q, c, dscol);
+        db_sql_dataset(&q, c, "", dscol, s->dataset_type, &cast);
         db_sql_add(&q, " = ANY (");
         db_sql_list(&q, c, s->datasets, s->ndatasets);
+        db_sql_add(&q, cast);
         db_sql_add(&q, ")");
     } else if (dscol[0] != '\0') {
         db_sql_add(&q, " WHERE false");
         if (s->nnames > 0) {
             db_sql_add(&q, " OR ");
             db_sql_ident(&q, c, dscol);
-            db_sql_add(&q, "::text = ANY (");
+            db_sql_add(&q, "::pg_catalog.text = ANY (");
             db_sql_list(&q, c, s->names, s->nnames);
             db_sql_add(&q, ")");
         }
         if (s->npatterns > 0) {
             db_sql_add(&q, " OR ");
             db_sql_ident(&q, c, dscol);
-            db_sql_add(&q, "::text LIKE ANY (");
+            db_sql_add(&q, "::pg_catalog.text LIKE ANY (");
             db_sql_list(&q, c, s->patterns, s->npatterns);
             db_sql_add(&q, ")");
         }

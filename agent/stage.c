@@ -13,7 +13,6 @@ int stage_begin(db_conn *c, owl_err *err)
 {
     if (db_command(c, "BEGIN", 0, NULL, err, "cannot begin") < 0 ||
         db_command(c, "SET LOCAL lock_timeout = '" LOCK_TIMEOUT "'", 0, NULL, err, "cannot set lock_timeout") < 0 ||
-        db_command(c, "SET LOCAL search_path = pg_catalog, pg_temp", 0, NULL, err, "cannot set search_path") < 0 ||
         db_command(c, "SET LOCAL default_statistics_target = 10", 0, NULL, err, "cannot set statistics") < 0 ||
         db_command(c, "SET LOCAL temp_buffers = '64MB'", 0, NULL, err, "cannot set temp_buffers") < 0 ||
         /* Stage and target are joined on the key: by hash, in memory. A merge
@@ -37,10 +36,12 @@ static void scope(db_sql *q, db_conn *c, const stage_table *t)
         db_sql_add(q, "true");
         return;
     }
-    db_sql_add(q, "t.");
-    db_sql_ident(q, c, t->dataset_column);
+    const char *cast;
+
+    db_sql_dataset(q, c, "t.", t->dataset_column, t->dataset_type, &cast);
     db_sql_add(q, " IN (SELECT pg_catalog.unnest(");
     db_sql_list(q, c, t->scope, t->nscope);
+    db_sql_add(q, cast);
     db_sql_add(q, "))");
 }
 
@@ -63,9 +64,9 @@ static void ds_column(db_sql *q, db_conn *c, const stage_table *t, const char *a
     if (t->dataset_column[0] != '\0') {
         db_sql_add(q, alias);
         db_sql_ident(q, c, t->dataset_column);
-        db_sql_add(q, "::text");
+        db_sql_add(q, "::pg_catalog.text");
     } else {
-        db_sql_add(q, "''::text");
+        db_sql_add(q, "''::pg_catalog.text");
     }
     db_sql_add(q, " AS ds");
 }
@@ -178,6 +179,18 @@ int stage_copy_put(db_conn *c, const char *buf, size_t len, owl_err *err)
     return 0;
 }
 
+/* "...; COPY owlsync_stage_3, line 5, column x: ..." reads "...; row 5, column
+ * x: ...": the row of the bundle's table, without the staging table's name. */
+static void context_as_row(owl_err *err)
+{
+    char *copy = strstr(err->msg, "; COPY "), *line;
+
+    if (copy == NULL || (line = strstr(copy, ", line ")) == NULL)
+        return;
+    memcpy(copy + 2, "row ", 4);
+    memmove(copy + 6, line + 7, strlen(line + 7) + 1);
+}
+
 int stage_copy_end(db_conn *c, const char *abort_reason, uint64_t *rows, owl_err *err)
 {
     PGresult *res;
@@ -190,7 +203,14 @@ int stage_copy_end(db_conn *c, const char *abort_reason, uint64_t *rows, owl_err
     } else {
         res = PQgetResult(c->pg);
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            const char *context = PQresultErrorField(res, PG_DIAG_CONTEXT);
+            const char *line = context != NULL ? strstr(context, ", line ") : NULL;
             db_fail(c, res, err, "rows rejected by the target");
+            context_as_row(err);
+            if (strcmp(db_sqlstate(res), "22P05") == 0 && line != NULL) {
+                *rows = strtoull(line + 7, NULL, 10);
+                rc = -2;
+            }
         } else {
             *rows = strtoull(PQcmdTuples(res), NULL, 10);
             rc = 0;
@@ -302,7 +322,7 @@ int stage_update(db_conn *c, const stage_table *t, stage_count_fn fn, void *ctx,
     db_sql_qualified(&q, c, t->schema, t->table);
     db_sql_add(&q, " t SET ");
     for (size_t j = 0; j < t->ncolumns; j++) {
-        if (is_key(t, t->columns[j]))
+        if (is_key(t, t->columns[j]) || t->always[j])
             continue;
         if (nset++ > 0)
             db_sql_add(&q, ", ");
@@ -320,11 +340,12 @@ int stage_update(db_conn *c, const stage_table *t, stage_count_fn fn, void *ctx,
     key_match(&q, c, t);
     /* A change is a change to the byte (1.0 vs 1.00): columns whose "=" is
      * identity are compared as they are, the others as text. */
-    db_sql_add(&q, " AND (");
+    db_sql_add(&q, " AND (false");
     for (size_t j = 0; j < t->ncolumns; j++) {
-        const char *as = t->exact_eq[j] ? "" : "::text";
-        if (j > 0)
-            db_sql_add(&q, " OR ");
+        const char *as = t->exact_eq[j] ? "" : "::pg_catalog.text";
+        if (t->always[j])
+            continue;
+        db_sql_add(&q, " OR ");
         db_sql_add(&q, "t.");
         db_sql_ident(&q, c, t->columns[j]);
         db_sql_add(&q, as);
@@ -360,7 +381,14 @@ int stage_insert(db_conn *c, const stage_table *t, stage_count_fn fn, void *ctx,
     db_sql_qualified(&q, c, t->schema, t->table);
     db_sql_add(&q, " (");
     db_sql_idents(&q, c, t->columns, t->ncolumns, NULL);
-    db_sql_add(&q, ") SELECT ");
+    db_sql_add(&q, ")");
+    for (size_t j = 0; j < t->ncolumns; j++) {
+        if (t->always[j]) {
+            db_sql_add(&q, " OVERRIDING SYSTEM VALUE");
+            break;
+        }
+    }
+    db_sql_add(&q, " SELECT ");
     db_sql_idents(&q, c, t->columns, t->ncolumns, "s.");
     db_sql_add(&q, " FROM ");
     stage_name(&q, t);
@@ -369,29 +397,22 @@ int stage_insert(db_conn *c, const stage_table *t, stage_count_fn fn, void *ctx,
     return run_counted(c, &q, t, fn, ctx, err, "cannot insert rows");
 }
 
-int stage_move_sequences(db_conn *c, const char *schema, const char *table, char *const *columns, size_t n,
-                         owl_err *err)
+int stage_move_sequence(db_conn *c, const char *schema, const char *table, const char *column, const char *oid,
+                        const char *name, owl_err *err)
 {
-    for (size_t i = 0; i < n; i++) {
-        db_sql qual = DB_SQL_INIT, q = DB_SQL_INIT;
-        const char *params[2];
-        PGresult *res;
+    const char *params[1] = {oid};
+    db_sql q = DB_SQL_INIT;
+    PGresult *res;
 
-        db_sql_qualified(&qual, c, schema, table);
-        db_sql_add(&q, "SELECT pg_catalog.setval(seq, m) FROM (SELECT pg_catalog.pg_get_serial_sequence($1, $2) AS seq) s,"
-                       " (SELECT pg_catalog.max(");
-        db_sql_ident(&q, c, columns[i]);
-        db_sql_add(&q, ")::int8 AS m FROM ");
-        db_sql_qualified(&q, c, schema, table);
-        db_sql_add(&q, ") x WHERE m IS NOT NULL AND m > COALESCE(pg_catalog.pg_sequence_last_value(seq::regclass), 0)");
-        params[0] = qual.failed ? "" : qual.b.p;
-        params[1] = columns[i];
-        q.failed = q.failed || qual.failed;
-        res = db_sql_query(c, &q, 2, params, err, "cannot move a sequence");
-        db_sql_free(&qual);
-        if (res == NULL)
-            return err_prefix(err, "%s.%s", table, columns[i]);
-        PQclear(res);
-    }
+    db_sql_add(&q, "SELECT pg_catalog.setval($1::pg_catalog.oid::pg_catalog.regclass, m) FROM (SELECT pg_catalog.max(");
+    db_sql_ident(&q, c, column);
+    db_sql_add(&q, ")::pg_catalog.int8 AS m FROM ");
+    db_sql_qualified(&q, c, schema, table);
+    db_sql_add(&q, ") x WHERE m IS NOT NULL AND m > COALESCE(pg_catalog.pg_sequence_last_value("
+                   "$1::pg_catalog.oid::pg_catalog.regclass), 0)");
+    res = db_sql_query(c, &q, 1, params, err, "cannot move a sequence");
+    if (res == NULL)
+        return err_prefix(err, "%s.%s (sequence %s)", table, column, name);
+    PQclear(res);
     return 0;
 }

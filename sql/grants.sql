@@ -93,7 +93,9 @@ TO :"import_role";
 
 -- The id sequences: USAGE for nextval() when the target assigns ids itself,
 -- SELECT to read them, UPDATE for setval() when rows arrive with explicit ids
--- and the sequence must move past the largest one.
+-- and the sequence must move past the largest one. A column whose default
+-- calls a sequence it does not own (a shared hibernate_sequence, say) needs
+-- the same on that sequence: add it here.
 GRANT USAGE, SELECT, UPDATE ON SEQUENCE
     :"schema".rule_repo_id_seq,
     :"schema".owl_catalog_id_seq,

@@ -11,25 +11,41 @@
 #include "owlsync/db.h"
 #include "owlsync/error.h"
 
+/* A sequence whose values a column takes: owned by it (serial, identity) or
+ * called by its default (nextval of a sequence of its own). */
+typedef struct catalog_sequence {
+    char *oid;        /* as text, to pass back as $n::oid::regclass */
+    char *name;       /* regclass text, for messages */
+} catalog_sequence;
+
 typedef struct catalog_column {
     char *name;
     char *type;       /* format_type() text, e.g. "text", "numeric(10,2)" */
+    char *base_type;  /* the same without its modifier ("numeric"), for casts */
+    char identity;    /* 'a' GENERATED ALWAYS, 'd' BY DEFAULT, 0 none */
     bool generated;   /* a generated (stored) column: the server computes it */
     bool serial;      /* a sequence stands behind it (serial or identity) */
     bool exact_eq;    /* "=" holds only for the same text: compared as it is,
                        * where other types (numeric 1.0 = 1.00, float 0 = -0,
                        * jsonb, interval, bpchar, json, domains) compare as text */
     bool not_null;
+    catalog_sequence *sequences; /* the sequences behind it */
+    size_t nsequences;
 } catalog_column;
 
 typedef struct catalog_table {
     catalog_column *columns; /* in attnum order; none when the table is missing */
     size_t ncolumns;
+    char kind;               /* 'r' ordinary, 'p' partitioned */
+    bool row_security;       /* row-level security is enabled on it */
+    bool insert_triggers;    /* an enabled trigger of its own fires on INSERT */
+    bool rules;              /* it has rewrite rules */
 } catalog_table;
 
-/* The live columns of schema.table (an ordinary or partitioned table). A table
- * that does not exist, or that this role cannot see, has no columns. Free the
- * result with catalog_table_free. */
+/* The live columns of schema.table (an ordinary or partitioned table), with
+ * the sequences behind them, and what the table does to rows written to it.
+ * A table that does not exist, or that this role cannot see, has no columns.
+ * Free the result with catalog_table_free. */
 int catalog_columns(db_conn *c, const char *schema, const char *table, catalog_table *out, owl_err *err);
 void catalog_table_free(catalog_table *t);
 
@@ -64,6 +80,14 @@ void catalog_fks_free(catalog_fk *fks, size_t n);
  * order[k] is the index of the k-th. Tables in a cycle follow the rest in
  * their own order; returns false when there was one. Pure. */
 bool catalog_parents_first(const char *const *names, size_t n, const catalog_fk *fks, size_t nfks, size_t *order);
+
+/* Whether a target column of type target may not hold every value of a source
+ * column of type source (format_type() texts): a smaller numeric precision or
+ * scale, a smaller integer, real for double precision, a shorter character
+ * type, timestamp or date for timestamp with time zone. NULL when it holds
+ * them all (or owlsync cannot tell), else what is lost ("rounded",
+ * "truncated", ...). Pure. */
+const char *catalog_narrower(const char *source, const char *target);
 
 /* Whether schema.table exists (*exists) and this role holds every privilege of
  * privs ("SELECT" or "SELECT, INSERT, UPDATE, DELETE") on it (*granted). */

@@ -10,6 +10,10 @@
 #include "owlsync/buf.h"
 #include "owlsync/error.h"
 
+/* The longest row owlsync carries, the exporter and the importer alike (the
+ * rewrite rules hold a row in memory). */
+#define COPYTEXT_MAX_ROW (64 * 1024 * 1024)
+
 typedef struct copytext_field {
     const char *p; /* start of the field's raw (still escaped) text inside the row */
     size_t len;    /* its length in bytes */
@@ -50,7 +54,7 @@ typedef struct copytext_rows {
 /* Starts a stream whose rows hold at most max bytes. */
 void copytext_rows_init(copytext_rows *s, size_t max, const char *what);
 
-/* Feeds len bytes. A row longer than max is an error (OWL_EVERIFY, "WHAT row
+/* Feeds len bytes. A row longer than max is an error (OWL_EUSAGE, "WHAT row
  * N is longer than MAX bytes"); an error of fn stops the feeding. */
 int copytext_rows_feed(copytext_rows *s, const char *buf, size_t len, copytext_row_fn fn, void *ctx,
                        owl_err *err);

@@ -22,6 +22,8 @@
 typedef struct extract_table {
     const char *name;
     const char *dataset_column;  /* "" = the whole table */
+    const char *dataset_type;    /* its type, unmodified (format_type) */
+    bool only;                   /* an ordinary table: not the rows of its children */
     char *const *columns;        /* the columns to read, in order */
     size_t ncolumns;
     int ds_field;                /* the dataset column's index in columns, or -1 */

@@ -52,6 +52,8 @@ typedef struct importer_result {
     size_t ntables;
     const char **rules;   /* rewrite rule names (nrules), owned by the rewrite set */
     size_t nrules;
+    char **warnings;      /* target columns that may not hold the source's values */
+    size_t nwarnings;
     double seconds;
 } importer_result;
 

@@ -11,6 +11,7 @@
 
 #define MANIFEST_FORMAT "owlsync-bundle"
 #define MANIFEST_VERSION 1
+#define MANIFEST_ENCODING "UTF8" /* the encoding of the data (client_encoding of the export) */
 #define MANIFEST_MAX_BYTES (4 * 1024 * 1024) /* bound on manifest.json */
 #define MANIFEST_MAX_TABLES 256
 #define MANIFEST_MAX_COLUMNS 1600            /* PostgreSQL's own column limit */

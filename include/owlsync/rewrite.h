@@ -8,10 +8,11 @@
 #include <stdint.h>
 
 #include "owlsync/config.h"
+#include "owlsync/copytext.h"
 #include "owlsync/error.h"
 #include "owlsync/manifest.h"
 
-#define REWRITE_MAX_ROW (64 * 1024 * 1024) /* bound on one row, escaped or not */
+#define REWRITE_MAX_ROW COPYTEXT_MAX_ROW /* bound on one row, escaped or not */
 
 typedef struct rewrite_set rewrite_set;
 typedef struct rewrite_table rewrite_table;

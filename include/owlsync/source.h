@@ -40,9 +40,11 @@ int source_find_datasets(db_conn *c, const char *schema, const source_table *tab
  * NULL) equals one of names or is LIKE one of patterns. */
 typedef struct source_select {
     const char *schema, *table;
+    bool only;                  /* not the rows of tables that inherit from it */
     char *const *columns;
     size_t ncolumns;
     const char *dataset_column; /* "" = every row */
+    const char *dataset_type;   /* its type, unmodified, for the cast of datasets */
     char *const *datasets;      /* exact names, or NULL */
     size_t ndatasets;
     char *const *names, *const *patterns;

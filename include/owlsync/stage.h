@@ -19,10 +19,12 @@ typedef struct stage_table {
     unsigned no;               /* its staging table is pg_temp.owlsync_stage_NO */
     char *const *columns;      /* the bundle's columns, in its order */
     const bool *exact_eq;      /* per column: compared as it is, else as text */
+    const bool *always;        /* per column: GENERATED ALWAYS AS IDENTITY */
     size_t ncolumns;
     char *const *key;          /* the columns rows are matched by; none = no key */
     size_t nkey;
     const char *dataset_column; /* "" for a global table */
+    const char *dataset_type;  /* its type, unmodified (format_type), for the scope's cast */
     char *const *scope;        /* the target's names of the bundle's datasets */
     size_t nscope;
     bool direct;               /* COPY writes the table itself */
@@ -34,7 +36,9 @@ typedef struct stage_table {
 typedef int (*stage_count_fn)(void *ctx, const char *dataset, uint64_t n, owl_err *err);
 
 /* Begins the import's transaction, with the lock timeout and the planner
- * settings the apply statements are written for. */
+ * settings the apply statements are written for. The search path stays the
+ * role's own, for the target's triggers and functions: every name owlsync
+ * writes is schema-qualified. */
 int stage_begin(db_conn *c, owl_err *err);
 
 /* Whether the target holds no row of t's scope (*empty). */
@@ -45,7 +49,9 @@ int stage_create(db_conn *c, const stage_table *t, owl_err *err);
 
 /* COPY into the staging table, or the table itself when t->direct: begin, put
  * rows (text format, whole or in pieces), then end. stage_copy_end with a
- * reason aborts the COPY; without, it finishes it and sets *rows. */
+ * reason aborts the COPY; without, it finishes it and sets *rows. When the
+ * target refused a character its encoding cannot hold, it returns -2 with
+ * *rows the number of the row (err says which bytes). */
 int stage_copy_begin(db_conn *c, const stage_table *t, owl_err *err);
 int stage_copy_put(db_conn *c, const char *buf, size_t len, owl_err *err);
 int stage_copy_end(db_conn *c, const char *abort_reason, uint64_t *rows, owl_err *err);
@@ -66,15 +72,18 @@ int stage_match(db_conn *c, const stage_table *t, uint64_t *to_delete, uint64_t 
 int stage_delete(db_conn *c, const stage_table *t, stage_count_fn fn, void *ctx, owl_err *err);
 
 /* Updates the target's rows that a staged row matches by key and differs from
- * in some column; counts them. */
+ * in some column; counts them. A GENERATED ALWAYS identity column keeps the
+ * target's value (PostgreSQL updates it only to DEFAULT). */
 int stage_update(db_conn *c, const stage_table *t, stage_count_fn fn, void *ctx, owl_err *err);
 
 /* Inserts the staged rows no target row matches by key (every staged row
- * without a key); counts them. Reads the staging table for the last time. */
+ * without a key); counts them. Reads the staging table for the last time.
+ * Identity values travel as COPY writes them (OVERRIDING SYSTEM VALUE). */
 int stage_insert(db_conn *c, const stage_table *t, stage_count_fn fn, void *ctx, owl_err *err);
 
-/* Moves the sequence behind each of columns past the largest value now in it. */
-int stage_move_sequences(db_conn *c, const char *schema, const char *table, char *const *columns, size_t n,
-                         owl_err *err);
+/* Moves sequence (an oid as text; name for messages) past the largest value
+ * now in schema.table's column, when it is behind. */
+int stage_move_sequence(db_conn *c, const char *schema, const char *table, const char *column, const char *oid,
+                        const char *name, owl_err *err);
 
 #endif

@@ -488,7 +488,7 @@ SQL
     [ ! -e "$W/state/export-j.state" ]
 }
 
-@test "error: permission denied — exit 1, one line naming the table, no file" {
+@test "error: permission denied — exit 2 (the grants, no retry), one line naming the table, no file" {
     pg_psql src <<'SQL'
 SET client_min_messages = warning;
 DROP ROLE IF EXISTS owl_partial;
@@ -498,7 +498,7 @@ GRANT SELECT ON rule_repo, owl_catalog, owl_rule, alert_cond, owl_check_repo, jo
 SQL
     CONNINFO="${SRC/user=postgres/user=owl_partial}" job_ini j public.ds_1
     owl_export -j j
-    fails_with 1 "permission denied for table alert_output"
+    fails_with 2 "permission denied for table alert_output"
     # with SELECT on every table the same role exports
     pg_query src 'GRANT SELECT ON alert_output TO owl_partial'
     owl_export -j j

@@ -362,7 +362,7 @@ SQL
     [ "$(pg_digest tgt "$S.owl_rule")" = "$old_rules" ]
 }
 
-@test "a bundle that fails half-way (last table rejects a value) exits 1 and leaves the target exactly as before, without a ledger row" {
+@test "a bundle that fails half-way (last table rejects a value) exits 2 (no retry fixes it) and leaves the target exactly as before, without a ledger row" {
     pair half 2
     job nightly "public.ds_%"
     b1=$(mkbundle nightly)
@@ -383,8 +383,9 @@ SQL
     pg_query tgt "ALTER TABLE $S.alert_output ADD CONSTRAINT no_reject CHECK (output NOT LIKE 'REJECT%') NOT VALID" >/dev/null
     state=$(tgt_state)
     imp "$b2"
-    expect_refusal 1 "alert_output"
+    expect_refusal 2 "alert_output"
     [[ $stderr == *no_reject* ]]
+    [[ $stderr == *"Failing row contains"* ]]   # the server's DETAIL
     [ "$(tgt_state)" = "$state" ]
     [ "$(ledger_count "$b2")" = 0 ]
 
@@ -393,8 +394,9 @@ SQL
         -c "ALTER TABLE $S.alert_output ALTER COLUMN output TYPE varchar(60)" >/dev/null
     state=$(tgt_state)
     imp "$b2"
-    expect_refusal 1 "alert_output"
+    expect_refusal 2 "alert_output"
     [[ $stderr == *"too long"* ]]
+    [[ $stderr == *"row "*", column output"* ]]   # the server's CONTEXT, as the bundle's row
     [ "$(tgt_state)" = "$state" ]
     [ "$(ledger_count "$b2")" = 0 ]
 

@@ -48,8 +48,53 @@ static void test_cycle(void)
     CHECK(!acyclic);
 }
 
+static void narrower(const char *s, const char *t, const char *want)
+{
+    const char *got = catalog_narrower(s, t);
+
+    if (want == NULL ? got != NULL : got == NULL || strcmp(got, want) != 0) {
+        printf("#   %s -> %s: \"%s\", want \"%s\"\n", s, t, got ? got : "(none)", want ? want : "(none)");
+        CHECK(0);
+    }
+}
+
+static void test_narrower(void)
+{
+    /* what holds every value */
+    narrower("integer", "bigint", NULL);
+    narrower("real", "double precision", NULL);
+    narrower("numeric(10,2)", "numeric(12,4)", NULL);
+    narrower("numeric(10,2)", "numeric", NULL);
+    narrower("character varying(10)", "text", NULL);
+    narrower("character varying(10)", "character varying(10)", NULL);
+    narrower("timestamp without time zone", "timestamp with time zone", NULL);
+    narrower("text", "jsonb", NULL);
+    narrower("integer[]", "bigint[]", NULL);
+    narrower("public.mood", "public.mood", NULL);
+    /* what does not */
+    narrower("bigint", "integer", "may not fit (a smaller integer)");
+    narrower("integer[]", "smallint[]", "may not fit (a smaller integer)");
+    narrower("double precision", "real", "are rounded (fewer significant digits)");
+    narrower("bigint", "double precision", "are rounded (fewer significant digits)");
+    narrower("numeric", "numeric(10,2)", "are rounded (a smaller scale)");
+    narrower("numeric(10,4)", "numeric(10,2)", "are rounded (a smaller scale)");
+    narrower("numeric(12,2)", "numeric(10,2)", "may not fit (a smaller precision)");
+    narrower("double precision", "numeric(30,10)", "are rounded (a smaller scale)");
+    narrower("numeric(5,2)", "integer", "are rounded to whole numbers");
+    narrower("bigint", "numeric(10,0)", "may not fit (a smaller precision)");
+    narrower("text", "character varying(5)", "may be too long (a shorter character type)");
+    narrower("character(10)", "character(5)", "may be too long (a shorter character type)");
+    narrower("timestamp with time zone", "timestamp without time zone", "lose their time zone (timestamp without time zone)");
+    narrower("timestamp(6) without time zone", "timestamp(3) without time zone", "are rounded (fewer fractional digits)");
+    narrower("timestamp with time zone", "date", "lose their time of day (date)");
+    narrower("time with time zone", "time without time zone", "lose their offset (time without time zone)");
+    /* an array and a scalar: not owlsync's to judge */
+    narrower("integer[]", "integer", NULL);
+}
+
 int main(void)
 {
+    RUN(test_narrower);
     RUN(test_parents_first);
     RUN(test_cycle);
     return UNIT_DONE();

@@ -386,6 +386,27 @@ static void test_parse_not_a_manifest(void)
                    "manifest.json is not valid JSON");
 }
 
+/* The data's encoding is recorded; a reader takes UTF8, or none (older bundles). */
+static void test_encoding(void)
+{
+    json_t *j = sample_json();
+    manifest *m = NULL;
+    owl_err err = {0};
+    char *text;
+
+    CHECK(j != NULL && json_is_string(json_object_get(j, "encoding")));
+    CHECK_STR(json_string_value(json_object_get(j, "encoding")), "UTF8");
+    REJECT_SET(top, "encoding", json_string("LATIN1"), "manifest: the data is in encoding \"LATIN1\"; owlsync reads UTF8");
+    REJECT_SET(top, "encoding", json_integer(8), "manifest: \"encoding\" is missing or not a string");
+    /* without the field: UTF8, as every producer wrote */
+    json_object_del(j, "encoding");
+    text = json_dumps(j, JSON_COMPACT);
+    CHECK(text != NULL && manifest_parse(text, strlen(text), &m, &err) == 0);
+    manifest_free(m);
+    free(text);
+    json_decref(j);
+}
+
 static void test_parse_format_version(void)
 {
     REJECT_SET(top, "format", json_string("owlsync-bundle2"), "manifest: format is not \"owlsync-bundle\"");
@@ -744,6 +765,7 @@ int main(void)
     RUN(test_parse_missing_fields);
     RUN(test_parse_wrong_types);
     RUN(test_parse_shapes);
+    RUN(test_encoding);
     RUN(test_parse_bounds_and_duplicates);
     RUN(test_inspect_json);
     return UNIT_DONE();
