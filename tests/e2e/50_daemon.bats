@@ -499,6 +499,25 @@ teardown() {
     [ "$rss" -lt 100000 ]
 }
 
+@test "a bundle the target cannot take (a column it lacks) is quarantined with exit code 2 and its reason, not retried" {
+    pair mismatch
+    job mismatch "public.ds_1"
+    pg_query tgt "ALTER TABLE mismatch.owl_rule DROP COLUMN rule_value" >/dev/null
+    b=$(mkbundle mismatch)
+    n=$(basename "$b")
+    daemon_start tgt "$W/tgt.ini"
+    cp "$b" "$W/inbox/"
+    q=$W/inbox/quarantine
+    wait_until 15 test -f "$q/$n.reason"
+    grep -q '^exit_code: 2$' "$q/$n.reason"
+    grep -q "^reason: .*bundle column owl_rule.rule_value does not exist in the target table mismatch.owl_rule" "$q/$n.reason"
+    sleep 2
+    not in_log tgt "will retry"
+    [ "$(log_count tgt "$n: importing")" = 1 ]
+    [ "$(ledger mismatch)" = 0 ]
+    wait_until 5 metric_is "$W/tgt.prom" 'owlsync_bundles_rejected_total{reason="mismatch"}' 1
+}
+
 @test "a file written slowly in pieces is not taken until it is whole, then imported" {
     pair slow
     job slow "public.ds_1"
