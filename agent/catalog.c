@@ -203,7 +203,7 @@ int catalog_unique_keys(db_conn *c, const char *schema, const char *table, catal
     *keys = NULL;
     *n = 0;
     res = db_query(c,
-                   "SELECT i.indexrelid, a.attname, i.indisprimary, i.indisprimary OR a.attnotnull"
+                   "SELECT i.indexrelid, a.attname, i.indisprimary, i.indisprimary OR a.attnotnull, i.indimmediate"
                    "  FROM pg_catalog.pg_index i"
                    "  JOIN pg_catalog.pg_class r ON r.oid = i.indrelid"
                    "  JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
@@ -223,6 +223,7 @@ int catalog_unique_keys(db_conn *c, const char *schema, const char *table, catal
         catalog_key *k = &v[nv++];
         int j = i;
         k->primary = is_true(res, i, 2);
+        k->immediate = is_true(res, i, 4);
         k->not_null = true;
         for (; j < rows && strcmp(PQgetvalue(res, j, 0), idx) == 0; j++)
             k->ncolumns++;
@@ -265,15 +266,23 @@ int catalog_foreign_keys(db_conn *c, const char *schema, catalog_fk **fks, size_
     PGresult *res;
     catalog_fk *v;
     int rows;
+    size_t nv = 0;
 
     *fks = NULL;
     *n = 0;
+    /* one row per column pair, in key order */
     res = db_query(c,
-                   "SELECT ch.relname, pa.relname FROM pg_catalog.pg_constraint k"
+                   "SELECT k.oid, k.conname, ch.relname, pa.relname, ca.attname, pc.attname"
+                   "  FROM pg_catalog.pg_constraint k"
                    "  JOIN pg_catalog.pg_class ch ON ch.oid = k.conrelid"
                    "  JOIN pg_catalog.pg_class pa ON pa.oid = k.confrelid"
                    "  JOIN pg_catalog.pg_namespace n ON n.oid = ch.relnamespace"
-                   " WHERE k.contype = 'f' AND n.nspname = $1 AND k.conrelid <> k.confrelid",
+                   "  CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(k.conkey), pg_catalog.unnest(k.confkey))"
+                   "       WITH ORDINALITY AS u(ck, pk, o)"
+                   "  JOIN pg_catalog.pg_attribute ca ON ca.attrelid = k.conrelid AND ca.attnum = u.ck"
+                   "  JOIN pg_catalog.pg_attribute pc ON pc.attrelid = k.confrelid AND pc.attnum = u.pk"
+                   " WHERE k.contype = 'f' AND n.nspname = $1 AND pa.relnamespace = ch.relnamespace"
+                   " ORDER BY k.oid, u.o",
                    1, params, err, "cannot read the foreign keys");
     if (res == NULL)
         return -1;
@@ -284,25 +293,53 @@ int catalog_foreign_keys(db_conn *c, const char *schema, catalog_fk **fks, size_
         return err_oom(err);
     }
     for (int i = 0; i < rows; i++) {
-        v[i].child = dup_value(res, i, 0);
-        v[i].parent = dup_value(res, i, 1);
-        if (v[i].child == NULL || v[i].parent == NULL) {
-            catalog_fks_free(v, (size_t)i + 1);
-            PQclear(res);
-            return err_oom(err);
+        catalog_fk *f;
+        char **cc, **pc;
+        if (i == 0 || strcmp(PQgetvalue(res, i, 0), PQgetvalue(res, i - 1, 0)) != 0) {
+            f = &v[nv++];
+            f->name = dup_value(res, i, 1);
+            f->child = dup_value(res, i, 2);
+            f->parent = dup_value(res, i, 3);
+            if (f->name == NULL || f->child == NULL || f->parent == NULL)
+                goto oom;
         }
+        f = &v[nv - 1];
+        cc = realloc(f->child_columns, (f->ncolumns + 1) * sizeof(char *));
+        if (cc == NULL)
+            goto oom;
+        f->child_columns = cc;
+        pc = realloc(f->parent_columns, (f->ncolumns + 1) * sizeof(char *));
+        if (pc == NULL)
+            goto oom;
+        f->parent_columns = pc;
+        cc[f->ncolumns] = dup_value(res, i, 4);
+        pc[f->ncolumns] = dup_value(res, i, 5);
+        f->ncolumns++;
+        if (cc[f->ncolumns - 1] == NULL || pc[f->ncolumns - 1] == NULL)
+            goto oom;
     }
     PQclear(res);
     *fks = v;
-    *n = (size_t)rows;
+    *n = nv;
     return 0;
+oom:
+    catalog_fks_free(v, nv);
+    PQclear(res);
+    return err_oom(err);
 }
 
 void catalog_fks_free(catalog_fk *fks, size_t n)
 {
     for (size_t i = 0; fks != NULL && i < n; i++) {
+        free(fks[i].name);
         free(fks[i].child);
         free(fks[i].parent);
+        for (size_t k = 0; k < fks[i].ncolumns; k++) {
+            free(fks[i].child_columns[k]);
+            free(fks[i].parent_columns[k]);
+        }
+        free(fks[i].child_columns);
+        free(fks[i].parent_columns);
     }
     free(fks);
 }

@@ -74,6 +74,14 @@ static void print_json(const char *path, const importer_result *res)
     }
     json_object_set_new(root, "tables", tables);
     {
+        json_t *sq = json_array();
+        for (size_t i = 0; i < res->nsequences; i++)
+            json_array_append_new(sq, json_pack("{s:s, s:I, s:I}", "name", res->sequences[i].name, "from",
+                                                (json_int_t)res->sequences[i].from, "to",
+                                                (json_int_t)res->sequences[i].to));
+        json_object_set_new(root, "sequences", sq);
+    }
+    {
         json_t *w = json_array();
         for (size_t i = 0; i < res->nwarnings; i++)
             json_array_append_new(w, json_string(res->warnings[i]));
@@ -127,10 +135,14 @@ static void print_text(const char *path, const importer_result *res)
         if (any)
             printf("\n");
     }
+    for (size_t i = 0; i < res->nsequences; i++)
+        printf("  sequence %s %s %lld to %lld\n", res->sequences[i].name,
+               res->status == IMPORT_DRY_RUN ? "would move from" : "moved from", (long long)res->sequences[i].from,
+               (long long)res->sequences[i].to);
     for (size_t i = 0; i < res->nwarnings; i++)
         printf("warning: %s\n", res->warnings[i]);
     if (res->status == IMPORT_DRY_RUN)
-        printf("dry run: rolled back, nothing was written\n");
+        printf("dry run: rolled back, nothing was written (no sequence moved)\n");
 }
 
 static const struct option import_opts[] = {

@@ -66,8 +66,14 @@ static void print_text(const char *path, const manifest *m)
     printf("  %-24s %12s %14s  %s\n", "TABLE", "ROWS", "BYTES", "COLUMNS");
     for (size_t i = 0; i < m->ntables; i++) {
         const manifest_table *t = &m->tables[i];
-        printf("  %-24s %12llu %14llu  %zu%s\n", t->name, (unsigned long long)t->rows, (unsigned long long)t->bytes,
+        size_t refs = 0;
+        for (size_t j = 0; j < t->ncolumns; j++)
+            refs += t->columns[j].ref;
+        printf("  %-24s %12llu %14llu  %zu%s", t->name, (unsigned long long)t->rows, (unsigned long long)t->bytes,
                t->ncolumns, t->dataset_column[0] ? "" : " (global)");
+        if (refs > 0)
+            printf(" (%zu of them %s)", refs, refs == 1 ? "a reference" : "references");
+        printf("\n");
     }
 }
 

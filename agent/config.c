@@ -1050,15 +1050,23 @@ static int on_key(void *user, const char *section, const char *name, const char 
 
 /* ---- after the last line: defaults, required keys, cross-checks -------------- */
 
+/* The vendor's tables, as the stand-in metastore (sql/metastore.sql) has them:
+ * surrogate ids the target assigns itself, rows matched by their natural key,
+ * which holds the dataset column. */
 static int add_default_tables(parse_ctx *p)
 {
     static const struct {
         const char *name;
         const char *dataset_column;
+        const char *key;
     } defaults[] = {
-        {"rule_repo", ""},          {"owl_catalog", "dataset"},  {"owl_rule", "dataset"},
-        {"alert_cond", "dataset"},  {"owl_check_repo", "dataset"},
-        {"job_schedule", "dataset"}, {"alert_output", "dataset"},
+        {"rule_repo", "", "rule_nm"},
+        {"owl_catalog", "dataset", "dataset"},
+        {"owl_rule", "dataset", "dataset, rule_nm"},
+        {"alert_cond", "dataset", "dataset, alert_nm"},
+        {"owl_check_repo", "dataset", "dataset"},
+        {"job_schedule", "dataset", "dataset"},
+        {"alert_output", "dataset", "dataset, alert_nm, run_id"},
     };
     cfg *c = p->c;
 
@@ -1070,10 +1078,10 @@ static int add_default_tables(parse_ctx *p)
         t = &c->tables[c->ntables++];
         t->name = xstrdup(defaults[i].name);
         t->dataset_column = xstrdup(defaults[i].dataset_column);
-        if (t->name == NULL || t->dataset_column == NULL)
+        if (t->name == NULL || t->dataset_column == NULL || cfg_list_split(&t->generated, "id") < 0 ||
+            cfg_list_split(&t->key, defaults[i].key) < 0)
             return fail_oom(p);
-        t->mode = defaults[i].dataset_column[0] == '\0' ? CFG_MODE_UPSERT
-                                                         : CFG_MODE_REPLACE;
+        t->mode = defaults[i].dataset_column[0] == '\0' ? CFG_MODE_UPSERT : CFG_MODE_REPLACE;
     }
     c->tables_defaulted = true;
     return 0;

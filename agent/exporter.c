@@ -37,10 +37,15 @@ typedef struct export_run {
     extract_table *tabs;
     catalog_table *cols;        /* each table's catalog, which tabs[i].columns point into */
     char ***colnames;
+    size_t *nrefs;              /* per table: its last columns that are references */
     size_t ntabs;
     cfg_list names, patterns;   /* the job's dataset names and LIKE patterns */
     char **datasets;            /* the datasets exported, in byte order */
     size_t ndatasets;
+    jobstate_dataset *known;    /* the datasets the job carried before */
+    size_t nknown;
+    char **gone;                /* those of them with no rows any more, which travel empty (sorted) */
+    size_t ngone;
     db_conn *conn;
     char *snapshot_id;          /* shared with further readers when parallel */
     int64_t snapshot_at;
@@ -139,7 +144,8 @@ static int ex_check(export_run *r, owl_err *err)
         return -1;
     keys_secret_public(r->sk, &r->pub);
     if (jobstate_lock(r->c->state_dir, job->name, &r->lockfd, err) < 0 ||
-        jobstate_read(r->c->state_dir, job->name, &r->st, err) < 0)
+        jobstate_read(r->c->state_dir, job->name, &r->st, err) < 0 ||
+        jobstate_read_datasets(r->c->state_dir, job->name, &r->known, &r->nknown, err) < 0)
         return -1;
     snprintf(prefix, sizeof(prefix), "%s_%s_", r->c->environment, job->name);
     for (size_t i = 0; i < job->outboxes->n; i++)
@@ -161,7 +167,8 @@ static int ex_tables(export_run *r, owl_err *err)
     r->tabs = calloc(c->ntables ? c->ntables : 1, sizeof(*r->tabs));
     r->cols = calloc(c->ntables ? c->ntables : 1, sizeof(*r->cols));
     r->colnames = calloc(c->ntables ? c->ntables : 1, sizeof(*r->colnames));
-    if (r->tcfg == NULL || r->tabs == NULL || r->cols == NULL || r->colnames == NULL)
+    r->nrefs = calloc(c->ntables ? c->ntables : 1, sizeof(*r->nrefs));
+    if (r->tcfg == NULL || r->tabs == NULL || r->cols == NULL || r->colnames == NULL || r->nrefs == NULL)
         return err_oom(err);
     for (size_t i = 0; i < c->ntables; i++) {
         if (r->job->tables->n > 0 && !cfg_list_has(r->job->tables, c->tables[i].name))
@@ -172,6 +179,11 @@ static int ex_tables(export_run *r, owl_err *err)
         return err_set(err, OWL_EUSAGE, "no table to export");
     for (size_t i = 0; i < r->job->datasets->n; i++) {
         const char *d = r->job->datasets->v[i];
+        size_t len = strlen(d), escapes = 0;
+        while (escapes < len && d[len - 1 - escapes] == '\\')
+            escapes++;
+        if (strchr(d, '%') != NULL && escapes % 2 == 1)
+            return err_set(err, OWL_EUSAGE, "dataset pattern %s ends with an escape character (\\)", d);
         /* cfg_list_split splits at commas; dataset names hold none (they came split). */
         if (cfg_list_split(strchr(d, '%') ? &r->patterns : &r->names, d) < 0)
             return err_oom(err);
@@ -226,6 +238,59 @@ static int table_columns(export_run *r, size_t i, owl_err *err)
     return 0;
 }
 
+static bool travels(const extract_table *t, size_t upto, const char *name)
+{
+    for (size_t k = 0; k < upto; k++) {
+        if (strcmp(t->columns[k], name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The table among the chosen ones called name, or -1. */
+static long chosen_table(const export_run *r, const char *name)
+{
+    for (size_t i = 0; i < r->ntabs; i++) {
+        if (strcmp(r->tabs[i].name, name) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+/* Adds to each table, as references, its columns left to the target (listed
+ * as generated) that a foreign key of another chosen table references, with
+ * every column of it travelling: their source values go along (never
+ * written), so that the target can point each child at its own row. */
+static int add_refs(export_run *r, owl_err *err)
+{
+    catalog_fk *fks = NULL;
+    size_t nfks = 0;
+
+    if (catalog_foreign_keys(r->conn, r->c->schema, &fks, &nfks, err) < 0)
+        return -1;
+    for (size_t f = 0; f < nfks; f++) {
+        long ci = chosen_table(r, fks[f].child), pi = chosen_table(r, fks[f].parent);
+        extract_table *pt;
+        bool ok = ci >= 0 && pi >= 0;
+        if (!ok)
+            continue;
+        pt = &r->tabs[pi];
+        for (size_t k = 0; ok && k < fks[f].ncolumns; k++)
+            ok = travels(&r->tabs[ci], r->tabs[ci].ncolumns - r->nrefs[ci], fks[f].child_columns[k]);
+        for (size_t k = 0; ok && k < fks[f].ncolumns; k++) {
+            const catalog_column *col = catalog_find_column(&r->cols[pi], fks[f].parent_columns[k]);
+            const char *name = fks[f].parent_columns[k];
+            if (col == NULL || col->generated || !cfg_list_has(&r->tcfg[pi]->generated, name) ||
+                travels(pt, pt->ncolumns, name))
+                continue;
+            r->colnames[pi][pt->ncolumns++] = col->name;
+            r->nrefs[pi]++;
+        }
+    }
+    catalog_fks_free(fks, nfks);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- read */
 
 /* Connects and begins the snapshot; reads the tables' columns. */
@@ -240,12 +305,11 @@ static int ex_snapshot(export_run *r, owl_err *err)
         if (table_columns(r, i, err) < 0)
             return -1;
     }
-    return 0;
+    return add_refs(r, err);
 }
 
 /* With several connections the datasets are found first, so that the parts
- * can read every n-th of them. A name that matches nothing is an error, as is
- * a selection of nothing. */
+ * can read every n-th of them. */
 static int find_datasets(export_run *r, owl_err *err)
 {
     source_table *st = calloc(r->ntabs, sizeof(*st));
@@ -265,20 +329,130 @@ static int find_datasets(export_run *r, owl_err *err)
     if (source_find_datasets(r->conn, r->c->schema, st, n, r->names.v, r->names.n, r->patterns.v, r->patterns.n,
                              &r->datasets, &r->ndatasets, err) < 0)
         goto out;
-    for (size_t i = 0; i < r->names.n; i++) {
-        cfg_list found = {r->datasets, r->ndatasets};
-        if (!cfg_list_has(&found, r->names.v[i])) {
-            err_set(err, OWL_EUSAGE, "dataset %s matches no row in any chosen table", r->names.v[i]);
-            goto out;
-        }
-    }
-    if (r->ndatasets == 0) {
-        err_set(err, OWL_EUSAGE, "the dataset patterns match no row in any chosen table");
-        goto out;
-    }
     rc = 0;
 out:
     free(st);
+    return rc;
+}
+
+#define GONE_KEPT_USEC (INT64_C(30) * 86400 * 1000000) /* how long a deleted dataset travels, at least */
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Whether the job's names or patterns choose dataset d. */
+static bool chosen(const export_run *r, const char *d)
+{
+    if (cfg_list_has(&r->names, d))
+        return true;
+    for (size_t i = 0; i < r->patterns.n; i++) {
+        if (text_like(d, r->patterns.v[i]))
+            return true;
+    }
+    return false;
+}
+
+static bool in_sorted(char *const *v, size_t n, const char *d)
+{
+    return n > 0 && bsearch(&d, v, n, sizeof(char *), cmp_names) != NULL;
+}
+
+/* Adds to the datasets found those the job carried before that its names or
+ * patterns still choose but that have no rows any more: deleted at the
+ * source, they travel empty, so that replace removes them at the target, for
+ * as long as bundles stay valid and 30 days at least after they were last
+ * seen. Then a name that chooses nothing, never seen, is an error (a typo), as
+ * is a selection of nothing. */
+static int settle_datasets(export_run *r, owl_err *err)
+{
+    int64_t now = text_now_usec();
+    int64_t vf = (int64_t)r->job->valid_for; /* seconds; clamped, so that no sum overflows */
+    int64_t keep = vf > INT64_MAX / 4 / 1000000 ? INT64_MAX / 4 : vf * 1000000;
+    keep = keep > GONE_KEPT_USEC ? keep : GONE_KEPT_USEC;
+    size_t nfound = r->ndatasets, w = 0;
+    bool any_dataset_table = false;
+    char **grown;
+
+    for (size_t i = 0; i < r->ntabs; i++)
+        any_dataset_table = any_dataset_table || r->tabs[i].dataset_column[0] != '\0';
+    if (!any_dataset_table)
+        return 0; /* only global tables: they travel whole; datasets name nothing */
+    r->gone = calloc(r->nknown ? r->nknown : 1, sizeof(char *));
+    if (r->gone == NULL)
+        return err_oom(err);
+    for (size_t k = 0; k < r->nknown; k++) {
+        const jobstate_dataset *d = &r->known[k];
+        char seen[TEXT_UTC_MAX], shown[256];
+        /* a time ahead of the clock (a clock set back) counts as now */
+        if ((d->seen < now && now - d->seen > keep) || in_sorted(r->datasets, nfound, d->name) ||
+            !chosen(r, d->name))
+            continue;
+        if ((r->gone[r->ngone] = strdup(d->name)) == NULL)
+            return err_oom(err);
+        r->ngone++;
+        log_info("dataset %s has no rows any more (last seen %s): it travels empty, so that replace removes it",
+                 text_clean(d->name, 200, shown, sizeof(shown)), text_utc(d->seen, TEXT_UTC_SECONDS, seen, sizeof(seen)));
+    }
+    qsort(r->gone, r->ngone, sizeof(char *), cmp_names);
+    for (size_t g = 0; g < r->ngone; g++) { /* the file lists each once; a damaged one may not */
+        if (w > 0 && strcmp(r->gone[g], r->gone[w - 1]) == 0)
+            free(r->gone[g]);
+        else
+            r->gone[w++] = r->gone[g];
+    }
+    r->ngone = w;
+    grown = realloc(r->datasets, (nfound + r->ngone ? nfound + r->ngone : 1) * sizeof(char *));
+    if (grown == NULL)
+        return err_oom(err);
+    r->datasets = grown;
+    for (size_t g = 0; g < r->ngone; g++) {
+        if ((r->datasets[nfound + g] = strdup(r->gone[g])) == NULL)
+            return err_oom(err);
+        r->ndatasets++;
+    }
+    qsort(r->datasets, r->ndatasets, sizeof(char *), cmp_names);
+    for (size_t i = 0; i < r->names.n; i++) {
+        if (!in_sorted(r->datasets, r->ndatasets, r->names.v[i]))
+            return err_set(err, OWL_EUSAGE, "dataset %s matches no row in any chosen table", r->names.v[i]);
+    }
+    if (r->ndatasets == 0)
+        return err_set(err, OWL_EUSAGE, "the dataset patterns match no row in any chosen table");
+    return 0;
+}
+
+/* Remembers the datasets this run carried: when each was last seen with rows
+ * (now, or as before for one that travels empty). */
+static int save_datasets(export_run *r, owl_err *err)
+{
+    int64_t now = text_now_usec();
+    jobstate_dataset *v = calloc(r->ndatasets ? r->ndatasets : 1, sizeof(*v));
+    bool *emitted;
+    size_t n = 0;
+    int rc;
+
+    if (v == NULL)
+        return err_oom(err);
+    for (size_t i = 0; i < r->ndatasets; i++) {
+        if (!in_sorted(r->gone, r->ngone, r->datasets[i]))
+            v[n++] = (jobstate_dataset){r->datasets[i], now};
+    }
+    emitted = calloc(r->ngone ? r->ngone : 1, sizeof(bool));
+    if (emitted == NULL) {
+        free(v);
+        return err_oom(err);
+    }
+    for (size_t k = 0; k < r->nknown; k++) {
+        char *const *at = r->ngone > 0 ? bsearch(&r->known[k].name, r->gone, r->ngone, sizeof(char *), cmp_names) : NULL;
+        if (at != NULL && !emitted[at - r->gone]) {
+            emitted[at - r->gone] = true; /* once each, whatever a damaged file repeats */
+            v[n++] = (jobstate_dataset){r->known[k].name, r->known[k].seen < now ? r->known[k].seen : now};
+        }
+    }
+    free(emitted);
+    rc = jobstate_write_datasets(r->c->state_dir, r->job->name, v, n, err);
+    free(v);
     return rc;
 }
 
@@ -311,6 +485,8 @@ static int ex_read(export_run *r, owl_err *err)
         if (extract_run(r->conn, r->tabs, r->ntabs, &o, &r->x, &none, &nnone, err) < 0)
             return -1;
     }
+    if (settle_datasets(r, err) < 0)
+        return -1;
     for (size_t i = 0; i < r->ntabs; i++)
         r->res->rows += r->tabs[i].rows;
     progress_done(&r->prog, "done");
@@ -346,6 +522,8 @@ static void content_digest(export_run *r)
         for (size_t j = 0; j < t->ncolumns; j++) {
             keys_hash_update(h, t->columns[j].name, strlen(t->columns[j].name) + 1);
             keys_hash_update(h, t->columns[j].type, strlen(t->columns[j].type) + 1);
+            if (t->columns[j].ref)
+                keys_hash_update(h, "ref", 4);
         }
         snprintf(num, sizeof(num), "%llu/%llu", (unsigned long long)t->rows, (unsigned long long)t->bytes);
         keys_hash_update(h, num, strlen(num) + 1);
@@ -386,6 +564,7 @@ static int ex_manifest(export_run *r, owl_err *err)
             const catalog_column *col = catalog_find_column(&r->cols[i], t->columns[k]);
             if (manifest_table_add_column(mt, col->name, col->type) < 0)
                 return err_oom(err);
+            mt->columns[k].ref = k >= t->ncolumns - r->nrefs[i];
         }
         mt->rows = t->rows;
         mt->bytes = t->bytes;
@@ -397,7 +576,7 @@ static int ex_manifest(export_run *r, owl_err *err)
                  (unsigned long long)r->st.sequence);
         r->res->unchanged = true;
         r->res->sequence = r->st.sequence;
-        return 1;
+        return save_datasets(r, err) < 0 ? -1 : 1;
     }
     m->sequence = r->st.sequence + 1;
     m->created_at = text_now_usec();
@@ -491,7 +670,7 @@ static int ex_publish(export_run *r, owl_err *err)
     if (res->npaths > 0) {
         r->st.sequence = r->m->sequence;
         memcpy(r->st.digest, r->digest, sizeof(r->st.digest));
-        if (jobstate_write(r->c->state_dir, r->job->name, &r->st, err) < 0)
+        if (jobstate_write(r->c->state_dir, r->job->name, &r->st, err) < 0 || save_datasets(r, err) < 0)
             return -1;
     }
     if (res->failed_outboxes > 0) {
@@ -517,12 +696,17 @@ static void run_free(export_run *r)
     for (size_t i = 0; r->colnames != NULL && i < r->ntabs; i++)
         free(r->colnames[i]);
     free(r->colnames);
+    free(r->nrefs);
     free(r->cols);
     free(r->tabs);
     free(r->tcfg);
     for (size_t i = 0; i < r->ndatasets; i++)
         free(r->datasets[i]);
     free(r->datasets);
+    for (size_t i = 0; i < r->ngone; i++)
+        free(r->gone[i]);
+    free(r->gone);
+    jobstate_datasets_free(r->known, r->nknown);
     cfg_list_free(&r->names);
     cfg_list_free(&r->patterns);
     free(r->snapshot_id);

@@ -83,11 +83,6 @@ static char **name_set_slot(const name_set *s, const char *v, size_t len)
     return &s->slot[i];
 }
 
-static bool name_set_has(const name_set *s, const char *v)
-{
-    return s->cap > 0 && *name_set_slot(s, v, strlen(v)) != NULL;
-}
-
 static int name_set_add(name_set *s, const char *v, size_t len)
 {
     char **at;
@@ -164,19 +159,13 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The collected datasets, in byte order. A name that matched no row is an
- * error, as is a selection of nothing. */
+/* The collected datasets, in byte order (the caller judges whether the names
+ * and patterns found what they should). */
 static int finish_datasets(extract *x, char ***out, size_t *n, owl_err *err)
 {
     char **v;
 
-    for (size_t i = 0; i < x->o->nnames; i++) {
-        if (!name_set_has(&x->found, x->o->names[i]))
-            return err_set(err, OWL_EUSAGE, "dataset %s matches no row in any chosen table", x->o->names[i]);
-    }
-    if (x->found.n == 0)
-        return err_set(err, OWL_EUSAGE, "the dataset patterns match no row in any chosen table");
-    v = malloc(x->found.n * sizeof(char *));
+    v = malloc((x->found.n ? x->found.n : 1) * sizeof(char *));
     if (v == NULL)
         return err_oom(err);
     for (size_t i = 0; i < x->found.cap; i++) {

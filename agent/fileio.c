@@ -254,23 +254,32 @@ int fileio_write_path(const char *path, const void *buf, size_t len, mode_t mode
     return rc;
 }
 
-int fileio_read_small(int dfd, const char *name, char *buf, size_t max, size_t *len, owl_err *err)
+/* Opens dfd/name for reading: no link followed, a regular file of at most max
+ * bytes. 1 when it does not exist. */
+static int open_small(int dfd, const char *name, size_t max, int *fd, size_t *size, owl_err *err)
 {
-    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
-    size_t used = 0;
 
-    *len = 0;
-    buf[0] = '\0';
-    if (fd < 0) {
+    *fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (*fd < 0) {
         if (errno == ENOENT)
             return 1;
         return err_set(err, OWL_ERUNTIME, "cannot read %s: %s", name, strerror(errno));
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-        close(fd);
+    if (fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
+        close(*fd);
+        *fd = -1;
         return err_set(err, OWL_ERUNTIME, "cannot read %s: not a regular file of at most %zu bytes", name, max);
     }
+    *size = (size_t)st.st_size;
+    return 0;
+}
+
+/* Reads fd into buf, at most max bytes, NUL-terminated; closes fd. */
+static int read_all(int fd, const char *name, char *buf, size_t max, size_t *len, owl_err *err)
+{
+    size_t used = 0;
+
     for (;;) {
         ssize_t n = read(fd, buf + used, max - used);
         if (n < 0 && errno == EINTR)
@@ -280,14 +289,49 @@ int fileio_read_small(int dfd, const char *name, char *buf, size_t max, size_t *
             close(fd);
             return err_set(err, OWL_ERUNTIME, "cannot read %s: %s", name, strerror(saved));
         }
-        if (n == 0 || used + (size_t)n == max) {
-            used += (size_t)n;
-            break;
-        }
         used += (size_t)n;
+        if (n == 0 || used == max)
+            break;
     }
     close(fd);
     buf[used] = '\0';
     *len = used;
+    return 0;
+}
+
+int fileio_read_small(int dfd, const char *name, char *buf, size_t max, size_t *len, owl_err *err)
+{
+    size_t size;
+    int fd, rc;
+
+    *len = 0;
+    buf[0] = '\0';
+    rc = open_small(dfd, name, max, &fd, &size, err);
+    if (rc != 0)
+        return rc;
+    return read_all(fd, name, buf, max, len, err);
+}
+
+int fileio_read_alloc(int dfd, const char *name, size_t max, char **buf, size_t *len, owl_err *err)
+{
+    size_t size;
+    int fd, rc;
+
+    *buf = NULL;
+    *len = 0;
+    rc = open_small(dfd, name, max, &fd, &size, err);
+    if (rc != 0)
+        return rc;
+    *buf = malloc(size + 1);
+    if (*buf == NULL) {
+        close(fd);
+        return err_oom(err);
+    }
+    /* the file may have grown since: what is read stays within its size then */
+    if (read_all(fd, name, *buf, size, len, err) < 0) {
+        free(*buf);
+        *buf = NULL;
+        return -1;
+    }
     return 0;
 }

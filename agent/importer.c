@@ -29,7 +29,12 @@ typedef struct table_plan {
     bool *exact_eq;         /* per bundle column */
     char **key;             /* the key rows are matched by (owned), or none */
     size_t nkey;
+    bool key_enforced;      /* the target keeps the key unique and without NULLs */
     bool *always;           /* per bundle column: GENERATED ALWAYS AS IDENTITY */
+    bool *ref;              /* per bundle column: a reference (the source's values, never written) */
+    bool has_refs;
+    size_t *trans;          /* foreign keys (into x->fks) whose values follow their parents */
+    size_t ntrans;
     const catalog_column **sequenced; /* bundle columns with sequences behind them (into cat) */
     size_t nsequenced;
     char **scope;           /* the target's names of the bundle's datasets, or NULL */
@@ -57,6 +62,8 @@ typedef struct import_run {
     size_t n;
     catalog_fk *fks;
     size_t nfks;
+    char **dstables;            /* the bundle's dataset tables (names into m) */
+    size_t ndstables;
     progress prog;
 } import_run;
 
@@ -140,42 +147,71 @@ static int im_verify(import_run *x, owl_err *err)
 static int im_begin(import_run *x, owl_err *err)
 {
     const manifest *m = x->m;
-    char dataset[MANIFEST_TEXT_MAX + 1], have[TEXT_UTC_MAX], snap[TEXT_UTC_MAX];
+    char what[2 * MANIFEST_TEXT_MAX + 64], have[TEXT_UTC_MAX], snap[TEXT_UTC_MAX], other[256], shown[512];
     int got;
 
+    x->dstables = calloc(m->ntables ? m->ntables : 1, sizeof(char *));
+    if (x->dstables == NULL)
+        return err_oom(err);
+    for (size_t i = 0; i < m->ntables; i++) {
+        if (m->tables[i].dataset_column[0] != '\0')
+            x->dstables[x->ndstables++] = m->tables[i].name;
+    }
     if (db_open(x->c->conninfo, "the target database", &x->conn, err) < 0 || stage_begin(x->conn, err) < 0 ||
         ledger_lock(x->conn, err) < 0 || ledger_ensure(x->conn, err) < 0)
         return -1;
-    got = ledger_has_bundle(x->conn, m->bundle_id, err);
+    /* The same bundle is the same id from the same environment and key: an id
+     * is readable by anyone with access to the share, and a bundle of another
+     * source reusing it must not turn the real one into a no-op. */
+    got = ledger_has_bundle(x->conn, m->bundle_id, m->environment, m->key_id, other, sizeof(other), err);
+    if (got == 2) {
+        log_warn("bundle %s of %s (key %s) reuses the id of a bundle imported from %s: refused", m->bundle_id,
+                 m->environment, m->key_id, other);
+        return err_set(err, OWL_EPOLICY, "bundle id %s was imported before from %s, not from environment %s with key %s",
+                       m->bundle_id, other, m->environment, m->key_id);
+    }
     if (got != 0)
         return got;
-    /* Refuses a bundle older than what the target holds for one of its datasets. */
-    got = ledger_newer_snapshot(x->conn, m->environment, m->datasets, m->ndatasets, m->snapshot_at, dataset,
-                                sizeof(dataset), have, sizeof(have), err);
+    /* Refuses a bundle older than what the target holds for one of its
+     * datasets' tables. */
+    got = ledger_newer_snapshot(x->conn, m->environment, m->datasets, m->ndatasets, x->dstables, x->ndstables,
+                                m->snapshot_at, what, sizeof(what), have, sizeof(have), err);
     if (got < 0)
         return -1;
     if (got > 0) {
         text_utc(m->snapshot_at, TEXT_UTC_MICROS, snap, sizeof(snap));
+        text_clean(what, 300, shown, sizeof(shown));
         if (!x->opts->allow_rollback)
             return err_set(err, OWL_EPOLICY,
-                           "bundle is older than what this database holds: dataset %.200s was imported from a snapshot of %s, "
+                           "bundle is older than what this database holds: %s was imported from a snapshot of %s, "
                            "this bundle's snapshot is %s\nHINT: --allow-rollback applies it anyway",
-                           dataset, have, snap);
-        log_warn("applying an older bundle (--allow-rollback): dataset %s holds a snapshot of %s, this one is %s",
-                 dataset, have, snap);
+                           shown, have, snap);
+        log_warn("applying an older bundle (--allow-rollback): %s holds a snapshot of %s, this one is %s", shown, have,
+                 snap);
     }
     return 0;
 }
 
 /* ------------------------------------------------------------------ plan */
 
+/* Whether the bundle carries column name of mt as data (written to the target). */
 static bool bundle_has_column(const manifest_table *mt, const char *name)
 {
     for (size_t j = 0; j < mt->ncolumns; j++) {
         if (strcmp(mt->columns[j].name, name) == 0)
-            return true;
+            return !mt->columns[j].ref;
     }
     return false;
+}
+
+/* The column of mt called name, or NULL. */
+static const manifest_column *bundle_column(const manifest_table *mt, const char *name)
+{
+    for (size_t j = 0; j < mt->ncolumns; j++) {
+        if (strcmp(mt->columns[j].name, name) == 0)
+            return &mt->columns[j];
+    }
+    return NULL;
 }
 
 /* Notes a target column that may not hold every value of the source's. */
@@ -215,7 +251,8 @@ static int plan_columns(import_run *x, table_plan *p, owl_err *err)
     p->exact_eq = calloc(mt->ncolumns ? mt->ncolumns : 1, sizeof(bool));
     p->always = calloc(mt->ncolumns ? mt->ncolumns : 1, sizeof(bool));
     p->sequenced = calloc(mt->ncolumns ? mt->ncolumns : 1, sizeof(*p->sequenced));
-    if (p->columns == NULL || p->exact_eq == NULL || p->always == NULL || p->sequenced == NULL)
+    p->ref = calloc(mt->ncolumns ? mt->ncolumns : 1, sizeof(bool));
+    if (p->columns == NULL || p->exact_eq == NULL || p->always == NULL || p->sequenced == NULL || p->ref == NULL)
         return err_oom(err);
     for (size_t j = 0; j < mt->ncolumns; j++) {
         const catalog_column *col = catalog_find_column(&p->cat, mt->columns[j].name);
@@ -225,6 +262,10 @@ static int plan_columns(import_run *x, table_plan *p, owl_err *err)
         p->columns[j] = mt->columns[j].name;
         p->exact_eq[j] = col->exact_eq;
         p->always[j] = col->identity == 'a';
+        p->ref[j] = mt->columns[j].ref;
+        p->has_refs = p->has_refs || p->ref[j];
+        if (p->ref[j])
+            continue; /* staged to translate references, never written */
         if (warn_narrower(x, mt, &mt->columns[j], col, err) < 0)
             return -1;
         if (col->nsequences > 0)
@@ -247,25 +288,46 @@ static int set_key(table_plan *p, char *const *cols, size_t n, owl_err *err)
     return 0;
 }
 
+/* Whether the target itself keeps p's key unique and free of NULLs: a unique
+ * index on some of its columns, every one NOT NULL. */
+static bool key_enforced(const table_plan *p, const catalog_key *keys, size_t nkeys)
+{
+    for (size_t i = 0; i < p->nkey; i++) {
+        const catalog_column *col = catalog_find_column(&p->cat, p->key[i]);
+        if (col == NULL || !col->not_null)
+            return false;
+    }
+    for (size_t k = 0; k < nkeys; k++) {
+        bool within = keys[k].immediate; /* a deferrable one checks nothing while COPY writes */
+        for (size_t i = 0; within && i < keys[k].ncolumns; i++)
+            within = cfg_list_has(&(cfg_list){p->key, p->nkey}, keys[k].columns[i]);
+        if (within)
+            return true;
+    }
+    return false;
+}
+
 /* Picks the key rows are matched by: the configured key, else the primary key,
  * else a unique index on NOT NULL columns, whose columns all travel in the
- * bundle (none generated by the target). */
+ * bundle (none generated by the target). A dataset table's key holds its
+ * dataset column (added when it lacks it), so that a match never reaches a
+ * row of another dataset. */
 static int plan_key(import_run *x, table_plan *p, owl_err *err)
 {
+    const char *dscol = p->mt->dataset_column;
     catalog_key *keys = NULL;
     size_t nkeys = 0;
     int rc = 0;
 
-    if (p->ct->key.n > 0) {
-        for (size_t i = 0; i < p->ct->key.n; i++) {
-            if (!bundle_has_column(p->mt, p->ct->key.v[i]))
-                return err_set(err, OWL_EUSAGE, "[table %s] key: column %s is not in the bundle", p->mt->name,
-                               p->ct->key.v[i]);
-        }
-        return set_key(p, p->ct->key.v, p->ct->key.n, err);
+    for (size_t i = 0; i < p->ct->key.n; i++) {
+        if (!bundle_has_column(p->mt, p->ct->key.v[i]))
+            return err_set(err, OWL_EUSAGE, "[table %s] key: column %s is not in the bundle", p->mt->name,
+                           p->ct->key.v[i]);
     }
     if (catalog_unique_keys(x->conn, x->c->schema, p->mt->name, &keys, &nkeys, err) < 0)
         return -1;
+    if (p->ct->key.n > 0)
+        rc = set_key(p, p->ct->key.v, p->ct->key.n, err);
     for (size_t k = 0; k < nkeys && p->nkey == 0 && rc == 0; k++) {
         bool ok = keys[k].not_null;
         for (size_t i = 0; ok && i < keys[k].ncolumns; i++)
@@ -273,6 +335,20 @@ static int plan_key(import_run *x, table_plan *p, owl_err *err)
         if (ok)
             rc = set_key(p, keys[k].columns, keys[k].ncolumns, err);
     }
+    if (rc == 0 && p->nkey > 0 && dscol[0] != '\0' && !cfg_list_has(&(cfg_list){p->key, p->nkey}, dscol)) {
+        char **grown = realloc(p->key, (p->nkey + 1) * sizeof(char *));
+        if (grown == NULL || (grown[p->nkey] = strdup(dscol)) == NULL) {
+            if (grown != NULL)
+                p->key = grown;
+            rc = err_oom(err);
+        } else {
+            p->key = grown;
+            p->nkey++;
+            log_debug("%s: key completed with its dataset column %s", p->mt->name, dscol);
+        }
+    }
+    if (rc == 0)
+        p->key_enforced = key_enforced(p, keys, nkeys);
     catalog_keys_free(keys, nkeys);
     if (rc == 0 && p->nkey == 0 && p->mode->needs_key)
         return err_set(err, OWL_EUSAGE, "table %s has no usable key for mode %s\nHINT: set key = COLUMNS in [table %s]",
@@ -316,6 +392,119 @@ static void drop_scope(table_plan *p)
     p->st.nscope = 0;
 }
 
+static table_plan *plan_of(import_run *x, const char *table)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        if (strcmp(x->plans[i].mt->name, table) == 0)
+            return &x->plans[i];
+    }
+    return NULL;
+}
+
+static bool travels_all(const manifest_table *mt, char *const *columns, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (!bundle_has_column(mt, columns[k]))
+            return false;
+    }
+    return true;
+}
+
+/* Every reference the bundle carries is read by a foreign key of this
+ * database that follows it: the source had one, and without it here the
+ * child's values would land as the source's ids. */
+static int refs_read(import_run *x, owl_err *err)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        const table_plan *p = &x->plans[i];
+        for (size_t j = 0; j < p->mt->ncolumns; j++) {
+            bool read = false;
+            if (!p->ref[j])
+                continue;
+            for (size_t c = 0; c < x->n && !read; c++) {
+                for (size_t k = 0; k < x->plans[c].ntrans && !read; k++) {
+                    const catalog_fk *fk = &x->fks[x->plans[c].trans[k]];
+                    for (size_t m = 0; m < fk->ncolumns && !read; m++)
+                        read = strcmp(fk->parent, p->mt->name) == 0 &&
+                               strcmp(fk->parent_columns[m], p->mt->columns[j].name) == 0;
+                }
+            }
+            if (!read)
+                return err_set(err, OWL_EUSAGE,
+                               "the bundle carries %s.%s as a reference (the source has a foreign key to it), but "
+                               "no foreign key of this database follows it: the referencing values would land as "
+                               "the source's ids\nHINT: give this database the source's foreign keys",
+                               p->mt->name, p->mt->columns[j].name);
+        }
+    }
+    return 0;
+}
+
+/* Which foreign keys among the bundle's tables carry values that must follow
+ * their parents: the child's columns travel, the parent's referenced columns
+ * are ones the target assigns itself (references in the bundle). A reference
+ * to a column the bundle does not carry at all, of a table it does, would
+ * land pointing at whatever row holds the source's value: refused. */
+static int plan_refs(import_run *x, owl_err *err)
+{
+    for (size_t f = 0; f < x->nfks; f++) {
+        const catalog_fk *fk = &x->fks[f];
+        table_plan *child = plan_of(x, fk->child), *parent = plan_of(x, fk->parent);
+        bool travels = false, follows = false;
+        const char *missing = NULL;
+        size_t *grown;
+
+        travels = child != NULL && travels_all(child->mt, fk->child_columns, fk->ncolumns);
+        if (travels && parent == NULL) {
+            /* the parent stays behind: its ids must be the same on both sides */
+            const cfg_table *pc = cfg_find_table(x->c, fk->parent);
+            for (size_t k = 0; pc != NULL && k < fk->ncolumns; k++) {
+                if (cfg_list_has(&pc->generated, fk->parent_columns[k]))
+                    return err_set(err, OWL_EUSAGE,
+                                   "foreign key %s of %s references %s.%s, which this database assigns itself, "
+                                   "but the bundle does not carry %s: its values would point at other rows "
+                                   "here\nHINT: export %s together with %s",
+                                   fk->name, fk->child, fk->parent, fk->parent_columns[k], fk->parent, fk->parent,
+                                   fk->child);
+            }
+        }
+        if (!travels || parent == NULL)
+            continue; /* not between the bundle's tables, or nothing of the child's side travels */
+        for (size_t k = 0; k < fk->ncolumns; k++) {
+            const manifest_column *col = bundle_column(parent->mt, fk->parent_columns[k]);
+            if (col == NULL)
+                missing = fk->parent_columns[k];
+            else
+                follows = follows || col->ref;
+        }
+        if (missing != NULL)
+            return err_set(err, OWL_EUSAGE,
+                           "foreign key %s of %s references %s.%s, which the bundle does not carry: its values would "
+                           "point at other rows in this database\nHINT: the source needs the same foreign key (its "
+                           "values then travel as references), or %s.%s must travel",
+                           fk->name, fk->child, fk->parent, missing, fk->parent, missing);
+        if (!follows)
+            continue; /* the referenced values travel as they are */
+        if (child == parent)
+            return err_set(err, OWL_EUSAGE,
+                           "foreign key %s of %s references its own table's %s, which this database assigns itself: "
+                           "owlsync cannot make such references follow their rows\nHINT: let the column travel "
+                           "(remove it from generated on both sides)",
+                           fk->name, fk->child, fk->parent_columns[0]);
+        if (parent->nkey == 0)
+            return err_set(err, OWL_EUSAGE,
+                           "foreign key %s of %s references %s, whose rows have no key to be matched by, so its "
+                           "references cannot follow them\nHINT: set key = COLUMNS in [table %s]",
+                           fk->name, fk->child, fk->parent, fk->parent);
+        grown = realloc(child->trans, (child->ntrans + 1) * sizeof(size_t));
+        if (grown == NULL)
+            return err_oom(err);
+        child->trans = grown;
+        child->trans[child->ntrans++] = f;
+    }
+    return refs_read(x, err);
+}
+
 static int im_plan(import_run *x, owl_err *err)
 {
     for (size_t i = 0; i < x->n; i++) {
@@ -330,6 +519,7 @@ static int im_plan(import_run *x, owl_err *err)
                               .columns = p->columns,
                               .exact_eq = p->exact_eq,
                               .always = p->always,
+                              .ref = p->ref,
                               .ncolumns = p->mt->ncolumns,
                               .key = p->key,
                               .nkey = p->nkey,
@@ -340,7 +530,9 @@ static int im_plan(import_run *x, owl_err *err)
             p->st.dataset_type = ds != NULL ? ds->base_type : NULL;
         }
     }
-    return catalog_foreign_keys(x->conn, x->c->schema, &x->fks, &x->nfks, err);
+    if (catalog_foreign_keys(x->conn, x->c->schema, &x->fks, &x->nfks, err) < 0)
+        return -1;
+    return plan_refs(x, err);
 }
 
 /* ------------------------------------------------------------------ counts */
@@ -416,15 +608,31 @@ static count_ctx counter(table_plan *p, count_kind kind)
     return (count_ctx){p->out, kind, p->st.per_dataset};
 }
 
-/* Moves every sequence behind a travelling column past its largest value. */
+/* Moves every sequence behind a travelling column past its largest value, or
+ * in a dry run says what it would do; each move goes into the result. */
 static int move_sequences(import_run *x, table_plan *p, owl_err *err)
 {
+    importer_result *res = x->res;
+
     for (size_t i = 0; i < p->nsequenced; i++) {
         const catalog_column *col = p->sequenced[i];
         for (size_t k = 0; k < col->nsequences; k++) {
-            if (stage_move_sequence(x->conn, x->c->schema, p->mt->name, col->name, col->sequences[k].oid,
-                                    col->sequences[k].name, err) < 0)
-                return -1;
+            int64_t from = 0, to = 0;
+            importer_sequence *grown;
+            int got = stage_move_sequence(x->conn, x->c->schema, p->mt->name, col->name, col->sequences[k].oid,
+                                          col->sequences[k].name, x->opts->dry_run, &from, &to, err);
+            if (got <= 0) {
+                if (got < 0)
+                    return -1;
+                continue;
+            }
+            grown = realloc(res->sequences, (res->nsequences + 1) * sizeof(*grown));
+            if (grown == NULL)
+                return err_oom(err);
+            res->sequences = grown;
+            grown[res->nsequences] = (importer_sequence){strdup(col->sequences[k].name), from, to};
+            if (grown[res->nsequences++].name == NULL)
+                return err_oom(err);
         }
     }
     return 0;
@@ -568,8 +776,11 @@ static int plan_direct(import_run *x, size_t i, owl_err *err)
      * first import and the next do the same. */
     if (p->cat.row_security || p->cat.insert_triggers || p->cat.rules)
         return 0;
+    /* References are staged, to translate or be translated. */
+    if (p->has_refs || p->ntrans > 0)
+        return 0;
     for (size_t f = 0; f < x->nfks; f++) {
-        if (strcmp(x->fks[f].child, p->mt->name) != 0)
+        if (strcmp(x->fks[f].child, p->mt->name) != 0 || strcmp(x->fks[f].parent, p->mt->name) == 0)
             continue;
         for (size_t j = 0; j < x->n; j++) {
             if (strcmp(x->plans[j].mt->name, x->fks[f].parent) == 0 && (j > i || !x->plans[j].st.direct))
@@ -579,6 +790,41 @@ static int plan_direct(import_run *x, size_t i, owl_err *err)
     if (plan_scope(x, p, err) < 0)
         return -1;
     return stage_scope_empty(x->conn, &p->st, &p->st.direct, err);
+}
+
+/* What a bundle may not hold, whatever its signature: rows of a dataset it
+ * does not declare (refused by policy, 4), and rows its key cannot tell apart
+ * or match (refused as a value the target cannot take, 2). */
+static int check_staged(import_run *x, table_plan *p, uint64_t staged, owl_err *err)
+{
+    char example[MANIFEST_TEXT_MAX + 1], shown[512], what[1024];
+    uint64_t outside = 0;
+    int got;
+
+    if (plan_scope(x, p, err) < 0 ||
+        stage_outside_scope(x->conn, &p->st, staged, &outside, example, sizeof(example), err) < 0)
+        return -1;
+    if (outside > 0)
+        return err_set(err, OWL_EPOLICY, "bundle table %s holds %llu rows of datasets the bundle does not declare%s%s%s",
+                       p->mt->name, (unsigned long long)outside, example[0] ? " (one: " : "",
+                       example[0] ? text_clean(example, 64, shown, sizeof(shown)) : "", example[0] ? ")" : "");
+    if (p->st.direct && p->key_enforced)
+        return 0; /* the target's unique index and NOT NULLs said so as the rows went in */
+    got = stage_key_problem(x->conn, &p->st, what, sizeof(what), err);
+    if (got < 0)
+        return -1;
+    if (got > 0) {
+        char key[512];
+        size_t used = 0;
+        key[0] = '\0';
+        for (size_t i = 0; i < p->nkey && used < sizeof(key) - 1; i++) {
+            used += (size_t)snprintf(key + used, sizeof(key) - used, "%s%s", i ? ", " : "", p->key[i]);
+            used = used < sizeof(key) - 1 ? used : sizeof(key) - 1;
+        }
+        return err_set(err, OWL_EUSAGE, "%s: key (%s) holds %s", p->mt->name, key,
+                       text_clean(what, 400, shown, sizeof(shown)));
+    }
+    return 0;
 }
 
 /* Stages one table: into its staging table, or straight in when it may. */
@@ -610,7 +856,7 @@ static int stage_one(import_run *x, size_t i, owl_err *err)
     if (staged != p->mt->rows)
         return err_set(err, OWL_EVERIFY, "%s holds %llu rows, but the manifest says %llu", p->mt->file,
                        (unsigned long long)staged, (unsigned long long)p->mt->rows);
-    if (stage_analyze(x->conn, &p->st, err) < 0)
+    if (check_staged(x, p, staged, err) < 0 || stage_analyze(x->conn, &p->st, err) < 0)
         return -1;
     if (p->st.direct) {
         /* The target held none of the table's rows in scope: all it holds
@@ -619,8 +865,6 @@ static int stage_one(import_run *x, size_t i, owl_err *err)
         if (!p->st.per_dataset)
             p->out->n.inserted = p->mt->rows;
         else if (stage_count(x->conn, &p->st, on_count, &cc, err) < 0)
-            return -1;
-        if (move_sequences(x, p, err) < 0)
             return -1;
         drop_scope(p);
     }
@@ -675,55 +919,135 @@ out:
     return rc;
 }
 
-/* Deletes children first; then updates and inserts parents first. */
+/* Points the staged rows' references at the target's rows of their parents
+ * (applied by now: parents come first), matched by the parents' keys. */
+static int translate_refs(import_run *x, table_plan *p, owl_err *err)
+{
+    for (size_t k = 0; k < p->ntrans; k++) {
+        const catalog_fk *fk = &x->fks[p->trans[k]];
+        table_plan *parent = plan_of(x, fk->parent);
+        char example[512], shown[512];
+        uint64_t unresolved = 0;
+
+        if (plan_scope(x, parent, err) < 0 ||
+            stage_translate(x->conn, &p->st, &parent->st, fk->child_columns, fk->parent_columns, fk->ncolumns,
+                            &unresolved, example, sizeof(example), err) < 0)
+            return -1;
+        if (unresolved > 0)
+            return err_set(err, OWL_EUSAGE,
+                           "%s: %llu rows reference %s rows the bundle does not hold (foreign key %s), so they "
+                           "cannot follow them here; one: %s",
+                           p->mt->name, (unsigned long long)unresolved, fk->parent, fk->name,
+                           text_clean(example, 300, shown, sizeof(shown)));
+    }
+    return 0;
+}
+
+/* Whether a foreign key of this database references table (its own included). */
+static bool referenced(const import_run *x, const char *table)
+{
+    for (size_t f = 0; f < x->nfks; f++) {
+        if (strcmp(x->fks[f].parent, table) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Inserts the staged rows new to the target and updates the changed ones. A
+ * table no foreign key references loses its rows the bundle no longer holds
+ * first, so that a row whose key changed (or that moved to another dataset)
+ * leaves its unique values to its successor. */
+static int apply_rows(import_run *x, table_plan *p, owl_err *err)
+{
+    count_ctx up = counter(p, COUNT_UPDATED), in = counter(p, COUNT_INSERTED), del = counter(p, COUNT_DELETED);
+
+    if (p->nkey > 0) {
+        if (stage_match(x->conn, &p->st, &p->to_delete, &p->to_insert, err) < 0)
+            return -1;
+        p->matched = true;
+        if (p->mode->deletes && p->to_delete > 0 && !referenced(x, p->mt->name)) {
+            if (stage_delete(x->conn, &p->st, on_count, &del, err) < 0)
+                return -1;
+            p->to_delete = 0; /* done */
+        }
+    }
+    /* every staged row matched a target row: nothing is new */
+    if (!(p->matched && p->to_insert == 0) && stage_insert(x->conn, &p->st, on_count, &in, err) < 0)
+        return -1;
+    if (p->nkey > 0 && p->mode->updates && stage_update(x->conn, &p->st, on_count, &up, err) < 0)
+        return -1;
+    return 0;
+}
+
+/* Whether a table the bundle keeps rows of references one that lost rows: a
+ * cascade (ON DELETE CASCADE, SET NULL, SET DEFAULT) may have reached them. */
+static bool cascade_reach(const import_run *x, const table_plan *p)
+{
+    for (size_t f = 0; f < x->nfks; f++) {
+        if (strcmp(x->fks[f].child, p->mt->name) != 0)
+            continue;
+        for (size_t j = 0; j < x->n; j++) {
+            if (strcmp(x->plans[j].mt->name, x->fks[f].parent) == 0 && x->plans[j].out->n.deleted > 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* Inserts and updates parents first, then deletes children first, so that a
+ * row moved to a new parent (or under a new row of its own table) finds it,
+ * and a parent goes only after its children left it; what may wait for the
+ * end (deferrable constraints) does, and is checked before the sequences move
+ * last. A table without a key is emptied of the bundle's datasets before its
+ * rows go in again, one no foreign key references loses its old rows before
+ * the new ones go in. */
 static int im_apply(import_run *x, owl_err *err)
 {
-    bool deleted_any = false;
-
     if (plan_order(x, err) < 0)
         return -1;
-    for (size_t i = 0; i < x->n; i++) {
+    for (size_t i = x->n; i-- > 0;) {
         table_plan *p = &x->plans[i];
-        count_ctx cc = counter(p, COUNT_STAGED);
+        count_ctx staged = counter(p, COUNT_STAGED), del = counter(p, COUNT_DELETED);
         if (p->st.direct)
             continue;
         if (!p->st.per_dataset)
             p->out->n.unchanged += p->mt->rows; /* staged, checked when staged */
-        else if (stage_count(x->conn, &p->st, on_count, &cc, err) < 0)
+        else if (stage_count(x->conn, &p->st, on_count, &staged, err) < 0)
+            return -1;
+        if (plan_scope(x, p, err) < 0)
+            return -1;
+        if (p->nkey == 0 && p->mode->deletes && stage_delete(x->conn, &p->st, on_count, &del, err) < 0)
+            return -1;
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        table_plan *p = &x->plans[i];
+        if (!p->st.direct && (translate_refs(x, p, err) < 0 || apply_rows(x, p, err) < 0))
             return -1;
     }
     for (size_t i = x->n; i-- > 0;) {
         table_plan *p = &x->plans[i];
-        count_ctx cc = counter(p, COUNT_DELETED);
-        if (p->st.direct || (!p->mode->deletes && p->nkey == 0))
-            continue;
-        if (plan_scope(x, p, err) < 0)
+        count_ctx del = counter(p, COUNT_DELETED);
+        if (!p->st.direct && p->nkey > 0 && p->mode->deletes && p->to_delete > 0 &&
+            stage_delete(x->conn, &p->st, on_count, &del, err) < 0)
             return -1;
-        if (p->nkey > 0) {
-            if (stage_match(x->conn, &p->st, &p->to_delete, &p->to_insert, err) < 0)
-                return -1;
-            p->matched = true;
-        }
-        if (p->mode->deletes && (!p->matched || p->to_delete > 0)) {
-            if (stage_delete(x->conn, &p->st, on_count, &cc, err) < 0)
-                return -1;
-            deleted_any = deleted_any || p->out->n.deleted > 0;
-        }
-        drop_scope(p);
     }
-    /* A delete may cascade to rows of another table after its count: then
-     * its staged rows are compared with the target once more. */
+    /* A delete that cascaded into rows the bundle keeps (a foreign key the
+     * source lacks): they are written again. */
     for (size_t i = 0; i < x->n; i++) {
         table_plan *p = &x->plans[i];
-        count_ctx up = counter(p, COUNT_UPDATED), in = counter(p, COUNT_INSERTED);
-        if (p->st.direct)
-            continue;
-        if (p->nkey > 0 && p->mode->updates && stage_update(x->conn, &p->st, on_count, &up, err) < 0)
-            return -1;
-        /* every staged row matched a target row: nothing is new */
-        if (!(p->matched && !deleted_any && p->to_insert == 0) && stage_insert(x->conn, &p->st, on_count, &in, err) < 0)
-            return -1;
-        if (move_sequences(x, p, err) < 0)
+        if (!p->st.direct && p->nkey > 0 && cascade_reach(x, p)) {
+            p->matched = false;
+            if (apply_rows(x, p, err) < 0)
+                return -1;
+        }
+    }
+    /* What was deferred is checked now, before anything that cannot be undone
+     * (sequences) and in a dry run too. */
+    if (stage_check_deferred(x->conn, err) < 0)
+        return -1;
+    for (size_t i = 0; i < x->n; i++) {
+        drop_scope(&x->plans[i]);
+        if (move_sequences(x, &x->plans[i], err) < 0)
             return -1;
     }
     /* unchanged = staged - inserted - updated, per dataset and in total */
@@ -771,7 +1095,7 @@ static int im_ledger(import_run *x, owl_err *err)
     const importer_result *res = x->res;
     const char *base = strrchr(x->path, '/') ? strrchr(x->path, '/') + 1 : x->path;
     ledger_entry e = {m->bundle_id, m->environment, m->job, m->key_id, base, m->sequence, 0,
-                      m->snapshot_at, m->created_at, m->datasets, m->ndatasets};
+                      m->snapshot_at, m->created_at, m->datasets, m->ndatasets, x->dstables, x->ndstables};
 
     report_rewrites(x);
     for (size_t i = 0; i < m->ntables; i++)
@@ -812,11 +1136,14 @@ static void run_free(import_run *x)
             free(p->key[k]);
         free(p->key);
         free(p->always);
+        free(p->ref);
+        free(p->trans);
         free(p->sequenced);
         drop_scope(p);
         rewrite_table_free(p->rw);
     }
     free(x->plans);
+    free(x->dstables);
     catalog_fks_free(x->fks, x->nfks);
     bundle_close(x->r);
 }
@@ -877,6 +1204,9 @@ void importer_result_free(importer_result *res)
     for (size_t i = 0; i < res->nwarnings; i++)
         free(res->warnings[i]);
     free(res->warnings);
+    for (size_t i = 0; i < res->nsequences; i++)
+        free(res->sequences[i].name);
+    free(res->sequences);
     free(res->environment);
     free(res->job);
     memset(res, 0, sizeof(*res));

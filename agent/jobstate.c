@@ -9,12 +9,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "owlsync/buf.h"
+#include "owlsync/copytext.h"
 #include "owlsync/fileio.h"
 #include "owlsync/jobstate.h"
 #include "owlsync/manifest.h"
 #include "owlsync/text.h"
 
 #define STATE_MAX 4096
+#define DATASETS_HEAD "owlsync-datasets 1\n"
+#define DATASETS_MAX_BYTES (16u * 1024 * 1024)
 #define STATE_HINT "\nHINT: set [owlsync] state_dir to a directory owlsync may write"
 
 static int file_name(const char *job, const char *suffix, char *out, size_t size, owl_err *err)
@@ -188,4 +192,124 @@ int jobstate_write_last(const char *state_dir, const char *job, const jobstate_l
     time_text(l->success, ok, sizeof(ok));
     snprintf(text, sizeof(text), "finished %s\nexit %d\nsuccess %s\n", fin, l->exit_code, ok);
     return write_file(state_dir, job, "last", text, err);
+}
+
+void jobstate_datasets_free(jobstate_dataset *v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++)
+        free(v[i].name);
+    free(v);
+}
+
+/* One line "SEEN\tNAME" (NAME escaped as COPY text) into d. */
+static int parse_dataset(char *line, size_t len, jobstate_dataset *d, owl_err *err)
+{
+    char *tab = memchr(line, '\t', len), *end;
+    size_t nlen;
+
+    if (tab == NULL)
+        return err_set(err, OWL_ERUNTIME, "no tab");
+    *tab = '\0';
+    errno = 0;
+    d->seen = strtoll(line, &end, 10);
+    if (errno != 0 || *end != '\0' || end == line || d->seen < 0)
+        return err_set(err, OWL_ERUNTIME, "a bad time");
+    d->name = malloc((size_t)(line + len - tab));
+    if (d->name == NULL)
+        return err_oom(err);
+    if (copytext_unescape(tab + 1, (size_t)(line + len - tab - 1), d->name, &nlen, err) < 0)
+        return -1;
+    d->name[nlen] = '\0';
+    if (strlen(d->name) != nlen || nlen == 0 || nlen > MANIFEST_TEXT_MAX)
+        return err_set(err, OWL_ERUNTIME, "a bad name");
+    return 0;
+}
+
+int jobstate_read_datasets(const char *state_dir, const char *job, jobstate_dataset **v, size_t *n, owl_err *err)
+{
+    char name[128], *text = NULL, *line, *nl;
+    size_t len, cap = 0;
+    int dfd, rc;
+
+    *v = NULL;
+    *n = 0;
+    if (file_name(job, "datasets", name, sizeof(name), err) < 0)
+        return -1;
+    rc = open_dir(state_dir, false, &dfd, err);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    rc = fileio_read_alloc(dfd, name, DATASETS_MAX_BYTES, &text, &len, err);
+    close(dfd);
+    if (rc != 0)
+        return rc < 0 ? err_prefix(err, "%s", state_dir) : 0;
+    rc = -1;
+    if (strncmp(text, DATASETS_HEAD, strlen(DATASETS_HEAD)) != 0) {
+        err_set(err, OWL_ERUNTIME, "%s/%s is damaged (its first line)", state_dir, name);
+        goto out;
+    }
+    for (line = text + strlen(DATASETS_HEAD); line < text + len; line = nl + 1) {
+        jobstate_dataset *grown;
+        nl = memchr(line, '\n', (size_t)(text + len - line));
+        if (nl == NULL || *n >= MANIFEST_MAX_DATASETS) {
+            err_set(err, OWL_ERUNTIME, "%s/%s is damaged (%s)", state_dir, name, nl == NULL ? "its end" : "too long");
+            goto out;
+        }
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            grown = realloc(*v, cap * sizeof(*grown));
+            if (grown == NULL) {
+                err_oom(err);
+                goto out;
+            }
+            *v = grown;
+        }
+        memset(&(*v)[*n], 0, sizeof(**v));
+        (*n)++;
+        if (parse_dataset(line, (size_t)(nl - line), &(*v)[*n - 1], err) < 0) {
+            err_prefix(err, "%s/%s is damaged (line %zu)", state_dir, name, *n + 1);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(text);
+    if (rc < 0) {
+        jobstate_datasets_free(*v, *n);
+        *v = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int jobstate_write_datasets(const char *state_dir, const char *job, const jobstate_dataset *v, size_t n,
+                            owl_err *err)
+{
+    owl_buf b = OWL_BUF_INIT(DATASETS_MAX_BYTES);
+    char name[128], num[32];
+    int dfd, rc = -1;
+
+    if (file_name(job, "datasets", name, sizeof(name), err) < 0)
+        return -1;
+    if (buf_adds(&b, DATASETS_HEAD) < 0)
+        goto full;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(v[i].name);
+        snprintf(num, sizeof(num), "%lld\t", (long long)v[i].seen);
+        if (buf_adds(&b, num) < 0 || buf_reserve(&b, 2 * len + 1) < 0)
+            goto full;
+        b.len += copytext_escape(v[i].name, len, b.p + b.len);
+        if (buf_add(&b, "\n", 1) < 0)
+            goto full;
+    }
+    if (open_dir(state_dir, true, &dfd, err) != 0)
+        goto out;
+    rc = fileio_write_atomic(dfd, state_dir, name, b.p, b.len, 0640, FILEIO_REPLACE, NULL, 0, err);
+    close(dfd);
+    goto out;
+full:
+    err_set(err, OWL_ERUNTIME, "%s/%s: %s", state_dir, name,
+            buf_full(&b, 1) ? "the job's datasets would pass its size limit" : "out of memory");
+out:
+    buf_free(&b);
+    return rc;
 }

@@ -29,6 +29,7 @@ int ledger_ensure(db_conn *c, owl_err *err)
                              "SELECT pg_catalog.to_regclass('owlsync.bundles') IS NOT NULL"
                              " AND pg_catalog.to_regclass('owlsync.bundle_tables') IS NOT NULL"
                              " AND pg_catalog.to_regclass('owlsync.datasets') IS NOT NULL"
+                             " AND pg_catalog.to_regclass('owlsync.dataset_tables') IS NOT NULL"
                              " AND pg_catalog.to_regclass('owlsync.bundle_rewrites') IS NOT NULL",
                              0, NULL, err, "cannot look for the ledger");
     bool present;
@@ -73,22 +74,28 @@ int ledger_lock(db_conn *c, owl_err *err)
     return res == NULL ? -1 : 0;
 }
 
-int ledger_has_bundle(db_conn *c, const char *bundle_id, owl_err *err)
+int ledger_has_bundle(db_conn *c, const char *bundle_id, const char *environment, const char *key_id, char *other,
+                      size_t olen, owl_err *err)
 {
     const char *params[1] = {bundle_id};
-    PGresult *res = db_query(c, "SELECT 1 FROM owlsync.bundles WHERE bundle_id = $1", 1, params, err,
+    PGresult *res = db_query(c, "SELECT environment, key_id FROM owlsync.bundles WHERE bundle_id = $1", 1, params, err,
                              "cannot read the ledger");
     int found;
 
     if (res == NULL)
         return -1;
     found = PQntuples(res) > 0;
+    if (found && (strcmp(PQgetvalue(res, 0, 0), environment) != 0 || strcmp(PQgetvalue(res, 0, 1), key_id) != 0)) {
+        snprintf(other, olen, "environment %s, key %s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1));
+        found = 2;
+    }
     PQclear(res);
     return found;
 }
 
 int ledger_newer_snapshot(db_conn *c, const char *environment, char *const *datasets, size_t ndatasets,
-                          int64_t snapshot_at, char *dataset, size_t dlen, char *when, size_t wlen, owl_err *err)
+                          char *const *tables, size_t ntables, int64_t snapshot_at, char *what, size_t wlen,
+                          char *when, size_t wnlen, owl_err *err)
 {
     char snap[TEXT_UTC_MAX];
     const char *params[2] = {environment, snap};
@@ -96,19 +103,24 @@ int ledger_newer_snapshot(db_conn *c, const char *environment, char *const *data
     PGresult *res;
     int found;
 
+    /* Per table of a dataset; a global table belongs to no dataset, and is
+     * not checked */
     text_utc(snapshot_at, TEXT_UTC_MICROS, snap, sizeof(snap));
-    db_sql_add(&q, "SELECT dataset, pg_catalog.to_char(snapshot_at AT TIME ZONE 'UTC',"
-                   " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM owlsync.datasets"
+    db_sql_add(&q, "SELECT w, pg_catalog.to_char(s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM ("
+                   "SELECT 'dataset ' || dataset || ', table ' || table_name AS w, snapshot_at AS s"
+                   "  FROM owlsync.dataset_tables"
                    " WHERE environment = $1 AND snapshot_at > $2::pg_catalog.timestamptz AND dataset = ANY (");
     db_sql_list(&q, c, datasets, ndatasets);
-    db_sql_add(&q, ") ORDER BY snapshot_at DESC LIMIT 1");
+    db_sql_add(&q, ") AND table_name = ANY (");
+    db_sql_list(&q, c, tables, ntables);
+    db_sql_add(&q, ")) n ORDER BY s DESC, w LIMIT 1");
     res = db_sql_query(c, &q, 2, params, err, "cannot read the ledger");
     if (res == NULL)
         return -1;
     found = PQntuples(res) > 0;
     if (found) {
-        snprintf(dataset, dlen, "%s", PQgetvalue(res, 0, 0));
-        snprintf(when, wlen, "%s", PQgetvalue(res, 0, 1));
+        snprintf(what, wlen, "%s", PQgetvalue(res, 0, 0));
+        snprintf(when, wnlen, "%s", PQgetvalue(res, 0, 1));
     }
     PQclear(res);
     return found;
@@ -138,6 +150,15 @@ int ledger_record_bundle(db_conn *c, const ledger_entry *e, owl_err *err)
     params[0] = e->environment;
     params[1] = snap;
     params[2] = e->bundle_id;
+    if (db_sql_command(c, &q, 3, params, err, "cannot write the ledger") < 0)
+        return -1;
+    db_sql_add(&q, "INSERT INTO owlsync.dataset_tables AS d (environment, dataset, table_name, snapshot_at, bundle_id)"
+                   " SELECT $1, x, y, $2::pg_catalog.timestamptz, $3 FROM pg_catalog.unnest(");
+    db_sql_list(&q, c, e->datasets, e->ndatasets);
+    db_sql_add(&q, ") x, pg_catalog.unnest(");
+    db_sql_list(&q, c, e->tables, e->ntables);
+    db_sql_add(&q, ") y ON CONFLICT (environment, dataset, table_name) DO UPDATE"
+                   " SET snapshot_at = EXCLUDED.snapshot_at, bundle_id = EXCLUDED.bundle_id, imported_at = pg_catalog.now()");
     return db_sql_command(c, &q, 3, params, err, "cannot write the ledger");
 }
 

@@ -117,6 +117,7 @@ int manifest_table_add_column(manifest_table *t, const char *name, const char *t
     t->columns = grown;
     grown[t->ncolumns].name = strdup(name);
     grown[t->ncolumns].type = strdup(type);
+    grown[t->ncolumns].ref = false;
     t->ncolumns++;
     if (grown[t->ncolumns - 1].name == NULL || grown[t->ncolumns - 1].type == NULL)
         return -1;
@@ -214,6 +215,17 @@ static json_t *time_json(int64_t usec)
     return json_string(text_utc(usec, TEXT_UTC_MICROS, buf, sizeof(buf)));
 }
 
+bool manifest_has_refs(const manifest *m)
+{
+    for (size_t i = 0; i < m->ntables; i++) {
+        for (size_t j = 0; j < m->tables[i].ncolumns; j++) {
+            if (m->tables[i].columns[j].ref)
+                return true;
+        }
+    }
+    return false;
+}
+
 int manifest_serialize(const manifest *m, char **out, size_t *outlen, owl_err *err)
 {
     json_t *root = json_object(), *tables = json_array();
@@ -223,7 +235,7 @@ int manifest_serialize(const manifest *m, char **out, size_t *outlen, owl_err *e
     if (root == NULL || tables == NULL)
         goto oom;
     json_object_set_new(root, "format", json_string(MANIFEST_FORMAT));
-    json_object_set_new(root, "version", json_integer(MANIFEST_VERSION));
+    json_object_set_new(root, "version", json_integer(manifest_has_refs(m) ? MANIFEST_VERSION_REFS : MANIFEST_VERSION));
     json_object_set_new(root, "bundle_id", json_string(m->bundle_id));
     json_object_set_new(root, "environment", json_string(m->environment));
     json_object_set_new(root, "job", json_string(m->job));
@@ -248,6 +260,8 @@ int manifest_serialize(const manifest *m, char **out, size_t *outlen, owl_err *e
             json_t *c = json_object();
             json_object_set_new(c, "name", json_string(t->columns[j].name));
             json_object_set_new(c, "type", json_string(t->columns[j].type));
+            if (t->columns[j].ref)
+                json_object_set_new(c, "ref", json_true());
             json_array_append_new(cols, c);
         }
         json_object_set_new(jt, "columns", cols);
@@ -403,6 +417,12 @@ static int parse_table(json_t *jt, manifest *m, size_t index, owl_err *err)
         }
         if (manifest_table_add_column(t, cname, ctype) < 0)
             return err_oom(err);
+        if (json_object_get(c, "ref") != NULL) {
+            if (m->version < MANIFEST_VERSION_REFS || !json_is_true(json_object_get(c, "ref")) ||
+                strcmp(cname, dscol) == 0)
+                return err_set(err, OWL_EVERIFY, "manifest: %s column %s is not a valid reference", where, cname);
+            t->columns[t->ncolumns - 1].ref = true;
+        }
     }
     if (*dscol != '\0') {
         bool found = false;
@@ -460,11 +480,12 @@ int manifest_parse(const char *buf, size_t len, manifest **out, owl_err *err)
     }
     if (get_uint(root, "version", &version, err, "") < 0)
         goto out;
-    if (version != MANIFEST_VERSION) {
-        err_set(err, OWL_EVERIFY, "manifest: bundle format version %llu is not supported (this owlsync reads version %d)",
-                (unsigned long long)version, MANIFEST_VERSION);
+    if (version != MANIFEST_VERSION && version != MANIFEST_VERSION_REFS) {
+        err_set(err, OWL_EVERIFY, "manifest: bundle format version %llu is not supported (this owlsync reads versions %d and %d)",
+                (unsigned long long)version, MANIFEST_VERSION, MANIFEST_VERSION_REFS);
         goto out;
     }
+    m->version = (int)version;
     if (get_str(root, "bundle_id", 32, &s, err, "") < 0)
         goto out;
     if (!valid_hex(s, 32)) {
@@ -538,6 +559,10 @@ int manifest_parse(const char *buf, size_t len, manifest **out, owl_err *err)
     json_array_foreach(tables, i, jt) {
         if (parse_table(jt, m, i, err) < 0)
             goto out;
+    }
+    if (m->version == MANIFEST_VERSION_REFS && !manifest_has_refs(m)) {
+        err_set(err, OWL_EVERIFY, "manifest: version %d but no column is a reference", MANIFEST_VERSION_REFS);
+        goto out;
     }
     *out = m;
     m = NULL;

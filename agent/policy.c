@@ -20,10 +20,28 @@ int policy_check(const cfg *c, const manifest *m, int64_t now, owl_err *err)
                            m->ntargets > 1 ? " and others" : "", c->environment);
     }
     for (size_t i = 0; i < m->ntables; i++) {
-        const char *t = m->tables[i].name;
-        bool allowed = c->import.tables.n > 0 ? cfg_list_has(&c->import.tables, t) : cfg_find_table(c, t) != NULL;
+        const manifest_table *mt = &m->tables[i];
+        const cfg_table *ct = cfg_find_table(c, mt->name);
+        bool allowed = ct != NULL && (c->import.tables.n == 0 || cfg_list_has(&c->import.tables, mt->name));
         if (!allowed)
-            return err_set(err, OWL_EPOLICY, "bundle carries table %s, which this environment does not allow\nHINT: [import] tables and the [table] sections list what may be imported", t);
+            return err_set(err, OWL_EPOLICY, "bundle carries table %s, which this environment does not allow\nHINT: [import] tables and the [table] sections list what may be imported", mt->name);
+        /* The target decides which rows a bundle speaks for: its dataset column. */
+        if (strcmp(mt->dataset_column, ct->dataset_column) != 0)
+            return err_set(err, OWL_EPOLICY,
+                           "bundle table %s is scoped by dataset column \"%s\", but this environment's [table %s] says \"%s\"\nHINT: both sides' [table] sections must agree on dataset_column",
+                           mt->name, mt->dataset_column, mt->name, ct->dataset_column);
+        for (size_t j = 0; j < mt->ncolumns; j++) {
+            /* A reference carries the source's values of a column the target
+             * assigns itself, never written: it must be one. */
+            if (mt->columns[j].ref && !cfg_list_has(&ct->generated, mt->columns[j].name))
+                return err_set(err, OWL_EPOLICY,
+                               "bundle table %s carries column %s as a reference, but this environment's [table %s] does not list it as generated\nHINT: both sides list the columns each database assigns itself under generated",
+                               mt->name, mt->columns[j].name, mt->name);
+            if (!mt->columns[j].ref && cfg_list_has(&ct->generated, mt->columns[j].name))
+                return err_set(err, OWL_EPOLICY,
+                               "bundle table %s carries column %s, which this environment's [table %s] lists as generated\nHINT: the source lists it under generated too, so that it does not travel",
+                               mt->name, mt->columns[j].name, mt->name);
+        }
     }
     return 0;
 }

@@ -97,7 +97,7 @@ const char *rewrite_rule_name(const rewrite_set *s, size_t i)
 }
 
 /* text, varchar, char, json, jsonb, and arrays of them. */
-static bool text_like(const char *type)
+static bool texty_type(const char *type)
 {
     static const char *const prefixes[] = {"text", "character varying", "character", "json", "jsonb", "name",
                                            "citext"};
@@ -116,13 +116,13 @@ static bool spec_matches(const char *spec, const char *table, const manifest_col
     const char *dot = strchr(spec, '.');
     size_t tlen;
 
-    if (dot == NULL)
-        return false;
+    if (dot == NULL || col->ref)
+        return false; /* a reference is never written: no rule applies to it */
     tlen = (size_t)(dot - spec);
     if (!(tlen == 1 && spec[0] == '*') && !(strlen(table) == tlen && strncmp(spec, table, tlen) == 0))
         return false;
     if (strcmp(dot + 1, "*") == 0)
-        return !(tlen == 1 && spec[0] == '*') && text_like(col->type);
+        return !(tlen == 1 && spec[0] == '*') && texty_type(col->type);
     return strcmp(dot + 1, col->name) == 0;
 }
 

@@ -155,3 +155,57 @@ int64_t text_now_usec(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+/* The bytes of one character of UTF-8 text at s (1 for a byte that starts none). */
+static size_t char_len(const char *s)
+{
+    unsigned char b = (unsigned char)s[0];
+    size_t len = b < 0xc0 ? 1 : b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4;
+
+    for (size_t i = 1; i < len; i++) {
+        if (((unsigned char)s[i] & 0xc0) != 0x80)
+            return 1;
+    }
+    return len;
+}
+
+bool text_like(const char *s, const char *pattern)
+{
+    const char *star = NULL, *resume = NULL;
+
+    /* Greedy with one backtrack point: the last '%' seen is the only one that
+     * ever needs to take more, so the work is at most |s| * |pattern|. */
+    for (;;) {
+        if (*pattern == '%') {
+            while (*pattern == '%')
+                pattern++;
+            star = pattern;
+            resume = s;
+            continue;
+        }
+        if (*s == '\0') {
+            if (*pattern == '\0')
+                return true;
+        } else if (*pattern == '_') {
+            s += char_len(s);
+            pattern++;
+            continue;
+        } else if (*pattern != '\0') {
+            const char *lit = pattern;
+            size_t len;
+            if (*lit == '\\' && lit[1] != '\0')
+                lit++;
+            len = char_len(lit);
+            if (strncmp(s, lit, len) == 0) {
+                s += len;
+                pattern = lit + len;
+                continue;
+            }
+        }
+        if (star == NULL || *resume == '\0')
+            return false;
+        resume += char_len(resume);
+        s = resume;
+        pattern = star;
+    }
+}

@@ -1,7 +1,9 @@
 -- owlsync ledger: what was imported into this database, kept in the same
 -- transaction as the import itself. owlsync creates it on first use; a DBA may
 -- create it ahead of time with this file and grant the importing role
--- SELECT, INSERT, UPDATE on its tables and USAGE on the schema.
+-- SELECT, INSERT, UPDATE on its tables and USAGE on the schema. Running it
+-- again adds what a newer owlsync needs (owlsync does so itself when the role
+-- may create tables in schema owlsync) and keeps every row.
 CREATE SCHEMA IF NOT EXISTS owlsync;
 
 -- One row per imported bundle.
@@ -31,8 +33,7 @@ CREATE TABLE IF NOT EXISTS owlsync.bundle_tables (
     PRIMARY KEY (bundle_id, table_name)
 );
 
--- The last snapshot applied per source environment and dataset: an older
--- bundle for one of these datasets is a rollback and is refused.
+-- The last snapshot applied per source environment and dataset.
 CREATE TABLE IF NOT EXISTS owlsync.datasets (
     environment  text NOT NULL,
     dataset      text NOT NULL,
@@ -41,6 +42,29 @@ CREATE TABLE IF NOT EXISTS owlsync.datasets (
     imported_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (environment, dataset)
 );
+
+-- The last snapshot applied per source environment, dataset and table: the
+-- rollback check, so that two jobs exporting different tables of the same
+-- datasets do not refuse each other's bundles.
+CREATE TABLE IF NOT EXISTS owlsync.dataset_tables (
+    environment  text NOT NULL,
+    dataset      text NOT NULL,
+    table_name   text NOT NULL,
+    snapshot_at  timestamptz NOT NULL,
+    bundle_id    text NOT NULL,
+    imported_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (environment, dataset, table_name)
+);
+
+-- A ledger older than this table: what its bundles applied, newest first.
+INSERT INTO owlsync.dataset_tables (environment, dataset, table_name, snapshot_at, bundle_id, imported_at)
+SELECT DISTINCT ON (b.environment, d.dataset, t.table_name)
+       b.environment, d.dataset, t.table_name, b.snapshot_at, b.bundle_id, b.imported_at
+  FROM owlsync.bundles b
+  JOIN owlsync.bundle_tables t ON t.bundle_id = b.bundle_id
+ CROSS JOIN LATERAL unnest(b.datasets) AS d(dataset)
+ ORDER BY b.environment, d.dataset, t.table_name, b.snapshot_at DESC
+    ON CONFLICT DO NOTHING;
 
 -- Values each [rewrite] rule changed, per bundle and table.
 CREATE TABLE IF NOT EXISTS owlsync.bundle_rewrites (

@@ -58,6 +58,7 @@ typedef struct catalog_key {
     size_t ncolumns;
     bool primary;
     bool not_null;    /* a primary key, or every column NOT NULL */
+    bool immediate;   /* checked as rows go in (not DEFERRABLE) */
 } catalog_key;
 
 /* The valid unique indexes of schema.table without predicate or expression,
@@ -66,12 +67,16 @@ int catalog_unique_keys(db_conn *c, const char *schema, const char *table, catal
                         owl_err *err);
 void catalog_keys_free(catalog_key *keys, size_t n);
 
-/* A foreign key between two tables of one schema: child references parent. */
+/* A foreign key between two tables of one schema (or of a table and itself):
+ * child's columns reference parent's, pairwise. */
 typedef struct catalog_fk {
+    char *name;
     char *child, *parent;
+    char **child_columns, **parent_columns;
+    size_t ncolumns;
 } catalog_fk;
 
-/* The foreign keys between different tables of schema. Free with catalog_fks_free. */
+/* The foreign keys among the tables of schema. Free with catalog_fks_free. */
 int catalog_foreign_keys(db_conn *c, const char *schema, catalog_fk **fks, size_t *n, owl_err *err);
 void catalog_fks_free(catalog_fk *fks, size_t n);
 

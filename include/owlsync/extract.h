@@ -55,8 +55,8 @@ typedef struct extract extract;
  * opts->snapshot_id is set, on up to parallel - 1 more connections. With one
  * connection the rows are selected by names and patterns and the datasets are
  * collected as they stream: *datasets (sorted, the caller's: free each and the
- * array) then lists them, and a name that matched no row is an error
- * (OWL_EUSAGE), as is a selection of nothing. *out is the caller's: extract_free. */
+ * array) then lists them, none when nothing matched. *out is the caller's:
+ * extract_free. */
 int extract_run(db_conn *conn, extract_table *tabs, size_t ntabs, const extract_opts *opts, extract **out,
                 char ***datasets, size_t *ndatasets, owl_err *err);
 

@@ -69,4 +69,7 @@ int fileio_move_unique(int sfd, const char *sname, int dfd, const char *base, co
  * Returns 0, 1 when the file does not exist, -1 (err set) otherwise. */
 int fileio_read_small(int dfd, const char *name, char *buf, size_t max, size_t *len, owl_err *err);
 
+/* The same into a buffer of the file's size (*buf, the caller's to free). */
+int fileio_read_alloc(int dfd, const char *name, size_t max, char **buf, size_t *len, owl_err *err);
+
 #endif

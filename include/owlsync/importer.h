@@ -42,6 +42,13 @@ typedef struct importer_table {
 
 typedef enum { IMPORT_APPLIED = 0, IMPORT_ALREADY, IMPORT_DRY_RUN } importer_status;
 
+/* A sequence moved past the largest value imported (or, in a dry run, that
+ * would be). */
+typedef struct importer_sequence {
+    char *name;
+    int64_t from, to;
+} importer_sequence;
+
 typedef struct importer_result {
     importer_status status;
     char bundle_id[33];
@@ -54,6 +61,8 @@ typedef struct importer_result {
     size_t nrules;
     char **warnings;      /* target columns that may not hold the source's values */
     size_t nwarnings;
+    importer_sequence *sequences;
+    size_t nsequences;
     double seconds;
 } importer_result;
 

@@ -6,6 +6,7 @@
 #ifndef OWLSYNC_JOBSTATE_H
 #define OWLSYNC_JOBSTATE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -39,5 +40,20 @@ int jobstate_read_last(const char *state_dir, const char *job, jobstate_last *l,
 
 /* Writes it durably. */
 int jobstate_write_last(const char *state_dir, const char *job, const jobstate_last *l, owl_err *err);
+
+/* A dataset an export job carried, and when it was last seen with rows. */
+typedef struct jobstate_dataset {
+    char *name;
+    int64_t seen; /* microseconds since the epoch */
+} jobstate_dataset;
+
+/* The datasets job carried, from STATE_DIR/export-JOB.datasets (none when it
+ * never ran), in the file's order. Free with jobstate_datasets_free. */
+int jobstate_read_datasets(const char *state_dir, const char *job, jobstate_dataset **v, size_t *n, owl_err *err);
+
+/* Writes them durably (names may hold any byte but NUL). */
+int jobstate_write_datasets(const char *state_dir, const char *job, const jobstate_dataset *v, size_t n,
+                            owl_err *err);
+void jobstate_datasets_free(jobstate_dataset *v, size_t n);
 
 #endif

@@ -21,14 +21,20 @@ int ledger_status(db_conn *c, bool *present, bool *can_create, owl_err *err);
 /* Takes the transaction advisory lock that serializes importers. */
 int ledger_lock(db_conn *c, owl_err *err);
 
-/* Whether bundle_id is recorded: 1 yes, 0 no, -1 error. */
-int ledger_has_bundle(db_conn *c, const char *bundle_id, owl_err *err);
+/* Whether bundle_id is recorded: 1 from environment with key_id (imported
+ * before), 2 from another environment or key (other says which: a bundle
+ * reusing another's id), 0 no, -1 error. */
+int ledger_has_bundle(db_conn *c, const char *bundle_id, const char *environment, const char *key_id, char *other,
+                      size_t olen, owl_err *err);
 
-/* Finds a dataset of datasets whose recorded snapshot for environment is newer
- * than snapshot_at (microseconds): 1 with its name and that snapshot's time in
- * dataset and when (TEXT_UTC_MICROS), 0 when there is none, -1 on error. */
+/* Finds a (dataset, table) of datasets and tables (dataset tables: a global
+ * table is not checked) whose recorded snapshot for environment is newer than
+ * snapshot_at (microseconds): 1 with what ("dataset D, table T") and that
+ * snapshot's time in when (TEXT_UTC_MICROS), 0 when there is none, -1 on
+ * error. */
 int ledger_newer_snapshot(db_conn *c, const char *environment, char *const *datasets, size_t ndatasets,
-                          int64_t snapshot_at, char *dataset, size_t dlen, char *when, size_t wlen, owl_err *err);
+                          char *const *tables, size_t ntables, int64_t snapshot_at, char *what, size_t wlen,
+                          char *when, size_t wnlen, owl_err *err);
 
 /* One imported bundle, as recorded. */
 typedef struct ledger_entry {
@@ -37,13 +43,16 @@ typedef struct ledger_entry {
     int64_t snapshot_at, created_at; /* microseconds since the epoch */
     char *const *datasets;
     size_t ndatasets;
+    char *const *tables;  /* the bundle's dataset tables */
+    size_t ntables;
 } ledger_entry;
 
 typedef struct ledger_counts {
     uint64_t rows, inserted, updated, deleted, unchanged;
 } ledger_counts;
 
-/* Records the bundle and the snapshot it applied for each of its datasets. */
+/* Records the bundle and the snapshot it applied for each of its datasets and
+ * each (dataset, table). */
 int ledger_record_bundle(db_conn *c, const ledger_entry *e, owl_err *err);
 
 /* Records one table's counts. */

@@ -3,6 +3,7 @@
 #ifndef OWLSYNC_MANIFEST_H
 #define OWLSYNC_MANIFEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -10,7 +11,8 @@
 #include "owlsync/text.h"
 
 #define MANIFEST_FORMAT "owlsync-bundle"
-#define MANIFEST_VERSION 1
+#define MANIFEST_VERSION 1      /* written when no column is a reference */
+#define MANIFEST_VERSION_REFS 2 /* written when one is; read: 1 and 2 */
 #define MANIFEST_ENCODING "UTF8" /* the encoding of the data (client_encoding of the export) */
 #define MANIFEST_MAX_BYTES (4 * 1024 * 1024) /* bound on manifest.json */
 #define MANIFEST_MAX_TABLES 256
@@ -22,6 +24,9 @@
 typedef struct manifest_column {
     char *name;
     char *type;       /* format_type() text, e.g. "text", "jsonb", "numeric(10,2)" */
+    bool ref;         /* a reference: the source's values of a column the target
+                       * assigns itself, carried (never written) so that the
+                       * columns referencing it can be translated; version 2 */
 } manifest_column;
 
 typedef struct manifest_table {
@@ -68,6 +73,9 @@ int manifest_set_string(char **field, const char *value);
 
 /* Serialises m to JSON bytes (compact, keys in a fixed order, newline at end).
  * *out is malloc'd and owned by the caller. */
+/* Whether a column of m is a reference (the bundle is then version 2). */
+bool manifest_has_refs(const manifest *m);
+
 int manifest_serialize(const manifest *m, char **out, size_t *outlen, owl_err *err);
 
 /* Parses and validates manifest bytes strictly: format, version, every required

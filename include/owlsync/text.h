@@ -38,6 +38,11 @@ typedef enum {
  * TEXT_UTC_MAX bytes); years are written with four digits. Returns out. */
 const char *text_utc(int64_t usec, text_utc_style style, char *out, size_t outsz);
 
+/* Whether s matches pattern as PostgreSQL's LIKE does with a deterministic
+ * collation: '%' any run of characters, '_' one character (of UTF-8), '\'
+ * takes the next character as it is; anything else matches itself. */
+bool text_like(const char *s, const char *pattern);
+
 /* The wall clock in microseconds since the epoch. */
 int64_t text_now_usec(void);
 

@@ -196,6 +196,7 @@ key_id() {
     # a hostile value arrives byte for byte (and the comparison is not vacuous)
     [ "$(pg_psql src -At <<SQL
 CREATE TEMP TABLE r (LIKE owl_rule);
+ALTER TABLE r DROP COLUMN id;
 COPY r FROM STDIN;
 $(bsdtar -xOf "$b" data/owl_rule.tsv)
 \.
@@ -355,14 +356,15 @@ SQL
     wait "$LOOP_PID"
     LOOP_PID=
     # the marker columns are where the awk below looks
-    [ "$(mq "${bundles[0]}" "(SELECT string_agg(t->'columns'->4->>'name', ' ' ORDER BY n) || ' ' || (m->'tables'->6->'columns'->5->>'name')
+    # (the default tables leave their id out: the target assigns its own)
+    [ "$(mq "${bundles[0]}" "(SELECT string_agg(t->'columns'->3->>'name', ' ' ORDER BY n) || ' ' || (m->'tables'->6->'columns'->4->>'name')
                               FROM jsonb_array_elements(m->'tables') WITH ORDINALITY x(t, n) WHERE n IN (1, 3))")" = "rule_desc rule_value output" ]
     seen=()
     for b in "${bundles[@]}"; do
         markers=$({
-            bsdtar -xOf "$b" data/rule_repo.tsv | awk -F'\t' '$2 == "not_null" { print $5 }'
-            bsdtar -xOf "$b" data/owl_rule.tsv | awk -F'\t' '$2 == "public.ds_1000" && $3 == "rule_7" { print $5 }'
-            bsdtar -xOf "$b" data/alert_output.tsv | awk -F'\t' -v ds="public.ds_$BIG" '$2 == ds { print $6 }'
+            bsdtar -xOf "$b" data/rule_repo.tsv | awk -F'\t' '$1 == "not_null" { print $4 }'
+            bsdtar -xOf "$b" data/owl_rule.tsv | awk -F'\t' '$1 == "public.ds_1000" && $2 == "rule_7" { print $4 }'
+            bsdtar -xOf "$b" data/alert_output.tsv | awk -F'\t' -v ds="public.ds_$BIG" '$1 == ds { print $5 }'
         })
         echo "$b: $(sort <<<"$markers" | uniq -c | tr '\n' ' ')"
         [ "$(wc -l <<<"$markers")" -eq 8 ]                  # 1 + 1 + 6 rows

@@ -11,6 +11,7 @@
 bats_require_minimum_version 1.5.0
 load ../lib/pg
 load ../lib/owl
+load ../lib/import
 
 OWLSYNC=${OWLSYNC:-$BATS_TEST_DIRNAME/../../owlsync}
 
@@ -21,19 +22,8 @@ TABLES_INI=$OWL_TABLES_INI
 # ------------------------------------------------------------------ helpers
 
 setup_file() {
-    if [ ! -x "$OWLSYNC" ]; then
-        echo "no owlsync binary at $OWLSYNC (run make)" >&2
-        return 1
-    fi
-    # Tests share the target's ledger (rollback checks) and the kill test
-    # waits for the target to have no other sessions: one test at a time.
-    export BATS_NO_PARALLELIZE_WITHIN_FILE=true
-    pg_start src
-    pg_start tgt
-    pg_query tgt "CREATE SCHEMA cmp" >/dev/null     # scratch tables of the tests
-    mkdir -p "$BATS_FILE_TMPDIR/keys"
-    "$OWLSYNC" keygen -o "$BATS_FILE_TMPDIR/keys/prod.key" >/dev/null 2>&1
-    "$OWLSYNC" keygen -o "$BATS_FILE_TMPDIR/keys/other.key" >/dev/null 2>&1
+    # (the kill test also waits for the target to have no other sessions)
+    import_setup_file prod other
 }
 
 teardown_file() {
@@ -41,169 +31,8 @@ teardown_file() {
 }
 
 setup() {
-    W=$BATS_TEST_TMPDIR
-    K=$BATS_FILE_TMPDIR/keys
-    mkdir -p "$W/out" "$W/state"
+    import_setup
 }
-
-# pair SCHEMA [N] — SCHEMA in src holds the sample metastore (N bulk datasets,
-# default 2), SCHEMA in tgt the same tables, empty; writes src.ini (no job yet)
-# and tgt.ini (trusts the prod key for environment prod) for it.
-pair() {
-    S=$1
-    pg_load_metastore src "${2:-2}" "$S"
-    pg_load_schema tgt "$S"
-    src_ini
-    tgt_ini
-}
-
-# src_ini — the source's config (environment prod); its
-# [table] sections are $TABLES_SRC if set, else $TABLES_INI.
-src_ini() {
-    cat >"$W/src.ini" <<EOF
-[owlsync]
-environment = prod
-state_dir = $W/state
-log_level = warn
-
-[database]
-conninfo = $(pg_conninfo src)
-schema = $S
-${TABLES_SRC:-$TABLES_INI}
-EOF
-}
-
-# job NAME DATASETS [KEY=VALUE …] — appends [export NAME] to src.ini.
-job() {
-    local name=$1 ds=$2 kv
-    shift 2
-    {
-        echo "[export $name]"
-        echo "datasets = $ds"
-        echo "outbox = $W/out"
-        echo "signing_key = $K/prod.key"
-        for kv in "$@"; do echo "${kv%%=*} = ${kv#*=}"; done
-        echo
-    } >>"$W/src.ini"
-}
-
-# tgt_ini [LINE …] — the target's config (environment qa); LINEs go into its
-# [import] section; without a trusted_key line, the prod key is trusted for prod.
-tgt_ini() {
-    local l trust="trusted_key = prod $K/prod.key.pub"
-    for l in "$@"; do [[ $l == trusted_key* ]] && trust=; done
-    {
-        echo "[owlsync]"
-        echo "environment = qa"
-        echo "state_dir = $W/tstate"
-        echo "log_level = warn"
-        echo
-        echo "[database]"
-        echo "conninfo = $(pg_conninfo tgt)"
-        echo "schema = $S"
-        echo "$TABLES_INI"
-        echo "[import]"
-        [ -z "$trust" ] || echo "$trust"
-        for l in "$@"; do echo "$l"; done
-    } >"$W/tgt.ini"
-}
-
-# mkbundle JOB — runs export job JOB of src.ini and prints the one bundle path.
-mkbundle() { owl_export_one "$W/src.ini" "$1"; }
-
-# expect_refusal CODE TEXT — the last imp exited CODE with TEXT in its one error line.
-expect_refusal() {
-    if [ "$status" -ne "$1" ] || [[ $stderr != *"owlsync import: "*"$2"* ]]; then
-        echo "expected exit $1 and '$2', got $status: $stderr" >&2
-        return 1
-    fi
-}
-
-# digest_sql SCHEMA WHERE REPO_WHERE EXCLUDED — one query answering, for every
-# table of SCHEMA, "TABLE ROWS MD5" as pg_digest does (rows matching WHERE,
-# rule_repo's matching REPO_WHERE, as jsonb less the EXCLUDED columns, sorted).
-# One query instead of one psql per table: psql startup dominates these tests.
-digest_sql() {
-    local t w sep=
-    echo "SELECT d FROM ("
-    for t in $OWL_TABLES; do
-        w=$2
-        [ "$t" != rule_repo ] || w=$3
-        echo "$sep SELECT '$t ' || count(*) || ' ' || coalesce(md5(string_agg(r, E'\\n' ORDER BY r COLLATE \"C\")), '-')"
-        echo "   FROM (SELECT (to_jsonb(t) - '{$4}'::text[])::text AS r FROM $1.$t t WHERE $w) s"
-        sep="UNION ALL"
-    done
-    echo ") x(d) ORDER BY 1;"
-}
-
-# tgt_rows WHERE [REPO_WHERE] — digests (ids included) of tgt's rows of $S matching WHERE.
-tgt_rows() {
-    digest_sql "$S" "$1" "${2:-false}" _ | PGOPTIONS='-c timezone=UTC' pg_psql tgt -At
-}
-
-# tgt_state — digests of every table of $S in tgt (ids included) and of the ledger.
-tgt_state() {
-    local t
-    {
-        digest_sql "$S" true true _
-        echo "SELECT to_regclass('owlsync.bundles') IS NOT NULL AS have_ledger \\gset"
-        echo "\\if :have_ledger"
-        for t in bundles bundle_tables datasets; do
-            echo "SELECT 'ledger.$t ' || count(*) || ' ' || coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text COLLATE \"C\")), '-') FROM owlsync.$t t;"
-        done
-        printf '%s\n' '\endif'
-    } | PGOPTIONS='-c timezone=UTC' pg_psql tgt -At
-}
-
-# ledger_counts BUNDLE TABLE — "rows inserted updated deleted unchanged" kept for it.
-ledger_counts() {
-    pg_query tgt "SELECT concat_ws(' ', t.rows, t.inserted, t.updated, t.deleted, t.unchanged)
-                  FROM owlsync.bundle_tables t
-                  WHERE t.bundle_id = '$(owl_bundle_id "$1")' AND t.table_name = '$2'"
-}
-
-# printed_counts TABLE INS UPD DEL UNCH — the last imp's report has that line.
-printed_counts() {
-    if ! grep -Eq "^ +$1 +$2 +$3 +$4 +$5\$" <<<"$output"; then
-        echo "no line '$1 $2 $3 $4 $5' in the report:" >&2
-        echo "$output" >&2
-        return 1
-    fi
-}
-
-# same_as_src WHERE [REPO_WHERE] — for every table of $S, the rows matching
-# WHERE (rule_repo: REPO_WHERE, default all) are equal in src and tgt, ids aside.
-same_as_src() {
-    local q a b
-    q=$(digest_sql "$S" "$1" "${2:-true}" id)
-    a=$(PGOPTIONS='-c timezone=UTC' pg_psql src -At <<<"$q")
-    b=$(PGOPTIONS='-c timezone=UTC' pg_psql tgt -At <<<"$q")
-    if [ "$a" != "$b" ] || [ -z "$a" ]; then
-        echo "src and tgt differ where $1:" >&2
-        diff <(echo "$a") <(echo "$b") >&2
-        return 1
-    fi
-}
-
-# except_both TABLE WHERE — copies src's rows of $S.TABLE matching WHERE (all
-# columns but id) into tgt and prints "ROWS MISSING EXTRA": rows, rows of src
-# not in tgt and rows of tgt not in src (SQL EXCEPT ALL both ways).
-except_both() {
-    local t=$1 w=$2 cols
-    cols=$(pg_query tgt "SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position)
-                         FROM information_schema.columns
-                         WHERE table_schema = '$S' AND table_name = '$t' AND column_name <> 'id'")
-    pg_psql tgt -c "SET client_min_messages = warning" -c "DROP TABLE IF EXISTS cmp.src_rows" \
-        -c "CREATE TABLE cmp.src_rows AS SELECT $cols FROM $S.$t WITH NO DATA" >/dev/null
-    pg_psql src -c "COPY (SELECT $cols FROM $S.$t WHERE $w) TO STDOUT" |
-        pg_psql tgt -c "COPY cmp.src_rows FROM STDIN"
-    pg_query tgt "SELECT (SELECT count(*) FROM cmp.src_rows) || ' ' ||
-        (SELECT count(*) FROM (SELECT * FROM cmp.src_rows EXCEPT ALL SELECT $cols FROM $S.$t WHERE $w) a) || ' ' ||
-        (SELECT count(*) FROM (SELECT $cols FROM $S.$t WHERE $w EXCEPT ALL SELECT * FROM cmp.src_rows) b)"
-}
-
-# tgt1 SQL — one value from tgt.
-tgt1() { pg_query tgt "$1"; }
 
 # ------------------------------------------------------------------ tests
 
@@ -825,9 +654,10 @@ ${TABLES_INI%%\[table alert_output\]*}"
     [ "$(tgt_state | grep -v '^ledger')" = "$before" ]
 }
 
-@test "a replace delete that cascades to a matched child row: the child row is inserted again, not lost" {
+@test "a child moved to a new parent before its old one goes is updated in place; a cascade into a kept row is never a silent loss" {
     # parent -> child with ON DELETE CASCADE, and a child key that leaves out
-    # its FK column: the child row matched before the parent's delete took it.
+    # its FK column: parents are inserted and children updated before any
+    # delete, so the old parent's delete reaches no child.
     local ddl="
         CREATE TABLE parent (id serial PRIMARY KEY, dataset text NOT NULL, name text NOT NULL,
                              UNIQUE (dataset, name));
@@ -854,6 +684,7 @@ generated = id
     b1=$(mkbundle nightly)
     imp_ok "$b1"
     [ "$(tgt1 "SELECT string_agg(dataset || ':' || cname || '->' || parent_name, ' ' ORDER BY dataset) FROM $S.child")" = "d1:x->a d2:y->a" ]
+    xid=$(tgt1 "SELECT id FROM $S.child WHERE cname = 'x'")
 
     # At the source, d1's child moves to a new parent and the old parent goes.
     pg_psql src -c "SET search_path TO $S" -c "INSERT INTO parent (dataset, name) VALUES ('d1', 'b')" \
@@ -861,9 +692,23 @@ generated = id
     b2=$(mkbundle nightly)
     imp_ok "$b2"
     printed_counts parent 1 0 1 1
-    printed_counts child 1 0 0 1
+    printed_counts child 0 1 0 1
     [ "$(tgt1 "SELECT string_agg(dataset || ':' || cname || '->' || parent_name || ':' || note, ' ' ORDER BY dataset) FROM $S.child")" = "d1:x->b:one d2:y->a:two" ]
     [ "$(tgt1 "SELECT string_agg(dataset || ':' || name, ' ' ORDER BY dataset) FROM $S.parent")" = "d1:b d2:a" ]
+    # the child kept its target row (and id): updated, not deleted and added
+    [ "$(tgt1 "SELECT id FROM $S.child WHERE cname = 'x'")" = "$xid" ]
+
+    # A foreign key the source lacks: its child row keeps a parent the source
+    # deleted. The target's cascade would take the row the bundle keeps: the
+    # import writes it again, which its foreign key refuses (2), and nothing
+    # changes; never a row quietly lost.
+    pg_psql src -c "SET search_path TO $S" -c "ALTER TABLE child DROP CONSTRAINT child_dataset_parent_name_fkey" \
+        -c "DELETE FROM parent WHERE dataset = 'd2'" >/dev/null
+    before=$(tgt1 "SELECT string_agg(c::text, ' ' ORDER BY id) FROM $S.child c")
+    b3=$(mkbundle nightly)
+    imp "$b3"
+    expect_refusal 2 "child_dataset_parent_name_fkey"
+    [ "$(tgt1 "SELECT string_agg(c::text, ' ' ORDER BY id) FROM $S.child c")" = "$before" ]
 }
 
 @test "check: every check of a source and a target passes, one line each; a missing table and a missing key column are named" {

@@ -183,6 +183,10 @@ static void test_defaults(void)
     static const char *const names[] = {"rule_repo",      "owl_catalog",  "owl_rule",
                                          "alert_cond",     "owl_check_repo",
                                          "job_schedule",   "alert_output"};
+    /* natural keys, each holding the dataset column of its table */
+    static const char *const keys[][3] = {{"rule_nm"}, {"dataset"}, {"dataset", "rule_nm"},
+                                          {"dataset", "alert_nm"}, {"dataset"}, {"dataset"},
+                                          {"dataset", "alert_nm", "run_id"}};
     cfg *c = load(HEAD);
 
     if (c == NULL)
@@ -204,7 +208,13 @@ static void test_defaults(void)
         CHECK_STR(t->name, names[i]);
         CHECK_STR(t->dataset_column, i == 0 ? "" : "dataset");
         CHECK(t->mode == (i == 0 ? CFG_MODE_UPSERT : CFG_MODE_REPLACE));
-        CHECK(t->key.n == 0 && t->generated.n == 0);
+        /* the surrogate id is the target's own: it never travels */
+        CHECK(t->generated.n == 1 && strcmp(t->generated.v[0], "id") == 0);
+        for (size_t k = 0; k < 3; k++) {
+            CHECK((keys[i][k] == NULL) == (k >= t->key.n));
+            if (keys[i][k] != NULL && k < t->key.n)
+                CHECK_STR(t->key.v[k], keys[i][k]);
+        }
         CHECK(cfg_find_table(c, names[i]) == t);
     }
 

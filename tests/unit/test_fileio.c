@@ -162,6 +162,28 @@ static void test_read_small(void)
     close(dfd);
 }
 
+/* The same, into a buffer of the file's own size. */
+static void test_read_alloc(void)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    char *buf = (char *)&buf;
+    size_t len = 9;
+    owl_err err = {0};
+
+    CHECK(fileio_read_alloc(dfd, "missing", 100, &buf, &len, &err) == 1);
+    CHECK(buf == NULL && len == 0);
+    CHECK(fileio_write_path(at("ten"), "0123456789", 10, 0644, FILEIO_REPLACE, &err) == 0);
+    CHECK(fileio_read_alloc(dfd, "ten", 10, &buf, &len, &err) == 0);
+    CHECK(buf != NULL && len == 10 && strcmp(buf, "0123456789") == 0);
+    free(buf);
+    CHECK(fileio_read_alloc(dfd, "ten", 9, &buf, &len, &err) == -1);
+    CHECK(buf == NULL);
+    CHECK_CONTAINS(err.msg, "not a regular file of at most 9 bytes");
+    CHECK(symlink("ten", at("link10")) == 0);
+    CHECK(fileio_read_alloc(dfd, "link10", 100, &buf, &len, &err) == -1 && buf == NULL);
+    close(dfd);
+}
+
 static void test_rename_noreplace(void)
 {
     int dfd = open(dir, O_RDONLY | O_DIRECTORY);
@@ -189,6 +211,7 @@ int main(void)
     RUN(test_failures_name_the_step);
     RUN(test_write_path);
     RUN(test_read_small);
+    RUN(test_read_alloc);
     RUN(test_rename_noreplace);
     {
         char cmd[128];

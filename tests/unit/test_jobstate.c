@@ -86,6 +86,51 @@ static void test_last_round_trip(void)
     CHECK(back.success == 0);
 }
 
+/* The datasets a job carried: any name (tabs, newlines, backslashes, UTF-8)
+ * comes back as it went, with its time; a damaged file is an error. */
+static void test_datasets(void)
+{
+    char dir[256];
+    jobstate_dataset v[3] = {{"public.ds_1", INT64_C(1700000000000001)},
+                             {"tab\there\nnew line \\ back \xc3\xa9", INT64_C(0)},
+                             {"x", INT64_C(9223372036854775807)}};
+    jobstate_dataset *back = NULL;
+    size_t n = 99;
+    owl_err err = {0};
+
+    snprintf(dir, sizeof(dir), "%s", at("state")); /* at() reuses its buffer */
+    CHECK(jobstate_read_datasets(dir, "ds", &back, &n, &err) == 0); /* never run: none */
+    CHECK(back == NULL && n == 0);
+    CHECK(jobstate_write_datasets(dir, "ds", v, 3, &err) == 0);
+    CHECK(jobstate_read_datasets(dir, "ds", &back, &n, &err) == 0);
+    CHECK(n == 3);
+    for (size_t i = 0; i < 3 && i < n; i++) {
+        CHECK_STR(back[i].name, v[i].name);
+        CHECK(back[i].seen == v[i].seen);
+    }
+    jobstate_datasets_free(back, n);
+    /* none at all reads back as none */
+    CHECK(jobstate_write_datasets(dir, "ds", v, 0, &err) == 0);
+    CHECK(jobstate_read_datasets(dir, "ds", &back, &n, &err) == 0 && n == 0);
+    jobstate_datasets_free(back, n);
+
+    put("state/export-dsbad.datasets", "something else\n");
+    CHECK(jobstate_read_datasets(dir, "dsbad", &back, &n, &err) == -1 && back == NULL && n == 0);
+    CHECK_CONTAINS(err.msg, "export-dsbad.datasets is damaged (its first line)");
+    put("state/export-dsbad.datasets", "owlsync-datasets 1\n12\tok\nnot a time\tx\n");
+    CHECK(jobstate_read_datasets(dir, "dsbad", &back, &n, &err) == -1 && back == NULL);
+    CHECK_CONTAINS(err.msg, "(line 3)");
+    put("state/export-dsbad.datasets", "owlsync-datasets 1\n12\tno end");
+    CHECK(jobstate_read_datasets(dir, "dsbad", &back, &n, &err) == -1);
+    CHECK_CONTAINS(err.msg, "its end");
+    put("state/export-dsbad.datasets", "owlsync-datasets 1\n-12\tx\n");
+    CHECK(jobstate_read_datasets(dir, "dsbad", &back, &n, &err) == -1);
+    CHECK_CONTAINS(err.msg, "a bad time");
+    put("state/export-dsbad.datasets", "owlsync-datasets 1\n12\t\n");
+    CHECK(jobstate_read_datasets(dir, "dsbad", &back, &n, &err) == -1);
+    CHECK_CONTAINS(err.msg, "a bad name");
+}
+
 static void test_lock(void)
 {
     int a = -1, b = -1;
@@ -115,6 +160,7 @@ int main(void)
     RUN(test_state_round_trip);
     RUN(test_state_damaged);
     RUN(test_last_round_trip);
+    RUN(test_datasets);
     RUN(test_lock);
     {
         char cmd[128];

@@ -412,13 +412,62 @@ static void test_parse_format_version(void)
     REJECT_SET(top, "format", json_string("owlsync-bundle2"), "manifest: format is not \"owlsync-bundle\"");
     REJECT_SET(top, "format", json_string(""), "manifest: format is not \"owlsync-bundle\"");
     REJECT_SET(top, "format", json_integer(1), "manifest: \"format\" is missing or not a string");
-    REJECT_SET(top, "version", json_integer(2),
-               "manifest: bundle format version 2 is not supported (this owlsync reads version 1)");
+    REJECT_SET(top, "version", json_integer(3),
+               "manifest: bundle format version 3 is not supported (this owlsync reads versions 1 and 2)");
     REJECT_SET(top, "version", json_integer(0), "version 0 is not supported");
     REJECT_SET(top, "version", json_integer(-1), "manifest: \"version\" is missing or not a non-negative integer");
     REJECT_SET(top, "version", json_string("1"), "manifest: \"version\" is missing or not a non-negative integer");
     REJECT_SET(top, "version", json_real(1.0), "manifest: \"version\" is missing or not a non-negative integer");
     REJECT_SET(top, "version", json_true(), "\"version\" is missing or not a non-negative integer");
+}
+
+static json_t *column2(json_t *root)
+{
+    return json_array_get(json_object_get(table0(root), "columns"), 2);
+}
+
+/* References: columns carried to translate foreign keys, never written; a
+ * manifest with one is version 2, and says so. */
+static void test_refs(void)
+{
+    manifest *m = sample(), *back = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    owl_err err;
+
+    CHECK(m != NULL);
+    if (m == NULL)
+        return;
+    err_clear(&err);
+    CHECK(!manifest_has_refs(m));
+    CHECK(manifest_serialize(m, &text, &len, &err) == 0);
+    CHECK(text != NULL && strstr(text, "\"version\": 1,") != NULL && strstr(text, "\"ref\"") == NULL);
+    free(text);
+    m->tables[0].columns[2].ref = true;
+    CHECK(manifest_has_refs(m));
+    CHECK(manifest_serialize(m, &text, &len, &err) == 0);
+    CHECK(text != NULL && strstr(text, "\"version\": 2,") != NULL);
+    CHECK(text != NULL && manifest_parse(text, len, &back, &err) == 0);
+    CHECK(back != NULL && back->version == 2 && back->tables[0].columns[2].ref && !back->tables[0].columns[1].ref);
+    free(text);
+    manifest_free(back);
+    manifest_free(m);
+
+    /* a reference in a version-1 manifest, a reference that is not true, the dataset column as one */
+    REJECT_SET(column2, "ref", json_true(), "manifest: table owl_rule column score is not a valid reference");
+    {
+        json_t *r = sample_json();
+        json_object_set_new(r, "version", json_integer(2));
+        json_object_set_new(column2(r), "ref", json_false());
+        json_rejected(__LINE__, r, "column score is not a valid reference");
+        r = sample_json();
+        json_object_set_new(r, "version", json_integer(2));
+        json_object_set_new(column0(r), "ref", json_true());
+        json_rejected(__LINE__, r, "column dataset is not a valid reference");
+        r = sample_json(); /* version 2 says there are references */
+        json_object_set_new(r, "version", json_integer(2));
+        json_rejected(__LINE__, r, "manifest: version 2 but no column is a reference");
+    }
 }
 
 static void test_parse_missing_fields(void)
@@ -762,6 +811,7 @@ int main(void)
     RUN(test_times);
     RUN(test_parse_not_a_manifest);
     RUN(test_parse_format_version);
+    RUN(test_refs);
     RUN(test_parse_missing_fields);
     RUN(test_parse_wrong_types);
     RUN(test_parse_shapes);

@@ -108,11 +108,38 @@ static void test_utc(void)
     CHECK(text_now_usec() > INT64_C(1700000000000000));
 }
 
+/* LIKE as PostgreSQL reads it (the same answers as SELECT s LIKE p). */
+static void test_like(void)
+{
+    CHECK(text_like("public.ds_1", "public.ds_1"));
+    CHECK(!text_like("public.ds_1", "public.ds_2"));
+    CHECK(text_like("public.ds_1", "public.ds_%"));
+    CHECK(text_like("public.ds_", "public.ds_%"));  /* % takes nothing */
+    CHECK(!text_like("public.ds", "public.ds_%"));  /* _ takes one */
+    CHECK(text_like("public.ds_12", "%ds%2"));
+    CHECK(!text_like("public.ds_12", "%ds%3"));
+    CHECK(text_like("abcabd", "%abd"));            /* backtracks into the % */
+    CHECK(text_like("", "%"));
+    CHECK(text_like("", "%%"));
+    CHECK(!text_like("", "_"));
+    CHECK(!text_like("a", ""));
+    CHECK(text_like("a_b", "a\\_b"));               /* an escaped _ is itself */
+    CHECK(!text_like("axb", "a\\_b"));
+    CHECK(text_like("50%", "50\\%"));
+    CHECK(!text_like("500", "50\\%"));
+    CHECK(text_like("d\xc3\xa9j\xc3\xa0", "d_j_"));   /* _ is a character, not a byte */
+    CHECK(!text_like("d\xc3\xa9j\xc3\xa0", "d__j__"));
+    CHECK(text_like("x.a.b.c", "x%.%.%"));
+    CHECK(!text_like("x.a", "x%.%.%"));
+    CHECK(text_like("ds", "DS") == false);          /* case matters */
+}
+
 int main(void)
 {
     RUN(test_identifiers);
     RUN(test_names);
     RUN(test_clean);
     RUN(test_utc);
+    RUN(test_like);
     return UNIT_DONE();
 }
