@@ -63,9 +63,9 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB_OBJS) | $(BUILD)/tests
 	$(Q)$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
 # Test tools: small programs that craft hostile inputs for the end-to-end tests.
-$(BUILD)/tests/tools/%: tests/tools/%.c | $(BUILD)/tests/tools
+$(BUILD)/tests/tools/%: tests/tools/%.c $(LIB_OBJS) | $(BUILD)/tests/tools
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
 $(BUILD)/agent $(BUILD)/tests $(BUILD)/tests/tools:
 	mkdir -p $@
@@ -101,6 +101,7 @@ test: deps check
 
 test-run: $(BUILD)/owlsync $(UNIT_BINS) $(TOOL_BINS)
 	@OWLSYNC=$(CURDIR)/$(BUILD)/owlsync BUILD=$(CURDIR)/$(BUILD) GZCRAFT=$(CURDIR)/$(BUILD)/tests/tools/gzcraft \
+	  RESIGN=$(CURDIR)/$(BUILD)/tests/tools/resign \
 	  tests/run $(UNIT_BINS)
 
 # The README's first command: a whole promotion on two throwaway clusters.
