@@ -415,6 +415,9 @@ struct bundle_reader {
     char *path;
     int fd;
     uint64_t file_size;
+    off_t pos;               /* where the next read starts: every read is a pread,
+                              * so readers of one open file (dup'ed from one
+                              * claim) never move each other's place */
     bundle_compression comp; /* decided from the file's first bytes */
     struct archive *z;     /* the one decompressor (raw format); NULL for BUNDLE_NONE */
     struct archive *a;     /* the tar reader (ustar, no filter) over unpacked bytes */
@@ -475,10 +478,12 @@ static la_ssize_t raw_read(bundle_reader *r, struct archive *a, const void **buf
     ssize_t n;
 
     for (;;) {
-        n = read(r->fd, r->raw, sizeof(r->raw));
+        n = pread(r->fd, r->raw, sizeof(r->raw), r->pos);
         if (n >= 0 || errno != EINTR)
             break;
     }
+    if (n > 0)
+        r->pos += n;
     if (n < 0) {
         archive_set_error(a, errno, "read error: %s", strerror(errno));
         return -1;
@@ -589,8 +594,7 @@ static int open_decompressor(bundle_reader *r, struct archive **out, owl_err *er
     *out = NULL;
     if (r->comp == BUNDLE_NONE)
         return 0;
-    if (lseek(r->fd, 0, SEEK_SET) < 0)
-        return err_set(err, OWL_ERUNTIME, "cannot read %s: %s", r->path, strerror(errno));
+    r->pos = 0;
     r->raw_read = 0;
     z = archive_read_new();
     if (z == NULL)
@@ -749,6 +753,20 @@ static int read_small(bundle_reader *r, const char *what, uint64_t size, char **
 int bundle_open(const char *path, const bundle_limits *limits, const keys_trust *trust,
                 bundle_reader **out, owl_err *err)
 {
+    /* O_NONBLOCK: a FIFO named like a bundle must not hang the reader (it is
+     * refused below as not a regular file) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+
+    *out = NULL;
+    if (fd < 0)
+        return err_set(err, errno == ELOOP ? OWL_EVERIFY : OWL_ERUNTIME, "cannot open %s: %s", path,
+                       errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+    return bundle_open_fd(fd, path, limits, trust, out, err);
+}
+
+int bundle_open_fd(int fd, const char *path, const bundle_limits *limits, const keys_trust *trust,
+                   bundle_reader **out, owl_err *err)
+{
     bundle_reader *r = calloc(1, sizeof(*r));
     struct stat st;
     uint64_t size = 0;
@@ -757,21 +775,18 @@ int bundle_open(const char *path, const bundle_limits *limits, const keys_trust 
     const keys_trusted *kt = NULL;
 
     *out = NULL;
-    if (r == NULL)
+    if (r == NULL) {
+        close(fd);
         return err_oom(err);
-    r->fd = -1;
+    }
+    r->fd = fd;
     r->lim = *limits;
     r->path = strdup(path);
     if (r->path == NULL) {
         err_oom(err);
         goto fail;
     }
-    r->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (r->fd < 0) {
-        err_set(err, errno == ELOOP ? OWL_EVERIFY : OWL_ERUNTIME, "cannot open %s: %s", path,
-                errno == ELOOP ? "it is a symbolic link" : strerror(errno));
-        goto fail;
-    }
+    r->pos = 0;
     if (fstat(r->fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         err_set(err, OWL_EVERIFY, "%s is not a regular file", path);
         goto fail;
@@ -791,10 +806,8 @@ int bundle_open(const char *path, const bundle_limits *limits, const keys_trust 
     r->fed_max = 2 * TAR_BLOCK + round_block(MANIFEST_MAX_BYTES) + round_block(KEYS_SIGFILE_MAX) + 2 * IO_CHUNK;
     if (detect_compression(r, err) < 0 || open_decompressor(r, &r->z, err) < 0)
         goto fail;
-    if (r->z == NULL && lseek(r->fd, 0, SEEK_SET) < 0) {
-        err_set(err, OWL_ERUNTIME, "cannot read %s: %s", path, strerror(errno));
-        goto fail;
-    }
+    if (r->z == NULL)
+        r->pos = 0; /* uncompressed: the tar reader reads the file from its start */
     r->a = archive_read_new();
     if (r->a == NULL) {
         err_oom(err);
@@ -904,18 +917,20 @@ static int check_layout(bundle_reader *r, owl_err *err)
     r->z = NULL;
     if (open_decompressor(r, &z, err) < 0)
         return -1;
-    if (z == NULL && lseek(r->fd, 0, SEEK_SET) < 0)
-        return err_set(err, OWL_ERUNTIME, "cannot re-read %s: %s", r->path, strerror(errno));
+    if (z == NULL)
+        r->pos = 0;
     for (;;) {
         la_ssize_t n;
         if (z != NULL) {
             n = archive_read_data(z, zero_check, sizeof(r->scratch));
         } else {
             for (;;) {
-                n = read(r->fd, zero_check, sizeof(r->scratch));
+                n = pread(r->fd, zero_check, sizeof(r->scratch), r->pos);
                 if (n >= 0 || errno != EINTR)
                     break;
             }
+            if (n > 0)
+                r->pos += n;
         }
         if (n < 0) {
             const char *msg = z != NULL ? archive_error_string(z) : strerror(errno);

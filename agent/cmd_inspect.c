@@ -33,8 +33,11 @@ static void print_list(char **v, size_t n, const char *none_text)
         fputs(none_text, stdout);
         return;
     }
-    for (size_t i = 0; i < n; i++)
-        printf("%s%s", i ? ", " : "", v[i]);
+    for (size_t i = 0; i < n; i++) {
+        char shown[4 * MANIFEST_TEXT_MAX + 8];
+        /* a dataset name may hold any character: none reaches the terminal raw */
+        printf("%s%s", i ? ", " : "", text_clean(v[i], MANIFEST_TEXT_MAX, shown, sizeof(shown)));
+    }
 }
 
 static void print_time(const char *label, int64_t t)
@@ -46,7 +49,9 @@ static void print_time(const char *label, int64_t t)
 
 static void print_text(const char *path, const manifest *m)
 {
-    printf("%-12s %s\n", "bundle", path);
+    char shown[4 * MANIFEST_TEXT_MAX + 8];
+
+    printf("%-12s %s\n", "bundle", text_clean(path, MANIFEST_TEXT_MAX, shown, sizeof(shown)));
     printf("%-12s %s\n", "signature", "not checked (run owlsync verify)");
     printf("%-12s %s\n", "bundle id", m->bundle_id);
     printf("%-12s %s\n", "environment", m->environment);
@@ -59,7 +64,7 @@ static void print_text(const char *path, const manifest *m)
     print_list(m->targets, m->ntargets, "any environment");
     printf("\n%-12s %s\n", "schema", m->schema);
     printf("%-12s %s\n", "key id", m->key_id);
-    printf("%-12s %s\n", "producer", m->producer);
+    printf("%-12s %s\n", "producer", text_clean(m->producer, MANIFEST_TEXT_MAX, shown, sizeof(shown)));
     printf("%-12s %zu: ", "datasets", m->ndatasets);
     print_list(m->datasets, m->ndatasets, "(none)");
     printf("\n%-12s %zu\n", "tables", m->ntables);

@@ -2,6 +2,7 @@
  * typed, validated struct cfg; every error names the file, line, section and key. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <regex.h>
 #include <stdarg.h>
@@ -10,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -1361,10 +1364,19 @@ int cfg_load(const char *path, cfg **out, owl_err *err)
     int result = -1;
 
     *out = NULL;
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        err_set(err, OWL_EUSAGE, "%s: cannot open: %s", path, strerror(errno));
-        goto out;
+    {
+        /* O_NONBLOCK and a regular file only: a FIFO is refused, not waited on */
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        struct stat st;
+        if (fd < 0) {
+            err_set(err, OWL_EUSAGE, "%s: cannot open: %s", path, strerror(errno));
+            goto out;
+        }
+        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (f = fdopen(fd, "rb")) == NULL) {
+            close(fd);
+            err_set(err, OWL_EUSAGE, "%s: not a regular file", path);
+            goto out;
+        }
     }
     buf = malloc((size_t)CFG_MAX_FILE + 1);
     if (buf == NULL) {

@@ -401,6 +401,10 @@ static void import_claimed(daemon_state *d, inbox_claim *cl)
     err_clear(&err);
     memset(&res, 0, sizeof(res));
     log_info("%s: importing", cl->name);
+    /* through the claim's descriptor: .work/ may have been swapped for a link
+     * to anything since it was opened */
+    opts.by_fd = true;
+    opts.fd = cl->fd;
     if (importer_run(d->c, &d->trust, d->rs, cl->path, &opts, &res, &err) == 0) {
         uint64_t rows = 0;
         for (size_t i = 0; i < res.ntables; i++)

@@ -2,6 +2,8 @@
  * its policy, begin the one transaction (locked, with the ledger), plan each
  * table from the target's catalog, stage its rows with COPY (rewritten as they
  * stream), apply them by mode in foreign-key order, record the ledger, commit. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,16 +103,41 @@ static int plan_rewrites(import_run *x, owl_err *err)
     return 0;
 }
 
+/* Opens the bundle: by path, or through a descriptor of its own on the
+ * claimed file. */
+static int open_bundle(const import_run *x, bundle_reader **r, owl_err *err)
+{
+    bundle_limits lim = {x->c->import.max_bundle_size, x->c->import.max_unpacked_size};
+    int fd;
+
+    if (!x->opts->by_fd)
+        return bundle_open(x->path, &lim, x->trust, r, err);
+    fd = fcntl(x->opts->fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot read %s: %s", x->path, strerror(errno));
+    return bundle_open_fd(fd, x->path, &lim, x->trust, r, err);
+}
+
 /* Opens and verifies the bundle, checks policy, and sets up a plan per table. */
 static int im_verify(import_run *x, owl_err *err)
 {
-    bundle_limits lim = {x->c->import.max_bundle_size, x->c->import.max_unpacked_size};
     importer_result *res = x->res;
     const manifest *m;
 
-    /* Verify: nothing of the bundle is believed before its signature holds. */
-    if (bundle_open(x->path, &lim, x->trust, &x->r, err) < 0)
+    /* Verify: nothing of the bundle is believed before its signature holds,
+     * and no byte of a data entry is parsed (rewritten, sent to COPY) before
+     * the whole entry matched its hash: one reading pass over everything
+     * first. So a copy with other data under a signed manifest is never
+     * taken for a bundle imported before, either. */
+    if (open_bundle(x, &x->r, err) < 0)
         return -1;
+    {
+        bundle_reader *whole = NULL;
+        int rc = open_bundle(x, &whole, err) < 0 ? -1 : bundle_verify_rest(whole, err);
+        bundle_close(whole);
+        if (rc < 0)
+            return -1;
+    }
     m = x->m = bundle_manifest(x->r);
     memcpy(res->bundle_id, m->bundle_id, sizeof(res->bundle_id));
     res->environment = strdup(m->environment);
@@ -727,7 +754,6 @@ static int find_bytes(void *ctx, const char *row, size_t len, uint64_t rowno, ow
  * can fix (exit 2). err holds the server's words with the bytes. */
 static int name_untranslatable(import_run *x, table_plan *p, uint64_t rowno, owl_err *err)
 {
-    bundle_limits lim = {x->c->import.max_bundle_size, x->c->import.max_unpacked_size};
     unsigned char want[8];
     find_ctx f = {rowno, want, 0, p, -1, false, ""};
     const char *hex = strstr(err->msg, "byte sequence ");
@@ -744,7 +770,7 @@ static int name_untranslatable(import_run *x, table_plan *p, uint64_t rowno, owl
         hex = *end == ' ' ? end + 1 : NULL;
     }
     copytext_rows_init(&rows, COPYTEXT_MAX_ROW, p->mt->file);
-    if (buf != NULL && f.wlen > 0 && bundle_open(x->path, &lim, x->trust, &r, &e2) == 0) {
+    if (buf != NULL && f.wlen > 0 && open_bundle(x, &r, &e2) == 0) {
         while (bundle_next_table(r, &mt, &e2) > 0 && strcmp(mt->name, p->mt->name) != 0) {
         }
         while (!f.seen && (n = bundle_read(r, buf, COPY_CHUNK, &e2)) > 0)

@@ -132,6 +132,64 @@ static int open_dir_create(int at, const char *path, const char *shown, int *fdp
     return 0;
 }
 
+/* The name of path within the inbox when it is directly under it ("INBOX/x"),
+ * else NULL. */
+static const char *leaf_in_inbox(const inbox *ib, const char *path)
+{
+    size_t n = strlen(ib->dir);
+
+    if (strncmp(path, ib->dir, n) != 0 || path[n] != '/' || path[n + 1] == '\0' || strchr(path + n + 1, '/') != NULL)
+        return NULL;
+    return path + n + 1;
+}
+
+/* Opens directory name of the inbox (creating it when missing). The inbox is
+ * writable by others: what stands there instead of a directory (a symbolic
+ * link, a FIFO, a file) is moved aside under a hidden name, loudly, and a
+ * directory made in its place, so that nobody can stop the agent or steer
+ * its files elsewhere. A directory of another owner is used, with a warning
+ * (every file in it is opened by descriptor and checked). */
+static int open_inbox_dir(inbox *ib, const char *name, const char *shown, int *fdp, owl_err *err)
+{
+    char aside[NAME_MAX + 1];
+    struct stat st;
+    int fd;
+
+    for (int attempt = 0;; attempt++) {
+        if (mkdirat(ib->dirfd, name, 0750) < 0 && errno != EEXIST)
+            return err_set(err, OWL_ERUNTIME, "cannot create directory %s: %s", shown, strerror(errno));
+        fd = openat(ib->dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0)
+            break;
+        if ((errno != ELOOP && errno != ENOTDIR) || attempt > 0)
+            return err_set(err, OWL_ERUNTIME, "cannot open directory %s: %s", shown, strerror(errno));
+        snprintf(aside, sizeof(aside), ".%s.planted-%lld-%ld", name[0] == '.' ? name + 1 : name,
+                 (long long)time(NULL), (long)getpid());
+        if (renameat(ib->dirfd, name, ib->dirfd, aside) < 0)
+            return err_set(err, OWL_ERUNTIME, "%s is not a directory, and cannot be moved aside: %s", shown,
+                           strerror(errno));
+        log_error("%s was not a directory (a symbolic link or another file, planted in the inbox): moved aside "
+                  "to %s/%s, and a directory made in its place",
+                  shown, ib->dir, aside);
+    }
+    if (fstat(fd, &st) == 0 && st.st_uid != geteuid())
+        log_warn("%s belongs to uid %ld, not to this agent (uid %ld): check who made it", shown, (long)st.st_uid,
+                 (long)geteuid());
+    *fdp = fd;
+    return 0;
+}
+
+/* Opens a processed or quarantine directory: one directly under the inbox
+ * as the inbox's own, any other as configured (a symbolic link refused). */
+static int open_side_dir(inbox *ib, const char *path, int *fdp, owl_err *err)
+{
+    const char *leaf = leaf_in_inbox(ib, path);
+
+    if (leaf != NULL && strcmp(leaf, ".") != 0 && strcmp(leaf, "..") != 0)
+        return open_inbox_dir(ib, leaf, path, fdp, err);
+    return open_dir_create(AT_FDCWD, path, path, fdp, err);
+}
+
 /* Refuses a processed or quarantine directory that is the inbox or .work itself:
  * files moved there would be taken again. */
 static int check_distinct(const inbox *ib, int fd, const char *shown, owl_err *err)
@@ -185,13 +243,12 @@ int inbox_open(const inbox_config *ic, inbox **out, owl_err *err)
         err_oom(err);
         goto out;
     }
-    if (open_dir_create(ib->dirfd, INBOX_WORK, shown, &ib->workfd, err) < 0)
+    if (open_inbox_dir(ib, INBOX_WORK, shown, &ib->workfd, err) < 0)
         goto out;
-    if (ib->processed_dir != NULL &&
-        (open_dir_create(AT_FDCWD, ib->processed_dir, ib->processed_dir, &ib->processedfd, err) < 0 ||
-         check_distinct(ib, ib->processedfd, ib->processed_dir, err) < 0))
+    if (ib->processed_dir != NULL && (open_side_dir(ib, ib->processed_dir, &ib->processedfd, err) < 0 ||
+                                      check_distinct(ib, ib->processedfd, ib->processed_dir, err) < 0))
         goto out;
-    if (open_dir_create(AT_FDCWD, ib->quarantine_dir, ib->quarantine_dir, &ib->quarantinefd, err) < 0 ||
+    if (open_side_dir(ib, ib->quarantine_dir, &ib->quarantinefd, err) < 0 ||
         check_distinct(ib, ib->quarantinefd, ib->quarantine_dir, err) < 0)
         goto out;
     *out = ib;

@@ -109,11 +109,12 @@ out:
 static int read_small_file(const char *path, char *buf, size_t max, size_t *len, struct stat *st,
                            owl_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO in the key's place is refused below, never waited on */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
     size_t used = 0;
 
     if (fd < 0 && errno == ELOOP)
-        fd = open(path, O_RDONLY | O_CLOEXEC);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return err_set(err, OWL_EUSAGE, "cannot open key file %s: %s", path, strerror(errno));
     if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {

@@ -88,6 +88,12 @@ typedef struct bundle_reader bundle_reader;
 int bundle_open(const char *path, const bundle_limits *limits, const keys_trust *trust,
                 bundle_reader **out, owl_err *err);
 
+/* The same through fd (the reader's: closed by bundle_close, or here on
+ * failure), read from its start; path only names it in messages. A file
+ * claimed by descriptor is read through it, never opened again by path. */
+int bundle_open_fd(int fd, const char *path, const bundle_limits *limits, const keys_trust *trust,
+                   bundle_reader **out, owl_err *err);
+
 const manifest *bundle_manifest(const bundle_reader *r);
 
 /* The exact bytes of manifest.json (valid until bundle_close). */

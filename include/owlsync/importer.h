@@ -18,6 +18,9 @@ typedef struct importer_opts {
     bool progress;        /* bytes and rate on stderr */
     bool per_dataset;     /* counts per dataset too (importer_table.datasets), not
                            * only per table: memory that grows with the datasets */
+    bool by_fd;           /* read the bundle through fd (a claimed file), the
+                           * path only names it: never opened again by path */
+    int fd;
 } importer_opts;
 
 typedef struct importer_counts {

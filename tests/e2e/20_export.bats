@@ -606,3 +606,14 @@ SQL
     [ "$status" -eq 0 ]
     [ "$(mq "$b" "(SELECT t->>'rows' FROM jsonb_array_elements(m->'tables') t WHERE t->>'name' = 'owl_rule')")" = $((20 * BIG)) ]
 }
+
+@test "a FIFO in place of the signing key or of the config file is refused at once, never waited on" {
+    mkfifo "$W/fifo.key" "$W/fifo.ini"
+    KEY=$W/fifo.key job_ini fifo 'public.ds_1'
+    run --separate-stderr timeout 10 "$OWLSYNC" -c "$INI" export -j fifo --quiet
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"key file $W/fifo.key is not a regular file"* ]]
+    run --separate-stderr timeout 10 "$OWLSYNC" -c "$W/fifo.ini" check
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"$W/fifo.ini: not a regular file"* ]]
+}

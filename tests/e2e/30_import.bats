@@ -158,6 +158,28 @@ SQL
     [ "$(tgt_state | grep -v '^ledger')" = "$before" ]
 }
 
+@test "a copy of an imported bundle with other data under its signed manifest is refused (3), not 'already imported'" {
+    pair tamper 2
+    job nightly "public.ds_1" "compression=none"
+    b=$(mkbundle nightly)
+    imp_ok "$b"
+    cp "$b" "$W/tampered.owlb"
+    off=$(grep -obUa "score_low" "$W/tampered.owlb" | tail -1 | cut -d: -f1)
+    [ "$off" -gt "$(bsdtar -xOf "$b" manifest.json | wc -c)" ]   # in a data entry, past the manifest
+    flip_byte "$W/tampered.owlb" "$off"
+    state=$(tgt_state)
+    imp "$W/tampered.owlb"
+    expect_refusal 3 "does not match its hash in the manifest"
+    [ "$(tgt_state)" = "$state" ]
+    imp_ok "$b"
+    [[ $output == *"already imported"* ]]
+    # every data entry is verified before a byte of it is parsed or the
+    # database is asked anything: with no database at all, still 3
+    sed 's/^conninfo = .*/conninfo = host=127.0.0.1 port=1 connect_timeout=2/' "$W/tgt.ini" >"$W/nodb.ini"
+    run --separate-stderr "$OWLSYNC" -c "$W/nodb.ini" import "$W/tampered.owlb"
+    expect_refusal 3 "does not match its hash in the manifest"
+}
+
 @test "the same bundle twice is already imported; an older bundle is refused; --allow-rollback applies it" {
     pair rb 2
     job nightly "public.ds_%"

@@ -207,6 +207,17 @@ generated = id
     imp "$W/h6.owlb"
     expect_refusal 3 "column rule_value is not a valid reference"
     [ "$(tgt_state)" = "$state" ]
+
+    # 5. what a signed manifest says reaches no terminal raw: no escape
+    #    sequence, no line of its own (a fake "signature verified")
+    cp -r "$W/u" "$W/h7"
+    edit_manifest "$W/h7" "jsonb_set(m, '{datasets}', '[\"public.ds_1\\nsignature    verified \\u001b[31mred\"]')"
+    resign "$K/prod.key" "$W/h7" "$W/h7.owlb"
+    run "$OWLSYNC" inspect "$W/h7.owlb"
+    [ "$status" -eq 0 ]
+    [[ $output == *'public.ds_1\nsignature    verified \x1b[31mred'* ]]
+    ! grep -q $'\x1b' <<<"$output"
+    ! grep -q '^signature  *verified' <<<"$output"
 }
 
 @test "a bundle id reused by another environment's key is refused, and so is the real bundle after it: never 'already imported'" {

@@ -254,14 +254,6 @@ tgt_ini() {
 # mkbundle JOB — runs export job JOB of src.ini and prints the one bundle path.
 mkbundle() { owl_export_one "$SRC_INI" "$1"; }
 
-# flip_byte FILE OFFSET — inverts every bit of the byte at OFFSET, in place.
-flip_byte() {
-    local b
-    b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-    # shellcheck disable=SC2059 # the format is the octal escape
-    printf "\\$(printf '%03o' $((b ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
-
 # ledger JOB — ledger rows of environment prod, job JOB.
 ledger() {
     pg_query tgt "SELECT count(*) FROM owlsync.bundles WHERE environment = 'prod' AND job = '$1'"
@@ -497,6 +489,46 @@ teardown() {
     rss=$(awk '/^VmHWM:/ { print $2 }' "/proc/$PID/status")
     echo "# daemon peak memory $rss KB" >&3
     [ "$rss" -lt 100000 ]
+}
+
+@test "a symbolic link planted for .work/ (to a FIFO named like the next bundle) neither hangs nor stops the daemon, at start, on reload or running" {
+    pair planted
+    job planted "public.ds_1"
+    b=$(mkbundle planted)
+    n=$(basename "$b")
+    mkdir -p "$W/trap"
+    mkfifo "$W/trap/$n"
+    daemon_start tgt "$W/tgt.ini"
+    # running: .work/ renamed away and a link to the trap put in its place
+    mv "$W/inbox/.work" "$W/inbox/.work-real"
+    ln -s "$W/trap" "$W/inbox/.work"
+    cp "$b" "$W/inbox/"
+    wait_until 15 test -f "$W/inbox/processed/$n"
+    [ "$(ledger planted)" = 1 ]
+    same_data "dataset = 'public.ds_1'"
+    # the file went through the directory the daemon opened, never through the link
+    [ -p "$W/trap/$n" ] && [ -L "$W/inbox/.work" ]
+    # on reload and at start the planted link is moved aside, loudly
+    kill -HUP "$PID"
+    wait_until 10 in_log tgt "config reloaded"
+    in_log tgt "was not a directory (a symbolic link or another file, planted in the inbox): moved aside"
+    [ -d "$W/inbox/.work" ] && [ ! -L "$W/inbox/.work" ]
+    kill -TERM "$PID"
+    stop_and_wait "$PID" 10
+    [ "$RC" = 0 ]
+    rm -rf "$W/inbox/.work"
+    ln -s "$W/trap" "$W/inbox/.work"
+    rmdir "$W/inbox/quarantine"
+    ln -s "$W/trap" "$W/inbox/quarantine"
+    daemon_start tgt2 "$W/tgt.ini"
+    [ -d "$W/inbox/.work" ] && [ ! -L "$W/inbox/.work" ]
+    [ -d "$W/inbox/quarantine" ] && [ ! -L "$W/inbox/quarantine" ]
+    pg_query src "UPDATE planted.owl_rule SET rule_value = 'next' WHERE dataset = 'public.ds_1'" >/dev/null
+    b2=$(mkbundle planted)
+    cp "$b2" "$W/inbox/"
+    wait_until 15 test -f "$W/inbox/processed/$(basename "$b2")"
+    [ "$(ledger planted)" = 2 ]
+    same_data "dataset = 'public.ds_1'"
 }
 
 @test "a bundle the target cannot take (a column it lacks) is quarantined with exit code 2 and its reason, not retried" {

@@ -86,3 +86,11 @@ ledger_count() {
     fi
     pg_query tgt "SELECT count(*) FROM owlsync.bundles WHERE bundle_id = '$id'" 2>/dev/null || echo 0
 }
+
+# flip_byte FILE OFFSET — inverts every bit of the byte at OFFSET, in place.
+flip_byte() {
+    local b
+    b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    # shellcheck disable=SC2059 # the format is the octal escape
+    printf "\\$(printf '%03o' $((b ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}

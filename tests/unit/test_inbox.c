@@ -176,14 +176,34 @@ static void test_open_errors(void)
     CHECK_CONTAINS(err.msg, "cannot open inbox ");
     CHECK_CONTAINS(err.msg, "/missing: No such file or directory");
 
-    /* .work planted as a symlink by someone who can write the inbox */
+    /* .work and quarantine planted as a symlink and a FIFO by someone who can
+     * write the inbox: moved aside, real directories made in their place */
     CHECK(mkdir(at(dir, "elsewhere"), 0750) == 0);
     CHECK(symlink("elsewhere", at(dir, ".work")) == 0);
+    CHECK(mkfifo(at(dir, "quarantine"), 0600) == 0);
     ic.dir = dir;
-    CHECK(inbox_open(&ic, &ib, &err) == -1);
-    CHECK(err.code == OWL_EUSAGE);
-    CHECK_CONTAINS(err.msg, "/.work is not a directory\nHINT: ");
-    CHECK(unlink(at(dir, ".work")) == 0);
+    CHECK(inbox_open(&ic, &ib, &err) == 0);
+    inbox_close(ib);
+    ib = NULL;
+    {
+        struct stat st;
+        CHECK(lstat(at(dir, ".work"), &st) == 0 && S_ISDIR(st.st_mode));
+        CHECK(lstat(at(dir, "quarantine"), &st) == 0 && S_ISDIR(st.st_mode));
+        CHECK(exists(at(dir, "elsewhere")));
+    }
+    /* a processed_dir configured elsewhere as a link is the configuration's
+     * mistake: refused */
+    {
+        char linked[640];
+        snprintf(linked, sizeof(linked), "%s/../linked-%d", dir, (int)getpid());
+        CHECK(symlink(dir, linked) == 0);
+        ic.processed_dir = linked;
+        CHECK(inbox_open(&ic, &ib, &err) == -1);
+        CHECK(err.code == OWL_EUSAGE);
+        CHECK_CONTAINS(err.msg, "is not a directory\nHINT: give the real path of a directory, not a symbolic link");
+        CHECK(unlink(linked) == 0);
+        ic.processed_dir = NULL;
+    }
 
     /* a processed_dir that is the inbox would feed bundles back in */
     ic.processed_dir = dir;
