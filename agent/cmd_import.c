@@ -36,7 +36,10 @@ static void add_counts(json_t *obj, const importer_counts *n)
 
 static const char *status_name(importer_status s)
 {
-    return s == IMPORT_ALREADY ? "already_imported" : s == IMPORT_DRY_RUN ? "dry_run" : "imported";
+    return s == IMPORT_ALREADY ? "already_imported"
+           : s == IMPORT_SUPERSEDED ? "superseded"
+           : s == IMPORT_DRY_RUN ? "dry_run"
+                                 : "imported";
 }
 
 static void print_json(const char *path, const importer_result *res)
@@ -50,7 +53,9 @@ static void print_json(const char *path, const importer_result *res)
     json_object_set_new(root, "environment", json_string(res->environment ? res->environment : ""));
     json_object_set_new(root, "job", json_string(res->job ? res->job : ""));
     json_object_set_new(root, "sequence", json_integer((json_int_t)res->sequence));
-    for (size_t i = 0; res->status != IMPORT_ALREADY && i < res->ntables; i++) {
+    if (res->status == IMPORT_SUPERSEDED)
+        json_object_set_new(root, "superseded_by", json_string(res->superseded));
+    for (size_t i = 0; res->status != IMPORT_ALREADY && res->status != IMPORT_SUPERSEDED && i < res->ntables; i++) {
         const importer_table *t = &res->tables[i];
         json_t *jt = json_pack("{s:s, s:s, s:I}", "name", t->name, "mode", t->mode ? t->mode : "", "rows",
                                (json_int_t)t->rows);
@@ -105,6 +110,12 @@ static void print_text(const char *path, const importer_result *res)
     if (res->status == IMPORT_ALREADY) {
         printf("%s: already imported (bundle %s, %s/%s sequence %llu); nothing to do\n", path, res->bundle_id,
                res->environment, res->job, (unsigned long long)res->sequence);
+        return;
+    }
+    if (res->status == IMPORT_SUPERSEDED) {
+        printf("%s: superseded (bundle %s, %s/%s sequence %llu): the database holds newer data of all its datasets "
+               "and tables; nothing applied\n  %s\n",
+               path, res->bundle_id, res->environment, res->job, (unsigned long long)res->sequence, res->superseded);
         return;
     }
     printf("%s: %s bundle %llu of %s/%s (%zu datasets) in %.2f s\n", path,

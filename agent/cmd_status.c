@@ -80,7 +80,8 @@ static int show_imports(const cfg *c, bool json, json_t *root, int64_t *last)
 /* The inbox, .work/ and the quarantine: each count and its list from one listing. */
 static int show_inbox(const cfg *c, bool json, json_t *root)
 {
-    inbox_config ic = {c->import.inbox, c->import.processed_dir, c->import.quarantine_dir, c->import.settle_time};
+    inbox_config ic = {c->import.inbox, c->import.processed_dir, c->import.quarantine_dir, c->import.settle_time, 0,
+                       NULL};
     json_t *quarantine = json_array();
     inbox_listing l;
     owl_err err;

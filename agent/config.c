@@ -143,6 +143,8 @@ static const key_desc keys[] = {
     K(S_IMPORT, "max_bundle_size", T_SIZE, cfg_import, max_bundle_size, F_POSITIVE),
     K(S_IMPORT, "max_unpacked_size", T_SIZE, cfg_import, max_unpacked_size, F_POSITIVE),
     K(S_IMPORT, "max_staleness", T_DURATION, cfg_import, max_staleness, 0),
+    K(S_IMPORT, "max_clock_skew", T_DURATION, cfg_import, max_clock_skew, 0),
+    K(S_IMPORT, "lock_timeout", T_DURATION, cfg_import, lock_timeout, F_POSITIVE),
 
     K(S_REWRITE, "columns", T_LIST_COL, cfg_rewrite, columns, F_REQUIRED),
     KE(S_REWRITE, "match", cfg_rewrite, match, match_words),
@@ -1285,6 +1287,8 @@ static cfg *cfg_new(const char *name)
     c->import.watch = CFG_WATCH_AUTO;
     c->import.poll_interval = 5;
     c->import.settle_time = 2;
+    c->import.max_clock_skew = CFG_DEFAULT_MAX_CLOCK_SKEW;
+    c->import.lock_timeout = CFG_DEFAULT_LOCK_TIMEOUT;
     c->import.max_bundle_size = CFG_DEFAULT_MAX_BUNDLE_SIZE;
     c->import.max_unpacked_size = CFG_DEFAULT_MAX_UNPACKED_SIZE;
     c->path = xstrdup(name);

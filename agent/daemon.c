@@ -44,6 +44,17 @@ static void on_stop(int sig)
 {
     (void)sig;
     stop_requested = 1;
+    db_cancel_all(); /* a statement waiting on a lock must not hold up the stop */
+}
+
+/* Seconds on a clock that never steps: every timer of the loop but the
+ * schedules (which are wall-clock times by nature) runs on it. */
+static time_t mono_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
 }
 
 static void on_hup(int sig)
@@ -61,6 +72,8 @@ typedef struct job_rt {
     time_t last_run;    /* when the last run ended */
     int last_rc;        /* its exit code, -1 before any */
     time_t last_success;
+    time_t retry_at;    /* monotonic: a failed run is tried again then (0: none) */
+    int retry_delay;
 } job_rt;
 
 typedef struct retry {
@@ -70,7 +83,8 @@ typedef struct retry {
 } retry;
 
 typedef struct metrics {
-    unsigned long long imported, rejected_verify, rejected_policy, rejected_mismatch, failed_transient, rows;
+    unsigned long long imported, superseded, rejected_verify, rejected_policy, rejected_mismatch, failed_transient,
+        rows;
     time_t last_import;       /* last success (ledger at start, then ours) */
     size_t backlog;
     bool stale;
@@ -85,7 +99,7 @@ typedef struct daemon_state {
     job_rt *jobs;
     size_t njobs;
     int ifd;                  /* inotify, or -1 */
-    time_t next_scan;
+    time_t next_scan;         /* monotonic, as every retry time */
     retry *retries;
     size_t nretries;
     ledger_claim *lock;
@@ -215,6 +229,10 @@ static void write_metrics(daemon_state *d)
              "# TYPE owlsync_bundles_imported_total counter\n"
              "owlsync_bundles_imported_total %llu\n",
          d->m.imported);
+    addf(&b, "# HELP owlsync_bundles_superseded_total Bundles not applied: the target held newer data of all their datasets.\n"
+             "# TYPE owlsync_bundles_superseded_total counter\n"
+             "owlsync_bundles_superseded_total %llu\n",
+         d->m.superseded);
     addf(&b, "# HELP owlsync_bundles_rejected_total Bundles quarantined, by reason.\n"
              "# TYPE owlsync_bundles_rejected_total counter\n"
              "owlsync_bundles_rejected_total{reason=\"verification\"} %llu\n"
@@ -325,24 +343,40 @@ static void reap_children(daemon_state *d)
             j->pid = 0;
             j->last_run = time(NULL);
             j->last_rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            if (j->last_rc == 0)
+            if (j->last_rc == 0) {
                 j->last_success = j->last_run;
-            else
+                j->retry_at = 0;
+                j->retry_delay = 0;
+            } else if (j->last_rc == OWL_EUSAGE || stop_requested) {
+                /* a configuration no retry can fix waits for its next schedule */
+                j->retry_at = 0;
                 log_warn("export job %s: failed (exit %d); next try at its next scheduled time", j->name, j->last_rc);
+            } else {
+                j->retry_delay = j->retry_delay == 0 ? RETRY_FIRST
+                                 : j->retry_delay * 2 > RETRY_MAX ? RETRY_MAX
+                                                                   : j->retry_delay * 2;
+                j->retry_at = mono_now() + j->retry_delay;
+                log_warn("export job %s: failed (exit %d); will retry in %d s", j->name, j->last_rc, j->retry_delay);
+            }
             write_job_last(d->c, j);
             write_metrics(d);
         }
     }
 }
 
-static void run_due_jobs(daemon_state *d, time_t now)
+static void run_due_jobs(daemon_state *d, time_t now, time_t mono)
 {
     for (size_t i = 0; i < d->njobs; i++) {
         job_rt *j = &d->jobs[i];
-        if (j->next < 0 || now < j->next)
-            continue;
-        start_job(d, j);
-        j->next = cron_next(&j->cron, now);
+        if (j->next >= 0 && now >= j->next) {
+            start_job(d, j);
+            j->next = cron_next(&j->cron, now);
+            j->retry_at = 0; /* the schedule's run is the retry */
+        } else if (j->retry_at > 0 && mono >= j->retry_at && j->pid == 0) {
+            j->retry_at = 0;
+            log_info("export job %s: retrying after its failed run", j->name);
+            start_job(d, j);
+        }
     }
 }
 
@@ -396,8 +430,10 @@ static void import_claimed(daemon_state *d, inbox_claim *cl)
     importer_opts opts = {0};
     importer_result res;
     owl_err err, err2;
+    char name[NAME_MAX + 1]; /* the claim's name is freed with the claim */
     time_t now;
 
+    snprintf(name, sizeof(name), "%s", cl->name);
     err_clear(&err);
     memset(&res, 0, sizeof(res));
     log_info("%s: importing", cl->name);
@@ -411,16 +447,23 @@ static void import_claimed(daemon_state *d, inbox_claim *cl)
             rows += res.tables[i].rows;
         if (res.status == IMPORT_ALREADY) {
             log_info("%s: already imported (bundle %s)", cl->name, res.bundle_id);
+        } else if (res.status == IMPORT_SUPERSEDED) {
+            /* it came late: what it holds was overtaken, nothing is wrong with it */
+            log_warn("%s: superseded, not applied: %s", cl->name, res.superseded);
+            d->m.superseded++;
         } else {
             log_info("%s: imported bundle %llu of %s/%s, %llu rows", cl->name, (unsigned long long)res.sequence,
                      res.environment, res.job, (unsigned long long)rows);
             d->m.imported++;
             d->m.rows += rows;
         }
-        d->m.last_import = time(NULL);
+        if (res.status != IMPORT_SUPERSEDED)
+            d->m.last_import = time(NULL);
         drop_retry(d, cl->name);
-        if (inbox_done(d->ib, cl, &err2) < 0)
+        if (inbox_done(d->ib, cl, &err2) < 0) {
             log_error("%s", err2.msg);
+            schedule_retry(d, name, mono_now()); /* it stays in .work/ */
+        }
     } else if (err.code == OWL_EVERIFY || err.code == OWL_EPOLICY || err.code == OWL_EUSAGE) {
         /* No retry can fix these: a bundle that fails verification or policy,
          * or one the target's schema or configuration cannot take (it waits in
@@ -433,10 +476,12 @@ static void import_claimed(daemon_state *d, inbox_claim *cl)
         else
             d->m.rejected_mismatch++;
         drop_retry(d, cl->name);
-        if (inbox_quarantine(d->ib, cl, err.code, err.msg, &err2) < 0)
+        if (inbox_quarantine(d->ib, cl, err.code, err.msg, &err2) < 0) {
             log_error("%s", err2.msg);
+            schedule_retry(d, name, mono_now()); /* it stays in .work/ */
+        }
     } else {
-        now = time(NULL);
+        now = mono_now();
         log_error("%s: %s", cl->name, err.msg);
         d->m.failed_transient++;
         schedule_retry(d, cl->name, now); /* before the release frees cl->name */
@@ -462,22 +507,55 @@ static int by_snapshot(const void *a, const void *b)
     return strcmp(x->f.name, y->f.name);
 }
 
-/* The snapshot time a bundle claims, only to order the queue: nothing else of it
- * is believed before the import verifies it. Unreadable files sort first and
- * fail verification there. */
+/* The snapshot time of a bundle, only to order the queue. Its manifest is
+ * parsed only once its signature is checked with the trusted keys, so an
+ * unsigned one costs a bounded read and a hash; a file that does not verify
+ * sorts last, and the import refuses it after the good ones. */
 static int64_t peek_snapshot(const daemon_state *d, const char *dir, const char *name)
 {
     char path[PATH_MAX];
     bundle_limits lim = {d->c->import.max_bundle_size, d->c->import.max_unpacked_size};
     bundle_reader *r = NULL;
     owl_err err;
-    int64_t t = 0;
+    int64_t t = INT64_MAX;
 
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    if (bundle_open(path, &lim, NULL, &r, &err) == 0)
+    if (bundle_open(path, &lim, &d->trust, &r, &err) == 0)
         t = bundle_manifest(r)->snapshot_at;
     bundle_close(r);
     return t;
+}
+
+/* Retries are for files in .work/: forget those no longer there. */
+static void prune_retries(daemon_state *d, const inbox_file *orphans, size_t norphans)
+{
+    for (size_t i = 0; i < d->nretries;) {
+        bool present = false;
+        for (size_t k = 0; k < norphans && !present; k++)
+            present = strcmp(orphans[k].name, d->retries[i].name) == 0;
+        if (present) {
+            i++;
+        } else {
+            free(d->retries[i].name);
+            d->retries[i] = d->retries[--d->nretries];
+        }
+    }
+}
+
+/* How many files of .work/ are due for a try (not backing off); the next
+ * scan comes no later than the first retry that is not. */
+static size_t due_orphans(daemon_state *d, const inbox_file *orphans, size_t norphans, time_t now)
+{
+    size_t due = 0;
+
+    for (size_t i = 0; i < norphans; i++) {
+        const retry *r = find_retry(d, orphans[i].name);
+        if (r == NULL || now >= r->when)
+            due++;
+        else if (r->when < d->next_scan)
+            d->next_scan = r->when; /* retry when due, not at the next poll */
+    }
+    return due;
 }
 
 static void process_inbox(daemon_state *d, time_t now)
@@ -503,30 +581,8 @@ static void process_inbox(daemon_state *d, time_t now)
     /* While a file is still settling, look again every second. */
     d->next_scan = now + (unsettled > 0 ? 1 : d->c->import.poll_interval);
 
-    cand = calloc(nfiles + norphans + 1, sizeof(*cand));
-    if (cand == NULL)
-        goto out;
-    snprintf(workdir, sizeof(workdir), "%s/%s", d->c->import.inbox, INBOX_WORK);
-    for (size_t i = 0; i < norphans; i++) {
-        retry *r = find_retry(d, orphans[i].name);
-        if (r != NULL && now < r->when) {
-            if (r->when < d->next_scan)
-                d->next_scan = r->when; /* retry when due, not at the next poll */
-            continue; /* backing off */
-        }
-        if (r == NULL)
-            log_warn("%s: left in %s by an interrupted run; retrying it first", orphans[i].name, INBOX_WORK);
-        cand[ncand].f = orphans[i];
-        cand[ncand].from_work = true;
-        cand[ncand].snapshot = peek_snapshot(d, workdir, orphans[i].name);
-        ncand++;
-    }
-    for (size_t i = 0; i < nfiles; i++) {
-        cand[ncand].f = files[i];
-        cand[ncand].snapshot = peek_snapshot(d, d->c->import.inbox, files[i].name);
-        ncand++;
-    }
-    if (ncand == 0)
+    prune_retries(d, orphans, norphans);
+    if (nfiles + due_orphans(d, orphans, norphans, now) == 0)
         goto out;
 
     /* One agent at a time picks and imports, so bundles go in snapshot order. */
@@ -544,6 +600,35 @@ static void process_inbox(daemon_state *d, time_t now)
     if (locked == 0) {
         d->next_scan = now + 1;
         goto out;
+    }
+    /* Holding the claim: what another agent left in .work/ when it died
+     * (it let go of the claim by dying) goes before anything newer. */
+    inbox_files_free(orphans, norphans);
+    orphans = NULL;
+    norphans = 0;
+    if (inbox_orphans(d->ib, &orphans, &norphans, &err) < 0)
+        log_error("%s", err.msg);
+    cand = calloc(nfiles + norphans + 1, sizeof(*cand));
+    if (cand == NULL) {
+        ledger_claim_release(d->lock);
+        goto out;
+    }
+    snprintf(workdir, sizeof(workdir), "%s/%s", d->c->import.inbox, INBOX_WORK);
+    for (size_t i = 0; i < norphans; i++) {
+        retry *r = find_retry(d, orphans[i].name);
+        if (r != NULL && now < r->when)
+            continue; /* backing off */
+        if (r == NULL)
+            log_warn("%s: left in %s by an interrupted run; retrying it first", orphans[i].name, INBOX_WORK);
+        cand[ncand].f = orphans[i];
+        cand[ncand].from_work = true;
+        cand[ncand].snapshot = peek_snapshot(d, workdir, orphans[i].name);
+        ncand++;
+    }
+    for (size_t i = 0; i < nfiles; i++) {
+        cand[ncand].f = files[i];
+        cand[ncand].snapshot = peek_snapshot(d, d->c->import.inbox, files[i].name);
+        ncand++;
     }
     qsort(cand, ncand, sizeof(*cand), by_snapshot);
     for (size_t i = 0; i < ncand && !stop_requested; i++) {
@@ -591,32 +676,36 @@ static void check_staleness(daemon_state *d, time_t now)
 
 /* ------------------------------------------------------------------ setup */
 
-static int open_inbox(daemon_state *d, owl_err *err)
+/* Opens the inbox c names, and its inotify watch (*ifdp, or -1 to poll). */
+static int open_inbox(const cfg *c, inbox **ibp, int *ifdp, owl_err *err)
 {
     inbox_config ic;
-    cfg_watch watch = d->c->import.watch;
+    cfg_watch watch = c->import.watch;
+    int ifd = -1;
 
-    ic.dir = d->c->import.inbox;
-    ic.processed_dir = d->c->import.processed_dir;
-    ic.quarantine_dir = d->c->import.quarantine_dir;
-    ic.settle_time = d->c->import.settle_time;
-    if (inbox_open(&ic, &d->ib, err) < 0)
+    ic.dir = c->import.inbox;
+    ic.processed_dir = c->import.processed_dir;
+    ic.quarantine_dir = c->import.quarantine_dir;
+    ic.settle_time = c->import.settle_time;
+    ic.max_size = c->import.max_bundle_size;
+    ic.stop = &stop_requested;
+    if (inbox_open(&ic, ibp, err) < 0)
         return -1;
     if (watch == CFG_WATCH_AUTO)
         watch = inbox_is_local(ic.dir) ? CFG_WATCH_INOTIFY : CFG_WATCH_POLL;
     if (watch == CFG_WATCH_INOTIFY) {
-        d->ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-        if (d->ifd < 0 ||
-            inotify_add_watch(d->ifd, ic.dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB) < 0) {
+        ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (ifd < 0 || inotify_add_watch(ifd, ic.dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ATTRIB) < 0) {
             log_warn("inotify unavailable for %s (%s); polling every %d s", ic.dir, strerror(errno),
-                     d->c->import.poll_interval);
-            if (d->ifd >= 0)
-                close(d->ifd);
-            d->ifd = -1;
+                     c->import.poll_interval);
+            if (ifd >= 0)
+                close(ifd);
+            ifd = -1;
         }
     }
-    log_info("watching inbox %s (%s, rescanned every %d s, settle %d s)", ic.dir,
-             d->ifd >= 0 ? "inotify" : "poll", d->c->import.poll_interval, d->c->import.settle_time);
+    *ifdp = ifd;
+    log_info("watching inbox %s (%s, rescanned every %d s, settle %d s)", ic.dir, ifd >= 0 ? "inotify" : "poll",
+             c->import.poll_interval, c->import.settle_time);
     return 0;
 }
 
@@ -639,6 +728,8 @@ static void adopt(daemon_state *d, loaded *l)
                 l->jobs[i].last_run = d->jobs[k].last_run;
                 l->jobs[i].last_rc = d->jobs[k].last_rc;
                 l->jobs[i].last_success = d->jobs[k].last_success;
+                l->jobs[i].retry_at = d->jobs[k].retry_at;
+                l->jobs[i].retry_delay = d->jobs[k].retry_delay;
             }
         }
     }
@@ -660,15 +751,24 @@ static void reload(daemon_state *d)
     loaded l;
     owl_err err;
 
+    inbox *ib = NULL;
+    int ifd = -1;
+
     reload_requested = 0;
     if (load_all(d->config_path, &l, &err) < 0) {
         log_error("reload refused, still running on the previous config: %s", err.msg);
         return;
     }
+    /* the new inbox must open before the old one is let go */
+    if (l.c->import.present && open_inbox(l.c, &ib, &ifd, &err) < 0) {
+        log_error("reload refused, still running on the previous config: %s", err.msg);
+        loaded_free(&l);
+        return;
+    }
     close_inbox(d);
     adopt(d, &l);
-    if (d->c->import.present && open_inbox(d, &err) < 0)
-        log_error("inbox unavailable after reload: %s", err.msg);
+    d->ib = ib;
+    d->ifd = ifd;
     d->next_scan = 0;
     log_info("config reloaded from %s", d->config_path);
 }
@@ -686,7 +786,7 @@ static void log_start(const daemon_state *d)
 
 static void stop_children(daemon_state *d)
 {
-    time_t deadline = time(NULL) + STOP_GRACE;
+    time_t deadline = mono_now() + STOP_GRACE;
     bool any;
 
     for (size_t i = 0; i < d->njobs; i++) {
@@ -700,7 +800,7 @@ static void stop_children(daemon_state *d)
             any = any || d->jobs[i].pid > 0;
         if (any)
             usleep(100000);
-    } while (any && time(NULL) < deadline);
+    } while (any && mono_now() < deadline);
 }
 
 int daemon_run(const char *config_path, owl_err *err)
@@ -716,7 +816,7 @@ int daemon_run(const char *config_path, owl_err *err)
     if (load_all(config_path, &l, err) < 0)
         return -1;
     adopt(&d, &l);
-    if (d.c->import.present && open_inbox(&d, err) < 0)
+    if (d.c->import.present && open_inbox(d.c, &d.ib, &d.ifd, err) < 0)
         goto out;
     if (d.c->import.present) {
         ledger_row *rows = NULL;
@@ -748,15 +848,16 @@ int daemon_run(const char *config_path, owl_err *err)
 
     while (!stop_requested) {
         struct pollfd pfd = {d.ifd, POLLIN, 0};
-        time_t now;
+        time_t now, mono;
 
         if (reload_requested)
             reload(&d);
         reap_children(&d);
         now = time(NULL);
-        run_due_jobs(&d, now);
-        if (d.ib != NULL && now >= d.next_scan)
-            process_inbox(&d, now);
+        mono = mono_now();
+        run_due_jobs(&d, now, mono);
+        if (d.ib != NULL && mono >= d.next_scan)
+            process_inbox(&d, mono);
         check_staleness(&d, now);
         if (stop_requested)
             break;

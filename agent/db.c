@@ -1,11 +1,86 @@
 /* owlsync database layer: connections and transactions for everyone, and for
  * the SQL-owning modules the helpers that run statements and build SQL text
  * from fixed text, quoted identifiers and escaped lists only. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "db_internal.h"
+
+/* Cancel handles of the open connections, for db_cancel_all from a signal
+ * handler (PQcancel is async-signal-safe). Slots change with SIGTERM, SIGINT
+ * and SIGHUP blocked, so the handler never sees one half freed. */
+#define CANCEL_SLOTS 8
+static PGcancel *volatile cancel_slot[CANCEL_SLOTS];
+static volatile sig_atomic_t cancel_requested;
+
+static void cancel_slots_lock(sigset_t *old)
+{
+    sigset_t block;
+
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, old);
+}
+
+static void cancel_register(db_conn *c)
+{
+    sigset_t old;
+
+    cancel_slots_lock(&old);
+    for (int i = 0; i < CANCEL_SLOTS; i++) {
+        if (cancel_slot[i] == NULL) {
+            c->cancel = PQgetCancel(c->pg);
+            cancel_slot[i] = c->cancel;
+            break;
+        }
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+static void cancel_unregister(db_conn *c)
+{
+    sigset_t old;
+
+    if (c->cancel == NULL)
+        return;
+    cancel_slots_lock(&old);
+    for (int i = 0; i < CANCEL_SLOTS; i++) {
+        if (cancel_slot[i] == c->cancel)
+            cancel_slot[i] = NULL;
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    PQfreeCancel(c->cancel);
+    c->cancel = NULL;
+}
+
+void db_cancel_all(void)
+{
+    char errbuf[256];
+
+    cancel_requested = 1;
+    for (int i = 0; i < CANCEL_SLOTS; i++) {
+        PGcancel *pc = cancel_slot[i];
+        if (pc != NULL)
+            (void)PQcancel(pc, errbuf, sizeof(errbuf));
+    }
+}
+
+void db_cancel_reset(void)
+{
+    cancel_requested = 0;
+}
+
+/* After db_cancel_all, no new statement starts: it would only wait again. */
+static int cancelled(owl_err *err, const char *what)
+{
+    if (!cancel_requested)
+        return 0;
+    return err_set(err, OWL_ERUNTIME, "%s: interrupted (stopping)", what);
+}
 
 /* What every connection pins after connecting, as pg_dump does, so that the
  * text COPY writes and reads is the same whatever the role, database, server,
@@ -110,6 +185,7 @@ int db_open(const char *conninfo, const char *what, db_conn **out, owl_err *err)
         return -1;
     }
     PQclear(res);
+    cancel_register(c);
     *out = c;
     return 0;
 }
@@ -118,6 +194,7 @@ void db_close(db_conn *c)
 {
     if (c == NULL)
         return;
+    cancel_unregister(c);
     if (c->copy_row != NULL)
         PQfreemem(c->copy_row);
     if (c->pg != NULL)
@@ -150,8 +227,11 @@ void db_rollback(db_conn *c)
 PGresult *db_query(db_conn *c, const char *sql, int n, const char *const *params, owl_err *err,
                    const char *what)
 {
-    PGresult *res = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
+    PGresult *res;
 
+    if (cancelled(err, what) < 0)
+        return NULL;
+    res = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         db_fail(c, res, err, what);
         PQclear(res);
@@ -162,9 +242,12 @@ PGresult *db_query(db_conn *c, const char *sql, int n, const char *const *params
 
 int db_command(db_conn *c, const char *sql, int n, const char *const *params, owl_err *err, const char *what)
 {
-    PGresult *res = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
+    PGresult *res;
     int rc = 0;
 
+    if (cancelled(err, what) < 0)
+        return -1;
+    res = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         rc = db_fail(c, res, err, what);
     PQclear(res);

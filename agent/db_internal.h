@@ -17,6 +17,7 @@
 
 struct db_conn {
     PGconn *pg;
+    PGcancel *cancel; /* registered for db_cancel_all */
     char *copy_row;   /* the row source_copy_next handed out last (PQfreemem) */
 };
 

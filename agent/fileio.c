@@ -130,36 +130,67 @@ static int create_tmp(int dfd, const char *tmp, mode_t mode)
     return fd;
 }
 
-/* Copies src_fd from offset 0 to its end into fd. */
-static int copy_fd(int src_fd, int fd)
+/* Copies src_fd from offset 0 to its end into fd (a new, empty file): at
+ * most max bytes (EFBIG before anything is written), holes left holes
+ * (SEEK_DATA), and EINTR as soon as *stop is set. */
+static int copy_fd(int src_fd, int fd, uint64_t max, const volatile sig_atomic_t *stop)
 {
-    char *buf = malloc(COPY_CHUNK);
-    off_t off = 0;
+    struct stat st;
+    char *buf;
+    off_t off = 0, end;
     int rc = -1;
 
+    if (fstat(src_fd, &st) < 0)
+        return -1;
+    if ((uint64_t)st.st_size > max) {
+        errno = EFBIG;
+        return -1;
+    }
+    end = st.st_size;
+    buf = malloc(COPY_CHUNK);
     if (buf == NULL)
         return -1;
-    for (;;) {
-        ssize_t got = pread(src_fd, buf, COPY_CHUNK, off);
+    while (off < end) {
+        off_t data = lseek(src_fd, off, SEEK_DATA);
+        ssize_t got;
+        if (stop != NULL && *stop) {
+            errno = EINTR;
+            goto out;
+        }
+        if (data < 0 && errno == ENXIO)
+            break; /* a hole to the end */
+        if (data < 0 && errno != EINVAL)
+            goto out;
+        if (data > off)
+            off = data; /* else: no SEEK_DATA here; every byte is copied */
+        got = pread(src_fd, buf, COPY_CHUNK, off);
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0)
-            break;
-        if (got == 0) {
-            rc = 0;
-            break;
+            goto out;
+        if (got == 0)
+            break; /* it shrank: what is there is copied */
+        for (ssize_t done = 0; done < got;) {
+            ssize_t w = pwrite(fd, buf + done, (size_t)(got - done), off + done);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                goto out;
+            done += w;
         }
-        if (fileio_write_all(fd, buf, (size_t)got) < 0)
-            break;
         off += got;
     }
+    rc = ftruncate(fd, off > end ? off : end); /* a hole at the end is a length */
+out:
     free(buf);
     return rc;
 }
 
-/* The publishing steps around the bytes: buf when src_fd < 0, else src_fd. */
+/* The publishing steps around the bytes: buf when src_fd < 0, else src_fd
+ * (within max bytes, stopped by *stop). */
 static int publish(int dfd, const char *dir_shown, const char *name, const void *buf, size_t len, int src_fd,
-                   mode_t mode, fileio_mode how, char *final, size_t finalsz, owl_err *err)
+                   uint64_t max, const volatile sig_atomic_t *stop, mode_t mode, fileio_mode how, char *final,
+                   size_t finalsz, owl_err *err)
 {
     char tmp[NAME_MAX + 1], used[NAME_MAX + 1];
     const char *step = "name";
@@ -178,7 +209,7 @@ static int publish(int dfd, const char *dir_shown, const char *name, const void 
         goto fail;
     step = "write";
     if (fchmod(fd, mode) < 0 ||
-        (src_fd < 0 ? fileio_write_all(fd, buf, len) : copy_fd(src_fd, fd)) < 0)
+        (src_fd < 0 ? fileio_write_all(fd, buf, len) : copy_fd(src_fd, fd, max, stop)) < 0)
         goto fail_tmp;
     step = "fsync";
     if (fsync(fd) < 0 || fstat(fd, &st) < 0)
@@ -221,13 +252,20 @@ fail:
 int fileio_write_atomic(int dfd, const char *dir_shown, const char *name, const void *buf, size_t len,
                         mode_t mode, fileio_mode how, char *final, size_t finalsz, owl_err *err)
 {
-    return publish(dfd, dir_shown, name, buf, len, -1, mode, how, final, finalsz, err);
+    return publish(dfd, dir_shown, name, buf, len, -1, 0, NULL, mode, how, final, finalsz, err);
 }
 
 int fileio_copy_atomic(int dfd, const char *dir_shown, const char *name, int src_fd, mode_t mode,
                        fileio_mode how, char *final, size_t finalsz, owl_err *err)
 {
-    return publish(dfd, dir_shown, name, NULL, 0, src_fd, mode, how, final, finalsz, err);
+    return publish(dfd, dir_shown, name, NULL, 0, src_fd, UINT64_MAX, NULL, mode, how, final, finalsz, err);
+}
+
+int fileio_copy_atomic_bounded(int dfd, const char *dir_shown, const char *name, int src_fd, uint64_t max,
+                               const volatile sig_atomic_t *stop, mode_t mode, fileio_mode how, char *final,
+                               size_t finalsz, owl_err *err)
+{
+    return publish(dfd, dir_shown, name, NULL, 0, src_fd, max, stop, mode, how, final, finalsz, err);
 }
 
 int fileio_write_path(const char *path, const void *buf, size_t len, mode_t mode, fileio_mode how,

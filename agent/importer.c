@@ -170,11 +170,12 @@ static int im_verify(import_run *x, owl_err *err)
 /* ------------------------------------------------------------------ begin */
 
 /* Connects, begins the transaction under the import lock, makes sure of the
- * ledger. Returns 1 when the bundle was imported before: nothing to do. */
+ * ledger. Returns 1 when the bundle was imported before, 2 when it is
+ * superseded: nothing to do. */
 static int im_begin(import_run *x, owl_err *err)
 {
     const manifest *m = x->m;
-    char what[2 * MANIFEST_TEXT_MAX + 64], have[TEXT_UTC_MAX], snap[TEXT_UTC_MAX], other[256], shown[512];
+    char what[1024], snap[TEXT_UTC_MAX], other[256], shown[512];
     int got;
 
     x->dstables = calloc(m->ntables ? m->ntables : 1, sizeof(char *));
@@ -184,7 +185,7 @@ static int im_begin(import_run *x, owl_err *err)
         if (m->tables[i].dataset_column[0] != '\0')
             x->dstables[x->ndstables++] = m->tables[i].name;
     }
-    if (db_open(x->c->conninfo, "the target database", &x->conn, err) < 0 || stage_begin(x->conn, err) < 0 ||
+    if (db_open(x->c->conninfo, "the target database", &x->conn, err) < 0 || stage_begin(x->conn, x->c->import.lock_timeout, err) < 0 ||
         ledger_lock(x->conn, err) < 0 || ledger_ensure(x->conn, err) < 0)
         return -1;
     /* The same bundle is the same id from the same environment and key: an id
@@ -199,24 +200,39 @@ static int im_begin(import_run *x, owl_err *err)
     }
     if (got != 0)
         return got;
-    /* Refuses a bundle older than what the target holds for one of its
-     * datasets' tables. */
-    got = ledger_newer_snapshot(x->conn, m->environment, m->datasets, m->ndatasets, x->dstables, x->ndstables,
-                                m->snapshot_at, what, sizeof(what), have, sizeof(have), err);
-    if (got < 0)
-        return -1;
-    if (got > 0) {
+    /* A bundle older than what the target holds for every one of its
+     * datasets' tables is superseded: it came late, and there is nothing to
+     * do. Older for some of them only, it would roll those back. */
+    {
+        ledger_bundle_ref b = {m->environment, m->job, m->sequence, m->snapshot_at,
+                               m->datasets, m->ndatasets, x->dstables, x->ndstables};
+        ledger_order o;
+        if (ledger_order_of(x->conn, &b, &o, err) < 0)
+            return -1;
+        if (o.disagree > 0)
+            log_warn("bundle %llu of %s/%s: its sequence and its snapshot time (%s) disagree with bundle %llu "
+                     "imported before; the source's clock stepped back, or its job state was reset: taken as newer",
+                     (unsigned long long)m->sequence, m->environment, m->job,
+                     text_utc(m->snapshot_at, TEXT_UTC_MICROS, snap, sizeof(snap)), (unsigned long long)o.sequence);
+        if (o.newer == 0)
+            return 0;
         text_utc(m->snapshot_at, TEXT_UTC_MICROS, snap, sizeof(snap));
-        text_clean(what, 300, shown, sizeof(shown));
-        if (!x->opts->allow_rollback)
-            return err_set(err, OWL_EPOLICY,
-                           "bundle is older than what this database holds: %s was imported from a snapshot of %s, "
-                           "this bundle's snapshot is %s\nHINT: --allow-rollback applies it anyway",
-                           shown, have, snap);
-        log_warn("applying an older bundle (--allow-rollback): %s holds a snapshot of %s, this one is %s", shown, have,
-                 snap);
+        text_clean(o.what, 300, shown, sizeof(shown));
+        snprintf(what, sizeof(what), "%s was imported from bundle %llu of job %s, a snapshot of %s; this bundle is %llu, a snapshot of %s",
+                 shown, (unsigned long long)o.sequence, o.job, o.when, (unsigned long long)m->sequence, snap);
+        if (x->opts->allow_rollback) {
+            log_warn("applying an older bundle (--allow-rollback): %s", what);
+            return 0;
+        }
+        if (o.newer == o.pairs) {
+            snprintf(x->res->superseded, sizeof(x->res->superseded), "%s", what);
+            return 2;
+        }
+        return err_set(err, OWL_EPOLICY,
+                       "bundle is older than what this database holds for %llu of its %llu (dataset, table) pairs: %s"
+                       "\nHINT: --allow-rollback applies it anyway",
+                       (unsigned long long)o.newer, (unsigned long long)o.pairs, what);
     }
-    return 0;
 }
 
 /* ------------------------------------------------------------------ plan */
@@ -1195,7 +1211,7 @@ int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewri
     if (got < 0)
         goto out;
     if (got > 0) {
-        res->status = IMPORT_ALREADY;
+        res->status = got == 2 ? IMPORT_SUPERSEDED : IMPORT_ALREADY;
         rc = 0;
         goto out;
     }

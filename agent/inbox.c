@@ -38,6 +38,7 @@ typedef struct settle_entry {
     off_t size;
     struct timespec mtim;
     time_t first; /* when this (inode, size, mtime) was first seen */
+    bool skip;    /* cannot be claimed (not ours to move): passed over until it changes */
 } settle_entry;
 
 struct inbox {
@@ -49,9 +50,12 @@ struct inbox {
     int processedfd; /* -1 when processed_dir is NULL */
     int quarantinefd;
     int settle_time;
+    uint64_t max_size;
+    const volatile sig_atomic_t *stop;
     settle_entry *table; /* sorted by name, at most INBOX_MAX_FILES */
     size_t ntable;
-    bool warned_full;
+    DIR *scan;           /* the inbox read a part at a time, across scans */
+    bool warned_full, warned_work_full, warned_entries;
 };
 
 /* A directory entry that passed the name and type checks. */
@@ -219,6 +223,8 @@ int inbox_open(const inbox_config *ic, inbox **out, owl_err *err)
         return err_oom(err);
     ib->dirfd = ib->workfd = ib->processedfd = ib->quarantinefd = -1;
     ib->settle_time = ic->settle_time < 0 ? 0 : ic->settle_time;
+    ib->max_size = ic->max_size > 0 ? ic->max_size : UINT64_MAX;
+    ib->stop = ic->stop;
     ib->dir = path_dup(ic->dir);
     if (ic->processed_dir != NULL)
         ib->processed_dir = path_dup(ic->processed_dir);
@@ -267,6 +273,8 @@ void inbox_close(inbox *ib)
     for (size_t i = 0; i < ib->ntable; i++)
         free(ib->table[i].name);
     free(ib->table);
+    if (ib->scan != NULL)
+        closedir(ib->scan);
     if (ib->quarantinefd >= 0)
         close(ib->quarantinefd);
     if (ib->processedfd >= 0)
@@ -389,13 +397,15 @@ out:
     return result;
 }
 
-/* Logs when a listing first hits its bound, and when it no longer does. */
-static void note_full(inbox *ib, bool full, const char *what)
+/* Logs once when a listing hits its bound, and once when it no longer does. */
+static void note_full(bool *warned, bool full, const char *what)
 {
-    if (full && !ib->warned_full)
+    if (full && !*warned)
         log_warn("%s holds more than %d bundle files (or %d entries); the rest wait for a later scan",
                  what, INBOX_MAX_FILES, ENTRIES_MAX);
-    ib->warned_full = full;
+    else if (!full && *warned)
+        log_info("%s: every bundle file is looked at again", what);
+    *warned = full;
 }
 
 static int candidate_by_name(const void *a, const void *b)
@@ -418,21 +428,104 @@ static int file_order(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
+/* Reads on in the inbox from where the last scan stopped: at most ENTRIES_MAX
+ * entries, so that however many other entries it holds, every bundle file
+ * is reached within a few scans (the next scan starts over once the end is
+ * reached). Adds to *c (capacity *cap) the candidates found, at most room of
+ * them; *full tells that room ran out. */
+static int discover(inbox *ib, size_t room, candidate **c, size_t *nc, size_t *cap, bool *full, owl_err *err)
+{
+    size_t entries = 0;
+
+    *full = false;
+    if (ib->scan == NULL) {
+        ib->scan = dir_stream(ib->dirfd);
+        if (ib->scan == NULL)
+            return err_set(err, OWL_ERUNTIME, "cannot read directory %s: %s", ib->dir, strerror(errno));
+    }
+    for (;;) {
+        struct dirent *de;
+        struct stat st;
+
+        if (*nc >= room) {
+            *full = true;
+            return 0;
+        }
+        if (entries++ >= ENTRIES_MAX) {
+            if (!ib->warned_entries)
+                log_info("%s holds more than %d entries: it is read a part at a time", ib->dir, ENTRIES_MAX);
+            ib->warned_entries = true;
+            return 0;
+        }
+        errno = 0;
+        de = readdir(ib->scan);
+        if (de == NULL) {
+            int saved = errno;
+            closedir(ib->scan); /* the next scan reads it afresh from the start */
+            ib->scan = NULL;
+            if (saved != 0)
+                return err_set(err, OWL_ERUNTIME, "cannot read directory %s: %s", ib->dir, strerror(saved));
+            return 0;
+        }
+        if (!name_ok(de->d_name))
+            continue;
+        if (fstatat(ib->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (*nc == *cap) {
+            size_t ncap = *cap ? *cap * 2 : 64;
+            candidate *grown = realloc(*c, ncap * sizeof(**c));
+            if (grown == NULL)
+                return err_oom(err);
+            *c = grown;
+            *cap = ncap;
+        }
+        (*c)[*nc].name = strdup(de->d_name);
+        if ((*c)[*nc].name == NULL)
+            return err_oom(err);
+        (*c)[*nc].st = st;
+        (*nc)++;
+    }
+}
+
 int inbox_scan(inbox *ib, time_t now, inbox_file **files, size_t *n, size_t *unsettled, owl_err *err)
 {
     candidate *c = NULL;
-    size_t nc = 0, nout = 0, nwait = 0;
+    size_t nc = 0, cap = 0, nout = 0, nwait = 0, nt = 0;
     settle_entry *table = NULL;
     inbox_file *out = NULL;
-    bool full;
+    bool full = false;
     int result = -1;
 
     *files = NULL;
     *n = 0;
     *unsettled = 0;
-    if (list_candidates(ib->dirfd, ib->dir, &c, &nc, &full, err) < 0)
-        return -1;
-    note_full(ib, full, ib->dir);
+    /* The files already known are looked at again by name, whichever part
+     * of the directory this scan reads; gone or changed type, they drop out. */
+    for (size_t i = 0; i < ib->ntable; i++) {
+        struct stat st;
+        if (fstatat(ib->dirfd, ib->table[i].name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (nc == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            candidate *grown = realloc(c, ncap * sizeof(*c));
+            if (grown == NULL) {
+                err_oom(err);
+                goto out;
+            }
+            c = grown;
+            cap = ncap;
+        }
+        c[nc].name = strdup(ib->table[i].name);
+        if (c[nc].name == NULL) {
+            err_oom(err);
+            goto out;
+        }
+        c[nc].st = st;
+        nc++;
+    }
+    if (discover(ib, INBOX_MAX_FILES, &c, &nc, &cap, &full, err) < 0)
+        goto out;
+    note_full(&ib->warned_full, full, ib->dir);
     if (nc > 1)
         qsort(c, nc, sizeof(*c), candidate_by_name);
     table = calloc(nc ? nc : 1, sizeof(*table));
@@ -443,9 +536,12 @@ int inbox_scan(inbox *ib, time_t now, inbox_file **files, size_t *n, size_t *uns
     }
     for (size_t i = 0; i < nc; i++) {
         const settle_entry *old = NULL;
-        settle_entry *e = &table[i];
+        settle_entry *e;
         const struct stat *st = &c[i].st;
 
+        if (nt > 0 && strcmp(c[i].name, table[nt - 1].name) == 0)
+            continue; /* known, and met again in this part of the directory */
+        e = &table[nt++];
         if (ib->ntable > 0)
             old = bsearch(c[i].name, ib->table, ib->ntable, sizeof(*ib->table), entry_find);
         e->name = c[i].name;
@@ -458,8 +554,12 @@ int inbox_scan(inbox *ib, time_t now, inbox_file **files, size_t *n, size_t *uns
         /* a clock stepped back must not hold a file for longer than settle_time */
         if (old != NULL && old->dev == e->dev && old->ino == e->ino && old->size == e->size &&
             old->mtim.tv_sec == e->mtim.tv_sec && old->mtim.tv_nsec == e->mtim.tv_nsec &&
-            old->first < now)
+            old->first < now) {
             e->first = old->first;
+            e->skip = old->skip;
+        }
+        if (e->skip)
+            continue;
         if (ib->settle_time > 0 && now - e->first < (time_t)ib->settle_time) {
             nwait++;
             continue;
@@ -473,12 +573,12 @@ int inbox_scan(inbox *ib, time_t now, inbox_file **files, size_t *n, size_t *uns
         out[nout].mtime = e->mtim.tv_sec;
         nout++;
     }
-    /* the new table holds exactly the files seen now: vanished ones drop out */
+    /* the new table holds exactly the files known now: vanished ones drop out */
     for (size_t i = 0; i < ib->ntable; i++)
         free(ib->table[i].name);
     free(ib->table);
     ib->table = table;
-    ib->ntable = nc;
+    ib->ntable = nt;
     table = NULL;
     qsort(out, nout, sizeof(*out), file_order);
     *files = out;
@@ -488,7 +588,7 @@ int inbox_scan(inbox *ib, time_t now, inbox_file **files, size_t *n, size_t *uns
     result = 0;
 out:
     if (table != NULL) {
-        for (size_t i = 0; i < nc; i++)
+        for (size_t i = 0; i < nt; i++)
             free(table[i].name);
         free(table);
     }
@@ -579,7 +679,7 @@ int inbox_orphans(inbox *ib, inbox_file **files, size_t *n, owl_err *err)
         return err_oom(err);
     if (list_candidates(ib->workfd, what, &c, &nc, &full, err) < 0)
         goto out;
-    note_full(ib, full, what);
+    note_full(&ib->warned_work_full, full, what);
     out = calloc(nc ? nc : 1, sizeof(*out));
     if (out == NULL) {
         err_oom(err);
@@ -630,6 +730,21 @@ static int claim_rename(inbox *ib, const char *name, owl_err *err)
         return 1;
     if (errno == ENOENT)
         return 0; /* another agent took it first */
+    if (errno == EPERM || errno == EACCES) {
+        /* a sticky inbox, another user's file: reported once, then passed
+         * over until it changes */
+        settle_entry *e = ib->ntable > 0 ? bsearch(name, ib->table, ib->ntable, sizeof(*ib->table), entry_find) : NULL;
+        char shown[4 * SHOWN_MAX + 8];
+        const char *why = strerror(errno);
+        if (e != NULL && e->skip)
+            return 0;
+        if (e != NULL)
+            e->skip = true;
+        log_warn("%s/%s: cannot be moved into %s/ (%s; the file belongs to uid %ld): passed over until it changes",
+                 ib->dir, text_clean(name, SHOWN_MAX, shown, sizeof(shown)), INBOX_WORK, why,
+                 (long)before.st_uid);
+        return 0;
+    }
     if (errno == EEXIST) {
         log_warn("%s/%s: a file of that name is already in %s/; left in the inbox for now",
                  ib->dir, name, INBOX_WORK);
@@ -716,11 +831,22 @@ static int still_ours(const inbox *ib, const inbox_claim *claim, struct stat *st
 }
 
 /* The target is on another filesystem: copies the claimed file into dfd
- * durably under a free name, then removes it from .work/. */
-static int copy_across(inbox *ib, const inbox_claim *claim, int dfd, const char *dir, char *final, size_t finalsz,
-                       owl_err *err)
+ * durably under a free name, then removes it from .work/. A file over the
+ * size bound is not copied: with keep_big false it is removed (1: what was
+ * refused for its size is not worth its size in another place), else an error. */
+static int copy_across(inbox *ib, const inbox_claim *claim, int dfd, const char *dir, bool keep_big, char *final,
+                       size_t finalsz, owl_err *err)
 {
-    if (fileio_copy_atomic(dfd, dir, claim->name, claim->fd, 0640, FILEIO_UNIQUE, final, finalsz, err) < 0)
+    struct stat st;
+
+    if (!keep_big && fstat(claim->fd, &st) == 0 && (uint64_t)st.st_size > ib->max_size) {
+        snprintf(final, finalsz, "%s", claim->name);
+        if (unlinkat(ib->workfd, claim->name, 0) < 0 && errno != ENOENT)
+            return err_set(err, OWL_ERUNTIME, "cannot remove %s: %s", claim->path, strerror(errno));
+        return 1;
+    }
+    if (fileio_copy_atomic_bounded(dfd, dir, claim->name, claim->fd, ib->max_size, ib->stop, 0640, FILEIO_UNIQUE,
+                                   final, finalsz, err) < 0)
         return -1;
     if (unlinkat(ib->workfd, claim->name, 0) < 0 && errno != ENOENT)
         return err_set(err, OWL_ERUNTIME, "copied %s to %s but cannot remove it: %s", claim->path, dir,
@@ -730,7 +856,7 @@ static int copy_across(inbox *ib, const inbox_claim *claim, int dfd, const char 
 
 /* Moves the claimed file from .work/ into dfd (dir names it in messages) under a
  * name not yet taken there, written to final; fsyncs both directories. */
-static int retire(inbox *ib, const inbox_claim *claim, int dfd, const char *dir, char *final,
+static int retire(inbox *ib, const inbox_claim *claim, int dfd, const char *dir, bool keep_big, char *final,
                   size_t finalsz, owl_err *err)
 {
     struct stat st;
@@ -739,7 +865,7 @@ static int retire(inbox *ib, const inbox_claim *claim, int dfd, const char *dir,
         return -1;
     if (fileio_move_unique(ib->workfd, claim->name, dfd, claim->name, &st, final, finalsz) < 0) {
         if (errno == EXDEV)
-            return copy_across(ib, claim, dfd, dir, final, finalsz, err);
+            return copy_across(ib, claim, dfd, dir, keep_big, final, finalsz, err);
         return err_set(err, OWL_ERUNTIME, "cannot move %s into %s: %s", claim->path, dir,
                        strerror(errno));
     }
@@ -755,7 +881,7 @@ int inbox_done(inbox *ib, inbox_claim *claim, owl_err *err)
     int result = -1;
 
     if (ib->processedfd >= 0) {
-        result = retire(ib, claim, ib->processedfd, ib->processed_dir, final, sizeof(final), err);
+        result = retire(ib, claim, ib->processedfd, ib->processed_dir, true, final, sizeof(final), err);
     } else if (still_ours(ib, claim, &st, err) == 0) {
         if (unlinkat(ib->workfd, claim->name, 0) < 0)
             err_set(err, OWL_ERUNTIME, "cannot remove %s: %s", claim->path, strerror(errno));
@@ -804,10 +930,23 @@ out:
 int inbox_quarantine(inbox *ib, inbox_claim *claim, int code, const char *reason, owl_err *err)
 {
     char final[NAME_MAX + 1];
-    int result = retire(ib, claim, ib->quarantinefd, ib->quarantine_dir, final, sizeof(final), err);
+    int result = retire(ib, claim, ib->quarantinefd, ib->quarantine_dir, false, final, sizeof(final), err);
 
-    if (result == 0)
+    if (result == 1) {
+        /* too big to copy to another file system: the reason says so */
+        char *why = malloc(REASON_MAX + 256);
+        if (why == NULL) {
+            result = err_oom(err);
+        } else {
+            snprintf(why, REASON_MAX + 256, "%.*s; the file was removed, not kept: it is larger than "
+                     "max_bundle_size, and %s is on another file system than the inbox",
+                     REASON_MAX, reason, ib->quarantine_dir);
+            result = write_reason(ib, final, claim->name, code, why, err);
+            free(why);
+        }
+    } else if (result == 0) {
         result = write_reason(ib, final, claim->name, code, reason, err);
+    }
     inbox_release(claim);
     return result;
 }
@@ -824,7 +963,7 @@ static bool quarantined_name(const char *name)
  * note that there is none. */
 static char *read_reason(int dfd, const char *name)
 {
-    char file[NAME_MAX + 1], buf[REASON_MAX * 4 + 64];
+    char file[NAME_MAX + 1], buf[REASON_MAX * 4 + 64], shown[REASON_MAX * 4 + 64];
     const char *why = "(no reason file)";
     size_t len;
     owl_err err;
@@ -833,6 +972,8 @@ static char *read_reason(int dfd, const char *name)
         fileio_read_small(dfd, file, buf, sizeof(buf) - 1, &len, &err) == 0) {
         buf[strcspn(buf, "\n")] = '\0';
         why = strncmp(buf, "reason: ", 8) == 0 ? buf + 8 : buf;
+        /* anyone who can write to the inbox can write a .reason file there */
+        why = text_clean(why, REASON_MAX * 4, shown, sizeof(shown));
     }
     return strdup(why);
 }
@@ -892,7 +1033,10 @@ static int list_dir(int at, const char *path, int oflags, const char *shown, boo
         n++;
         if (nv == max)
             continue;
-        v[nv].name = strdup(de->d_name);
+        {
+            char clean[4 * NAME_MAX + 8];
+            v[nv].name = strdup(text_clean(de->d_name, NAME_MAX, clean, sizeof(clean)));
+        }
         v[nv].reason = quarantine ? read_reason(dirfd(d), de->d_name) : NULL;
         if (v[nv].name == NULL || (quarantine && v[nv].reason == NULL)) {
             free(v[nv].name);

@@ -30,7 +30,10 @@ int ledger_ensure(db_conn *c, owl_err *err)
                              " AND pg_catalog.to_regclass('owlsync.bundle_tables') IS NOT NULL"
                              " AND pg_catalog.to_regclass('owlsync.datasets') IS NOT NULL"
                              " AND pg_catalog.to_regclass('owlsync.dataset_tables') IS NOT NULL"
-                             " AND pg_catalog.to_regclass('owlsync.bundle_rewrites') IS NOT NULL",
+                             " AND pg_catalog.to_regclass('owlsync.bundle_rewrites') IS NOT NULL"
+                             " AND EXISTS (SELECT FROM pg_catalog.pg_attribute"
+                             "  WHERE attrelid = pg_catalog.to_regclass('owlsync.dataset_tables')"
+                             "  AND attname = 'sequence' AND NOT attisdropped)",
                              0, NULL, err, "cannot look for the ledger");
     bool present;
 
@@ -93,37 +96,48 @@ int ledger_has_bundle(db_conn *c, const char *bundle_id, const char *environment
     return found;
 }
 
-int ledger_newer_snapshot(db_conn *c, const char *environment, char *const *datasets, size_t ndatasets,
-                          char *const *tables, size_t ntables, int64_t snapshot_at, char *what, size_t wlen,
-                          char *when, size_t wnlen, owl_err *err)
+int ledger_order_of(db_conn *c, const ledger_bundle_ref *b, ledger_order *o, owl_err *err)
 {
-    char snap[TEXT_UTC_MAX];
-    const char *params[2] = {environment, snap};
+    char snap[TEXT_UTC_MAX], seq[32];
+    const char *params[4] = {b->environment, snap, b->job, seq};
     db_sql q = DB_SQL_INIT;
     PGresult *res;
-    int found;
 
-    /* Per table of a dataset; a global table belongs to no dataset, and is
-     * not checked */
-    text_utc(snapshot_at, TEXT_UTC_MICROS, snap, sizeof(snap));
-    db_sql_add(&q, "SELECT w, pg_catalog.to_char(s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM ("
-                   "SELECT 'dataset ' || dataset || ', table ' || table_name AS w, snapshot_at AS s"
-                   "  FROM owlsync.dataset_tables"
-                   " WHERE environment = $1 AND snapshot_at > $2::pg_catalog.timestamptz AND dataset = ANY (");
-    db_sql_list(&q, c, datasets, ndatasets);
+    memset(o, 0, sizeof(*o));
+    o->pairs = (uint64_t)b->ndatasets * b->ntables;
+    if (o->pairs == 0)
+        return 0;
+    text_utc(b->snapshot_at, TEXT_UTC_MICROS, snap, sizeof(snap));
+    snprintf(seq, sizeof(seq), "%llu", (unsigned long long)b->sequence);
+    db_sql_add(&q, "WITH h AS (SELECT dataset, table_name, snapshot_at AS s, job AS j, sequence AS n,"
+                   " CASE WHEN job = $3 AND sequence IS NOT NULL"
+                   "  THEN sequence >= $4::pg_catalog.int8 AND snapshot_at >= $2::pg_catalog.timestamptz"
+                   "  ELSE snapshot_at > $2::pg_catalog.timestamptz END AS newer,"
+                   " job = $3 AND sequence IS NOT NULL"
+                   "  AND (sequence > $4::pg_catalog.int8) <> (snapshot_at > $2::pg_catalog.timestamptz) AS disagree"
+                   " FROM owlsync.dataset_tables WHERE environment = $1 AND dataset = ANY (");
+    db_sql_list(&q, c, b->datasets, b->ndatasets);
     db_sql_add(&q, ") AND table_name = ANY (");
-    db_sql_list(&q, c, tables, ntables);
-    db_sql_add(&q, ")) n ORDER BY s DESC, w LIMIT 1");
-    res = db_sql_query(c, &q, 2, params, err, "cannot read the ledger");
+    db_sql_list(&q, c, b->tables, b->ntables);
+    db_sql_add(&q, ")), t AS (SELECT 'dataset ' || dataset || ', table ' || table_name AS w,"
+                   " pg_catalog.to_char(s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS ws, j, n"
+                   " FROM h WHERE newer ORDER BY s DESC, n DESC NULLS LAST, w LIMIT 1)"
+                   " SELECT (SELECT pg_catalog.count(*) FROM h WHERE newer),"
+                   " (SELECT pg_catalog.count(*) FROM h WHERE disagree), t.w, t.ws, t.j, t.n"
+                   " FROM (SELECT 1) one LEFT JOIN t ON true");
+    res = db_sql_query(c, &q, 4, params, err, "cannot read the ledger");
     if (res == NULL)
         return -1;
-    found = PQntuples(res) > 0;
-    if (found) {
-        snprintf(what, wlen, "%s", PQgetvalue(res, 0, 0));
-        snprintf(when, wnlen, "%s", PQgetvalue(res, 0, 1));
+    if (PQntuples(res) == 1) {
+        o->newer = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+        o->disagree = strtoull(PQgetvalue(res, 0, 1), NULL, 10);
+        snprintf(o->what, sizeof(o->what), "%s", PQgetvalue(res, 0, 2));
+        snprintf(o->when, sizeof(o->when), "%s", PQgetvalue(res, 0, 3));
+        snprintf(o->job, sizeof(o->job), "%s", PQgetvalue(res, 0, 4));
+        o->sequence = strtoull(PQgetvalue(res, 0, 5), NULL, 10);
     }
     PQclear(res);
-    return found;
+    return 0;
 }
 
 int ledger_record_bundle(db_conn *c, const ledger_entry *e, owl_err *err)
@@ -152,14 +166,18 @@ int ledger_record_bundle(db_conn *c, const ledger_entry *e, owl_err *err)
     params[2] = e->bundle_id;
     if (db_sql_command(c, &q, 3, params, err, "cannot write the ledger") < 0)
         return -1;
-    db_sql_add(&q, "INSERT INTO owlsync.dataset_tables AS d (environment, dataset, table_name, snapshot_at, bundle_id)"
-                   " SELECT $1, x, y, $2::pg_catalog.timestamptz, $3 FROM pg_catalog.unnest(");
+    params[3] = e->job;
+    params[4] = seq;
+    db_sql_add(&q, "INSERT INTO owlsync.dataset_tables AS d (environment, dataset, table_name, snapshot_at, bundle_id,"
+                   " job, sequence)"
+                   " SELECT $1, x, y, $2::pg_catalog.timestamptz, $3, $4, $5::pg_catalog.int8 FROM pg_catalog.unnest(");
     db_sql_list(&q, c, e->datasets, e->ndatasets);
     db_sql_add(&q, ") x, pg_catalog.unnest(");
     db_sql_list(&q, c, e->tables, e->ntables);
     db_sql_add(&q, ") y ON CONFLICT (environment, dataset, table_name) DO UPDATE"
-                   " SET snapshot_at = EXCLUDED.snapshot_at, bundle_id = EXCLUDED.bundle_id, imported_at = pg_catalog.now()");
-    return db_sql_command(c, &q, 3, params, err, "cannot write the ledger");
+                   " SET snapshot_at = EXCLUDED.snapshot_at, bundle_id = EXCLUDED.bundle_id, job = EXCLUDED.job,"
+                   " sequence = EXCLUDED.sequence, imported_at = pg_catalog.now()");
+    return db_sql_command(c, &q, 5, params, err, "cannot write the ledger");
 }
 
 int ledger_record_table(db_conn *c, const char *bundle_id, const char *table, const ledger_counts *n,

@@ -48,10 +48,15 @@ void log_msg(log_level level, const char *fmt, ...)
     vsnprintf(line + len, sizeof(line) - len, fmt, ap);
     va_end(ap);
     len = strlen(line);
-    /* One event, one line: a message's "\nHINT: ..." continues on the same line. */
+    /* One event, one line: a message's "\nHINT: ..." continues on the same
+     * line; and no other control character (a value a server quoted from a
+     * bundle, say) reaches the terminal or the journal as it is. */
     for (size_t i = 0; i < len; i++) {
-        if (line[i] == '\n' || line[i] == '\r')
+        unsigned char ch = (unsigned char)line[i];
+        if (ch == '\n' || ch == '\r')
             line[i] = ' ';
+        else if (ch < 0x20 || ch == 0x7f)
+            line[i] = '?';
     }
     if (len > sizeof(line) - 2)
         len = sizeof(line) - 2;

@@ -11,6 +11,17 @@ int policy_check(const cfg *c, const manifest *m, int64_t now, owl_err *err)
 
     if (now > m->expires_at)
         return err_set(err, OWL_EPOLICY, "bundle expired at %s", text_utc(m->expires_at, TEXT_UTC_MICROS, when, sizeof(when)));
+    /* A bundle from the future would hold back every later one of its
+     * datasets for as long: its source's clock is wrong. */
+    {
+        int64_t ahead = (m->created_at > m->snapshot_at ? m->created_at : m->snapshot_at) - now;
+        if (ahead > c->import.max_clock_skew * 1000000)
+            return err_set(err, OWL_EPOLICY,
+                           "bundle was made at %s, %lld s ahead of this host's clock (max_clock_skew is %lld s)\nHINT: check the clocks of the source database and of the exporting host",
+                           text_utc(m->created_at > m->snapshot_at ? m->created_at : m->snapshot_at, TEXT_UTC_MICROS,
+                                    when, sizeof(when)),
+                           (long long)(ahead / 1000000), (long long)c->import.max_clock_skew);
+    }
     if (m->ntargets > 0) {
         bool named = false;
         for (size_t i = 0; i < m->ntargets && !named; i++)

@@ -7,13 +7,21 @@
 #include "db_internal.h"
 #include "owlsync/stage.h"
 
-#define LOCK_TIMEOUT "60s"
-
-int stage_begin(db_conn *c, owl_err *err)
+int stage_begin(db_conn *c, int64_t lock_timeout, owl_err *err)
 {
-    if (db_command(c, "BEGIN", 0, NULL, err, "cannot begin") < 0 ||
-        db_command(c, "SET LOCAL lock_timeout = '" LOCK_TIMEOUT "'", 0, NULL, err, "cannot set lock_timeout") < 0 ||
-        db_command(c, "SET LOCAL default_statistics_target = 10", 0, NULL, err, "cannot set statistics") < 0 ||
+    char ms[32];
+    const char *params[1] = {ms};
+    PGresult *res;
+
+    snprintf(ms, sizeof(ms), "%lld", (long long)lock_timeout * 1000);
+    if (db_command(c, "BEGIN", 0, NULL, err, "cannot begin") < 0)
+        return -1;
+    res = db_query(c, "SELECT pg_catalog.set_config('lock_timeout', $1, true)", 1, params, err,
+                   "cannot set lock_timeout");
+    if (res == NULL)
+        return -1;
+    PQclear(res);
+    if (db_command(c, "SET LOCAL default_statistics_target = 10", 0, NULL, err, "cannot set statistics") < 0 ||
         db_command(c, "SET LOCAL temp_buffers = '64MB'", 0, NULL, err, "cannot set temp_buffers") < 0 ||
         /* Stage and target are joined on the key: by hash, in memory. A merge
          * join sorts both sides (the stage has no index) and spills. */

@@ -56,10 +56,20 @@ CREATE TABLE IF NOT EXISTS owlsync.dataset_tables (
     PRIMARY KEY (environment, dataset, table_name)
 );
 
+-- The job and sequence of the bundle each row came from: bundles of one job
+-- are ordered by sequence as well as by snapshot time.
+ALTER TABLE owlsync.dataset_tables ADD COLUMN IF NOT EXISTS job text;
+ALTER TABLE owlsync.dataset_tables ADD COLUMN IF NOT EXISTS sequence bigint;
+
+UPDATE owlsync.dataset_tables d SET job = b.job, sequence = b.sequence
+  FROM owlsync.bundles b
+ WHERE d.bundle_id = b.bundle_id AND d.sequence IS NULL;
+
 -- A ledger older than this table: what its bundles applied, newest first.
-INSERT INTO owlsync.dataset_tables (environment, dataset, table_name, snapshot_at, bundle_id, imported_at)
+INSERT INTO owlsync.dataset_tables (environment, dataset, table_name, snapshot_at, bundle_id, imported_at, job,
+                                    sequence)
 SELECT DISTINCT ON (b.environment, d.dataset, t.table_name)
-       b.environment, d.dataset, t.table_name, b.snapshot_at, b.bundle_id, b.imported_at
+       b.environment, d.dataset, t.table_name, b.snapshot_at, b.bundle_id, b.imported_at, b.job, b.sequence
   FROM owlsync.bundles b
   JOIN owlsync.bundle_tables t ON t.bundle_id = b.bundle_id
  CROSS JOIN LATERAL unnest(b.datasets) AS d(dataset)

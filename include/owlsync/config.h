@@ -16,6 +16,9 @@
 /* [import] max_bundle_size and max_unpacked_size when not set (and for inspect). */
 #define CFG_DEFAULT_MAX_BUNDLE_SIZE ((uint64_t)1 << 30)
 #define CFG_DEFAULT_MAX_UNPACKED_SIZE ((uint64_t)8 << 30)
+/* [import] max_clock_skew and lock_timeout when not set, in seconds. */
+#define CFG_DEFAULT_MAX_CLOCK_SKEW 300
+#define CFG_DEFAULT_LOCK_TIMEOUT 60
 
 typedef struct cfg_list {
     char **v;  /* n strings, each owned by the list */
@@ -84,6 +87,8 @@ typedef struct cfg_import {
     uint64_t max_bundle_size;   /* bytes, default 1G */
     uint64_t max_unpacked_size; /* bytes, default 8G */
     int64_t max_staleness;      /* seconds; 0 = not set */
+    int64_t max_clock_skew;     /* seconds a bundle's times may run ahead of ours */
+    int64_t lock_timeout;       /* seconds an import waits for a lock */
 } cfg_import;
 
 typedef struct cfg_rewrite {

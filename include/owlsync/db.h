@@ -28,6 +28,12 @@ bool db_in_transaction(const db_conn *c);
 /* COMMIT; on failure err says "WHAT: what the server said". */
 int db_commit(db_conn *c, const char *what, owl_err *err);
 
+/* From a signal handler: asks the server to cancel what every open connection
+ * is running, and makes every later statement fail at once (OWL_ERUNTIME,
+ * "interrupted") until db_cancel_reset. */
+void db_cancel_all(void);
+void db_cancel_reset(void);
+
 /* ROLLBACK when a transaction is open; errors are ignored (the connection is
  * closed after it anyway when it is broken). */
 void db_rollback(db_conn *c);

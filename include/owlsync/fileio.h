@@ -6,7 +6,9 @@
 #define OWLSYNC_FILEIO_H
 
 #include <stdbool.h>
+#include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -38,9 +40,17 @@ int fileio_tmp_name(const char *name, char *out, size_t outsz);
 int fileio_write_atomic(int dfd, const char *dir_shown, const char *name, const void *buf, size_t len,
                         mode_t mode, fileio_mode how, char *final, size_t finalsz, owl_err *err);
 
-/* The same with the bytes of src_fd, read from offset 0 to its end. */
+/* The same with the bytes of src_fd, read from offset 0 to its end; holes in
+ * it stay holes. */
 int fileio_copy_atomic(int dfd, const char *dir_shown, const char *name, int src_fd, mode_t mode,
                        fileio_mode how, char *final, size_t finalsz, owl_err *err);
+
+/* fileio_copy_atomic of at most max bytes (a larger file fails before a byte
+ * is written, errno EFBIG in the message), that gives up as soon as *stop
+ * (may be NULL) is set ("Interrupted system call"), leaving nothing behind. */
+int fileio_copy_atomic_bounded(int dfd, const char *dir_shown, const char *name, int src_fd, uint64_t max,
+                               const volatile sig_atomic_t *stop, mode_t mode, fileio_mode how, char *final,
+                               size_t finalsz, owl_err *err);
 
 /* fileio_write_atomic for a path: its directory is opened (no link followed
  * for the last name) and closed. */

@@ -43,7 +43,9 @@ typedef struct importer_table {
     bool *covered;        /* whether each rule applies to a column of this table */
 } importer_table;
 
-typedef enum { IMPORT_APPLIED = 0, IMPORT_ALREADY, IMPORT_DRY_RUN } importer_status;
+/* IMPORT_SUPERSEDED: the target holds newer data of every (dataset, table) of
+ * the bundle (res->superseded says what); nothing was applied. */
+typedef enum { IMPORT_APPLIED = 0, IMPORT_ALREADY, IMPORT_DRY_RUN, IMPORT_SUPERSEDED } importer_status;
 
 /* A sequence moved past the largest value imported (or, in a dry run, that
  * would be). */
@@ -66,6 +68,7 @@ typedef struct importer_result {
     size_t nwarnings;
     importer_sequence *sequences;
     size_t nsequences;
+    char superseded[1024];  /* IMPORT_SUPERSEDED: what the target holds, for messages */
     double seconds;
 } importer_result;
 

@@ -4,6 +4,7 @@
 #ifndef OWLSYNC_INBOX_H
 #define OWLSYNC_INBOX_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -19,6 +20,8 @@ typedef struct inbox_config {
     const char *processed_dir;  /* NULL = delete after a successful import */
     const char *quarantine_dir;
     int settle_time;            /* seconds a file's size and mtime must stay unchanged */
+    uint64_t max_size;          /* bytes a move to another file system copies at most; 0 = no bound */
+    const volatile sig_atomic_t *stop; /* NULL, or set when a copy must give up (SIGTERM) */
 } inbox_config;
 
 typedef struct inbox inbox;

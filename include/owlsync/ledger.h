@@ -27,14 +27,34 @@ int ledger_lock(db_conn *c, owl_err *err);
 int ledger_has_bundle(db_conn *c, const char *bundle_id, const char *environment, const char *key_id, char *other,
                       size_t olen, owl_err *err);
 
-/* Finds a (dataset, table) of datasets and tables (dataset tables: a global
- * table is not checked) whose recorded snapshot for environment is newer than
- * snapshot_at (microseconds): 1 with what ("dataset D, table T") and that
- * snapshot's time in when (TEXT_UTC_MICROS), 0 when there is none, -1 on
- * error. */
-int ledger_newer_snapshot(db_conn *c, const char *environment, char *const *datasets, size_t ndatasets,
-                          char *const *tables, size_t ntables, int64_t snapshot_at, char *what, size_t wlen,
-                          char *when, size_t wnlen, owl_err *err);
+/* Where a bundle stands against what the target holds, per (dataset, table)
+ * of its dataset tables (a global table is not checked). What the target
+ * holds for a pair is newer than the bundle when it came from the same job
+ * with a sequence at least the bundle's and a snapshot at least as late, or,
+ * from another job (or a ledger older than sequences per pair), from a later
+ * snapshot. So a source clock stepped back does not make its new bundles
+ * look old, nor a job whose sequence restarted (its state lost) look new. */
+typedef struct ledger_order {
+    uint64_t pairs;          /* (dataset, table) pairs of the bundle */
+    uint64_t newer;          /* of them, held newer by the target */
+    uint64_t disagree;       /* same job, sequence and snapshot time disagree */
+    char what[2 * 256 + 64]; /* "dataset D, table T" of the newest held, when newer > 0 */
+    char when[40];           /* its snapshot time (TEXT_UTC_MICROS) */
+    char job[64];            /* its job and sequence */
+    uint64_t sequence;
+} ledger_order;
+
+typedef struct ledger_bundle_ref {
+    const char *environment, *job;
+    uint64_t sequence;
+    int64_t snapshot_at; /* microseconds since the epoch */
+    char *const *datasets;
+    size_t ndatasets;
+    char *const *tables; /* the bundle's dataset tables */
+    size_t ntables;
+} ledger_bundle_ref;
+
+int ledger_order_of(db_conn *c, const ledger_bundle_ref *b, ledger_order *o, owl_err *err);
 
 /* One imported bundle, as recorded. */
 typedef struct ledger_entry {

@@ -40,7 +40,7 @@ typedef int (*stage_count_fn)(void *ctx, const char *dataset, uint64_t n, owl_er
  * settings the apply statements are written for. The search path stays the
  * role's own, for the target's triggers and functions: every name owlsync
  * writes is schema-qualified. */
-int stage_begin(db_conn *c, owl_err *err);
+int stage_begin(db_conn *c, int64_t lock_timeout, owl_err *err);
 
 /* Checks now what was deferred to COMMIT (deferrable constraints), so that a
  * violation fails the import before its last steps, and a dry run too. */

@@ -52,11 +52,6 @@ qa_copy() {
         -c "ALTER TABLE $1.alert_output ADD CONSTRAINT alert_output_alert_cond_fk FOREIGN KEY (dataset, alert_nm) REFERENCES $1.alert_cond (dataset, alert_nm)" >/dev/null
 }
 
-# unpack BUNDLE DIR — the bundle's entries, as files under DIR.
-unpack() {
-    rm -rf "$2" && mkdir -p "$2" && bsdtar -xf "$1" -C "$2"
-}
-
 # edit_manifest DIR JSONB-EXPR — rewrites DIR/manifest.json as the value of
 # the SQL expression, in which m is the manifest as jsonb.
 edit_manifest() {
@@ -64,11 +59,6 @@ edit_manifest() {
     json=$(cat "$1/manifest.json")
     pg_psql src -At -v m="$json" <<<"SELECT ($2)::text FROM (SELECT :'m'::jsonb AS m) x" >"$1/manifest.new" &&
         mv "$1/manifest.new" "$1/manifest.json"
-}
-
-# resign KEY DIR OUT — packs DIR into bundle OUT signed with KEY (a trusted key).
-resign() {
-    "$RESIGN" "$1" "$2" "$3"
 }
 
 # qa_pair SCHEMA [TABLES] — the sample metastore in src, its copy as qa.* in
@@ -592,7 +582,7 @@ key = id
 
 # ------------------------------------------------------------------ ledger
 
-@test "the rollback check is per table: jobs of different tables of the same datasets import in any order; an older bundle of one table is refused" {
+@test "the rollback check is per table: jobs of different tables of the same datasets import in any order; an older bundle of one table is superseded" {
     pair roll 2
     job rules "public.ds_1" "tables=owl_rule"
     job sched "public.ds_1" "tables=job_schedule"
@@ -607,13 +597,90 @@ key = id
     pg_query src "UPDATE $S.owl_rule SET rule_value = 'r3' WHERE dataset = 'public.ds_1'" >/dev/null
     r3=$(mkbundle rules)
     imp_ok "$r3"
-    imp "$r2"
-    expect_refusal 4 "bundle is older than what this database holds: dataset public.ds_1, table owl_rule was imported from a snapshot of"
+    before=$(tgt_state)
+    imp_ok "$r2"
+    [[ $output == *"superseded"*"dataset public.ds_1, table owl_rule was imported from bundle 3 of job rules"* ]]
     [ "$(tgt1 "SELECT DISTINCT rule_value FROM $S.owl_rule WHERE dataset = 'public.ds_1'")" = r3 ]
+    [ "$(tgt_state)" = "$before" ]
     # a ledger from before the per-table check learns it from the bundles it recorded
+    rows=$(tgt_rows true)
     pg_query tgt "DROP TABLE owlsync.dataset_tables" >/dev/null
-    imp "$r2"
-    expect_refusal 4 "dataset public.ds_1, table owl_rule was imported from a snapshot of"
+    imp_ok --json "$r2"
+    [[ $output == *'"status": "superseded"'* ]]
+    [ "$(tgt_rows true)" = "$rows" ]
+    # --allow-rollback applies it
+    imp_ok --allow-rollback "$r2"
+    [ "$(tgt1 "SELECT DISTINCT rule_value FROM $S.owl_rule WHERE dataset = 'public.ds_1'")" = r2 ]
+}
+
+@test "bundles of one job in any order: older ones are superseded (exit 0, nothing written), a mix of older and newer pairs is refused (4)" {
+    pair ord 2
+    job rules "public.ds_1, public.ds_2" "tables=owl_rule"
+    job one "public.ds_1" "tables=owl_rule"
+    job two "public.ds_1, public.ds_2" "tables=owl_rule"
+    for v in v1 v2 v3; do
+        pg_query src "UPDATE $S.owl_rule SET rule_value = '$v' WHERE dataset IN ('public.ds_1', 'public.ds_2')" >/dev/null
+        eval "b_$v=\$(mkbundle rules)"
+    done
+    imp_ok "$b_v3"
+    before=$(tgt_state)
+    for b in "$b_v1" "$b_v2" "$b_v3"; do
+        imp_ok "$b"
+        [[ $output == *"superseded"* || $output == *"already imported"* ]]
+    done
+    [ "$(tgt_state)" = "$before" ]
+    [ "$(tgt1 "SELECT count(*) FROM owlsync.bundles WHERE bundle_id IN ('$(owl_bundle_id "$b_v1")', '$(owl_bundle_id "$b_v2")', '$(owl_bundle_id "$b_v3")')")" = 1 ]
+    # older than what the target holds for ds_1 (job one, a later snapshot), not
+    # for ds_2: taking it would roll ds_1 back, leaving it would lose ds_2's change
+    pg_query src "UPDATE $S.owl_rule SET rule_value = 'x' WHERE dataset IN ('public.ds_1', 'public.ds_2')" >/dev/null
+    t2=$(mkbundle two)
+    pg_query src "UPDATE $S.owl_rule SET rule_value = 'w' WHERE dataset = 'public.ds_1'" >/dev/null
+    o1=$(mkbundle one)
+    imp_ok "$o1"
+    before=$(tgt_state)
+    imp "$t2"
+    expect_refusal 4 "bundle is older than what this database holds for 1 of its 2 (dataset, table) pairs: dataset public.ds_1, table owl_rule was imported from bundle 1 of job one"
+    [ "$(tgt_state)" = "$before" ]
+}
+
+@test "a source clock stepped back: a later bundle of the job with an earlier snapshot is applied, with a warning; one made 30 days ahead is refused (4)" {
+    pair clock 2
+    job rules "public.ds_1" "tables=owl_rule"
+    pg_query src "UPDATE $S.owl_rule SET rule_value = 'a' WHERE dataset = 'public.ds_1'" >/dev/null
+    b1=$(mkbundle rules)
+    imp_ok "$b1"
+    pg_query src "UPDATE $S.owl_rule SET rule_value = 'b' WHERE dataset = 'public.ds_1'" >/dev/null
+    b2=$(mkbundle rules)
+    # bundle 2 as a source whose clock stepped back an hour would have made it
+    unpack "$b2" "$W/back"
+    edit_manifest "$W/back" "m || jsonb_build_object(
+        'snapshot_at', to_char(((m->>'snapshot_at')::timestamptz - interval '1 hour') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+        'created_at', to_char(((m->>'created_at')::timestamptz - interval '1 hour') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))"
+    resign "$K/prod.key" "$W/back" "$W/back.owlb"
+    imp_ok "$W/back.owlb"
+    [[ $stderr == *"sequence and its snapshot time"*"disagree"* ]]
+    [[ $output == *"imported bundle 2 of prod/rules"* ]]
+    [ "$(tgt1 "SELECT DISTINCT rule_value FROM $S.owl_rule WHERE dataset = 'public.ds_1'")" = b ]
+    # and bundle 1 (an earlier sequence, a later snapshot) is not newer than it: no rollback
+    imp_ok "$b1"
+    [ "$(tgt1 "SELECT DISTINCT rule_value FROM $S.owl_rule WHERE dataset = 'public.ds_1'")" = b ]
+
+    pg_query src "UPDATE $S.owl_rule SET rule_value = 'c' WHERE dataset = 'public.ds_1'" >/dev/null
+    b3=$(mkbundle rules)
+    unpack "$b3" "$W/ahead"
+    edit_manifest "$W/ahead" "m || jsonb_build_object(
+        'snapshot_at', to_char(((m->>'snapshot_at')::timestamptz + interval '30 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+        'created_at', to_char(((m->>'created_at')::timestamptz + interval '30 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+        'expires_at', to_char(((m->>'expires_at')::timestamptz + interval '30 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))"
+    resign "$K/prod.key" "$W/ahead" "$W/ahead.owlb"
+    before=$(tgt_state)
+    imp "$W/ahead.owlb"
+    expect_refusal 4 "s ahead of this host's clock (max_clock_skew is 300 s)"
+    [ "$(tgt_state)" = "$before" ]
+    # a target that allows more skew takes it (a dry run: the ledger is shared,
+    # and a snapshot 30 days ahead would hold back the other tests' bundles)
+    tgt_ini "max_clock_skew = 40d"
+    imp_ok --dry-run "$W/ahead.owlb"
 }
 
 # ------------------------------------------------------------------ deletes

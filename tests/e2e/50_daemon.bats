@@ -373,6 +373,7 @@ setup_file() {
     pg_start tgt
     mkdir -p "$K"
     "$OWLSYNC" keygen -o "$K/prod.key" >/dev/null 2>&1
+    "$OWLSYNC" keygen -o "$K/stranger.key" >/dev/null 2>&1
     # The ledger, as a DBA would create it (so tests can count its rows at once).
     pg_psql tgt -c "SET client_min_messages = warning" -f "$PG_SQL_DIR/ledger.sql" >/dev/null
     night_start
@@ -750,6 +751,11 @@ teardown() {
     wait_until 10 in_log tgt "reload refused"
     grep "reload refused" "$W/tgt.log" | grep -q "no_such_key"
     pg_alive "$PID"
+    # valid, but its inbox does not exist: refused the same way, the old inbox stays on
+    tgt_ini "$W/tgt.ini" "inbox=$W/no-such-inbox"
+    kill -HUP "$PID"
+    wait_until 10 test "$(log_count tgt "reload refused")" = 2
+    grep "reload refused" "$W/tgt.log" | grep -q "no-such-inbox"
     b=$(mkbundle hup)
     cp "$b" "$W/inbox/"
     wait_until 15 test -f "$W/inbox/processed/$(basename "$b")"
@@ -777,6 +783,121 @@ teardown() {
     kill -INT "$PID"
     stop_and_wait "$PID" 5
     [ "$RC" = 0 ]
+}
+
+@test "bundles dropped newest first (a week carried across an air gap): the older are superseded, moved to processed/ and counted, never quarantined" {
+    pair late
+    job late "public.ds_1, public.ds_2"
+    for v in 1 2 3 4; do
+        pg_query src "UPDATE late.owl_rule SET rule_value = 'v$v' WHERE dataset IN ('public.ds_1', 'public.ds_2')" >/dev/null
+        mkbundle late >"$W/b$v"
+    done
+    daemon_start tgt "$W/tgt.ini"
+    cp "$(cat "$W/b4")" "$W/inbox/"
+    wait_until 15 all_done 1
+    # the rest one by one, newest first, as a copy of a folder in any order would
+    for v in 3 1 2; do cp "$(cat "$W/b$v")" "$W/inbox/"; done
+    wait_until 20 all_done 4
+    no_quarantine
+    [ "$(ledger late)" = 1 ]
+    same_data "dataset IN ('public.ds_1', 'public.ds_2')"
+    [ "$(pg_query tgt "SELECT DISTINCT rule_value FROM late.owl_rule")" = v4 ]
+    [ "$(log_count tgt "superseded, not applied")" = 3 ]
+    wait_until 5 metric_is "$W/tgt.prom" owlsync_bundles_superseded_total 3
+    metric_is "$W/tgt.prom" owlsync_bundles_imported_total 1
+    [ -z "$(ls -A "$W/inbox/.work")" ]
+}
+
+@test "SIGTERM while an import waits on a lock exits within seconds; with lock_timeout set, a lock held longer is retried, not quarantined" {
+    pair lock
+    job lock "public.ds_1"
+    b=$(mkbundle lock)
+    n=$(basename "$b")
+    # another session holds the table the import must write
+    pg_psql tgt -c "BEGIN" -c "LOCK TABLE lock.owl_rule IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+    holder=$!
+    wait_until 10 test "$(pg_query tgt "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'owl_rule' AND l.mode = 'AccessExclusiveLock' AND l.granted")" -ge 1
+    daemon_start tgt "$W/tgt.ini"
+    cp "$b" "$W/inbox/"
+    wait_until 15 in_log tgt "$n: importing"
+    sleep 2
+    wait_until 5 test "$(pg_query tgt "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" -ge 1
+    start=$SECONDS
+    kill -TERM "$PID"
+    stop_and_wait "$PID" 10
+    [ "$RC" = 0 ]
+    [ $((SECONDS - start)) -le 5 ]
+    [ -f "$W/inbox/.work/$n" ]
+    no_quarantine
+    [ "$(ledger lock)" = 0 ]
+
+    # lock_timeout = 2s: the import gives up after 2 s, and is retried later
+    tgt_ini "$W/tgt.ini" lock_timeout=2s
+    daemon_start tgt2 "$W/tgt.ini"
+    wait_until 15 in_log tgt2 "$n: will retry in"
+    grep "$n:" "$W/tgt2.log" | grep -q "lock timeout"
+    no_quarantine
+    kill "$holder" 2>/dev/null
+    pg_query tgt "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()" >/dev/null
+    wait_until 30 test -f "$W/inbox/processed/$n"
+    [ "$(ledger lock)" = 1 ]
+}
+
+@test "a processed_dir the file cannot be moved into: imported once, the move retried with backoff, not every second" {
+    pair stuck
+    job stuck "public.ds_1"
+    mkdir -p "$W/inbox/processed"
+    if ! chattr +i "$W/inbox/processed" 2>/dev/null; then
+        skip "chattr +i does not work here"
+    fi
+    b=$(mkbundle stuck)
+    n=$(basename "$b")
+    daemon_start tgt "$W/tgt.ini"
+    cp "$b" "$W/inbox/"
+    wait_until 15 in_log tgt "$n: will retry in"
+    sleep 8
+    chattr -i "$W/inbox/processed"
+    # a retry after 5 s, then one after 10 s at most: not one a second
+    [ "$(log_count tgt "$n: importing")" -le 3 ]
+    [ "$(ledger stuck)" = 1 ]
+    wait_until 20 test -f "$W/inbox/processed/$n"
+    [ "$(ledger stuck)" = 1 ]
+    no_quarantine
+}
+
+@test "bundles signed by no trusted key are looked at last: a good bundle dropped with 20 of them is imported before any is quarantined" {
+    pair junk
+    job junk "public.ds_1"
+    # the strangers' files hold an older snapshot: by their unverified word, they would go first
+    j=$(mkbundle junk)
+    unpack "$j" "$W/u"
+    mkdir "$W/drop"
+    resign "$K/stranger.key" "$W/u" "$W/drop/junk.owlb"
+    pg_query src "UPDATE junk.owl_rule SET rule_value = 'good' WHERE dataset = 'public.ds_1'" >/dev/null
+    b=$(mkbundle junk)
+    n=$(basename "$b")
+    for i in $(seq 2 20); do cp "$W/drop/junk.owlb" "$W/drop/junk$i.owlb"; done
+    cp "$b" "$W/drop/"
+    daemon_start tgt "$W/tgt.ini"
+    mv "$W/drop"/*.owlb "$W/inbox/"
+    wait_until 30 all_done 21
+    first_q=$(grep -n "; quarantined" "$W/tgt.log" | head -1 | cut -d: -f1)
+    imported=$(grep -n "$n: imported bundle" "$W/tgt.log" | cut -d: -f1)
+    [ -n "$imported" ] && [ -n "$first_q" ]
+    [ "$imported" -lt "$first_q" ]
+    [ "$(nfiles "$W/inbox/quarantine")" = 20 ]
+    [ "$(ledger junk)" = 1 ]
+}
+
+@test "a scheduled export that fails (source unreachable) is retried with backoff before its next scheduled time" {
+    pair retry
+    job retry "public.ds_1" "schedule=* * * * *"
+    sed -i -e "s|^conninfo = .*|conninfo = host=$W/no-such-socket-dir dbname=none connect_timeout=2|" \
+        -e "s|^log_level = .*|log_level = info|" "$SRC_INI"
+    daemon_start src "$SRC_INI"
+    wait_until 75 in_log src "export job retry: failed (exit 1); will retry in 5 s"
+    wait_until 10 in_log src "export job retry: retrying after its failed run"
+    wait_until 10 in_log src "export job retry: failed (exit 1); will retry in 10 s"
 }
 
 @test "status --json shows the imports, the inbox and the quarantine with reasons; max_staleness and the metrics file" {

@@ -87,6 +87,17 @@ ledger_count() {
     pg_query tgt "SELECT count(*) FROM owlsync.bundles WHERE bundle_id = '$id'" 2>/dev/null || echo 0
 }
 
+# unpack BUNDLE DIR — the bundle's entries, as files under DIR.
+unpack() {
+    rm -rf "$2" && mkdir -p "$2" && bsdtar -xf "$1" -C "$2"
+}
+
+# resign KEY DIR OUT — packs DIR into bundle OUT signed with KEY
+# (tests/tools/resign, named by $RESIGN).
+resign() {
+    "${RESIGN:?RESIGN must name the resign test tool (make test sets it)}" "$1" "$2" "$3"
+}
+
 # flip_byte FILE OFFSET — inverts every bit of the byte at OFFSET, in place.
 flip_byte() {
     local b

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,7 +80,7 @@ static bool exists(const char *path)
 static inbox *open_inbox(const char *dir, int settle, bool keep_processed)
 {
     char processed[256], quarantine[256];
-    inbox_config ic;
+    inbox_config ic = {0};
     inbox *ib = NULL;
     owl_err err = {0};
 
@@ -655,6 +656,195 @@ static void test_scan_bound(void)
     inbox_close(ib);
 }
 
+/* Whether s holds a control character (C0 or DEL). */
+static bool has_control(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    }
+    return false;
+}
+
+/* Names and reason files in quarantine/ come from whoever can write to the
+ * inbox: listed without a control character a terminal would act on. */
+static void test_list_sanitised(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 0, true);
+    inbox_config ic = {0};
+    inbox_listing l;
+    owl_err err = {0};
+
+    inbox_close(ib);
+    CHECK(write_file(at(dir, "quarantine/x\033[2J\033]0;owned\007.owlb"), "x") == 0);
+    CHECK(write_file(at(dir, "quarantine/x\033[2J\033]0;owned\007.owlb.reason"),
+                     "reason: ok\033[1A\rsignature verified\n") == 0);
+    ic.dir = dir;
+    CHECK(inbox_list(&ic, 100, &l, &err) == 0);
+    CHECK(l.nquarantined == 1);
+    if (l.nquarantined == 1) {
+        CHECK(!has_control(l.quarantined[0].name));
+        CHECK(!has_control(l.quarantined[0].reason));
+        CHECK(strstr(l.quarantined[0].reason, "\\x1b[1A") != NULL);
+    }
+    inbox_listing_free(&l);
+}
+
+/* However many other entries the inbox holds, every bundle file is reached
+ * within a few scans: each scan reads on from where the last one stopped. */
+static void test_scan_many_entries(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 0, true);
+    bool seen[20] = {false};
+    size_t nseen = 0;
+    char name[32];
+    int fd;
+
+    /* three times what one scan reads, junk and bundles mixed in readdir order */
+    for (int i = 0; i < 300000; i++) {
+        snprintf(name, sizeof(name), ".junk%06d", i);
+        fd = open(at(dir, name), O_WRONLY | O_CREAT, 0644);
+        CHECK(fd >= 0);
+        close(fd);
+        if (i % 15000 == 7000) {
+            snprintf(name, sizeof(name), "b%02d.owlb", i / 15000);
+            CHECK(write_file(at(dir, name), "x") == 0);
+        }
+    }
+    for (int pass = 0; pass < 5 && nseen < 20; pass++) {
+        inbox_file *files = NULL;
+        size_t n = 0, unsettled = 0;
+        owl_err err = {0};
+        CHECK(inbox_scan(ib, 1000 + pass, &files, &n, &unsettled, &err) == 0);
+        for (size_t i = 0; i < n; i++) {
+            int k = (int)strtol(files[i].name + 1, NULL, 10);
+            if (k >= 0 && k < 20 && !seen[k]) {
+                seen[k] = true;
+                nseen++;
+            }
+        }
+        inbox_files_free(files, n);
+    }
+    if (nseen != 20)
+        printf("#   %zu of 20 bundles seen in 5 scans\n", nseen);
+    CHECK(nseen == 20);
+    inbox_close(ib);
+}
+
+/* A file another user owns in a sticky inbox (here: an immutable one) cannot
+ * be claimed: passed over, not an error, until it changes. */
+static void test_unclaimable(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 0, true);
+    inbox_file *files = NULL;
+    size_t n = 0, unsettled = 0;
+    inbox_claim claim;
+    owl_err err = {0};
+    char cmd[768];
+
+    CHECK(write_file(at(dir, "a.owlb"), "x") == 0);
+    snprintf(cmd, sizeof(cmd), "chattr +i '%s' 2>/dev/null", at(dir, "a.owlb"));
+    if (system(cmd) != 0) {
+        printf("# skipped: chattr +i does not work here\n");
+        inbox_close(ib);
+        return;
+    }
+    CHECK(inbox_scan(ib, 1000, &files, &n, &unsettled, &err) == 0);
+    CHECK(n == 1);
+    inbox_files_free(files, n);
+    CHECK(inbox_claim_file(ib, "a.owlb", false, &claim, &err) == 0);
+    CHECK(inbox_scan(ib, 1001, &files, &n, &unsettled, &err) == 0);
+    CHECK(n == 0); /* passed over */
+    inbox_files_free(files, n);
+    snprintf(cmd, sizeof(cmd), "chattr -i '%s'", at(dir, "a.owlb"));
+    CHECK(system(cmd) == 0);
+    CHECK(write_file(at(dir, "a.owlb"), "changed") == 0);
+    CHECK(inbox_scan(ib, 1002, &files, &n, &unsettled, &err) == 0);
+    CHECK(n == 1); /* changed: looked at again */
+    inbox_files_free(files, n);
+    inbox_close(ib);
+}
+
+/* Opens an inbox whose quarantine_dir and processed_dir are on /dev/shm (another
+ * file system), moves bounded by max_size and stopped by *stop. NULL: none. */
+static inbox *open_across(const char *dir, char *other, uint64_t max_size, const volatile sig_atomic_t *stop)
+{
+    char processed[160], quarantine[160];
+    struct stat a, b;
+    inbox_config ic = {0};
+    inbox *ib = NULL;
+    owl_err err = {0};
+
+    if (mkdtemp(other) == NULL || stat(other, &a) < 0 || stat(dir, &b) < 0 || a.st_dev == b.st_dev)
+        return NULL;
+    snprintf(processed, sizeof(processed), "%s/processed", other);
+    snprintf(quarantine, sizeof(quarantine), "%s/quarantine", other);
+    ic.dir = dir;
+    ic.processed_dir = processed;
+    ic.quarantine_dir = quarantine;
+    ic.max_size = max_size;
+    ic.stop = stop;
+    CHECK(inbox_open(&ic, &ib, &err) == 0);
+    return ib;
+}
+
+static void remove_tree(const char *path);
+
+/* A move to another file system keeps holes, refuses to copy more than the
+ * bound (a file quarantined for its size is removed, its reason kept), and
+ * gives up at once when asked to stop, leaving the file claimed. */
+static void test_across_bounded(void)
+{
+    const char *dir = fresh_inbox();
+    char other[] = "/dev/shm/owlsync-inbox-XXXXXX";
+    static volatile sig_atomic_t stop;
+    inbox *ib = open_across(dir, other, 64 << 20, &stop);
+    inbox_claim claim;
+    owl_err err = {0};
+    struct stat st;
+    int fd;
+
+    if (ib == NULL) {
+        printf("# skipped: no second filesystem at /dev/shm\n");
+        return;
+    }
+    /* 32 MiB, all hole but one byte at the end: copied sparse */
+    fd = open(at(dir, "sparse.owlb"), O_WRONLY | O_CREAT, 0644);
+    CHECK(fd >= 0 && pwrite(fd, "z", 1, (32 << 20) - 1) == 1);
+    close(fd);
+    CHECK(inbox_claim_file(ib, "sparse.owlb", false, &claim, &err) == 1);
+    CHECK(inbox_done(ib, &claim, &err) == 0);
+    CHECK(stat(at(other, "processed/sparse.owlb"), &st) == 0);
+    CHECK(st.st_size == 32 << 20);
+    CHECK(st.st_blocks * 512 < 1 << 20);
+
+    /* 2 GiB sparse, over the bound: not copied, removed, the reason says so */
+    fd = open(at(dir, "big.owlb"), O_WRONLY | O_CREAT, 0644);
+    CHECK(fd >= 0 && ftruncate(fd, (off_t)2 << 30) == 0);
+    close(fd);
+    CHECK(inbox_claim_file(ib, "big.owlb", false, &claim, &err) == 1);
+    CHECK(inbox_quarantine(ib, &claim, 3, "bundle is larger than max_bundle_size", &err) == 0);
+    CHECK(!exists(at(other, "quarantine/big.owlb")));
+    CHECK(!exists(at(dir, ".work/big.owlb")));
+    CHECK(strstr(read_file(at(other, "quarantine/big.owlb.reason")), "removed, not kept") != NULL);
+
+    /* asked to stop: nothing copied, nothing left behind, the file still claimed in .work/ */
+    CHECK(write_file(at(dir, "c.owlb"), "some bytes") == 0);
+    CHECK(inbox_claim_file(ib, "c.owlb", false, &claim, &err) == 1);
+    stop = 1;
+    CHECK(inbox_quarantine(ib, &claim, 3, "bad", &err) == -1);
+    stop = 0;
+    CHECK(strstr(err.msg, "nterrupted") != NULL);
+    CHECK(!exists(at(other, "quarantine/c.owlb")));
+    CHECK(!exists(at(other, "quarantine/.c.owlb.tmp")));
+    CHECK(exists(at(dir, ".work/c.owlb")));
+    inbox_close(ib);
+    remove_tree(other);
+}
+
 /* processed_dir on another filesystem: the bundle is copied, then removed. */
 static void test_done_across_filesystems(void)
 {
@@ -704,6 +894,11 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
     return remove(path);
 }
 
+static void remove_tree(const char *path)
+{
+    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/owlsync-inbox-XXXXXX");
@@ -725,6 +920,10 @@ int main(void)
     RUN(test_counts);
     RUN(test_hostile_names);
     RUN(test_scan_bound);
+    RUN(test_list_sanitised);
+    RUN(test_scan_many_entries);
+    RUN(test_unclaimable);
+    RUN(test_across_bounded);
     RUN(test_done_across_filesystems);
     RUN(test_is_local);
     nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
