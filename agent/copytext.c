@@ -290,7 +290,11 @@ int copytext_rows_end(copytext_rows *s, copytext_row_fn fn, void *ctx, owl_err *
 {
     int rc = 0;
 
-    if (s->row.len > 0)
+    /* The buffer holds max + 1 bytes, a row and its newline: a last row
+     * without one must not use the newline's room. */
+    if (s->row.len > s->row.max - 1)
+        rc = too_long(s, err);
+    else if (s->row.len > 0)
         rc = fn(ctx, s->row.p, s->row.len, ++s->rowno, err);
     buf_clear(&s->row);
     return rc;

@@ -695,6 +695,34 @@ static void test_rows_bound(void)
     copytext_rows_free(&s);
 }
 
+/* A last row without its newline keeps the same bound: 8 bytes fit a bound of
+ * 8, 9 do not (the buffer's room for a newline is not room for a ninth byte). */
+static void test_rows_bound_last_row(void)
+{
+    copytext_rows s;
+    rows_seen seen = {{0}, 0, 0, true};
+    owl_err err = {0};
+    const char row[] = "xxxxxxxxx";
+
+    copytext_rows_init(&s, 8, "data/t.tsv");
+    CHECK(copytext_rows_feed(&s, row, 8, take_row, &seen, &err) == 0);
+    CHECK(copytext_rows_end(&s, take_row, &seen, &err) == 0);
+    CHECK(seen.last == 1);
+    copytext_rows_free(&s);
+    for (size_t split = 0; split <= 9; split++) {
+        seen = (rows_seen){{0}, 0, 0, true};
+        err = (owl_err){0};
+        copytext_rows_init(&s, 8, "data/t.tsv");
+        CHECK(copytext_rows_feed(&s, row, split, take_row, &seen, &err) == 0);
+        CHECK(copytext_rows_feed(&s, row + split, 9 - split, take_row, &seen, &err) == 0);
+        CHECK(copytext_rows_end(&s, take_row, &seen, &err) == -1);
+        CHECK(seen.last == 0);
+        CHECK(err.code == OWL_EUSAGE);
+        CHECK_STR(err.msg, "data/t.tsv row 1 is longer than 8 bytes");
+        copytext_rows_free(&s);
+    }
+}
+
 int main(void)
 {
     RUN(test_split_plain);
@@ -715,5 +743,6 @@ int main(void)
     RUN(test_property_rows);
     RUN(test_rows_stream);
     RUN(test_rows_bound);
+    RUN(test_rows_bound_last_row);
     return UNIT_DONE();
 }
