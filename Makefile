@@ -30,12 +30,29 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tests/tools/%)
 
+# Fuzzing (libFuzzer, clang): one harness per tests/fuzz/fuzz_NAME.c, built
+# against the agent/ modules with AddressSanitizer and UBSan in FUZZ_BUILD.
+FUZZ_CC      ?= clang-14
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 3
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES   := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
+FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+# clang's -Wconversion also means -Wsign-conversion, which gcc's (the project's
+# bar) does not: the fuzz build keeps to gcc's set of warnings.
+FUZZ_FLAGS   := CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) EXTRA_CFLAGS=-Wno-sign-conversion \
+                CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+                LDFLAGS="$(FUZZ_SAN)"
+
 # Debian packages needed to build, test and run (make deps installs the missing ones).
 DEB_PKGS  := gcc make pkg-config libpq-dev libarchive-dev libsodium-dev \
              libinih-dev libjansson-dev postgresql bats zstd libarchive-tools \
-             util-linux procps time tzdata man-db groff-base
+             util-linux procps time tzdata man-db groff-base clang-14 libclang-rt-14-dev
 
-.PHONY: all deps test test-run unit e2e check check-asan install uninstall clean bench demo format
+.PHONY: all deps test test-run unit e2e check check-asan install uninstall clean bench demo format \
+        fuzz fuzz-build fuzz-bins fuzz-smoke fuzz-corpus
 
 all: owlsync
 
@@ -67,7 +84,17 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(LIB_OBJS) | $(BUILD)/tests/tools
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(CPPFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
-$(BUILD)/agent $(BUILD)/tests $(BUILD)/tests/tools:
+# Fuzz harnesses (built by fuzz-build, with FUZZ_FLAGS): libFuzzer's main.
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(LIB_OBJS) | $(BUILD)/fuzz
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -Itests/fuzz $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+# fuzzkey writes the fixed test key the seed corpus is signed with.
+$(BUILD)/fuzz/fuzzkey: tests/fuzz/fuzzkey.c tests/fuzz/fuzz.h $(LIB_OBJS) | $(BUILD)/fuzz
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -Itests/fuzz $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+$(BUILD)/agent $(BUILD)/tests $(BUILD)/tests/tools $(BUILD)/fuzz:
 	mkdir -p $@
 
 deps:
@@ -93,7 +120,8 @@ check:
 
 # Reformats the sources with the committed .clang-format.
 format:
-	clang-format -i agent/*.c agent/*.h include/owlsync/*.h tests/unit/*.c tests/unit/*.h tests/tools/*.c
+	clang-format -i agent/*.c agent/*.h include/owlsync/*.h tests/unit/*.c tests/unit/*.h tests/tools/*.c \
+	  tests/fuzz/*.c tests/fuzz/*.h
 
 # The README's test command: installs missing packages, builds, runs every test.
 test: deps check
@@ -134,5 +162,24 @@ install: owlsync
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/owlsync $(DESTDIR)$(MANDIR)/man1/owlsync.1 $(DESTDIR)$(MANDIR)/man5/owlsync.ini.5
 
+# ---- fuzzing: see tests/fuzz/README.md ----
+fuzz-build:
+	@$(MAKE) --no-print-directory $(FUZZ_FLAGS) fuzz-bins
+
+fuzz-bins: $(FUZZ_BINS) $(BUILD)/fuzz/fuzzkey
+
+# make fuzz [FUZZ_SECONDS=60] [FUZZ=manifest,cron]: each harness for that long,
+# from the seeds and what earlier runs found (FUZZ_BUILD/corpus); fails on a crash.
+fuzz: fuzz-build
+	@tests/fuzz/run.sh --build $(FUZZ_BUILD) --seconds $(FUZZ_SECONDS) $(if $(FUZZ),--only $(FUZZ))
+
+# A few seconds per harness from the seeds alone.
+fuzz-smoke: fuzz-build
+	@tests/fuzz/run.sh --build $(FUZZ_BUILD) --seconds $(FUZZ_SMOKE_SECONDS) --fresh
+
+# Remakes tests/fuzz/corpus from a real export (a throwaway PostgreSQL cluster).
+fuzz-corpus: fuzz-build owlsync
+	@OWLSYNC=$(CURDIR)/owlsync FUZZKEY=$(CURDIR)/$(FUZZ_BUILD)/fuzz/fuzzkey tests/fuzz/make-corpus.sh
+
 clean:
-	rm -rf build build-asan owlsync
+	rm -rf build build-asan $(FUZZ_BUILD) owlsync
