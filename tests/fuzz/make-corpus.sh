@@ -80,13 +80,17 @@ for name in special bulk global; do
     done
 done
 # Flags 2 (no fix-up, uncompressed) rebuild the exported archive with the
-# same sizes: a byte written 100 bytes past its end, and its last 512 bytes
-# cut, show the harness's two operations on the archive.
+# same sizes, so offsets into it are known: seeds that write a byte past its
+# end, into the last entry's padding and into the end-of-archive blocks, and
+# one that cuts its last 512 bytes, show the harness's two operations.
 size=$(stat -c %s "$corpus/bundle/global.owlb")
-off=$((size + 100))
-le32=$(printf '\\%03o\\%03o\\%03o\\%03o' $((off & 255)) $((off >> 8 & 255)) $((off >> 16 & 255)) $((off >> 24 & 255)))
-# shellcheck disable=SC2059 # the format is the offset's octal escapes
-{ cat "$corpus/bundle_signed/global-2"; printf '\n@@!patch\n'; printf "$le32"; printf '\001'; } >"$corpus/bundle_signed/global-2-patch"
+for patch in end:$((size + 100)) pad:$((size - 1025)) eoa:$((size - 1)); do
+    off=${patch#*:}
+    le32=$(printf '\\%03o\\%03o\\%03o\\%03o' $((off & 255)) $((off >> 8 & 255)) $((off >> 16 & 255)) $((off >> 24 & 255)))
+    # shellcheck disable=SC2059 # the format is the offset's octal escapes
+    { cat "$corpus/bundle_signed/global-2"; printf '\n@@!patch\n'; printf "$le32"; printf '\001'; } \
+        >"$corpus/bundle_signed/global-2-patch-${patch%%:*}"
+done
 { cat "$corpus/bundle_signed/global-2"; printf '\n@@!cut\n\000\002'; } >"$corpus/bundle_signed/global-2-cut"
 
 # The target side of the same promotion, as the e2e tests write one.
