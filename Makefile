@@ -36,6 +36,7 @@ FUZZ_CC      ?= clang-14
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 3
+LONG_FUZZ_SECONDS ?= 300
 FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_NAMES   := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz/fuzz_%)
@@ -51,7 +52,7 @@ DEB_PKGS  := gcc make pkg-config libpq-dev libarchive-dev libsodium-dev \
              libinih-dev libjansson-dev postgresql bats zstd libarchive-tools \
              util-linux procps time tzdata man-db groff-base clang-14 libclang-rt-14-dev
 
-.PHONY: all deps test test-run unit e2e check check-asan install uninstall clean bench demo format \
+.PHONY: all deps test test-run test-long unit e2e check check-asan install uninstall clean bench demo format \
         fuzz fuzz-build fuzz-bins fuzz-smoke fuzz-corpus
 
 all: owlsync
@@ -124,12 +125,15 @@ format:
 	  tests/fuzz/*.c tests/fuzz/*.h
 
 # The README's test command: installs missing packages, builds, runs every test.
+# The fuzz harnesses run a few seconds each (fuzz-smoke), counted as tests.
 test: deps check
-	@$(MAKE) --no-print-directory test-run
+	@$(MAKE) --no-print-directory fuzz-build
+	@$(MAKE) --no-print-directory test-run FUZZ_SMOKE=1
 
 test-run: $(BUILD)/owlsync $(UNIT_BINS) $(TOOL_BINS)
 	@OWLSYNC=$(CURDIR)/$(BUILD)/owlsync BUILD=$(CURDIR)/$(BUILD) GZCRAFT=$(CURDIR)/$(BUILD)/tests/tools/gzcraft \
 	  RESIGN=$(CURDIR)/$(BUILD)/tests/tools/resign \
+	  $(if $(FUZZ_SMOKE),FUZZ_BUILD=$(abspath $(FUZZ_BUILD)) FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)) \
 	  tests/run $(UNIT_BINS)
 
 # The README's first command: a whole promotion on two throwaway clusters.
@@ -173,13 +177,18 @@ fuzz-bins: $(FUZZ_BINS) $(BUILD)/fuzz/fuzzkey
 fuzz: fuzz-build
 	@tests/fuzz/run.sh --build $(FUZZ_BUILD) --seconds $(FUZZ_SECONDS) $(if $(FUZZ),--only $(FUZZ))
 
-# A few seconds per harness from the seeds alone.
+# A few seconds per harness from the seeds alone; make test runs it.
 fuzz-smoke: fuzz-build
 	@tests/fuzz/run.sh --build $(FUZZ_BUILD) --seconds $(FUZZ_SMOKE_SECONDS) --fresh
 
 # Remakes tests/fuzz/corpus from a real export (a throwaway PostgreSQL cluster).
 fuzz-corpus: fuzz-build owlsync
 	@OWLSYNC=$(CURDIR)/owlsync FUZZKEY=$(CURDIR)/$(FUZZ_BUILD)/fuzz/fuzzkey tests/fuzz/make-corpus.sh
+
+# Long suites, not part of make test: the fuzzers for LONG_FUZZ_SECONDS each
+# (make test-long LONG_FUZZ_SECONDS=3600), ending with their counts.
+test-long: deps
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(LONG_FUZZ_SECONDS)
 
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD) owlsync
