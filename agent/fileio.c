@@ -77,14 +77,22 @@ int fileio_rename_noreplace(int sfd, const char *sname, int dfd, const char *dna
     return renameat(sfd, sname, dfd, dname);
 }
 
+/* Whether dfd/name is the very file expect describes. */
+static bool is_file(int dfd, const char *name, const struct stat *expect)
+{
+    struct stat st;
+
+    return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == expect->st_dev &&
+           st.st_ino == expect->st_ino;
+}
+
 bool fileio_renamed_anyway(int sfd, const char *sname, int dfd, const char *dname, const struct stat *expect)
 {
     struct stat st;
 
     if (fstatat(sfd, sname, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
         return false;
-    return fstatat(dfd, dname, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == expect->st_dev &&
-           st.st_ino == expect->st_ino;
+    return is_file(dfd, dname, expect);
 }
 
 int fileio_move_unique(int sfd, const char *sname, int dfd, const char *base, const struct stat *expect,
@@ -112,6 +120,58 @@ int fileio_move_unique(int sfd, const char *sname, int dfd, const char *base, co
         return -1;
     }
     errno = EEXIST;
+    return -1;
+}
+
+int fileio_link_noreplace(int dfd, const char *tmp, const char *name, const struct stat *expect)
+{
+    int saved;
+
+    if (linkat(dfd, tmp, dfd, name, 0) < 0) {
+        saved = errno;
+        if (!is_file(dfd, name, expect)) {
+            errno = saved;
+            return -1;
+        }
+    }
+    /* A failure here leaves a second, hidden name of the published file;
+     * the next run of its job removes it. */
+    unlinkat(dfd, tmp, 0);
+    return 0;
+}
+
+/* Gives dfd/tmp (expect describes it) the name dfd/name, never replacing a
+ * file there: renameat2(RENAME_NOREPLACE); where the file system lacks it
+ * (NFS, CIFS: EINVAL), link(2), which refuses an existing name on every file
+ * system; where hard links are refused too (some CIFS servers), a look, then
+ * rename. A call reported failed that happened anyway (an NFS reply lost, the
+ * retried request answered EEXIST) counts as done. -1 with errno. */
+static int place_noreplace(int dfd, const char *tmp, const char *name, const struct stat *expect)
+{
+    int saved;
+
+    if (renameat2(dfd, tmp, dfd, name, RENAME_NOREPLACE) == 0)
+        return 0;
+    saved = errno;
+    if (saved != EINVAL && saved != ENOSYS) {
+        if (fileio_renamed_anyway(dfd, tmp, dfd, name, expect))
+            return 0;
+        errno = saved;
+        return -1;
+    }
+    if (fileio_link_noreplace(dfd, tmp, name, expect) == 0)
+        return 0;
+    saved = errno;
+    if (saved != EPERM && saved != EOPNOTSUPP && saved != ENOSYS && saved != EMLINK) {
+        errno = saved;
+        return -1;
+    }
+    if (fileio_rename_noreplace(dfd, tmp, dfd, name) == 0)
+        return 0;
+    saved = errno;
+    if (fileio_renamed_anyway(dfd, tmp, dfd, name, expect))
+        return 0;
+    errno = saved;
     return -1;
 }
 
@@ -229,8 +289,7 @@ static int publish(int dfd, const char *dir_shown, const char *name, const void 
             errno = ENAMETOOLONG;
             goto fail_tmp;
         }
-        if (how == FILEIO_NOREPLACE ? fileio_rename_noreplace(dfd, tmp, dfd, name) < 0
-                                    : renameat(dfd, tmp, dfd, name) < 0) {
+        if (how == FILEIO_NOREPLACE ? place_noreplace(dfd, tmp, name, &st) < 0 : renameat(dfd, tmp, dfd, name) < 0) {
             if (errno == EEXIST && how == FILEIO_NOREPLACE) {
                 unlinkat(dfd, tmp, 0);
                 return err_set(err, OWL_EUSAGE, "%s/%s already exists", dir_shown, name);

@@ -25,7 +25,8 @@ int fileio_sync_dir(int dfd, const char *shown, owl_err *err);
 /* What the final rename does when the name is taken. */
 typedef enum {
     FILEIO_REPLACE,   /* replace the file there */
-    FILEIO_NOREPLACE, /* fail with "... already exists" (OWL_EUSAGE) */
+    FILEIO_NOREPLACE, /* never replace: fail with "... already exists" (OWL_EUSAGE); where the
+                       * file system lacks RENAME_NOREPLACE, link(2) then unlink the tmp name */
     FILEIO_UNIQUE     /* take the first free name of NAME, NAME.1 ... NAME.999 */
 } fileio_mode;
 
@@ -61,6 +62,12 @@ int fileio_write_path(const char *path, const void *buf, size_t len, mode_t mode
  * the filesystem lacks RENAME_NOREPLACE (NFS, CIFS) it looks first: racy, but
  * the callers keep agents apart by locks as well. -1 with errno. */
 int fileio_rename_noreplace(int sfd, const char *sname, int dfd, const char *dname);
+
+/* Gives dfd/tmp a second name dfd/name with link(2), which never replaces a
+ * file, then removes tmp; a link reported failed that happened anyway (the
+ * name is the file expect describes) counts as done. FILEIO_NOREPLACE's way
+ * where RENAME_NOREPLACE is missing. -1 with errno (EEXIST: name is taken). */
+int fileio_link_noreplace(int dfd, const char *tmp, const char *name, const struct stat *expect);
 
 /* Whether a rename reported failed happened anyway (an NFS reply lost and the
  * retried request answered with an error): the source is gone and the target

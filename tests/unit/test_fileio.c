@@ -199,6 +199,33 @@ static void test_rename_noreplace(void)
     close(dfd);
 }
 
+/* link(2) in place of RENAME_NOREPLACE: never replaces; a link that happened
+ * though reported failed (a lost NFS reply) counts as done. */
+static void test_link_noreplace(void)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    struct stat st, other;
+
+    CHECK(dfd >= 0);
+    CHECK(fileio_write_atomic(dfd, dir, ".l.tmp", "mine", 4, 0644, FILEIO_REPLACE, NULL, 0, NULL) == 0);
+    CHECK(fileio_write_atomic(dfd, dir, "taken", "theirs", 6, 0644, FILEIO_REPLACE, NULL, 0, NULL) == 0);
+    CHECK(stat(at(".l.tmp"), &st) == 0 && stat(at("taken"), &other) == 0);
+    /* a taken name: EEXIST, both files as they were */
+    CHECK(fileio_link_noreplace(dfd, ".l.tmp", "taken", &st) == -1 && errno == EEXIST);
+    CHECK_STR(slurp("taken"), "theirs");
+    CHECK_STR(slurp(".l.tmp"), "mine");
+    /* a free name: linked, the tmp name gone */
+    CHECK(fileio_link_noreplace(dfd, ".l.tmp", "l", &st) == 0);
+    CHECK_STR(slurp("l"), "mine");
+    CHECK(!exists(".l.tmp"));
+    /* the link made, its reply lost: the retried link finds the name taken by the very file */
+    CHECK(link(at("l"), at(".l.tmp")) == 0);
+    CHECK(fileio_link_noreplace(dfd, ".l.tmp", "l", &st) == 0);
+    CHECK(!exists(".l.tmp"));
+    CHECK(stat(at("l"), &other) == 0 && other.st_ino == st.st_ino && other.st_nlink == 1);
+    close(dfd);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "/tmp/owlsync-test-fileio.XXXXXX");
@@ -213,6 +240,7 @@ int main(void)
     RUN(test_read_small);
     RUN(test_read_alloc);
     RUN(test_rename_noreplace);
+    RUN(test_link_noreplace);
     {
         char cmd[128];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
