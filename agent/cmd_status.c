@@ -142,10 +142,12 @@ static int show_jobs(const cfg *c, bool json, json_t *root, time_t now)
             if (!json)
                 printf("  %s: %s\n", ex->name, err.msg);
             rc = OWL_ERUNTIME;
+            jobstate_free(&st);
             continue;
         }
         if (st.sequence > 0)
             snprintf(seq, sizeof(seq), "%llu", (unsigned long long)st.sequence);
+        jobstate_free(&st);
         if (last.exit_code >= 0) {
             if (last.finished > 0)
                 text_utc((int64_t)last.finished * 1000000, TEXT_UTC_SECONDS, finished, sizeof(finished));

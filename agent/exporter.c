@@ -707,6 +707,7 @@ static void run_free(export_run *r)
         free(r->gone[i]);
     free(r->gone);
     jobstate_datasets_free(r->known, r->nknown);
+    jobstate_free(&r->st);
     cfg_list_free(&r->names);
     cfg_list_free(&r->patterns);
     free(r->snapshot_id);

@@ -70,6 +70,109 @@ static void test_state_damaged(void)
     CHECK(jobstate_read(at("state"), "../x", &st, &err) == -1);
 }
 
+#define DIG1 "1111111111111111111111111111111111111111111111111111111111111111"
+static const char D1[] = DIG1;
+static const char D2[] = "2222222222222222222222222222222222222222222222222222222222222222";
+
+/* What each outbox received: any path (spaces, tabs, newlines, backslashes)
+ * comes back as it went; the sequence taken is kept apart from them. */
+static void test_outboxes_round_trip(void)
+{
+    char dir[256];
+    const char *odd = "/mnt/with space\tab\\ and\nnew line";
+    jobstate st, back;
+    const char *digest = NULL;
+    uint64_t seq = 0;
+    owl_err err = {0};
+
+    snprintf(dir, sizeof(dir), "%s", at("state"));
+    memset(&st, 0, sizeof(st));
+    st.sequence = 9; /* taken, published nowhere yet */
+    memcpy(st.digest, D2, sizeof(st.digest));
+    CHECK(jobstate_set_received(&st, "/mnt/a", 7, D1, &err) == 0);
+    CHECK(jobstate_set_received(&st, odd, 8, D2, &err) == 0);
+    CHECK(jobstate_set_received(&st, "/mnt/a", 8, D2, &err) == 0); /* replaces its record */
+    CHECK(st.noutboxes == 2);
+    CHECK(jobstate_set_received(&st, "/mnt/b", 8, "short", &err) == -1);
+    CHECK(jobstate_write(dir, "ob", &st, &err) == 0);
+    CHECK(jobstate_read(dir, "ob", &back, &err) == 0);
+    CHECK(back.sequence == 9 && !back.legacy && back.noutboxes == 2);
+    CHECK_STR(back.digest, D2);
+    CHECK(jobstate_received(&back, odd, &seq, &digest) && seq == 8);
+    CHECK_STR(digest, D2);
+    CHECK(jobstate_received(&back, "/mnt/a", &seq, &digest) && seq == 8);
+    CHECK(!jobstate_received(&back, "/mnt/b", &seq, &digest));
+    CHECK(jobstate_last_received(&back) == 8);
+    jobstate_free(&back);
+    CHECK(back.outboxes == NULL && back.noutboxes == 0);
+    jobstate_free(&st);
+    jobstate_free(NULL);
+}
+
+/* A file of owlsync before outbox records: every outbox counts as having
+ * received its bundle; kept so by a run that records nothing (-o), turned
+ * into records by one that does. */
+static void test_state_legacy(void)
+{
+    char dir[256], *outs[] = {"/mnt/a", "/mnt/b"};
+    jobstate st;
+    const char *digest = NULL;
+    uint64_t seq = 0;
+    owl_err err = {0};
+    char text[256];
+
+    snprintf(dir, sizeof(dir), "%s", at("state"));
+    snprintf(text, sizeof(text), "sequence 5\ndigest %s\n", D1);
+    put("state/export-old.state", text);
+    CHECK(jobstate_read(dir, "old", &st, &err) == 0);
+    CHECK(st.legacy && st.sequence == 5 && st.noutboxes == 0);
+    CHECK(jobstate_received(&st, "/anywhere", &seq, &digest) && seq == 5);
+    CHECK_STR(digest, D1);
+    CHECK(jobstate_last_received(&st) == 5);
+    /* a run with -o takes number 6: the file stays as it was otherwise */
+    st.sequence = 6;
+    CHECK(jobstate_write(dir, "old", &st, &err) == 0);
+    jobstate_free(&st);
+    CHECK(jobstate_read(dir, "old", &st, &err) == 0);
+    CHECK(st.legacy && st.sequence == 6);
+    CHECK(jobstate_adopt(&st, outs, 2, &err) == 0);
+    CHECK(!st.legacy && st.noutboxes == 2 && st.sequence == 6);
+    CHECK(jobstate_received(&st, "/mnt/b", &seq, &digest) && seq == 6);
+    CHECK(!jobstate_received(&st, "/mnt/c", &seq, &digest));
+    jobstate_free(&st);
+    /* a job that never published has nothing to adopt */
+    put("state/export-old.state", "sequence 0\ndigest \n");
+    CHECK(jobstate_read(dir, "old", &st, &err) == 0 && jobstate_adopt(&st, outs, 2, &err) == 0);
+    CHECK(st.noutboxes == 0 && !jobstate_received(&st, "/mnt/a", &seq, &digest));
+    jobstate_free(&st);
+}
+
+static void test_outboxes_damaged(void)
+{
+    char dir[256], text[512];
+    const char *bad[] = {
+        "outbox 3 " DIG1 "\n",         /* no path */
+        "outbox x " DIG1 " /mnt/a\n",  /* no number */
+        "outbox 3 abc /mnt/a\n",       /* no digest */
+        "what is this\n",
+        "outbox 3 " DIG1 " /mnt/a",     /* no end */
+    };
+    jobstate st;
+    owl_err err = {0};
+
+    snprintf(dir, sizeof(dir), "%s", at("state"));
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "owlsync-state 2\nsequence 3\ndigest \n%s", bad[i]);
+        put("state/export-dmg.state", text);
+        CHECK(jobstate_read(dir, "dmg", &st, &err) == -1);
+        CHECK_CONTAINS(err.msg, "export-dmg.state is damaged");
+        CHECK(st.outboxes == NULL && st.noutboxes == 0);
+    }
+    put("state/export-dmg.state", "owlsync-state 2\ndigest \n");
+    CHECK(jobstate_read(dir, "dmg", &st, &err) == -1);
+    CHECK_CONTAINS(err.msg, "damaged (sequence)");
+}
+
 static void test_last_round_trip(void)
 {
     jobstate_last l = {1700000000, 3, 1690000000}, back;
@@ -159,6 +262,9 @@ int main(void)
     }
     RUN(test_state_round_trip);
     RUN(test_state_damaged);
+    RUN(test_outboxes_round_trip);
+    RUN(test_state_legacy);
+    RUN(test_outboxes_damaged);
     RUN(test_last_round_trip);
     RUN(test_datasets);
     RUN(test_lock);
