@@ -18,14 +18,15 @@ static const char export_usage[] =
     "  -d, --datasets LIST  dataset names or LIKE patterns (an item with %);\n"
     "                       without -j: an ad hoc export of these (job \"adhoc\")\n"
     "  -t, --tables LIST    only these [table] sections (default: the job's, or all)\n"
-    "  -o, --outbox DIR     write here instead of the job's outbox lines\n"
+    "  -o, --outbox DIR     write here instead of the job's outbox lines (the job's\n"
+    "                       state keeps no record of it: only its sequence advances)\n"
     "  -q, --quiet          no progress on stderr\n"
     "\n"
     "An ad hoc export takes signing_key, compression, compression_level,\n"
     "valid_for, parallel and (without -o) the outbox lines from the first\n"
     "[export] section.\n"
-    "With skip_unchanged (jobs only), nothing is published when\n"
-    "the content equals the job's last bundle. Progress (rows, bytes, rate) goes\n"
+    "With skip_unchanged (jobs only), an outbox gets no bundle when the last one\n"
+    "it received had the same content. Progress (rows, bytes, rate) goes\n"
     "to stderr when it is a terminal.\n";
 
 static const struct option export_opts[] = {
@@ -100,6 +101,9 @@ static int make_job(const cfg *c, export_args *a, exporter_job *job, owl_err *er
         job->tables = &a->tables;
     if (a->outbox.n > 0)
         job->outboxes = &a->outbox;
+    /* -o DIR takes a sequence number of the job (none is ever used twice) and
+     * changes nothing else of its state */
+    job->remember = a->outbox.n == 0;
     job->progress = !a->quiet && isatty(STDERR_FILENO);
     return 0;
 }

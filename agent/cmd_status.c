@@ -145,8 +145,8 @@ static int show_jobs(const cfg *c, bool json, json_t *root, time_t now)
             jobstate_free(&st);
             continue;
         }
-        if (st.sequence > 0)
-            snprintf(seq, sizeof(seq), "%llu", (unsigned long long)st.sequence);
+        if (jobstate_last_received(&st) > 0)
+            snprintf(seq, sizeof(seq), "%llu", (unsigned long long)jobstate_last_received(&st));
         jobstate_free(&st);
         if (last.exit_code >= 0) {
             if (last.finished > 0)

@@ -1,7 +1,8 @@
 /* owlsync exporter: the export pipeline, stage by stage: check what needs no
  * database, take the job's lock and state, read the chosen tables in one
- * snapshot (extract), write the manifest, sign and pack the bundle, publish it
- * into each outbox, save the job's state. */
+ * snapshot (extract), write the manifest, choose the outboxes and save the
+ * sequence number, sign and pack the bundle, publish it into each outbox,
+ * save what each received. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,9 @@
 #include "owlsync/spool.h"
 #include "owlsync/text.h"
 #include "owlsync/version.h"
+
+/* Far more than a job ever uses, and few enough that no sum overflows. */
+#define SEQUENCE_MAX UINT64_C(999999999999999)
 
 /* One export in progress: what each stage leaves for the next. */
 typedef struct export_run {
@@ -55,6 +59,9 @@ typedef struct export_run {
     char digest[KEYS_HASH_HEX_LEN + 1];
     char name[512];             /* the bundle's file name */
     int bundle_fd;
+    bool *deliver;              /* per outbox: it is to get this run's bundle */
+    bool *delivered;            /* per outbox: it got it */
+    size_t ndeliver;            /* how many are to get it */
 } export_run;
 
 void exporter_job_init(exporter_job *job, const cfg_export *ex)
@@ -74,6 +81,7 @@ void exporter_job_init(exporter_job *job, const cfg_export *ex)
     job->skip_unchanged = ex->skip_unchanged;
     job->valid_for = ex->valid_for;
     job->targets = &ex->targets;
+    job->remember = true;
 }
 
 /* ---------------------------------------------------------------- check */
@@ -91,7 +99,22 @@ static int check_outbox(const char *dir, owl_err *err)
     return 0;
 }
 
-/* Removes hidden temporary files a killed run of this job left in an outbox. */
+/* Whether s starts with the time and sequence of a bundle name:
+ * "YYYYMMDDTHHMMSSZ_" and a digit (so that job j's files are not job j_x's). */
+static bool at_stamp(const char *s)
+{
+    static const char form[] = "ddddddddTddddddZ_d";
+
+    for (size_t i = 0; form[i] != '\0'; i++) {
+        if (form[i] == 'd' ? (s[i] < '0' || s[i] > '9') : s[i] != form[i])
+            return false;
+    }
+    return true;
+}
+
+/* Removes hidden temporary files a killed run of this job left in an outbox
+ * (a second name of a published bundle, when the crash came between link(2)
+ * and unlink: removing it leaves the bundle as it is). */
 static void clean_stale(const char *dir, const char *prefix)
 {
     DIR *d = opendir(dir);
@@ -102,8 +125,8 @@ static void clean_stale(const char *dir, const char *prefix)
         return;
     while ((e = readdir(d)) != NULL) {
         size_t len = strlen(e->d_name);
-        if (e->d_name[0] == '.' && strncmp(e->d_name + 1, prefix, plen) == 0 && len > 9 &&
-            strcmp(e->d_name + len - 9, ".owlb.tmp") == 0) {
+        if (e->d_name[0] == '.' && strncmp(e->d_name + 1, prefix, plen) == 0 && len > plen + 9 &&
+            at_stamp(e->d_name + 1 + plen) && strcmp(e->d_name + len - 9, ".owlb.tmp") == 0) {
             if (unlinkat(dirfd(d), e->d_name, 0) == 0)
                 log_info("removed stale temporary file %s/%s", dir, e->d_name);
         }
@@ -145,6 +168,7 @@ static int ex_check(export_run *r, owl_err *err)
     keys_secret_public(r->sk, &r->pub);
     if (jobstate_lock(r->c->state_dir, job->name, &r->lockfd, err) < 0 ||
         jobstate_read(r->c->state_dir, job->name, &r->st, err) < 0 ||
+        (job->remember && jobstate_adopt(&r->st, job->outboxes->v, job->outboxes->n, err) < 0) ||
         jobstate_read_datasets(r->c->state_dir, job->name, &r->known, &r->nknown, err) < 0)
         return -1;
     snprintf(prefix, sizeof(prefix), "%s_%s_", r->c->environment, job->name);
@@ -499,16 +523,14 @@ static int ex_read(export_run *r, owl_err *err)
 /* ---------------------------------------------------------------- bundle */
 
 /* The content digest skip_unchanged compares: what the bundle says, not when. */
-static void content_digest(export_run *r)
+static int content_digest(export_run *r, owl_err *err)
 {
     const manifest *m = r->m;
     keys_hash *h = keys_hash_new();
     char num[64];
 
-    if (h == NULL) {
-        r->digest[0] = '\0';
-        return;
-    }
+    if (h == NULL)
+        return err_oom(err);
     keys_hash_update(h, m->schema, strlen(m->schema) + 1);
     for (size_t i = 0; i < m->ndatasets; i++)
         keys_hash_update(h, m->datasets[i], strlen(m->datasets[i]) + 1);
@@ -531,15 +553,67 @@ static void content_digest(export_run *r)
     }
     keys_hash_final(h, r->digest);
     keys_hash_free(h);
+    return 0;
 }
 
-/* Fills the manifest from what was read. Returns 1 when skip_unchanged finds
- * the content equal to the job's last bundle: nothing is to be published. */
+/* Which outboxes get this run's bundle: every one, or with skip_unchanged
+ * those whose last bundle (as the job's state knows) had other content or
+ * that never received one. Sets *last to the newest bundle of this content
+ * that any outbox holds. */
+static int choose_outboxes(export_run *r, uint64_t *last, owl_err *err)
+{
+    const cfg_list *out = r->job->outboxes;
+
+    *last = 0;
+    r->deliver = calloc(out->n, sizeof(bool));
+    r->delivered = calloc(out->n, sizeof(bool));
+    if (r->deliver == NULL || r->delivered == NULL)
+        return err_oom(err);
+    for (size_t i = 0; i < out->n; i++) {
+        const char *digest;
+        uint64_t seq;
+        /* a state of before outbox records knows nothing of a -o DIR */
+        bool known = r->job->remember || !r->st.legacy;
+        bool same = known && jobstate_received(&r->st, out->v[i], &seq, &digest) && strcmp(digest, r->digest) == 0;
+        r->deliver[i] = !r->job->skip_unchanged || !same;
+        if (same && seq > *last)
+            *last = seq;
+        if (r->deliver[i])
+            r->ndeliver++;
+    }
+    return 0;
+}
+
+/* Takes the job's next sequence number and saves it, durably, before any
+ * bundle carries it: a run that dies after publishing can never make the next
+ * one publish the same number with other content (a number may be skipped). A
+ * state_dir that cannot take the write stops the run with nothing published. */
+static int reserve_sequence(export_run *r, owl_err *err)
+{
+    uint64_t next = r->st.sequence + 1;
+
+    if (next > SEQUENCE_MAX)
+        return err_set(err, OWL_ERUNTIME, "export job %s has used every sequence number (%s/export-%s.state)",
+                       r->job->name, r->c->state_dir, r->job->name);
+    r->st.sequence = next;
+    if (jobstate_write(r->c->state_dir, r->job->name, &r->st, err) < 0) {
+        err_prefix(err, "nothing published: sequence number %llu of export job %s could not be saved first",
+                   (unsigned long long)next, r->job->name);
+        return err_hint(err, "make room in state_dir %s, or set [owlsync] state_dir to a directory owlsync may write",
+                        r->c->state_dir);
+    }
+    return 0;
+}
+
+/* Fills the manifest from what was read, chooses the outboxes, and takes the
+ * sequence number. Returns 1 when skip_unchanged finds every outbox holding
+ * this content already: nothing is to be published. */
 static int ex_manifest(export_run *r, owl_err *err)
 {
     const cfg *c = r->c;
     manifest *m = manifest_new();
     char stamp[TEXT_UTC_MAX];
+    uint64_t last;
 
     r->m = m;
     if (m == NULL || manifest_set_string(&m->environment, c->environment) < 0 ||
@@ -570,15 +644,23 @@ static int ex_manifest(export_run *r, owl_err *err)
         mt->bytes = t->bytes;
         memcpy(mt->blake2b, t->blake2b, sizeof(mt->blake2b));
     }
-    content_digest(r);
-    if (r->job->skip_unchanged && r->st.sequence > 0 && strcmp(r->digest, r->st.digest) == 0) {
+    if (content_digest(r, err) < 0 || choose_outboxes(r, &last, err) < 0)
+        return -1;
+    if (r->ndeliver == 0) {
         log_info("export job %s: unchanged since bundle %llu; nothing published", r->job->name,
-                 (unsigned long long)r->st.sequence);
+                 (unsigned long long)last);
         r->res->unchanged = true;
-        r->res->sequence = r->st.sequence;
-        return save_datasets(r, err) < 0 ? -1 : 1;
+        r->res->sequence = last;
+        return r->job->remember && save_datasets(r, err) < 0 ? -1 : 1;
     }
-    m->sequence = r->st.sequence + 1;
+    for (size_t i = 0; r->job->skip_unchanged && last > 0 && i < r->job->outboxes->n; i++) {
+        if (r->deliver[i])
+            log_info("export job %s: outbox %s has not received bundle %llu or its content: it gets it now",
+                     r->job->name, r->job->outboxes->v[i], (unsigned long long)last);
+    }
+    if (reserve_sequence(r, err) < 0)
+        return -1;
+    m->sequence = r->st.sequence;
     m->created_at = text_now_usec();
     m->expires_at = m->created_at + r->job->valid_for * 1000000;
     if (keys_random_hex(m->bundle_id, 16) < 0)
@@ -627,17 +709,32 @@ out:
     return rc;
 }
 
-/* Copies the bundle into one outbox, durably, under its name. */
-static int publish_one(export_run *r, const char *dir, char **path_out, owl_err *err)
+/* Copies the bundle into one outbox, durably, under its name, never replacing
+ * a file there. seen holds the outboxes published to so far (dev, ino): one
+ * directory named twice gets the bundle once. */
+static int publish_one(export_run *r, const char *dir, struct stat *seen, size_t nseen, struct stat *st,
+                       char **path_out, owl_err *err)
 {
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    bool again = false;
     char path[4200];
-    int rc;
+    int rc = 0;
 
     if (dfd < 0)
         return err_set(err, OWL_ERUNTIME, "cannot write to outbox %s: %s", dir, strerror(errno));
-    rc = fileio_copy_atomic(dfd, dir, r->name, r->bundle_fd, 0644, FILEIO_REPLACE, NULL, 0, err);
+    if (fstat(dfd, st) < 0)
+        rc = err_set(err, OWL_ERUNTIME, "cannot write to outbox %s: %s", dir, strerror(errno));
+    for (size_t i = 0; rc == 0 && i < nseen; i++)
+        again = again || (seen[i].st_dev == st->st_dev && seen[i].st_ino == st->st_ino);
+    if (rc == 0 && !again)
+        rc = fileio_copy_atomic(dfd, dir, r->name, r->bundle_fd, 0644, FILEIO_NOREPLACE, NULL, 0, err);
     close(dfd);
+    if (rc < 0 && err->code == OWL_EUSAGE) /* the name is taken: fileio's only usage error */
+        return err_set(err, OWL_ERUNTIME,
+                       "%s/%s already exists: sequence number %llu of export job %s was published before, and is "
+                       "left as it is\nHINT: was %s/export-%s.state deleted or restored from a copy? the next run "
+                       "takes the next number",
+                       dir, r->name, (unsigned long long)r->m->sequence, r->job->name, r->c->state_dir, r->job->name);
     if (rc < 0)
         return -1;
     snprintf(path, sizeof(path), "%s/%s", dir, r->name);
@@ -645,41 +742,83 @@ static int publish_one(export_run *r, const char *dir, char **path_out, owl_err 
     return *path_out != NULL ? 0 : err_oom(err);
 }
 
-/* Publishes to every outbox; one failing does not stop the others. Then the
- * job's state, when any outbox took the bundle. */
+/* Publishes to every outbox chosen; one failing does not stop the others. */
 static int ex_publish(export_run *r, owl_err *err)
 {
     exporter_result *res = r->res;
-    size_t n = r->job->outboxes->n;
+    size_t n = r->job->outboxes->n, nseen = 0;
+    struct stat *seen = calloc(n, sizeof(*seen));
     owl_err one;
 
     res->paths = calloc(n, sizeof(char *));
-    if (res->paths == NULL)
+    if (res->paths == NULL || seen == NULL) {
+        free(seen);
         return err_oom(err);
+    }
+    res->sequence = r->m->sequence;
     for (size_t i = 0; i < n; i++) {
+        if (!r->deliver[i])
+            continue;
         err_clear(&one);
-        if (publish_one(r, r->job->outboxes->v[i], &res->paths[res->npaths], &one) == 0) {
+        if (publish_one(r, r->job->outboxes->v[i], seen, nseen, &seen[nseen], &res->paths[res->npaths], &one) == 0) {
             res->npaths++;
+            nseen++;
+            r->delivered[i] = true;
         } else {
             log_error("%s", one.msg);
             res->failed_outboxes++;
             *err = one;
         }
     }
-    res->sequence = r->m->sequence;
-    if (res->npaths > 0) {
-        r->st.sequence = r->m->sequence;
-        memcpy(r->st.digest, r->digest, sizeof(r->st.digest));
-        if (jobstate_write(r->c->state_dir, r->job->name, &r->st, err) < 0 || save_datasets(r, err) < 0)
-            return -1;
-    }
-    if (res->failed_outboxes > 0) {
-        if (res->npaths > 0)
-            err_prefix(err, "bundle %llu published to %zu of %zu outboxes", (unsigned long long)r->m->sequence,
-                       res->npaths, n);
-        return -1;
-    }
+    free(seen);
     return 0;
+}
+
+/* Once the bundle reached an outbox: saves what each of the job's outboxes
+ * received (this bundle, or what it had before), and the datasets carried. A
+ * failure leaves the sequence number taken and the outboxes as not having
+ * received the bundle: the next run publishes its content again, under a new
+ * number. */
+static int ex_save(export_run *r, owl_err *err)
+{
+    const cfg_list *out = r->job->outboxes;
+    jobstate next;
+    int rc = -1;
+
+    memset(&next, 0, sizeof(next));
+    next.sequence = r->st.sequence;
+    memcpy(next.digest, r->digest, sizeof(next.digest));
+    for (size_t i = 0; i < out->n; i++) {
+        const char *digest;
+        uint64_t seq;
+        if (r->delivered[i]) {
+            if (jobstate_set_received(&next, out->v[i], r->m->sequence, r->digest, err) < 0)
+                goto out;
+        } else if (jobstate_received(&r->st, out->v[i], &seq, &digest)) {
+            if (jobstate_set_received(&next, out->v[i], seq, digest, err) < 0)
+                goto out;
+        }
+    }
+    if (jobstate_write(r->c->state_dir, r->job->name, &next, err) == 0)
+        rc = save_datasets(r, err);
+out:
+    jobstate_free(&next);
+    if (rc < 0)
+        err_prefix(err, "bundle %llu published but not recorded (the next run publishes its content again, under "
+                   "a new number)",
+                   (unsigned long long)r->m->sequence);
+    return rc;
+}
+
+/* The run's outcome: 0 when every chosen outbox got the bundle. */
+static int ex_outcome(export_run *r, owl_err *err)
+{
+    if (r->res->failed_outboxes == 0)
+        return 0;
+    if (r->res->npaths > 0)
+        err_prefix(err, "bundle %llu published to %zu of %zu outboxes", (unsigned long long)r->m->sequence,
+                   r->res->npaths, r->ndeliver);
+    return -1;
 }
 
 /* ---------------------------------------------------------------- run */
@@ -708,6 +847,8 @@ static void run_free(export_run *r)
     free(r->gone);
     jobstate_datasets_free(r->known, r->nknown);
     jobstate_free(&r->st);
+    free(r->deliver);
+    free(r->delivered);
     cfg_list_free(&r->names);
     cfg_list_free(&r->patterns);
     free(r->snapshot_id);
@@ -740,7 +881,15 @@ int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, ow
     }
     if (ex_build(&r, err) < 0 || ex_publish(&r, err) < 0)
         goto out;
-    rc = 0;
+    if (job->remember && r.res->npaths > 0) {
+        owl_err saved;
+        err_clear(&saved);
+        if (ex_save(&r, &saved) < 0) {
+            *err = saved; /* the more urgent: it says what the next run does */
+            goto out;
+        }
+    }
+    rc = ex_outcome(&r, err);
 out:
     if (r.prog.on && rc < 0)
         fputc('\n', stderr);

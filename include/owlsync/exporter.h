@@ -23,23 +23,30 @@ typedef struct exporter_job {
     const cfg_list *targets;     /* may be empty */
     int parallel;                /* source connections on one snapshot, 1..16 */
     bool progress;               /* rows, bytes, rate on stderr */
+    bool remember;               /* outboxes are the job's own: what each receives, and the
+                                  * datasets carried, are saved (false for -o DIR, which takes
+                                  * a sequence number and changes nothing else) */
 } exporter_job;
 
 typedef struct exporter_result {
     char **paths;        /* published bundle paths, owned by the result */
     size_t npaths;
-    bool unchanged;      /* skip_unchanged found nothing new; nothing published */
-    uint64_t sequence;   /* the bundle's sequence number */
+    bool unchanged;      /* skip_unchanged: every outbox holds this content; nothing published */
+    uint64_t sequence;   /* the bundle's sequence number (unchanged: the last one received) */
     uint64_t rows;       /* rows exported, all tables */
     int failed_outboxes; /* outboxes that could not take the bundle */
 } exporter_result;
 
-/* Fills job from an [export] section (progress off); the caller may override. */
+/* Fills job from an [export] section (progress off, remember on); the caller may override. */
 void exporter_job_init(exporter_job *job, const cfg_export *ex);
 
-/* Runs one export. Returns 0 when the bundle was published to every outbox (or
- * was unchanged); -1 with err set otherwise, also when some outboxes got it
- * (their paths are in res). No partial *.owlb is ever left in an outbox. */
+/* Runs one export. Returns 0 when the bundle was published to every outbox
+ * that was to get it (or none was); -1 with err set otherwise, also when some
+ * outboxes got it (their paths are in res). The sequence number is saved in
+ * state_dir before the bundle is published (a crash skips it, never reuses
+ * it); no partial *.owlb is ever visible in an outbox and no file there is
+ * ever replaced. With skip_unchanged, an outbox gets the bundle when the last
+ * bundle it received (that the job knows of) had other content. */
 int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, owl_err *err);
 
 void exporter_result_free(exporter_result *res);

@@ -235,7 +235,9 @@ promote() {
     pg_psql tgt -c "CREATE SCHEMA enc" -c "CREATE TABLE enc.words (dataset text, k int, w text, PRIMARY KEY (dataset, k))" >/dev/null
     configs enc "$(pg_conninfo src latin)" ""
     sed -i 's/^\[table types\]$/[table words]/' "$W/src.ini" "$W/tgt.ini"
-    rm -rf "$W/state"
+    # a job started afresh: its numbers start again at 1, so its old bundles
+    # go too (a name already taken is never replaced: the export would fail)
+    rm -rf "$W/state" "$W"/out/*.owlb
     promote
     same_dump enc.words latin owl
     [ "$(PGCLIENTENCODING=UTF8 pg_query tgt "SELECT w FROM enc.words WHERE k = 2")" = "Ærø ½ ÿ" ]
