@@ -50,7 +50,7 @@ FUZZ_FLAGS   := CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) EXTRA_CFLAGS=-Wno-sign-convers
 # Debian packages needed to build, test and run (make deps installs the missing ones).
 DEB_PKGS  := gcc make pkg-config libpq-dev libarchive-dev libsodium-dev \
              libinih-dev libjansson-dev postgresql bats zstd libarchive-tools \
-             util-linux procps time tzdata man-db groff-base clang-14 libclang-rt-14-dev
+             util-linux procps time tzdata man-db groff-base clang-14 libclang-rt-14-dev strace
 
 .PHONY: all deps test test-run test-long unit e2e check check-asan install uninstall clean bench demo format \
         fuzz fuzz-build fuzz-bins fuzz-smoke fuzz-corpus
