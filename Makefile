@@ -136,6 +136,17 @@ test-run: $(BUILD)/owlsync $(UNIT_BINS) $(TOOL_BINS)
 	  $(if $(FUZZ_SMOKE),FUZZ_BUILD=$(abspath $(FUZZ_BUILD)) FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)) \
 	  tests/run $(UNIT_BINS)
 
+# Long tests, not part of make test: each script of tests/long/ runs against the
+# built binary and prints its counts (export_kills.sh: kill -9 at every step of
+# publishing, then a rerun, then checks).
+test-long: deps
+	@$(MAKE) --no-print-directory $(BUILD)/owlsync
+	@for s in tests/long/*.sh; do \
+	  echo "# long: $$(basename $$s)"; \
+	  OWLSYNC=$(CURDIR)/$(BUILD)/owlsync $$s || exit 1; \
+	done
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(LONG_FUZZ_SECONDS)
+
 # The README's first command: a whole promotion on two throwaway clusters.
 demo: deps
 	@$(MAKE) --no-print-directory owlsync
@@ -187,8 +198,5 @@ fuzz-corpus: fuzz-build owlsync
 
 # Long suites, not part of make test: the fuzzers for LONG_FUZZ_SECONDS each
 # (make test-long LONG_FUZZ_SECONDS=3600), ending with their counts.
-test-long: deps
-	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(LONG_FUZZ_SECONDS)
-
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD) owlsync

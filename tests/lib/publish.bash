@@ -12,9 +12,8 @@
 #   - a bundle new in an outbox has a sequence above every one seen there before.
 # Counters PUB_KILLS, PUB_RERUNS and PUB_CHECKS count what was done.
 
-PUB_KILLS=0
-PUB_RERUNS=0
-PUB_CHECKS=0
+# shellcheck disable=SC2034 # PUB_RERUNS is counted by the scripts that load this one
+PUB_KILLS=0 PUB_RERUNS=0 PUB_CHECKS=0
 
 # pub_strace ARGS… — strace ARGS; LeakSanitizer cannot work under ptrace, so
 # an ASan build (make check-asan) checks for leaks in the runs without strace.
