@@ -138,7 +138,8 @@ test-run: $(BUILD)/owlsync $(UNIT_BINS) $(TOOL_BINS)
 
 # Long tests, not part of make test: each script of tests/long/ runs against the
 # built binary and prints its counts (export_kills.sh: kill -9 at every step of
-# publishing, then a rerun, then checks).
+# publishing, then a rerun, then checks); then the fuzzers for LONG_FUZZ_SECONDS
+# each (make test-long LONG_FUZZ_SECONDS=3600), ending with their counts.
 test-long: deps
 	@$(MAKE) --no-print-directory $(BUILD)/owlsync
 	@for s in tests/long/*.sh; do \
@@ -196,7 +197,5 @@ fuzz-smoke: fuzz-build
 fuzz-corpus: fuzz-build owlsync
 	@OWLSYNC=$(CURDIR)/owlsync FUZZKEY=$(CURDIR)/$(FUZZ_BUILD)/fuzz/fuzzkey tests/fuzz/make-corpus.sh
 
-# Long suites, not part of make test: the fuzzers for LONG_FUZZ_SECONDS each
-# (make test-long LONG_FUZZ_SECONDS=3600), ending with their counts.
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD) owlsync
