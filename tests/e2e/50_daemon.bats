@@ -814,9 +814,15 @@ teardown() {
     b=$(mkbundle lock)
     n=$(basename "$b")
     # another session holds the table the import must write
-    pg_psql tgt -c "BEGIN" -c "LOCK TABLE lock.owl_rule IN ACCESS EXCLUSIVE MODE" -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
+    pg_psql tgt -c "BEGIN; LOCK TABLE lock.owl_rule IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT" \
+        </dev/null >"$W/holder.out" 2>&1 &
     holder=$!
-    wait_until 10 test "$(pg_query tgt "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'owl_rule' AND l.mode = 'AccessExclusiveLock' AND l.granted")" -ge 1
+    if ! wait_until 30 test "$(pg_query tgt "SELECT count(*) FROM pg_locks WHERE relation = 'lock.owl_rule'::regclass AND mode = 'AccessExclusiveLock' AND granted")" -ge 1; then
+        cat "$W/holder.out" >&2
+        pg_query tgt "SELECT pid, state, wait_event_type, wait_event, left(query, 80) FROM pg_stat_activity" >&2
+        pg_query tgt "SELECT pid, locktype, relation::regclass, mode, granted FROM pg_locks WHERE relation IS NOT NULL" >&2
+        false
+    fi
     daemon_start tgt "$W/tgt.ini"
     cp "$b" "$W/inbox/"
     wait_until 15 in_log tgt "$n: importing"
