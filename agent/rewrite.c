@@ -220,6 +220,18 @@ static int add_replacement(owl_buf *b, const char *to, const char *src, const re
     return 0;
 }
 
+/* The leftmost-longest match of r in in[0..len) that starts at or after off,
+ * into m (offsets from in): 0, or REG_NOMATCH. The scan starts at off, not at
+ * in: a value's matches cost one pass, not one pass each (REG_STARTEND also
+ * saves regexec a strlen per call). The byte before off is context, as for
+ * sed's s///g: "^" does not match at off > 0, nor "\<" inside a word. */
+static int regex_find(const rw_rule *r, const char *in, size_t len, size_t off, regmatch_t *m)
+{
+    m[0].rm_so = (regoff_t)off;
+    m[0].rm_eo = (regoff_t)len;
+    return regexec(&r->re, in, 10, m, REG_STARTEND);
+}
+
 /* Applies one rule to in (NUL-terminated, len bytes) into out; *hit when changed. */
 static int apply_rule(const rw_rule *r, const char *in, size_t len, owl_buf *out, bool *hit)
 {
@@ -248,40 +260,39 @@ static int apply_rule(const rw_rule *r, const char *in, size_t len, owl_buf *out
     }
     case CFG_MATCH_REGEX: {
         regmatch_t m[10];
-        const char *p = in;
-        int flags = 0;
-        bool after_match = false; /* p is just past a non-empty match */
-        while (p <= in + len && regexec(&r->re, p, 10, m, flags) == 0) {
-            if (after_match && m[0].rm_so == 0 && m[0].rm_eo == 0) {
+        size_t off = 0;           /* in[off..len) is still to scan */
+        bool after_match = false; /* off is just past a non-empty match */
+        while (off <= len && regex_find(r, in, len, off, m) == 0) {
+            size_t so = (size_t)m[0].rm_so, eo = (size_t)m[0].rm_eo;
+            if (after_match && so == off && eo == off) {
                 /* an empty match right after a match is none (as sed has it:
                  * ".*" on "v" gives one replacement, not two) */
-                if (p >= in + len)
+                if (off >= len)
                     break;
-                if (buf_add(out, p, 1) < 0)
+                if (buf_add(out, in + off, 1) < 0)
                     return -1;
-                p++;
+                off++;
                 after_match = false;
                 continue;
             }
-            if (buf_add(out, p, (size_t)m[0].rm_so) < 0 || add_replacement(out, r->cfg->to, p, m) < 0)
+            if (buf_add(out, in + off, so - off) < 0 || add_replacement(out, r->cfg->to, in, m) < 0)
                 return -1;
-            if (m[0].rm_eo == m[0].rm_so) {
+            if (eo == so) {
                 /* an empty match: keep one character and move on */
-                if (p + m[0].rm_eo >= in + len) {
-                    p = in + len; /* all of the value is out (e.g. "$") */
+                if (eo >= len) {
+                    off = len; /* all of the value is out (e.g. "$") */
                     break;
                 }
-                if (buf_add(out, p + m[0].rm_eo, 1) < 0)
+                if (buf_add(out, in + eo, 1) < 0)
                     return -1;
-                p += m[0].rm_eo + 1;
+                off = eo + 1;
                 after_match = false;
             } else {
-                p += m[0].rm_eo;
+                off = eo;
                 after_match = true;
             }
-            flags = REG_NOTBOL;
         }
-        if (p < in + len && buf_add(out, p, (size_t)(in + len - p)) < 0)
+        if (off < len && buf_add(out, in + off, len - off) < 0)
             return -1;
         if (out->p == NULL && buf_add(out, "", 0) < 0)
             return -1;

@@ -401,6 +401,44 @@ static void test_regex_empty_match_after_match(void)
     fx_free(&f);
 }
 
+static void test_regex_matches_in_one_pass(void)
+{
+    fx f;
+    rewrite_table *t;
+    size_t n = 4u * 1024 * 1024; /* matches: "1a" n times */
+    char *row = malloc(4 + 2 * n + 1), *want = malloc(4 + 4 * n + 1);
+    const char *out = NULL;
+    size_t outlen = 0;
+
+    /* Each match is found from where the last one ended: millions of matches
+     * in one value cost one pass over it, not one pass each (which took
+     * minutes). The byte before is context, as for sed's s///g: "\<" does not
+     * match inside a word after a match. */
+    if (row == NULL || want == NULL ||
+        !fx_init(&f, "[rewrite digits]\ncolumns = owl_rule.rule_value\nmatch = regex\nfrom = [0-9]\nto = <\\0>\n"
+                     "[rewrite word]\ncolumns = owl_rule.rule_nm\nmatch = regex\nfrom = \\<a\nto = b\n") ||
+        !fx_compile(&f) || (t = fx_table(&f, "owl_rule", "dataset:text;rule_nm:text;rule_value:text")) == NULL) {
+        CHECK(0);
+        free(row);
+        free(want);
+        fx_free(&f);
+        return;
+    }
+    CHECK_STR(fx_row(&f, t, "d\taa a\tx"), "d\tba b\tx");
+    memcpy(row, "d\tx\t", 4);
+    memcpy(want, "d\tx\t", 4);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(row + 4 + 2 * i, "1a", 2);
+        memcpy(want + 4 + 4 * i, "<1>a", 4);
+    }
+    CHECK(rewrite_row(t, row, 4 + 2 * n, 1, &out, &outlen, &f.err) == 0);
+    CHECK(outlen == 4 + 4 * n && out != NULL && memcmp(out, want, outlen) == 0);
+    CHECK(changed(&f, t, "digits") == 1);
+    free(row);
+    free(want);
+    fx_free(&f);
+}
+
 /* ------------------------------------------------------------------ escapes */
 
 static void test_copy_escapes_round_trip(void)
@@ -1130,6 +1168,7 @@ int main(void)
     RUN(test_regex_group_unmatched_and_backslash);
     RUN(test_regex_empty_matches);
     RUN(test_regex_empty_match_after_match);
+    RUN(test_regex_matches_in_one_pass);
     RUN(test_copy_escapes_round_trip);
     RUN(test_from_with_backslash_quotes_unicode);
     RUN(test_to_with_backslash_and_quotes);
