@@ -1225,6 +1225,11 @@ static int finish_rewrite(parse_ctx *p, const sect_state *st)
                              "invalid regex \"%s\": %s", r->from, text);
         }
         regfree(&re);
+        if (text_ere_scan(r->from).backref)
+            return key_error(p, st, st->key_line[key_index(S_REWRITE, "from")], "from",
+                             "\"%s\" has a back-reference (\\1 to \\9), which POSIX extended "
+                             "regexes do not have and whose matching time can grow exponentially",
+                             r->from);
     }
     return 0;
 }

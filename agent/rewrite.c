@@ -10,6 +10,7 @@
 #include "owlsync/buf.h"
 #include "owlsync/copytext.h"
 #include "owlsync/rewrite.h"
+#include "owlsync/text.h"
 
 typedef struct rule {
     const cfg_rewrite *cfg;
@@ -59,7 +60,13 @@ int rewrite_compile(const cfg *c, rewrite_set **out, owl_err *err)
         r->tolen = strlen(r->cfg->to);
         s->n++;
         if (r->cfg->match == CFG_MATCH_REGEX) {
-            int rc = regcomp(&r->re, r->cfg->from, REG_EXTENDED);
+            int rc;
+            if (text_ere_scan(r->cfg->from).backref) {
+                rewrite_set_free(s);
+                return err_set(err, OWL_EUSAGE, "%s:%d: [rewrite %s] from: back-references are not supported",
+                               c->path, c->rewrites[i].line, c->rewrites[i].name);
+            }
+            rc = regcomp(&r->re, r->cfg->from, REG_EXTENDED);
             if (rc != 0) {
                 char msg[256];
                 regerror(rc, &r->re, msg, sizeof(msg));

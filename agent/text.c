@@ -209,3 +209,65 @@ bool text_like(const char *s, const char *pattern)
         pattern = star;
     }
 }
+
+/* Just past the "]" that ends the bracket expression starting at s ("["), or
+ * NULL when it has none (regcomp refuses such a regex). A "]" right after "["
+ * or "[^" is a member; "[:", "[." and "[=" open names that end in ":]", ".]"
+ * and "=]"; a backslash is an ordinary member. */
+static const char *bracket_end(const char *s)
+{
+    const char *p = s + 1;
+
+    if (*p == '^')
+        p++;
+    if (*p == ']')
+        p++;
+    while (*p != '\0' && *p != ']') {
+        if (p[0] == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+            char close = p[1];
+            const char *q = p + 2;
+            while (*q != '\0' && !(q[0] == close && q[1] == ']'))
+                q++;
+            if (*q == '\0')
+                return NULL;
+            p = q + 2;
+        } else {
+            p++;
+        }
+    }
+    return *p == ']' ? p + 1 : NULL;
+}
+
+text_ere text_ere_scan(const char *re)
+{
+    text_ere e = {false, true};
+    size_t depth = 0;
+    const char *p = re;
+
+    while (*p != '\0') {
+        if (*p == '\\') {
+            if (p[1] >= '1' && p[1] <= '9')
+                e.backref = true;
+            if (p[1] == '\0')
+                break;
+            p += 2;
+        } else if (*p == '[') {
+            p = bracket_end(p);
+            if (p == NULL) {
+                e.balanced = false;
+                return e;
+            }
+        } else {
+            if (*p == '(')
+                depth++;
+            else if (*p == ')' && depth == 0)
+                e.balanced = false;
+            else if (*p == ')')
+                depth--;
+            p++;
+        }
+    }
+    if (depth != 0)
+        e.balanced = false;
+    return e;
+}

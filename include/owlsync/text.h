@@ -43,6 +43,18 @@ const char *text_utc(int64_t usec, text_utc_style style, char *out, size_t outsz
  * takes the next character as it is; anything else matches itself. */
 bool text_like(const char *s, const char *pattern);
 
+/* How glibc's regcomp reads a POSIX extended regex, as far as [rewrite] rules
+ * need to know: whether it holds a back-reference (\1 to \9 outside a bracket
+ * expression, a GNU extension whose matching time can grow exponentially with
+ * the text), and whether its parentheses pair up (glibc takes an unmatched ")"
+ * as an ordinary character). */
+typedef struct text_ere {
+    bool backref;
+    bool balanced;
+} text_ere;
+
+text_ere text_ere_scan(const char *re);
+
 /* The wall clock in microseconds since the epoch. */
 int64_t text_now_usec(void);
 

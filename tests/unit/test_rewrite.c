@@ -1059,6 +1059,25 @@ static void test_config_errors(void)
     CHECK(cfg_load_string("test.ini", text, &c, &err) < 0);
     CHECK_CONTAINS(err.msg, "[rewrite kind]");
     cfg_free(c);
+    c = NULL;
+    /* a back-reference in from: a GNU extension whose matching time grows
+     * exponentially ("(.*)(.*)\2\1-prod" takes minutes on a 1 KB value); in
+     * to, \1 stays the group */
+    snprintf(text, sizeof(text), "%s[rewrite twice]\ncolumns = owl_rule.x\nmatch = regex\nfrom = (.*)\\1-prod\nto = \\1\n",
+             cfg_head);
+    err_clear(&err);
+    CHECK(cfg_load_string("test.ini", text, &c, &err) < 0);
+    CHECK(err.code == OWL_EUSAGE);
+    CHECK_STR(err.msg, "test.ini:10: [rewrite twice] from: \"(.*)\\1-prod\" has a back-reference (\\1 to \\9), "
+                       "which POSIX extended regexes do not have and whose matching time can grow exponentially");
+    cfg_free(c);
+    c = NULL;
+    /* a substring rule may hold the same text: it is no regex */
+    snprintf(text, sizeof(text), "%s[rewrite lit]\ncolumns = owl_rule.x\nmatch = substring\nfrom = (.*)\\1\nto = x\n",
+             cfg_head);
+    err_clear(&err);
+    CHECK(cfg_load_string("test.ini", text, &c, &err) == 0);
+    cfg_free(c);
 }
 
 static void test_compile_rejects_invalid_regex(void)
@@ -1078,6 +1097,19 @@ static void test_compile_rejects_invalid_regex(void)
     CHECK(f.s == NULL);
     CHECK(f.err.code == OWL_EUSAGE);
     CHECK_CONTAINS(f.err.msg, "[rewrite later] from: invalid regex");
+    fx_free(&f);
+
+    if (!fx_init(&f, "[rewrite later]\ncolumns = owl_rule.rule_value\nmatch = regex\nfrom = x\nto = y\n")) {
+        CHECK(0);
+        fx_free(&f);
+        return;
+    }
+    set_text(&f.c->rewrites[0].from, "(a)\\1");
+    err_clear(&f.err);
+    CHECK(rewrite_compile(f.c, &f.s, &f.err) < 0);
+    CHECK(f.s == NULL);
+    CHECK(f.err.code == OWL_EUSAGE);
+    CHECK_CONTAINS(f.err.msg, "[rewrite later] from: back-references are not supported");
     fx_free(&f);
 }
 
