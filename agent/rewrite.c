@@ -15,9 +15,16 @@
 typedef struct rule {
     const cfg_rewrite *cfg;
     regex_t re;
-    bool compiled;
+    regex_t any;   /* "^.*(FROM)", no groups: whether FROM matches at all */
+    bool compiled, has_any;
     size_t fromlen, tolen;
 } rw_rule;
+
+/* A value at least this long is first asked, in one pass, whether the rule
+ * matches it at all: regexec tries each start in turn, and a pattern such as
+ * "(.*)-prod" scans to the end from each, so a value it does not match cost
+ * quadratic time (half an hour for 1 MB). */
+#define REGEX_ANY_MIN 256
 
 struct rewrite_set {
     rw_rule *rules;
@@ -40,6 +47,32 @@ struct rewrite_table {
     copytext_field *fields;
     owl_buf out, val, work, tmp; /* each of at most REWRITE_MAX_ROW bytes */
 };
+
+/* Compiles r->any, "^.*(FROM)" without groups: anchored, so glibc tries one
+ * start, and without groups it stops at the first match's end, in one pass.
+ * It can tell exactly whether FROM matches at or after a point only where
+ * every byte is a character ("." takes any byte in the C locale owlsync runs
+ * in) and FROM's parentheses pair up (a ")" of FROM would close ours); elsewhere
+ * the rule goes without it. -1 out of memory. */
+static int compile_any(rw_rule *r)
+{
+    size_t n = strlen(r->cfg->from) + 6;
+    char *text;
+    int rc;
+
+    if (MB_CUR_MAX != 1 || !text_ere_scan(r->cfg->from).balanced)
+        return 0;
+    text = malloc(n);
+    if (text == NULL)
+        return -1;
+    snprintf(text, n, "^.*(%s)", r->cfg->from);
+    rc = regcomp(&r->any, text, REG_EXTENDED | REG_NOSUB);
+    free(text);
+    if (rc == REG_ESPACE)
+        return -1;
+    r->has_any = rc == 0;
+    return 0;
+}
 
 int rewrite_compile(const cfg *c, rewrite_set **out, owl_err *err)
 {
@@ -75,6 +108,10 @@ int rewrite_compile(const cfg *c, rewrite_set **out, owl_err *err)
                                c->rewrites[i].line, c->rewrites[i].name, msg);
             }
             r->compiled = true;
+            if (compile_any(r) < 0) {
+                rewrite_set_free(s);
+                return err_oom(err);
+            }
         }
     }
     *out = s;
@@ -88,6 +125,8 @@ void rewrite_set_free(rewrite_set *s)
     for (size_t i = 0; i < s->n; i++) {
         if (s->rules[i].compiled)
             regfree(&s->rules[i].re);
+        if (s->rules[i].has_any)
+            regfree(&s->rules[i].any);
     }
     free(s->rules);
     free(s);
@@ -234,6 +273,18 @@ static int add_replacement(owl_buf *b, const char *to, const char *src, const re
  * sed's s///g: "^" does not match at off > 0, nor "\<" inside a word. */
 static int regex_find(const rw_rule *r, const char *in, size_t len, size_t off, regmatch_t *m)
 {
+    if (r->has_any && len - off >= REGEX_ANY_MIN) {
+        /* from the byte before off, so that FROM sees the same context at
+         * off ("\B", "\<") as below; a match at that byte only makes the
+         * search below run when it finds nothing */
+        size_t from = off > 0 ? off - 1 : 0;
+        int rc;
+        m[0].rm_so = 0;
+        m[0].rm_eo = (regoff_t)(len - from);
+        rc = regexec(&r->any, in + from, 1, m, REG_STARTEND);
+        if (rc != 0)
+            return rc;
+    }
     m[0].rm_so = (regoff_t)off;
     m[0].rm_eo = (regoff_t)len;
     return regexec(&r->re, in, 10, m, REG_STARTEND);

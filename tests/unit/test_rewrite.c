@@ -1,5 +1,6 @@
 /* Unit tests of agent/rewrite.c: the [rewrite NAME] rules of a target's config
  * applied to COPY text rows (DESIGN.md 3.2, issue 5). */
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,6 +435,80 @@ static void test_regex_matches_in_one_pass(void)
     CHECK(rewrite_row(t, row, 4 + 2 * n, 1, &out, &outlen, &f.err) == 0);
     CHECK(outlen == 4 + 4 * n && out != NULL && memcmp(out, want, outlen) == 0);
     CHECK(changed(&f, t, "digits") == 1);
+    free(row);
+    free(want);
+    fx_free(&f);
+}
+
+/* A string of n bytes: the pieces, each repeated as asked ("x", 300, "aa", 1,
+ * NULL), in a buffer the caller frees. */
+static char *repeat(const char *piece, ...)
+{
+    va_list ap;
+    size_t len = 0, n;
+    char *s, *p;
+    const char *q;
+
+    va_start(ap, piece);
+    for (q = piece; q != NULL; q = va_arg(ap, const char *)) {
+        n = va_arg(ap, size_t);
+        len += strlen(q) * n;
+    }
+    va_end(ap);
+    s = malloc(len + 1);
+    if (s == NULL)
+        return NULL;
+    p = s;
+    va_start(ap, piece);
+    for (q = piece; q != NULL; q = va_arg(ap, const char *)) {
+        n = va_arg(ap, size_t);
+        for (size_t i = 0; i < n; i++) {
+            memcpy(p, q, strlen(q));
+            p += strlen(q);
+        }
+    }
+    va_end(ap);
+    *p = '\0';
+    return s;
+}
+
+static void test_regex_no_match_in_one_pass(void)
+{
+    fx f;
+    rewrite_table *t;
+    char *row, *want;
+
+    /* "(.*)-prod" is tried from every start of a value it does not match, and
+     * from each it scans to the end: 1 MB took half an hour. A first pass
+     * asks whether it matches at all. What it finds is as before, context
+     * ("\B": not at a word's edge) included. */
+    if (!fx_init(&f, "[rewrite greedy]\ncolumns = owl_rule.rule_value\nmatch = regex\nfrom = (.*)-prod\nto = \\1-qa\n"
+                     "[rewrite hosts]\ncolumns = owl_rule.filter_query\nmatch = regex\nfrom = ([a-z]+)-prod([.]|$)\n"
+                     "to = \\1-qa\\2\n"
+                     "[rewrite inner]\ncolumns = owl_rule.rule_nm\nmatch = regex\nfrom = \\Ba\nto = Y\n") ||
+        !fx_compile(&f) ||
+        (t = fx_table(&f, "owl_rule", "dataset:text;rule_nm:text;rule_value:text;filter_query:text")) == NULL) {
+        CHECK(0);
+        fx_free(&f);
+        return;
+    }
+    row = repeat("d\t", (size_t)1, "x", (size_t)300, "aa\t", (size_t)1, "a", (size_t)1024 * 1024, "\t", (size_t)1,
+                 "db-prod.example ", (size_t)1000, "db-prodx db-prod", (size_t)1, NULL);
+    want = repeat("d\t", (size_t)1, "x", (size_t)300, "YY\t", (size_t)1, "a", (size_t)1024 * 1024, "\t", (size_t)1,
+                  "db-qa.example ", (size_t)1000, "db-prodx db-qa", (size_t)1, NULL);
+    CHECK(row != NULL && want != NULL && fx_row(&f, t, row) != NULL);
+    CHECK(f.out != NULL && want != NULL && strcmp(f.out, want) == 0);
+    CHECK(changed(&f, t, "greedy") == 0);
+    CHECK(changed(&f, t, "hosts") == 1);
+    CHECK(changed(&f, t, "inner") == 1);
+    free(row);
+    free(want);
+    /* one match at the end: found, from the value's start */
+    row = repeat("d\tr\t", (size_t)1, "ab", (size_t)200000, "-prod\tq", (size_t)1, NULL);
+    want = repeat("d\tr\t", (size_t)1, "ab", (size_t)200000, "-qa\tq", (size_t)1, NULL);
+    CHECK(row != NULL && want != NULL && fx_row(&f, t, row) != NULL);
+    CHECK(f.out != NULL && want != NULL && strcmp(f.out, want) == 0);
+    CHECK(changed(&f, t, "greedy") == 1);
     free(row);
     free(want);
     fx_free(&f);
@@ -1201,6 +1276,7 @@ int main(void)
     RUN(test_regex_empty_matches);
     RUN(test_regex_empty_match_after_match);
     RUN(test_regex_matches_in_one_pass);
+    RUN(test_regex_no_match_in_one_pass);
     RUN(test_copy_escapes_round_trip);
     RUN(test_from_with_backslash_quotes_unicode);
     RUN(test_to_with_backslash_and_quotes);
