@@ -145,6 +145,8 @@ static const key_desc keys[] = {
     K(S_IMPORT, "max_staleness", T_DURATION, cfg_import, max_staleness, 0),
     K(S_IMPORT, "max_clock_skew", T_DURATION, cfg_import, max_clock_skew, 0),
     K(S_IMPORT, "lock_timeout", T_DURATION, cfg_import, lock_timeout, F_POSITIVE),
+    K(S_IMPORT, "max_regex_value", T_SIZE, cfg_import, max_regex_value, F_POSITIVE),
+    K(S_IMPORT, "max_regex_time", T_DURATION, cfg_import, max_regex_time, F_POSITIVE),
 
     K(S_REWRITE, "columns", T_LIST_COL, cfg_rewrite, columns, F_REQUIRED),
     KE(S_REWRITE, "match", cfg_rewrite, match, match_words),
@@ -1296,6 +1298,8 @@ static cfg *cfg_new(const char *name)
     c->import.lock_timeout = CFG_DEFAULT_LOCK_TIMEOUT;
     c->import.max_bundle_size = CFG_DEFAULT_MAX_BUNDLE_SIZE;
     c->import.max_unpacked_size = CFG_DEFAULT_MAX_UNPACKED_SIZE;
+    c->import.max_regex_value = CFG_DEFAULT_MAX_REGEX_VALUE;
+    c->import.max_regex_time = CFG_DEFAULT_MAX_REGEX_TIME;
     c->path = xstrdup(name);
     c->state_dir = xstrdup("/var/lib/owlsync");
     c->conninfo = xstrdup("");

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -15,20 +16,49 @@
 typedef struct rule {
     const cfg_rewrite *cfg;
     regex_t re;
-    regex_t any;   /* "^.*(FROM)", no groups: whether FROM matches at all */
+    regex_t any;               /* "^.*(FROM)", no groups: whether FROM matches at all */
+    struct re_registers regs;  /* re_search's groups (malloc'd by glibc, freed with the rule) */
     bool compiled, has_any;
+    bool dense;                /* a match may start at most bytes (glibc's fastmap says) */
     size_t fromlen, tolen;
 } rw_rule;
 
-/* A value at least this long is first asked, in one pass, whether the rule
- * matches it at all: regexec tries each start in turn, and a pattern such as
- * "(.*)-prod" scans to the end from each, so a value it does not match cost
- * quadratic time (half an hour for 1 MB). */
-#define REGEX_ANY_MIN 256
+/* A regex search costs up to (starts tried) x (bytes scanned from each): glibc
+ * tries each start in turn, and for a pattern such as "(.*)-prod" scans to
+ * the end from each, so a value the rule does not match (most values) cost
+ * quadratic time, half an hour for 1 MB; and no call into glibc can be
+ * stopped. So a search over n bytes is one regexec call while n * n is at most
+ * REGEX_QUICK (up to 512 bytes). A longer one first asks, in one pass, whether
+ * FROM matches further on at all (r->any): at once when most bytes may start a
+ * match, as for "(.*)-prod"; else once the next REGEX_NEAR starts or so (where
+ * the next match of a value with many is) and the next REGEX_STEPS of work
+ * have found none. The search goes on a call over at most REGEX_STEPS of work
+ * at a time (tens of milliseconds), reading the clock between calls. */
+#define REGEX_QUICK ((size_t)1 << 18)
+#define REGEX_NEAR 16
+#define REGEX_STEPS ((size_t)1 << 24)
+
+/* The work of one regex rule on one value: the time it may take. */
+typedef struct regex_work {
+    bool timed;             /* the value is long enough to be timed at all */
+    unsigned calls;         /* times the clock was asked about */
+    struct timespec start;
+    int64_t limit;          /* seconds */
+} regex_work;
+
+/* Outcomes of apply_rule. */
+typedef enum {
+    RW_OK = 0,
+    RW_TOO_LONG,  /* the result would pass REWRITE_MAX_ROW (or memory ran out) */
+    RW_TOO_SLOW,  /* a regex rule took more than max_regex_time */
+    RW_NO_MEMORY  /* regexec ran out of memory */
+} rw_status;
 
 struct rewrite_set {
     rw_rule *rules;
     size_t n;
+    size_t max_regex_value; /* [import] max_regex_value, at most REWRITE_MAX_ROW */
+    int64_t max_regex_time; /* [import] max_regex_time, seconds */
 };
 
 typedef struct column_rules {
@@ -74,6 +104,20 @@ static int compile_any(rw_rule *r)
     return 0;
 }
 
+/* Whether a match of r may start at most bytes: regcomp leaves in fastmap the
+ * bytes a match can start with (re_search skips the others), and can_be_null
+ * when an empty match can start anywhere. */
+static bool starts_anywhere(const rw_rule *r)
+{
+    size_t n = 0;
+
+    if (r->re.fastmap == NULL || r->re.can_be_null)
+        return true;
+    for (size_t c = 0; c < 256; c++)
+        n += r->re.fastmap[c] != 0;
+    return n >= 128;
+}
+
 int rewrite_compile(const cfg *c, rewrite_set **out, owl_err *err)
 {
     rewrite_set *s = calloc(1, sizeof(*s));
@@ -86,6 +130,9 @@ int rewrite_compile(const cfg *c, rewrite_set **out, owl_err *err)
         free(s);
         return err_oom(err);
     }
+    s->max_regex_value = c->import.max_regex_value < REWRITE_MAX_ROW ? (size_t)c->import.max_regex_value
+                                                                     : REWRITE_MAX_ROW;
+    s->max_regex_time = c->import.max_regex_time;
     for (size_t i = 0; i < c->nrewrites; i++) {
         rw_rule *r = &s->rules[i];
         r->cfg = &c->rewrites[i];
@@ -108,6 +155,7 @@ int rewrite_compile(const cfg *c, rewrite_set **out, owl_err *err)
                                c->rewrites[i].line, c->rewrites[i].name, msg);
             }
             r->compiled = true;
+            r->dense = starts_anywhere(r);
             if (compile_any(r) < 0) {
                 rewrite_set_free(s);
                 return err_oom(err);
@@ -127,6 +175,8 @@ void rewrite_set_free(rewrite_set *s)
             regfree(&s->rules[i].re);
         if (s->rules[i].has_any)
             regfree(&s->rules[i].any);
+        free(s->rules[i].regs.start);
+        free(s->rules[i].regs.end);
     }
     free(s->rules);
     free(s);
@@ -266,32 +316,106 @@ static int add_replacement(owl_buf *b, const char *to, const char *src, const re
     return 0;
 }
 
-/* The leftmost-longest match of r in in[0..len) that starts at or after off,
- * into m (offsets from in): 0, or REG_NOMATCH. The scan starts at off, not at
- * in: a value's matches cost one pass, not one pass each (REG_STARTEND also
- * saves regexec a strlen per call). The byte before off is context, as for
- * sed's s///g: "^" does not match at off > 0, nor "\<" inside a word. */
-static int regex_find(const rw_rule *r, const char *in, size_t len, size_t off, regmatch_t *m)
+/* Starts w's clock for a value of len bytes. A value a search covers in one
+ * quick call is not timed: its at most len + 1 calls cost a fraction of a
+ * second in all. */
+static void regex_work_start(regex_work *w, int64_t limit, size_t len)
 {
-    if (r->has_any && len - off >= REGEX_ANY_MIN) {
-        /* from the byte before off, so that FROM sees the same context at
-         * off ("\B", "\<") as below; a match at that byte only makes the
-         * search below run when it finds nothing */
-        size_t from = off > 0 ? off - 1 : 0;
-        int rc;
-        m[0].rm_so = 0;
-        m[0].rm_eo = (regoff_t)(len - from);
-        rc = regexec(&r->any, in + from, 1, m, REG_STARTEND);
-        if (rc != 0)
-            return rc;
-    }
-    m[0].rm_so = (regoff_t)off;
-    m[0].rm_eo = (regoff_t)len;
-    return regexec(&r->re, in, 10, m, REG_STARTEND);
+    w->timed = (len + 1) * (len + 1) > REGEX_QUICK;
+    w->limit = limit;
+    w->calls = 0;
+    if (w->timed)
+        clock_gettime(CLOCK_MONOTONIC, &w->start);
 }
 
-/* Applies one rule to in (NUL-terminated, len bytes) into out; *hit when changed. */
-static int apply_rule(const rw_rule *r, const char *in, size_t len, owl_buf *out, bool *hit)
+/* Whether the rule has worked on the value for longer than its limit. The
+ * clock is read after each costly call, else every 8th time: between matches
+ * close together it would cost as much as the search. */
+static bool regex_work_over(regex_work *w, bool costly)
+{
+    struct timespec now;
+    int64_t ns;
+
+    if (!w->timed || (w->calls++ % 8 != 0 && !costly))
+        return false;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    ns = (int64_t)(now.tv_sec - w->start.tv_sec) * 1000000000 + (now.tv_nsec - w->start.tv_nsec);
+    return ns >= w->limit * 1000000000;
+}
+
+/* Whether r matches at or after in + from, in one pass: 0 yes, REG_NOMATCH,
+ * or another regexec error. The byte before from is not looked at, so FROM
+ * sees from as a value's start: give from one byte early for the context of
+ * "\B" or "\<" there (a match at that byte is only a needless search). */
+static int regex_any(const rw_rule *r, const char *in, size_t len, size_t from)
+{
+    regmatch_t whole = {0, (regoff_t)(len - from)};
+
+    return regexec(&r->any, in + from, 1, &whole, REG_STARTEND);
+}
+
+/* The leftmost-longest match of r in in[0..len) that starts at or after off,
+ * into m (offsets from in): 0, REG_NOMATCH, -1 when the rule is out of time
+ * (w), or another regexec error. The search starts at off, not at in: a
+ * value's matches cost one pass, not one pass each (REG_STARTEND also saves
+ * regexec a strlen per call). The byte before off is context, as for sed's
+ * s///g: "^" does not match at off > 0, nor "\<" inside a word. */
+static int regex_find(rw_rule *r, const char *in, size_t len, size_t off, regmatch_t *m, regex_work *w)
+{
+    size_t at = off, left = len - off + 1; /* starts to try, and the most each scans */
+    size_t most = REGEX_STEPS / left > 1 ? REGEX_STEPS / left : 1;
+    size_t k = REGEX_QUICK / left > REGEX_NEAR ? REGEX_QUICK / left : REGEX_NEAR;
+    bool asked = !r->has_any;
+
+    if (left * left <= REGEX_QUICK) {
+        m[0].rm_so = (regoff_t)off;
+        m[0].rm_eo = (regoff_t)len;
+        return regexec(&r->re, in, 10, m, REG_STARTEND);
+    }
+    if (!asked && r->dense) {
+        int rc = regex_any(r, in, len, off > 0 ? off - 1 : 0);
+        if (rc != 0)
+            return rc;
+        asked = true;
+    }
+    for (bool near = true;; near = false) {
+        /* re_search: regexec underneath, on the same compiled regex, but
+         * trying only the starts at .. at + k - 1 */
+        regoff_t got;
+        if (k > most)
+            k = most;
+        if (k > left)
+            k = left;
+        got = re_search(&r->re, in, (regoff_t)len, (regoff_t)at, (regoff_t)(k - 1), &r->regs);
+        if (got >= 0) {
+            for (size_t i = 0; i < 10; i++) {
+                bool set = i < r->regs.num_regs;
+                m[i].rm_so = set ? r->regs.start[i] : -1;
+                m[i].rm_eo = set ? r->regs.end[i] : -1;
+            }
+            return 0;
+        }
+        if (got != -1)
+            return REG_ESPACE;
+        if (k >= left)
+            return REG_NOMATCH;
+        at += k;
+        left -= k;
+        if (regex_work_over(w, true))
+            return -1;
+        if (!asked && !near) {
+            int rc = regex_any(r, in, len, at - 1);
+            if (rc != 0)
+                return rc;
+            asked = true;
+        }
+        k = most;
+    }
+}
+
+/* Applies one rule to in (len bytes) into out; *hit when changed. Exact and
+ * substring rules cost one pass; a regex rule is given limit seconds. */
+static rw_status apply_rule(rw_rule *r, const char *in, size_t len, int64_t limit, owl_buf *out, bool *hit)
 {
     out->len = 0;
     *hit = false;
@@ -299,28 +423,31 @@ static int apply_rule(const rw_rule *r, const char *in, size_t len, owl_buf *out
     case CFG_MATCH_EXACT:
         if (len == r->fromlen && memcmp(in, r->cfg->from, len) == 0) {
             *hit = len != r->tolen || memcmp(in, r->cfg->to, len) != 0;
-            return buf_add(out, r->cfg->to, r->tolen);
+            return buf_add(out, r->cfg->to, r->tolen) < 0 ? RW_TOO_LONG : RW_OK;
         }
-        return buf_add(out, in, len);
+        return buf_add(out, in, len) < 0 ? RW_TOO_LONG : RW_OK;
     case CFG_MATCH_SUBSTRING: {
         const char *p = in, *end = in + len, *f;
         while (r->fromlen > 0 && (f = memmem(p, (size_t)(end - p), r->cfg->from, r->fromlen)) != NULL) {
             if (buf_add(out, p, (size_t)(f - p)) < 0 || buf_add(out, r->cfg->to, r->tolen) < 0)
-                return -1;
+                return RW_TOO_LONG;
             p = f + r->fromlen;
             *hit = true;
         }
         if (buf_add(out, p, (size_t)(end - p)) < 0)
-            return -1;
+            return RW_TOO_LONG;
         if (*hit)
             *hit = out->len != len || memcmp(out->p, in, len) != 0;
-        return 0;
+        return RW_OK;
     }
     case CFG_MATCH_REGEX: {
         regmatch_t m[10];
         size_t off = 0;           /* in[off..len) is still to scan */
         bool after_match = false; /* off is just past a non-empty match */
-        while (off <= len && regex_find(r, in, len, off, m) == 0) {
+        regex_work w;
+        int rc = 0;
+        regex_work_start(&w, limit, len);
+        while (off <= len && (rc = regex_find(r, in, len, off, m, &w)) == 0) {
             size_t so = (size_t)m[0].rm_so, eo = (size_t)m[0].rm_eo;
             if (after_match && so == off && eo == off) {
                 /* an empty match right after a match is none (as sed has it:
@@ -328,13 +455,13 @@ static int apply_rule(const rw_rule *r, const char *in, size_t len, owl_buf *out
                 if (off >= len)
                     break;
                 if (buf_add(out, in + off, 1) < 0)
-                    return -1;
+                    return RW_TOO_LONG;
                 off++;
                 after_match = false;
                 continue;
             }
             if (buf_add(out, in + off, so - off) < 0 || add_replacement(out, r->cfg->to, in, m) < 0)
-                return -1;
+                return RW_TOO_LONG;
             if (eo == so) {
                 /* an empty match: keep one character and move on */
                 if (eo >= len) {
@@ -342,23 +469,29 @@ static int apply_rule(const rw_rule *r, const char *in, size_t len, owl_buf *out
                     break;
                 }
                 if (buf_add(out, in + eo, 1) < 0)
-                    return -1;
+                    return RW_TOO_LONG;
                 off = eo + 1;
                 after_match = false;
             } else {
                 off = eo;
                 after_match = true;
             }
+            if (regex_work_over(&w, false))
+                return RW_TOO_SLOW;
         }
+        if (rc == -1)
+            return RW_TOO_SLOW;
+        if (rc != 0 && rc != REG_NOMATCH)
+            return RW_NO_MEMORY; /* REG_ESPACE: the one error regexec has for a regex that compiled */
         if (off < len && buf_add(out, in + off, len - off) < 0)
-            return -1;
+            return RW_TOO_LONG;
         if (out->p == NULL && buf_add(out, "", 0) < 0)
-            return -1;
+            return RW_TOO_LONG;
         *hit = out->len != len || memcmp(out->p, in, len) != 0;
-        return 0;
+        return RW_OK;
     }
     }
-    return -1;
+    return RW_TOO_LONG;
 }
 
 static bool valid_json(const char *s, size_t len)
@@ -372,6 +505,49 @@ static bool valid_json(const char *s, size_t len)
     return true;
 }
 
+/* Where a value is, for messages: "owl_rule.rule_value in row 3", or for
+ * rewrite_value (row 0) "owl_rule.dataset in the manifest's datasets". */
+static const char *value_where(const rewrite_table *t, size_t col, uint64_t rowno, char *buf, size_t size)
+{
+    if (rowno == 0)
+        snprintf(buf, size, "%s.%s in the manifest's datasets", t->mt->name, t->mt->columns[col].name);
+    else
+        snprintf(buf, size, "%s.%s in row %llu", t->mt->name, t->mt->columns[col].name, (unsigned long long)rowno);
+    return buf;
+}
+
+/* Applies rule r to t->val into t->work, within the bounds of a regex rule:
+ * max_regex_value on the value, max_regex_time on the work (OWL_EUSAGE: the
+ * same bundle would fail the same way every time). */
+static int run_rule(rewrite_table *t, size_t col, rw_rule *r, bool *hit, uint64_t rowno, owl_err *err)
+{
+    char where[2 * TEXT_NAME_MAX + 64];
+
+    if (r->cfg->match == CFG_MATCH_REGEX && t->val.len > t->set->max_regex_value)
+        return err_set(err, OWL_EUSAGE,
+                       "rewrite [rewrite %s] on %s: the value is %zu bytes, more than max_regex_value (%zu) lets "
+                       "a regex rule take\nHINT: raise max_regex_value in [import] if values this long are expected",
+                       r->cfg->name, value_where(t, col, rowno, where, sizeof(where)), t->val.len,
+                       t->set->max_regex_value);
+    switch (apply_rule(r, t->val.p, t->val.len, t->set->max_regex_time, &t->work, hit)) {
+    case RW_OK:
+        return 0;
+    case RW_TOO_LONG:
+        return err_set(err, OWL_EUSAGE, "rewrite [rewrite %s] makes a value of %s.%s longer than %d bytes",
+                       r->cfg->name, t->mt->name, t->mt->columns[col].name, REWRITE_MAX_ROW);
+    case RW_TOO_SLOW:
+        return err_set(err, OWL_EUSAGE,
+                       "rewrite [rewrite %s] on %s: matching took more than max_regex_time (%llds)\nHINT: a "
+                       "pattern such as (.*)-prod(.*) scans on from every start; anchor it (^, $) or narrow .* "
+                       "(to [^/]* say), or raise max_regex_time in [import]",
+                       r->cfg->name, value_where(t, col, rowno, where, sizeof(where)),
+                       (long long)t->set->max_regex_time);
+    case RW_NO_MEMORY:
+        break;
+    }
+    return err_oom(err);
+}
+
 /* Runs the column's rules over t->val (the unescaped value); the result ends in
  * t->val. Counts into t->changed when count. *changed when any rule changed it. */
 static int apply_rules(rewrite_table *t, size_t col, bool count, bool *changed, uint64_t rowno, owl_err *err)
@@ -383,11 +559,10 @@ static int apply_rules(rewrite_table *t, size_t col, bool count, bool *changed, 
     if (cr->json)
         was_json = valid_json(t->val.p, t->val.len);
     for (size_t i = 0; i < cr->n; i++) {
-        const rw_rule *r = &t->set->rules[cr->rules[i]];
+        rw_rule *r = &t->set->rules[cr->rules[i]];
         bool hit = false;
-        if (apply_rule(r, t->val.p, t->val.len, &t->work, &hit) < 0)
-            return err_set(err, OWL_EUSAGE, "rewrite [rewrite %s] makes a value of %s.%s longer than %d bytes",
-                           r->cfg->name, t->mt->name, t->mt->columns[col].name, REWRITE_MAX_ROW);
+        if (run_rule(t, col, r, &hit, rowno, err) < 0)
+            return -1;
         if (!hit)
             continue;
         if (was_json && !valid_json(t->work.p, t->work.len))

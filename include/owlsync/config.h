@@ -19,6 +19,9 @@
 /* [import] max_clock_skew and lock_timeout when not set, in seconds. */
 #define CFG_DEFAULT_MAX_CLOCK_SKEW 300
 #define CFG_DEFAULT_LOCK_TIMEOUT 60
+/* [import] max_regex_value and max_regex_time when not set. */
+#define CFG_DEFAULT_MAX_REGEX_VALUE ((uint64_t)1 << 20)
+#define CFG_DEFAULT_MAX_REGEX_TIME 10
 
 typedef struct cfg_list {
     char **v;  /* n strings, each owned by the list */
@@ -89,6 +92,8 @@ typedef struct cfg_import {
     int64_t max_staleness;      /* seconds; 0 = not set */
     int64_t max_clock_skew;     /* seconds a bundle's times may run ahead of ours */
     int64_t lock_timeout;       /* seconds an import waits for a lock */
+    uint64_t max_regex_value;   /* bytes, default 1M: the longest value a regex rule takes */
+    int64_t max_regex_time;     /* seconds, default 10: the longest a regex rule works on one value */
 } cfg_import;
 
 typedef struct cfg_rewrite {

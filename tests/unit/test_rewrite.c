@@ -417,8 +417,15 @@ static void test_regex_matches_in_one_pass(void)
      * match inside a word after a match. */
     if (row == NULL || want == NULL ||
         !fx_init(&f, "[rewrite digits]\ncolumns = owl_rule.rule_value\nmatch = regex\nfrom = [0-9]\nto = <\\0>\n"
-                     "[rewrite word]\ncolumns = owl_rule.rule_nm\nmatch = regex\nfrom = \\<a\nto = b\n") ||
-        !fx_compile(&f) || (t = fx_table(&f, "owl_rule", "dataset:text;rule_nm:text;rule_value:text")) == NULL) {
+                     "[rewrite word]\ncolumns = owl_rule.rule_nm\nmatch = regex\nfrom = \\<a\nto = b\n")) {
+        CHECK(0);
+        free(row);
+        free(want);
+        fx_free(&f);
+        return;
+    }
+    f.c->import.max_regex_value = 2 * n + 1; /* the default is 1M */
+    if (!fx_compile(&f) || (t = fx_table(&f, "owl_rule", "dataset:text;rule_nm:text;rule_value:text")) == NULL) {
         CHECK(0);
         free(row);
         free(want);
@@ -511,6 +518,119 @@ static void test_regex_no_match_in_one_pass(void)
     CHECK(changed(&f, t, "greedy") == 1);
     free(row);
     free(want);
+    fx_free(&f);
+}
+
+static void test_regex_long_values_as_short_ones(void)
+{
+    fx f;
+    rewrite_table *t;
+    char *row, *want;
+
+    /* Values of many kilobytes are searched in parts (a first pass, then
+     * calls over a bounded number of starts): what a rule finds is what one
+     * regexec over the value finds, at every point of it. */
+    if (!fx_init(&f, "[rewrite star]\ncolumns = owl_rule.rule_value\nmatch = regex\nfrom = x*\nto = -\n"
+                     "[rewrite ends]\ncolumns = owl_rule.rule_nm\nmatch = regex\nfrom = ^|$\nto = |\n"
+                     "[rewrite groups]\ncolumns = owl_rule.filter_query\nmatch = regex\nfrom = ([0-9]+)-prod\n"
+                     "to = \\1-qa\n"
+                     "[rewrite dense]\ncolumns = owl_rule.dataset\nmatch = regex\nfrom = [^,]*-prod\nto = X\n") ||
+        !fx_compile(&f) ||
+        (t = fx_table(&f, "owl_rule", "dataset:text;rule_nm:text;rule_value:text;filter_query:text")) == NULL) {
+        CHECK(0);
+        fx_free(&f);
+        return;
+    }
+    row = repeat("a", (size_t)3000, ",b-prod", (size_t)3, "\t", (size_t)1, "n", (size_t)9000, "\t", (size_t)1, "ab",
+                 (size_t)6000, "\t", (size_t)1, "12-prod ", (size_t)20, "y", (size_t)5000, "345-prod", (size_t)1,
+                 NULL);
+    want = repeat("a", (size_t)3000, ",X", (size_t)3, "\t|", (size_t)1, "n", (size_t)9000, "|\t", (size_t)1, "-a-b",
+                  (size_t)6000, "-\t", (size_t)1, "12-qa ", (size_t)20, "y", (size_t)5000, "345-qa", (size_t)1, NULL);
+    CHECK(row != NULL && want != NULL && fx_row(&f, t, row) != NULL);
+    CHECK(f.out != NULL && want != NULL && strcmp(f.out, want) == 0);
+    CHECK(changed(&f, t, "star") == 1 && changed(&f, t, "ends") == 1 && changed(&f, t, "groups") == 1 &&
+          changed(&f, t, "dense") == 1);
+    free(row);
+    free(want);
+    fx_free(&f);
+}
+
+static void test_regex_value_bound(void)
+{
+    fx f;
+    rewrite_table *t;
+    char *out = NULL;
+
+    /* A regex rule takes values of at most max_regex_value bytes (default
+     * 1M): glibc's regexec keeps some 8 bytes of state per byte it scans for
+     * the groups. A longer value is an error that names the rule, table,
+     * column and row, not a value left as it was. Other rules take any. */
+    if (!fx_init(&f, "[rewrite grow]\ncolumns = owl_rule.rule_value\nmatch = substring\nfrom = !\nto = !!\n"
+                     "[rewrite host]\ncolumns = owl_rule.rule_value, owl_rule.dataset\nmatch = regex\n"
+                     "from = prod-([a-z]+)\nto = qa-\\1\n"
+                     "[rewrite sub]\ncolumns = owl_rule.rule_nm\nmatch = substring\nfrom = x\nto = y\n")) {
+        CHECK(0);
+        fx_free(&f);
+        return;
+    }
+    CHECK(f.c->import.max_regex_value == 1024 * 1024);
+    CHECK(f.c->import.max_regex_time == 10);
+    f.c->import.max_regex_value = 16;
+    if (!fx_compile(&f) || (t = fx_table(&f, "owl_rule", "dataset:text;rule_nm:text;rule_value:text")) == NULL) {
+        CHECK(0);
+        fx_free(&f);
+        return;
+    }
+    CHECK_STR(fx_row(&f, t, "d\txxxxxxxxxxxxxxxxxxxx\t012345-prod-db!"), "d\tyyyyyyyyyyyyyyyyyyyy\t012345-qa-db!!");
+    CHECK(fx_row_n(&f, t, "d\tx\t0123456-prod-db!!", 4) == NULL);
+    CHECK(f.err.code == OWL_EUSAGE);
+    CHECK_STR(f.err.msg, "rewrite [rewrite host] on owl_rule.rule_value in row 4: the value is 19 bytes, more than "
+                         "max_regex_value (16) lets a regex rule take\n"
+                         "HINT: raise max_regex_value in [import] if values this long are expected");
+    CHECK(fx_row_n(&f, t, "d\tx\t0123456789abcdefg", 5) == NULL);
+    CHECK_CONTAINS(f.err.msg, "in row 5: the value is 17 bytes");
+    err_clear(&f.err);
+    CHECK(rewrite_value(t, "dataset", "public.prod-abcdefghij", &out, &f.err) < 0);
+    CHECK_STR(f.err.msg, "rewrite [rewrite host] on owl_rule.dataset in the manifest's datasets: the value is 22 "
+                         "bytes, more than max_regex_value (16) lets a regex rule take\n"
+                         "HINT: raise max_regex_value in [import] if values this long are expected");
+    free(out);
+    fx_free(&f);
+}
+
+static void test_regex_time_bound(void)
+{
+    fx f;
+    rewrite_table *t;
+    char *row;
+    const char *out = NULL;
+    size_t outlen = 0;
+
+    /* Some searches are quadratic whatever is done: here every start of a
+     * run of letters scans on to the "_prodx" that fails it, and the match is
+     * at the end (the first pass finds it). A regex rule works on one value
+     * for at most max_regex_time (default 10 s); this would take minutes. */
+    if (!fx_init(&f, "[rewrite hosts]\ncolumns = owl_rule.rule_value\nmatch = regex\nfrom = ([a-z]+)_prod([.]|$)\n"
+                     "to = \\1_qa\\2\n")) {
+        CHECK(0);
+        fx_free(&f);
+        return;
+    }
+    f.c->import.max_regex_time = 1;
+    if (!fx_compile(&f) || (t = fx_table(&f, "owl_rule", "dataset:text;rule_value:text")) == NULL) {
+        CHECK(0);
+        fx_free(&f);
+        return;
+    }
+    CHECK_STR(fx_row(&f, t, "d\tdb_prod.example db_prodx db_prod"), "d\tdb_qa.example db_prodx db_qa");
+    row = repeat("d\t", (size_t)1, "a", (size_t)512 * 1024, "_prodx b_prod", (size_t)1, NULL);
+    CHECK(row != NULL && rewrite_row(t, row, strlen(row), 9, &out, &outlen, &f.err) < 0);
+    CHECK(f.err.code == OWL_EUSAGE);
+    CHECK_STR(f.err.msg, "rewrite [rewrite hosts] on owl_rule.rule_value in row 9: matching took more than "
+                         "max_regex_time (1s)\n"
+                         "HINT: a pattern such as (.*)-prod(.*) scans on from every start; anchor it (^, $) or "
+                         "narrow .* (to [^/]* say), or raise max_regex_time in [import]");
+    free(row);
     fx_free(&f);
 }
 
@@ -1277,6 +1397,9 @@ int main(void)
     RUN(test_regex_empty_match_after_match);
     RUN(test_regex_matches_in_one_pass);
     RUN(test_regex_no_match_in_one_pass);
+    RUN(test_regex_long_values_as_short_ones);
+    RUN(test_regex_value_bound);
+    RUN(test_regex_time_bound);
     RUN(test_copy_escapes_round_trip);
     RUN(test_from_with_backslash_quotes_unicode);
     RUN(test_to_with_backslash_and_quotes);
