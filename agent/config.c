@@ -147,6 +147,7 @@ static const key_desc keys[] = {
     K(S_IMPORT, "lock_timeout", T_DURATION, cfg_import, lock_timeout, F_POSITIVE),
     K(S_IMPORT, "max_regex_value", T_SIZE, cfg_import, max_regex_value, F_POSITIVE),
     K(S_IMPORT, "max_regex_time", T_DURATION, cfg_import, max_regex_time, F_POSITIVE),
+    KI(S_IMPORT, "max_json_values", cfg_import, max_json_values, 1, INT_MAX),
 
     K(S_REWRITE, "columns", T_LIST_COL, cfg_rewrite, columns, F_REQUIRED),
     KE(S_REWRITE, "match", cfg_rewrite, match, match_words),
@@ -1300,6 +1301,7 @@ static cfg *cfg_new(const char *name)
     c->import.max_unpacked_size = CFG_DEFAULT_MAX_UNPACKED_SIZE;
     c->import.max_regex_value = CFG_DEFAULT_MAX_REGEX_VALUE;
     c->import.max_regex_time = CFG_DEFAULT_MAX_REGEX_TIME;
+    c->import.max_json_values = CFG_DEFAULT_MAX_JSON_VALUES;
     c->path = xstrdup(name);
     c->state_dir = xstrdup("/var/lib/owlsync");
     c->conninfo = xstrdup("");

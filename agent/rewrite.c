@@ -59,6 +59,7 @@ struct rewrite_set {
     size_t n;
     size_t max_regex_value; /* [import] max_regex_value, at most REWRITE_MAX_ROW */
     int64_t max_regex_time; /* [import] max_regex_time, seconds */
+    size_t max_json_values; /* [import] max_json_values */
 };
 
 typedef struct column_rules {
@@ -133,6 +134,7 @@ int rewrite_compile(const cfg *c, rewrite_set **out, owl_err *err)
     s->max_regex_value = c->import.max_regex_value < REWRITE_MAX_ROW ? (size_t)c->import.max_regex_value
                                                                      : REWRITE_MAX_ROW;
     s->max_regex_time = c->import.max_regex_time;
+    s->max_json_values = c->import.max_json_values > 0 ? (size_t)c->import.max_json_values : 1;
     for (size_t i = 0; i < c->nrewrites; i++) {
         rw_rule *r = &s->rules[i];
         r->cfg = &c->rewrites[i];
@@ -494,15 +496,47 @@ static rw_status apply_rule(rw_rule *r, const char *in, size_t len, int64_t limi
     return RW_TOO_LONG;
 }
 
-static bool valid_json(const char *s, size_t len)
+/* At least the number of JSON values (and object keys) jansson would make of
+ * s: one, and one per "[", "{", "," or ":" outside strings. Counts up to
+ * max + 1 and stops. */
+static size_t json_values(const char *s, size_t len, size_t max)
+{
+    size_t n = 1;
+    bool in_string = false;
+
+    for (size_t i = 0; i < len && n <= max; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{' || c == ',' || c == ':') {
+            n++;
+        }
+    }
+    return n;
+}
+
+typedef enum { JSON_VALID, JSON_INVALID, JSON_TOO_BIG } json_verdict;
+
+/* Whether s is one JSON document. jansson builds the whole tree to say so,
+ * some 100 bytes for each value: a value with more than max values is not
+ * parsed (JSON_TOO_BIG). jansson's own depth limit bounds its recursion. */
+static json_verdict json_check(const char *s, size_t len, size_t max)
 {
     json_error_t e;
-    json_t *j = json_loadb(s, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &e);
+    json_t *j;
 
+    if (json_values(s, len, max) > max)
+        return JSON_TOO_BIG;
+    j = json_loadb(s, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &e);
     if (j == NULL)
-        return false;
+        return JSON_INVALID;
     json_decref(j);
-    return true;
+    return JSON_VALID;
 }
 
 /* Where a value is, for messages: "owl_rule.rule_value in row 3", or for
@@ -548,16 +582,63 @@ static int run_rule(rewrite_table *t, size_t col, rw_rule *r, bool *hit, uint64_
     return err_oom(err);
 }
 
+static int json_too_big(const rewrite_table *t, size_t col, const rw_rule *r, uint64_t rowno, owl_err *err)
+{
+    char where[2 * TEXT_NAME_MAX + 64];
+
+    return err_set(err, OWL_EUSAGE,
+                   "rewrite [rewrite %s] on %s: the value holds more than max_json_values (%zu) JSON values, "
+                   "more than owlsync checks after a rewrite\nHINT: raise max_json_values in [import] if values "
+                   "this large are expected",
+                   r->cfg->name, value_where(t, col, rowno, where, sizeof(where)), t->set->max_json_values);
+}
+
+/* The rules of a json or jsonb column made t->val, which is not JSON, out of
+ * t->tmp, which is: names the first rule whose result is not, running the
+ * rules again from the first that changed the value (the ones before did
+ * not). The error path only: each rule's result is parsed. */
+static int json_breaker(rewrite_table *t, size_t col, size_t first, uint64_t rowno, owl_err *err)
+{
+    const column_rules *cr = &t->cols[col];
+    const rw_rule *broke = &t->set->rules[cr->rules[first]]; /* should the rules now keep it JSON */
+
+    t->val.len = 0;
+    if (buf_add(&t->val, t->tmp.p, t->tmp.len) < 0)
+        return err_oom(err);
+    for (size_t i = first; i < cr->n; i++) {
+        rw_rule *r = &t->set->rules[cr->rules[i]];
+        bool hit = false;
+        json_verdict v;
+        if (run_rule(t, col, r, &hit, rowno, err) < 0)
+            return -1;
+        if (!hit)
+            continue;
+        owl_buf tmp = t->val;
+        t->val = t->work;
+        t->work = tmp;
+        v = json_check(t->val.p, t->val.len, t->set->max_json_values);
+        if (v == JSON_TOO_BIG)
+            return json_too_big(t, col, r, rowno, err);
+        if (v == JSON_INVALID) {
+            broke = r;
+            break;
+        }
+    }
+    return err_set(err, OWL_EUSAGE, "rewrite [rewrite %s] breaks %s.%s in row %llu: the value is no longer valid JSON",
+                   broke->cfg->name, t->mt->name, t->mt->columns[col].name, (unsigned long long)rowno);
+}
+
 /* Runs the column's rules over t->val (the unescaped value); the result ends in
- * t->val. Counts into t->changed when count. *changed when any rule changed it. */
+ * t->val. Counts into t->changed when count. *changed when any rule changed it.
+ * A json or jsonb value that was JSON must still be: it is parsed once, after
+ * the rules, and only when one changed it (the value as it came waits in
+ * t->tmp); the rule that broke it is looked for only then. */
 static int apply_rules(rewrite_table *t, size_t col, bool count, bool *changed, uint64_t rowno, owl_err *err)
 {
     const column_rules *cr = &t->cols[col];
-    bool was_json = false;
+    size_t first = SIZE_MAX; /* the first rule that changed a json value */
 
     *changed = false;
-    if (cr->json)
-        was_json = valid_json(t->val.p, t->val.len);
     for (size_t i = 0; i < cr->n; i++) {
         rw_rule *r = &t->set->rules[cr->rules[i]];
         bool hit = false;
@@ -565,18 +646,40 @@ static int apply_rules(rewrite_table *t, size_t col, bool count, bool *changed, 
             return -1;
         if (!hit)
             continue;
-        if (was_json && !valid_json(t->work.p, t->work.len))
-            return err_set(err, OWL_EUSAGE, "rewrite [rewrite %s] breaks %s.%s in row %llu: the value is no longer valid JSON",
-                           r->cfg->name, t->mt->name, t->mt->columns[col].name, (unsigned long long)rowno);
-        /* swap: the result becomes the value for the next rule */
+        /* the result becomes the value for the next rule; the first change of
+         * a json value keeps the value as it came in t->tmp */
         owl_buf tmp = t->val;
         t->val = t->work;
-        t->work = tmp;
+        if (cr->json && first == SIZE_MAX) {
+            t->work = t->tmp;
+            t->tmp = tmp;
+            first = i;
+        } else {
+            t->work = tmp;
+        }
         *changed = true;
         if (count)
             t->changed[cr->rules[i]]++;
     }
-    return 0;
+    if (first == SIZE_MAX)
+        return 0;
+    switch (json_check(t->val.p, t->val.len, t->set->max_json_values)) {
+    case JSON_VALID:
+        return 0;
+    case JSON_TOO_BIG:
+        return json_too_big(t, col, &t->set->rules[cr->rules[first]], rowno, err);
+    case JSON_INVALID:
+        break;
+    }
+    switch (json_check(t->tmp.p, t->tmp.len, t->set->max_json_values)) {
+    case JSON_VALID:
+        return json_breaker(t, col, first, rowno, err);
+    case JSON_TOO_BIG:
+        return json_too_big(t, col, &t->set->rules[cr->rules[first]], rowno, err);
+    case JSON_INVALID:
+        break;
+    }
+    return 0; /* it was not JSON as it came either: the target judges it, as before */
 }
 
 int rewrite_row(rewrite_table *t, const char *row, size_t len, uint64_t rowno, const char **out, size_t *outlen,

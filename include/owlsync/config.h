@@ -22,6 +22,8 @@
 /* [import] max_regex_value and max_regex_time when not set. */
 #define CFG_DEFAULT_MAX_REGEX_VALUE ((uint64_t)1 << 20)
 #define CFG_DEFAULT_MAX_REGEX_TIME 10
+/* [import] max_json_values when not set. */
+#define CFG_DEFAULT_MAX_JSON_VALUES 1000000
 
 typedef struct cfg_list {
     char **v;  /* n strings, each owned by the list */
@@ -94,6 +96,7 @@ typedef struct cfg_import {
     int64_t lock_timeout;       /* seconds an import waits for a lock */
     uint64_t max_regex_value;   /* bytes, default 1M: the longest value a regex rule takes */
     int64_t max_regex_time;     /* seconds, default 10: the longest a regex rule works on one value */
+    int max_json_values;        /* default 1000000: the most JSON values of a rewritten value checked */
 } cfg_import;
 
 typedef struct cfg_rewrite {

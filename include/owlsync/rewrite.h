@@ -17,8 +17,10 @@
 typedef struct rewrite_set rewrite_set;
 typedef struct rewrite_table rewrite_table;
 
-/* Compiles every [rewrite] section of c (regexes once). *out is owned by the
- * caller (rewrite_set_free). A set with no rules is valid and costs nothing. */
+/* Compiles every [rewrite] section of c (regexes once), with the bounds of its
+ * [import] section (max_regex_value, max_regex_time, max_json_values). *out is
+ * owned by the caller (rewrite_set_free). A set with no rules is valid and
+ * costs nothing. */
 int rewrite_compile(const cfg *c, rewrite_set **out, owl_err *err);
 void rewrite_set_free(rewrite_set *s);
 
@@ -42,8 +44,10 @@ uint64_t rewrite_table_changed(const rewrite_table *t, size_t rule);
 
 /* Rewrites one COPY text row (without its newline). *out points into t's buffer,
  * valid until the next call. rowno (1-based) is for messages. A value of a json
- * or jsonb column that was valid JSON and is not after one of the rules is an
- * error (OWL_EUSAGE) naming that rule, the table, column and row. */
+ * or jsonb column that was valid JSON and is not after the rules is an error
+ * (OWL_EUSAGE) naming the rule that broke it, the table, column and row; so is
+ * a value past one of the set's bounds. Each rule's work on a value is bounded
+ * (see rewrite_compile). */
 int rewrite_row(rewrite_table *t, const char *row, size_t len, uint64_t rowno, const char **out, size_t *outlen,
                 owl_err *err);
 

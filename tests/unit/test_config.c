@@ -232,6 +232,7 @@ static void test_defaults(void)
     CHECK(c->import.max_staleness == 0);
     CHECK(c->import.max_regex_value == 1ULL << 20);
     CHECK(c->import.max_regex_time == 10);
+    CHECK(c->import.max_json_values == 1000000);
     CHECK(cfg_find_table(c, "nope") == NULL);
     CHECK(cfg_find_export(c, "nope") == NULL);
     cfg_free(c);
@@ -393,6 +394,7 @@ static void test_all_values(void)
                   "max_staleness = 36h\n"
                   "max_regex_value = 4M\n"
                   "max_regex_time = 2m\n"
+                  "max_json_values = 50000\n"
                   "[rewrite r]\n"
                   "columns = owl_rule.conn, *.host\n"
                   "match = substring\n"
@@ -430,10 +432,11 @@ static void test_all_values(void)
     CHECK(c->import.max_staleness == 36 * 3600);
     CHECK(c->import.max_regex_value == 4ULL << 20);
     CHECK(c->import.max_regex_time == 120);
+    CHECK(c->import.max_json_values == 50000);
     CHECK(c->nrewrites == 1);
     if (c->nrewrites == 1) {
         CHECK_STR(c->rewrites[0].name, "r");
-        CHECK(c->rewrites[0].line == 31);
+        CHECK(c->rewrites[0].line == 32);
         CHECK(c->rewrites[0].columns.n == 2);
         CHECK(c->rewrites[0].match == CFG_MATCH_SUBSTRING);
         CHECK_STR(c->rewrites[0].from, "a");
@@ -506,6 +509,8 @@ static void test_value_errors(void)
                "t.ini:4: [import] max_regex_value: must be greater than 0");
     EXPECT_ERR(HEAD "[import]\nmax_regex_time = 0\n",
                "t.ini:4: [import] max_regex_time: must be greater than 0");
+    EXPECT_ERR(HEAD "[import]\nmax_json_values = 0\n",
+               "t.ini:4: [import] max_json_values: 0 is out of range (1..2147483647)");
     EXPECT_ERR(HEAD "[import]\nmax_staleness = 5x\n",
                "t.ini:4: [import] max_staleness: invalid duration \"5x\"");
     EXPECT_ERR(HEAD "[export e]\ndatasets = d\nvalid_for = -7d\n",

@@ -1011,6 +1011,101 @@ static void test_json_scalar_and_array_values(void)
     fx_free(&f);
 }
 
+static void test_json_checked_once_after_the_rules(void)
+{
+    fx f;
+    rewrite_table *t;
+
+    /* A json value is checked once, after all the rules, and only when one
+     * changed it: what must be valid JSON is what is written. A rule that
+     * breaks it is named even when a later one changes it again; one whose
+     * break a later rule mends is no error. */
+    if (!fx_init(&f, "[rewrite unquote]\ncolumns = alert_cond.params\nmatch = substring\nfrom = \"prod\"\nto = prod\n"
+                     "[rewrite more]\ncolumns = alert_cond.params\nmatch = substring\nfrom = db\nto = DB\n"
+                     "[rewrite mend]\ncolumns = alert_cond.doc\nmatch = regex\nfrom = ^prod$\nto = \"qa\"\n")) {
+        CHECK(0);
+        fx_free(&f);
+        return;
+    }
+    /* the second rule covers doc too */
+    set_text(&f.c->rewrites[0].columns.v[0], "alert_cond.*");
+    if (!fx_compile(&f) || (t = fx_table(&f, "alert_cond", "dataset:text;params:jsonb;doc:json")) == NULL) {
+        CHECK(0);
+        fx_free(&f);
+        return;
+    }
+    CHECK_STR(fx_row(&f, t, "d\t{\"h\": \"db1\"}\t\"prod\""), "d\t{\"h\": \"DB1\"}\t\"qa\"");
+    CHECK(fx_row_n(&f, t, "d\t{\"h\": \"prod\", \"db\": 1}\tnull", 6) == NULL);
+    CHECK_STR(f.err.msg, "rewrite [rewrite unquote] breaks alert_cond.params in row 6: the value is no longer valid "
+                         "JSON");
+    /* a value jansson does not take as it came (here: deeper than it goes) is
+     * not checked: the target judges it, as before */
+    {
+        char *row = repeat("d\t", (size_t)1, "[", (size_t)3000, "\"prod\"", (size_t)1, "]", (size_t)3000, "\tnull",
+                           (size_t)1, NULL);
+        CHECK(row != NULL && fx_row(&f, t, row) != NULL);
+        free(row);
+    }
+    fx_free(&f);
+}
+
+static void test_json_values_bound(void)
+{
+    fx f;
+    rewrite_table *t;
+    char *row;
+
+    /* jansson builds the whole tree of a value to check it, some 100 bytes a
+     * JSON value: 1.4 GB and 18 s for this 22 MB one, parsed before and after
+     * the rule. A value the rules changed that holds more than max_json_values
+     * (default 1000000) is an error naming the rule, table, column and row,
+     * found by counting, not parsing. */
+    if (!fx_init(&f, "[rewrite env]\ncolumns = owl_check_repo.env_vars\nmatch = substring\nfrom = \"prod\"\n"
+                     "to = \"qa\"\n")) {
+        CHECK(0);
+        fx_free(&f);
+        return;
+    }
+    CHECK(f.c->import.max_json_values == 1000000);
+    if (!fx_compile(&f) || (t = fx_table(&f, "owl_check_repo", "dataset:text;env_vars:jsonb")) == NULL) {
+        CHECK(0);
+        fx_free(&f);
+        return;
+    }
+    row = repeat("d\t[", (size_t)1, "{\"a\":{}},", (size_t)2500000, "\"prod\"]", (size_t)1, NULL);
+    CHECK(row != NULL && fx_row_n(&f, t, row, 12) == NULL);
+    CHECK(f.err.code == OWL_EUSAGE);
+    CHECK_STR(f.err.msg, "rewrite [rewrite env] on owl_check_repo.env_vars in row 12: the value holds more than "
+                         "max_json_values (1000000) JSON values, more than owlsync checks after a rewrite\n"
+                         "HINT: raise max_json_values in [import] if values this large are expected");
+    free(row);
+    /* the same value untouched by the rules is not checked at all */
+    row = repeat("d\t[", (size_t)1, "{\"a\":{}},", (size_t)2500000, "\"dev\"]", (size_t)1, NULL);
+    CHECK(row != NULL && fx_row(&f, t, row) != NULL);
+    free(row);
+    fx_free(&f);
+
+    /* values and keys count (here 9: "{", ":", ",", ":", "[", ",", ",", ":"
+     * and the first); what is inside strings does not */
+    if (!fx_init(&f, "[rewrite env]\ncolumns = owl_check_repo.env_vars\nmatch = substring\nfrom = \"prod\"\n"
+                     "to = \"qa\"\n")) {
+        CHECK(0);
+        fx_free(&f);
+        return;
+    }
+    f.c->import.max_json_values = 9;
+    if (!fx_compile(&f) || (t = fx_table(&f, "owl_check_repo", "dataset:text;env_vars:jsonb")) == NULL) {
+        CHECK(0);
+        fx_free(&f);
+        return;
+    }
+    CHECK_STR(fx_row(&f, t, "d\t{\"a\": \"prod\", \"b\": [1, 2], \"c\": \"[{,:\\\\\\\\\\\\\"\"}"),
+              "d\t{\"a\": \"qa\", \"b\": [1, 2], \"c\": \"[{,:\\\\\\\\\\\\\"\"}");
+    CHECK(fx_row_n(&f, t, "d\t{\"a\": \"prod\", \"b\": [1, 2, 3, 4, 5]}", 2) == NULL);
+    CHECK_CONTAINS(f.err.msg, "in row 2: the value holds more than max_json_values (9) JSON values");
+    fx_free(&f);
+}
+
 static void test_text_column_may_hold_anything(void)
 {
     fx f;
@@ -1413,6 +1508,8 @@ int main(void)
     RUN(test_counts_and_covers);
     RUN(test_jsonb_broken_is_an_error);
     RUN(test_json_scalar_and_array_values);
+    RUN(test_json_checked_once_after_the_rules);
+    RUN(test_json_values_bound);
     RUN(test_text_column_may_hold_anything);
     RUN(test_rewrite_value_for_scope);
     RUN(test_wrong_field_count);
