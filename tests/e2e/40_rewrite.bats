@@ -463,6 +463,73 @@ to = }
     check_all
 }
 
+# GREEDY_INI — a regex rule whose search, in glibc, tries every start of a value
+# it does not match and scans to the end from each.
+GREEDY_INI='
+[rewrite greedy]
+columns = owl_check_repo.query
+match = regex
+from = (.*)-prod-(.*)
+to = \1-qa-\2
+'
+
+# imp_guarded ARGS… — imp, stopped after 120 s (exit 124): these imports
+# take a second; before the rewrite bounds, they took hours.
+imp_guarded() {
+    run --separate-stderr timeout 120 "$OWLSYNC" -c "$W/tgt.ini" import "$@"
+}
+
+@test "rewrites: a value past a rule's bounds (max_regex_value, max_json_values) fails the import at once with exit 2, naming the rule, table, column and row; nothing written" {
+    pair rwbound
+    b=$(mkbundle)
+    imp_ok "$b"
+    before=$(tgt_state)
+
+    # a legitimate, signed bundle whose query values are 1.1 MB long: the
+    # greedy rule would scan them quadratically; over max_regex_value (1M)
+    pg_query src "UPDATE $S.owl_check_repo SET query = repeat('select 1 ', 122223)" >/dev/null
+    b1=$(mkbundle)
+    tgt_ini "$REWRITES_INI$GREEDY_INI"
+    imp_guarded "$b1"
+    [ "$status" -eq 2 ]
+    [ "$(grep -c . <<<"$stderr")" -eq 2 ]
+    [[ $stderr == *"$(basename "$b1")"*"rewrite [rewrite greedy] on owl_check_repo.query in row 1: the value is 1100007 bytes, more than max_regex_value (1048576) lets a regex rule take"* ]]
+    [[ $stderr == *"HINT: raise max_regex_value in [import]"* ]]
+    [ "$(tgt_state)" = "$before" ]
+    [ "$(ledger_count "$b1")" = 0 ]
+
+    # a jsonb value of 1.2 million JSON values that the env rule changes:
+    # parsing it to check it took seconds and over a gigabyte
+    pg_query src "UPDATE $S.owl_check_repo SET query = NULL,
+        env_vars = (SELECT jsonb_agg(jsonb_build_object('a', '{}'::jsonb)) FROM generate_series(1, 300000))
+                   || '[\"prod\"]'::jsonb" >/dev/null
+    b2=$(mkbundle)
+    imp_guarded "$b2"
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"$(basename "$b2")"*"rewrite [rewrite env] on owl_check_repo.env_vars in row 1: the value holds more than max_json_values (1000000) JSON values"* ]]
+    [ "$(tgt_state)" = "$before" ]
+    [ "$(ledger_count "$b2")" = 0 ]
+    # the bound is the target's to raise
+    tgt_ini "max_json_values = 2000000
+$REWRITES_INI$GREEDY_INI"
+    imp_guarded "$b2"
+    [ "$status" -eq 0 ]
+    [ "$(tgt1 "SELECT count(*) FROM $S.owl_check_repo WHERE env_vars->>300000 = 'qa'")" = 11 ]
+}
+
+@test "rewrites: a greedy regex over long values it does not match takes one pass; the import succeeds" {
+    pair rwgreedy
+    # 600 kB values without "-prod-": glibc alone tries each start and scans
+    # to the end from each (minutes a value)
+    pg_query src "UPDATE $S.owl_check_repo SET query = repeat('select 1 ', 66667)" >/dev/null
+    b=$(mkbundle)
+    tgt_ini "$REWRITES_INI$GREEDY_INI"
+    imp_guarded "$b"
+    [ "$status" -eq 0 ]
+    [[ $output == *"[rewrite greedy] changed: owl_check_repo 0"* ]]
+    check_all
+}
+
 @test "rewrites: a stale rule (matches nothing) is a warning on stderr; the import succeeds" {
     pair rwstale
     b=$(mkbundle)
@@ -505,7 +572,7 @@ stale owl_check_repo 0" ]
     check $OWL_TABLES
 }
 
-@test "rewrites: an invalid regex or a column of no configured table is a config error (exit 2) naming the section" {
+@test "rewrites: an invalid regex, a back-reference in from or a column of no configured table is a config error (exit 2) naming the section" {
     S=public
     tgt_ini "[rewrite badre]
 columns = owl_rule.rule_value
@@ -527,4 +594,15 @@ to = b
     [ "$status" -eq 2 ]
     [[ $stderr == *"[rewrite nowhere]"* ]]
     [[ $stderr == *no_such_table* ]]
+
+    # a back-reference in from (a GNU extension glibc matches in exponential time)
+    tgt_ini "[rewrite twice]
+columns = owl_rule.rule_value
+match = regex
+from = (.*)\1-prod
+to = \1
+"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" import /nonexistent.owlb
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"[rewrite twice] from: \"(.*)\1-prod\" has a back-reference"* ]]
 }
