@@ -16,10 +16,10 @@
 typedef struct rule {
     const cfg_rewrite *cfg;
     regex_t re;
-    regex_t any;               /* "^.*(FROM)", no groups: whether FROM matches at all */
-    struct re_registers regs;  /* re_search's groups (malloc'd by glibc, freed with the rule) */
+    regex_t any;              /* "^.*(FROM)", no groups: whether FROM matches at all */
+    struct re_registers regs; /* re_search's groups (malloc'd by glibc, freed with the rule) */
     bool compiled, has_any;
-    bool dense;                /* a match may start at most bytes (glibc's fastmap says) */
+    bool dense; /* a match may start at most bytes (glibc's fastmap says) */
     size_t fromlen, tolen;
 } rw_rule;
 
@@ -40,18 +40,18 @@ typedef struct rule {
 
 /* The work of one regex rule on one value: the time it may take. */
 typedef struct regex_work {
-    bool timed;             /* the value is long enough to be timed at all */
-    unsigned calls;         /* times the clock was asked about */
+    bool timed;     /* the value is long enough to be timed at all */
+    unsigned calls; /* times the clock was asked about */
     struct timespec start;
-    int64_t limit;          /* seconds */
+    int64_t limit; /* seconds */
 } regex_work;
 
 /* Outcomes of apply_rule. */
 typedef enum {
     RW_OK = 0,
-    RW_TOO_LONG,  /* the result would pass REWRITE_MAX_ROW (or memory ran out) */
-    RW_TOO_SLOW,  /* a regex rule took more than max_regex_time */
-    RW_NO_MEMORY  /* regexec ran out of memory */
+    RW_TOO_LONG, /* the result would pass REWRITE_MAX_ROW (or memory ran out) */
+    RW_TOO_SLOW, /* a regex rule took more than max_regex_time */
+    RW_NO_MEMORY /* regexec ran out of memory */
 } rw_status;
 
 struct rewrite_set {
@@ -131,8 +131,8 @@ int rewrite_compile(const cfg *c, rewrite_set **out, owl_err *err)
         free(s);
         return err_oom(err);
     }
-    s->max_regex_value = c->import.max_regex_value < REWRITE_MAX_ROW ? (size_t)c->import.max_regex_value
-                                                                     : REWRITE_MAX_ROW;
+    s->max_regex_value =
+        c->import.max_regex_value < REWRITE_MAX_ROW ? (size_t)c->import.max_regex_value : REWRITE_MAX_ROW;
     s->max_regex_time = c->import.max_regex_time;
     s->max_json_values = c->import.max_json_values > 0 ? (size_t)c->import.max_json_values : 1;
     for (size_t i = 0; i < c->nrewrites; i++) {
@@ -145,8 +145,8 @@ int rewrite_compile(const cfg *c, rewrite_set **out, owl_err *err)
             int rc;
             if (text_ere_scan(r->cfg->from).backref) {
                 rewrite_set_free(s);
-                return err_set(err, OWL_EUSAGE, "%s:%d: [rewrite %s] from: back-references are not supported",
-                               c->path, c->rewrites[i].line, c->rewrites[i].name);
+                return err_set(err, OWL_EUSAGE, "%s:%d: [rewrite %s] from: back-references are not supported", c->path,
+                               c->rewrites[i].line, c->rewrites[i].name);
             }
             rc = regcomp(&r->re, r->cfg->from, REG_EXTENDED);
             if (rc != 0) {
@@ -572,8 +572,8 @@ static int run_rule(rewrite_table *t, size_t col, rw_rule *r, bool *hit, uint64_
     case RW_TOO_SLOW:
         return err_set(err, OWL_EUSAGE,
                        "rewrite [rewrite %s] on %s: matching took more than max_regex_time (%llds)\nHINT: a "
-                       "pattern such as (.*)-prod(.*) scans on from every start; anchor it (^, $) or narrow .* "
-                       "(to [^/]* say), or raise max_regex_time in [import]",
+                       "pattern such as (.*)-prod(.*) scans on from every start; anchor it (^, $), narrow .* "
+                       "(to [^/]*, say), or raise max_regex_time in [import]",
                        r->cfg->name, value_where(t, col, rowno, where, sizeof(where)),
                        (long long)t->set->max_regex_time);
     case RW_NO_MEMORY:

@@ -20,7 +20,8 @@ typedef struct rewrite_table rewrite_table;
 /* Compiles every [rewrite] section of c (regexes once), with the bounds of its
  * [import] section (max_regex_value, max_regex_time, max_json_values). *out is
  * owned by the caller (rewrite_set_free). A set with no rules is valid and
- * costs nothing. */
+ * costs nothing. A set and its tables are used by one thread at a time (a
+ * regex search keeps its groups in the rule). */
 int rewrite_compile(const cfg *c, rewrite_set **out, owl_err *err);
 void rewrite_set_free(rewrite_set *s);
 

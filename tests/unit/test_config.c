@@ -505,10 +505,8 @@ static void test_value_errors(void)
                "t.ini:4: [import] max_bundle_size: must be greater than 0");
     EXPECT_ERR(HEAD "[import]\nmax_bundle_size =\n",
                "t.ini:4: [import] max_bundle_size: invalid size \"\"");
-    EXPECT_ERR(HEAD "[import]\nmax_regex_value = 0\n",
-               "t.ini:4: [import] max_regex_value: must be greater than 0");
-    EXPECT_ERR(HEAD "[import]\nmax_regex_time = 0\n",
-               "t.ini:4: [import] max_regex_time: must be greater than 0");
+    EXPECT_ERR(HEAD "[import]\nmax_regex_value = 0\n", "t.ini:4: [import] max_regex_value: must be greater than 0");
+    EXPECT_ERR(HEAD "[import]\nmax_regex_time = 0\n", "t.ini:4: [import] max_regex_time: must be greater than 0");
     EXPECT_ERR(HEAD "[import]\nmax_json_values = 0\n",
                "t.ini:4: [import] max_json_values: 0 is out of range (1..2147483647)");
     EXPECT_ERR(HEAD "[import]\nmax_staleness = 5x\n",

@@ -542,8 +542,7 @@ static void test_regex_long_values_as_short_ones(void)
         return;
     }
     row = repeat("a", (size_t)3000, ",b-prod", (size_t)3, "\t", (size_t)1, "n", (size_t)9000, "\t", (size_t)1, "ab",
-                 (size_t)6000, "\t", (size_t)1, "12-prod ", (size_t)20, "y", (size_t)5000, "345-prod", (size_t)1,
-                 NULL);
+                 (size_t)6000, "\t", (size_t)1, "12-prod ", (size_t)20, "y", (size_t)5000, "345-prod", (size_t)1, NULL);
     want = repeat("a", (size_t)3000, ",X", (size_t)3, "\t|", (size_t)1, "n", (size_t)9000, "|\t", (size_t)1, "-a-b",
                   (size_t)6000, "-\t", (size_t)1, "12-qa ", (size_t)20, "y", (size_t)5000, "345-qa", (size_t)1, NULL);
     CHECK(row != NULL && want != NULL && fx_row(&f, t, row) != NULL);
@@ -628,8 +627,8 @@ static void test_regex_time_bound(void)
     CHECK(f.err.code == OWL_EUSAGE);
     CHECK_STR(f.err.msg, "rewrite [rewrite hosts] on owl_rule.rule_value in row 9: matching took more than "
                          "max_regex_time (1s)\n"
-                         "HINT: a pattern such as (.*)-prod(.*) scans on from every start; anchor it (^, $) or "
-                         "narrow .* (to [^/]* say), or raise max_regex_time in [import]");
+                         "HINT: a pattern such as (.*)-prod(.*) scans on from every start; anchor it (^, $), "
+                         "narrow .* (to [^/]*, say), or raise max_regex_time in [import]");
     free(row);
     fx_free(&f);
 }
@@ -1353,8 +1352,8 @@ static void test_config_errors(void)
     /* a back-reference in from: a GNU extension whose matching time grows
      * exponentially ("(.*)(.*)\2\1-prod" takes minutes on a 1 KB value); in
      * to, \1 stays the group */
-    snprintf(text, sizeof(text), "%s[rewrite twice]\ncolumns = owl_rule.x\nmatch = regex\nfrom = (.*)\\1-prod\nto = \\1\n",
-             cfg_head);
+    snprintf(text, sizeof(text),
+             "%s[rewrite twice]\ncolumns = owl_rule.x\nmatch = regex\nfrom = (.*)\\1-prod\nto = \\1\n", cfg_head);
     err_clear(&err);
     CHECK(cfg_load_string("test.ini", text, &c, &err) < 0);
     CHECK(err.code == OWL_EUSAGE);

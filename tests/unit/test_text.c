@@ -150,16 +150,16 @@ static void test_ere_scan(void)
     ere_is("^prod-agent-([0-9]+)$", false, true);
     ere_is("(.*)\\1-prod", true, true);
     ere_is("(a)(b)\\2", true, true);
-    ere_is("a\\0b", false, true);        /* \0 is no back-reference */
-    ere_is("a\\\\1", false, true);       /* an escaped backslash, then 1 */
-    ere_is("[\\1]", false, true);        /* a backslash in brackets is a member */
-    ere_is("[]\\1)]x", false, true);     /* "]" first is a member, so is ")" */
+    ere_is("a\\0b", false, true);    /* \0 is no back-reference */
+    ere_is("a\\\\1", false, true);   /* an escaped backslash, then 1 */
+    ere_is("[\\1]", false, true);    /* a backslash in brackets is a member */
+    ere_is("[]\\1)]x", false, true); /* "]" first is a member, so is ")" */
     ere_is("[^]\\1]x", false, true);
     ere_is("[[:digit:]\\1]+", false, true);
     ere_is("[[:digit:]]\\1", true, true);
-    ere_is("[[.].]]\\1", true, true);    /* "]" as a collating element */
-    ere_is("a\\(b", false, true);        /* an escaped parenthesis is a character */
-    ere_is("a)|b", false, false);        /* glibc: ")" unmatched is a character */
+    ere_is("[[.].]]\\1", true, true); /* "]" as a collating element */
+    ere_is("a\\(b", false, true);     /* an escaped parenthesis is a character */
+    ere_is("a)|b", false, false);     /* glibc: ")" unmatched is a character */
     ere_is("(a))", false, false);
     ere_is("((a)", false, false);
     ere_is("[a", false, false);
