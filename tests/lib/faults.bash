@@ -106,9 +106,12 @@ fault_kill_at() {
     local sc=$1 n=$2
     shift 2
     FAULT_RC=0
-    # (in a subshell whose stderr is discarded: bash's "Killed" notice with it)
-    (strace -f -qq -o /dev/null -e trace="$sc" -e inject="$sc:signal=SIGKILL:when=$n" "$@" \
-        >/dev/null 2>&1) 2>/dev/null || FAULT_RC=$?
+    # (in a subshell that is not replaced by strace, whose stderr is
+    # discarded: bash's "Killed" notice goes with it)
+    (
+        strace -f -qq -o /dev/null -e trace="$sc" -e inject="$sc:signal=SIGKILL:when=$n" "$@" >/dev/null 2>&1
+        exit $?
+    ) 2>/dev/null || FAULT_RC=$?
 }
 
 # fault_kill_after SECONDS CMD… — runs CMD and sends it SIGKILL after SECONDS
@@ -143,13 +146,16 @@ fault_which() {
 
 # fault_change_src NODE SCHEMA I — changes the source's rows of its bulk
 # datasets for round I: updates some rules, deletes one, adds one, changes
-# an alert and its outputs, so that an import updates, deletes and inserts.
+# alert outputs, so that an import updates, deletes and inserts.
 fault_change_src() {
     pg_psql "$1" >/dev/null <<EOF
 UPDATE $2.owl_rule SET rule_value = 'round $3' WHERE dataset LIKE 'public.ds_%' AND id % 5 = $3 % 5;
 DELETE FROM $2.owl_rule WHERE id = (SELECT min(id) FROM $2.owl_rule WHERE dataset LIKE 'public.ds_%');
 INSERT INTO $2.owl_rule (dataset, rule_nm, rule_value) VALUES ('public.ds_1', 'fault rule $3', 'new in round $3');
-UPDATE $2.alert_output SET run_id = run_id + interval '1 hour' WHERE id = (SELECT min(id) FROM $2.alert_output WHERE dataset LIKE 'public.ds_%');
+DELETE FROM $2.alert_output WHERE id = (SELECT min(id) FROM $2.alert_output WHERE dataset LIKE 'public.ds_%');
+INSERT INTO $2.alert_output (dataset, alert_nm, run_id, output)
+     SELECT dataset, alert_nm, timestamptz '2030-01-01 00:00:00+00' + $3 * interval '1 second', 'new in round $3'
+       FROM $2.alert_output WHERE dataset = 'public.ds_2' ORDER BY id LIMIT 1;
 UPDATE $2.owl_catalog SET created_ts = created_ts + interval '1 second' WHERE dataset LIKE 'public.ds_%';
 EOF
 }
