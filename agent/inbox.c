@@ -946,6 +946,12 @@ int inbox_quarantine(inbox *ib, inbox_claim *claim, int code, const char *reason
         }
     } else if (result == 0) {
         result = write_reason(ib, final, claim->name, code, reason, err);
+        /* no reason (a full disk): back into .work/, to be quarantined again
+         * when it is retried, never left in the quarantine without one */
+        if (result < 0 && fileio_rename_noreplace(ib->quarantinefd, final, ib->workfd, claim->name) == 0) {
+            owl_err ignored;
+            (void)fileio_sync_dir(ib->workfd, claim->path, &ignored);
+        }
     }
     inbox_release(claim);
     return result;
