@@ -126,18 +126,19 @@ EOF
     mkdir -p "$FULL/out" "$FULL/state" "$FULL/inbox" "$FULL/tstate"
 
     # the outbox full: exit 1, the outbox named; no file, whole or partial,
-    # left in it; the job's state not advanced: the next run publishes bundle 1
+    # left in it; the sequence number was taken before publishing (never
+    # reused), but no outbox is recorded as having it: the next run publishes 2
     full_src_ini "$W/state" "$FULL/out"
     fill
     run --separate-stderr "$OWLSYNC" -c "$W/src.ini" export -j full --quiet
     [ "$status" -eq 1 ]
     [[ $stderr == *"owlsync export: cannot write $FULL/out/"*"No space left on device"* ]]
     [ -z "$(ls -A "$FULL/out")" ]
-    [ ! -e "$W/state/export-full.state" ]
+    ! grep -q '^outbox ' "$W/state/export-full.state" || false
     rm "$FULL/filler"
     run --separate-stderr "$OWLSYNC" -c "$W/src.ini" export -j full --quiet
     [ "$status" -eq 0 ]
-    [[ $output == "$FULL/out/prod_full_"*"_000001.owlb" ]]
+    [[ $output == "$FULL/out/prod_full_"*"_000002.owlb" ]]
     rm -f "$FULL/out"/*
 
     # state_dir full: exit 1, the state file named; what it held is intact,
@@ -150,7 +151,8 @@ EOF
     fill
     run --separate-stderr "$OWLSYNC" -c "$W/src.ini" export -j full --quiet
     [ "$status" -eq 1 ]
-    [[ $stderr == *"owlsync export: cannot write $FULL/state/export-full.state"*"No space left on device"* ]]
+    [[ $stderr == *"owlsync export: "*"$FULL/state/export-full.state"*"No space left on device"* ]]
+    [ "$(ls "$W/out" | wc -l)" = 1 ]   # nothing published
     cmp "$W/state.before" "$FULL/state/export-full.state"
     [ -z "$(find "$FULL/state" -name '*.tmp')" ]
     rm "$FULL/filler"
