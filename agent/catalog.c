@@ -16,26 +16,41 @@ static bool is_true(const PGresult *res, int row, int col)
     return strcmp(PQgetvalue(res, row, col), "t") == 0;
 }
 
-/* What the table does to rows written to it: its kind, row-level security,
- * its own enabled triggers on INSERT, rewrite rules. */
-static int table_traits(db_conn *c, const char *schema, const char *table, catalog_table *out, owl_err *err)
+/* Which of names (n of them) row's first column names, or n. */
+static size_t row_table(const PGresult *res, int row, const char *const *names, size_t n)
 {
-    const char *params[2] = {schema, table};
-    PGresult *res = db_query(c,
-                             "SELECT r.relkind, r.relrowsecurity, EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g"
+    const char *t = PQgetvalue(res, row, 0);
+
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(names[i], t) == 0)
+            return i;
+    }
+    return n;
+}
+
+/* What each table does to rows written to it: its kind, row-level security,
+ * its own enabled triggers on INSERT, rewrite rules. */
+static int table_traits(db_conn *c, const char *const *params, const char *const *names, size_t n,
+                        catalog_table *outs, owl_err *err)
+{
+    PGresult *res = db_query_named(c, "owlsync_traits",
+                             "SELECT r.relname, r.relkind, r.relrowsecurity, EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g"
                              "         WHERE g.tgrelid = r.oid AND NOT g.tgisinternal AND g.tgenabled <> 'D'"
                              "           AND (g.tgtype::pg_catalog.int4 & 4) <> 0), r.relhasrules"
                              "  FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
-                             " WHERE n.nspname = $1 AND r.relname = $2",
+                             " WHERE n.nspname = $1 AND r.relname::pg_catalog.text = ANY ($2::pg_catalog.text[])",
                              2, params, err, "cannot read the catalog");
 
     if (res == NULL)
         return -1;
-    if (PQntuples(res) == 1) {
-        out->kind = PQgetvalue(res, 0, 0)[0];
-        out->row_security = is_true(res, 0, 1);
-        out->insert_triggers = is_true(res, 0, 2);
-        out->rules = is_true(res, 0, 3);
+    for (int i = 0; i < PQntuples(res); i++) {
+        size_t t = row_table(res, i, names, n);
+        if (t == n)
+            continue;
+        outs[t].kind = PQgetvalue(res, i, 1)[0];
+        outs[t].row_security = is_true(res, i, 2);
+        outs[t].insert_triggers = is_true(res, i, 3);
+        outs[t].rules = is_true(res, i, 4);
     }
     PQclear(res);
     return 0;
@@ -43,38 +58,39 @@ static int table_traits(db_conn *c, const char *schema, const char *table, catal
 
 /* The sequences each column takes its values from: owned by it (serial,
  * identity) or called by its default. */
-static int column_sequences(db_conn *c, const char *schema, const char *table, catalog_table *out, owl_err *err)
+static int column_sequences(db_conn *c, const char *const *params, const char *const *names, size_t n,
+                            catalog_table *outs, owl_err *err)
 {
-    const char *params[2] = {schema, table};
-    PGresult *res = db_query(c,
-                             "SELECT a.attname, s.oid::pg_catalog.text, s.oid::pg_catalog.regclass::pg_catalog.text"
+    PGresult *res = db_query_named(c, "owlsync_sequences",
+                             "SELECT r.relname, a.attname, s.oid::pg_catalog.text, s.oid::pg_catalog.regclass::pg_catalog.text"
                              "  FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
                              "  JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped"
                              "  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass"
                              "   AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = r.oid"
                              "   AND d.refobjsubid = a.attnum AND d.deptype IN ('a', 'i')"
                              "  JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'"
-                             " WHERE n.nspname = $1 AND r.relname = $2"
+                             " WHERE n.nspname = $1 AND r.relname::pg_catalog.text = ANY ($2::pg_catalog.text[])"
                              " UNION "
-                             "SELECT a.attname, s.oid::pg_catalog.text, s.oid::pg_catalog.regclass::pg_catalog.text"
+                             "SELECT r.relname, a.attname, s.oid::pg_catalog.text, s.oid::pg_catalog.regclass::pg_catalog.text"
                              "  FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
                              "  JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped"
                              "  JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = r.oid AND ad.adnum = a.attnum"
                              "  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass"
                              "   AND d.objid = ad.oid AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass"
                              "  JOIN pg_catalog.pg_class s ON s.oid = d.refobjid AND s.relkind = 'S'"
-                             " WHERE n.nspname = $1 AND r.relname = $2"
-                             " ORDER BY 1, 2",
+                             " WHERE n.nspname = $1 AND r.relname::pg_catalog.text = ANY ($2::pg_catalog.text[])"
+                             " ORDER BY 1, 2, 3",
                              2, params, err, "cannot read the catalog");
 
     if (res == NULL)
         return -1;
     for (int i = 0; i < PQntuples(res); i++) {
+        size_t t = row_table(res, i, names, n);
         catalog_column *col = NULL;
         catalog_sequence *grown;
-        for (size_t k = 0; k < out->ncolumns && col == NULL; k++) {
-            if (strcmp(out->columns[k].name, PQgetvalue(res, i, 0)) == 0)
-                col = &out->columns[k];
+        for (size_t k = 0; t < n && k < outs[t].ncolumns && col == NULL; k++) {
+            if (strcmp(outs[t].columns[k].name, PQgetvalue(res, i, 1)) == 0)
+                col = &outs[t].columns[k];
         }
         if (col == NULL)
             continue;
@@ -84,8 +100,8 @@ static int column_sequences(db_conn *c, const char *schema, const char *table, c
             return err_oom(err);
         }
         col->sequences = grown;
-        grown[col->nsequences].oid = dup_value(res, i, 1);
-        grown[col->nsequences].name = dup_value(res, i, 2);
+        grown[col->nsequences].oid = dup_value(res, i, 2);
+        grown[col->nsequences].name = dup_value(res, i, 3);
         col->nsequences++;
         if (grown[col->nsequences - 1].oid == NULL || grown[col->nsequences - 1].name == NULL) {
             PQclear(res);
@@ -96,17 +112,23 @@ static int column_sequences(db_conn *c, const char *schema, const char *table, c
     return 0;
 }
 
-int catalog_columns(db_conn *c, const char *schema, const char *table, catalog_table *out, owl_err *err)
+int catalog_tables(db_conn *c, const char *schema, const char *const *names, size_t n, catalog_table *outs,
+                   owl_err *err)
 {
-    const char *params[2] = {schema, table};
-    PGresult *res;
-    int rows;
+    char *list = db_text_array(names, n);
+    const char *params[2] = {schema, list};
+    PGresult *res = NULL;
+    int rows, rc = -1;
 
-    memset(out, 0, sizeof(*out));
+    memset(outs, 0, n * sizeof(*outs));
+    if (list == NULL) {
+        err_oom(err);
+        goto out;
+    }
     /* exact_eq: types whose equality is identity of the text, with a
      * deterministic collation. */
-    res = db_query(c,
-                   "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attgenerated <> '',"
+    res = db_query_named(c, "owlsync_columns",
+                   "SELECT r.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attgenerated <> '',"
                    "       pg_catalog.pg_get_serial_sequence(pg_catalog.quote_ident(n.nspname) || '.' ||"
                    "       pg_catalog.quote_ident(r.relname), a.attname) IS NOT NULL,"
                    "       a.atttypid IN ('pg_catalog.bool'::pg_catalog.regtype, 'pg_catalog.bytea'::pg_catalog.regtype,"
@@ -126,42 +148,59 @@ int catalog_columns(db_conn *c, const char *schema, const char *table, catalog_t
                    "  FROM pg_catalog.pg_attribute a"
                    "  JOIN pg_catalog.pg_class r ON r.oid = a.attrelid"
                    "  JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
-                   " WHERE n.nspname = $1 AND r.relname = $2 AND r.relkind IN ('r', 'p')"
-                   "   AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+                   " WHERE n.nspname = $1 AND r.relname::pg_catalog.text = ANY ($2::pg_catalog.text[])"
+                   "   AND r.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped ORDER BY r.relname, a.attnum",
                    2, params, err, "cannot read the catalog");
     if (res == NULL)
-        return -1;
+        goto out;
     rows = PQntuples(res);
-    out->columns = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*out->columns));
-    if (out->columns == NULL) {
-        PQclear(res);
-        return err_oom(err);
-    }
-    for (int i = 0; i < rows; i++) {
-        catalog_column *col = &out->columns[i];
-        col->name = dup_value(res, i, 0);
-        col->type = dup_value(res, i, 1);
-        col->generated = is_true(res, i, 2);
-        col->serial = is_true(res, i, 3);
-        col->exact_eq = is_true(res, i, 4);
-        col->not_null = is_true(res, i, 5);
-        col->identity = PQgetvalue(res, i, 6)[0];
-        col->base_type = dup_value(res, i, 7);
-        out->ncolumns++;
-        if (col->name == NULL || col->type == NULL || col->base_type == NULL) {
-            PQclear(res);
-            catalog_table_free(out);
-            return err_oom(err);
+    for (int i = 0; i < rows;) {
+        size_t t = row_table(res, i, names, n);
+        int j = i;
+        catalog_table *out;
+        while (j < rows && strcmp(PQgetvalue(res, j, 0), PQgetvalue(res, i, 0)) == 0)
+            j++;
+        if (t == n || outs[t].columns != NULL) {
+            i = j; /* not asked for (or asked twice: the first takes it) */
+            continue;
+        }
+        out = &outs[t];
+        out->columns = calloc((size_t)(j - i), sizeof(*out->columns));
+        if (out->columns == NULL) {
+            err_oom(err);
+            goto out;
+        }
+        for (; i < j; i++) {
+            catalog_column *col = &out->columns[out->ncolumns++];
+            col->name = dup_value(res, i, 1);
+            col->type = dup_value(res, i, 2);
+            col->generated = is_true(res, i, 3);
+            col->serial = is_true(res, i, 4);
+            col->exact_eq = is_true(res, i, 5);
+            col->not_null = is_true(res, i, 6);
+            col->identity = PQgetvalue(res, i, 7)[0];
+            col->base_type = dup_value(res, i, 8);
+            if (col->name == NULL || col->type == NULL || col->base_type == NULL) {
+                err_oom(err);
+                goto out;
+            }
         }
     }
+    if (rows > 0 && (table_traits(c, params, names, n, outs, err) < 0 ||
+                     column_sequences(c, params, names, n, outs, err) < 0))
+        goto out;
+    rc = 0;
+out:
     PQclear(res);
-    if (rows == 0)
-        return 0;
-    if (table_traits(c, schema, table, out, err) < 0 || column_sequences(c, schema, table, out, err) < 0) {
-        catalog_table_free(out);
-        return -1;
-    }
-    return 0;
+    free(list);
+    for (size_t i = 0; rc < 0 && i < n; i++)
+        catalog_table_free(&outs[i]);
+    return rc;
+}
+
+int catalog_columns(db_conn *c, const char *schema, const char *table, catalog_table *out, owl_err *err)
+{
+    return catalog_tables(c, schema, &table, 1, out, err);
 }
 
 void catalog_table_free(catalog_table *t)
@@ -191,63 +230,88 @@ const catalog_column *catalog_find_column(const catalog_table *t, const char *na
     return NULL;
 }
 
-int catalog_unique_keys(db_conn *c, const char *schema, const char *table, catalog_key **keys, size_t *n,
-                        owl_err *err)
+int catalog_unique_keys_of(db_conn *c, const char *schema, const char *const *names, size_t n,
+                           catalog_table_keys *outs, owl_err *err)
 {
-    const char *params[2] = {schema, table};
-    PGresult *res;
-    catalog_key *v = NULL;
-    size_t nv = 0;
+    char *list = db_text_array(names, n);
+    const char *params[2] = {schema, list};
+    PGresult *res = NULL;
     int rows, rc = -1;
 
-    *keys = NULL;
-    *n = 0;
-    res = db_query(c,
-                   "SELECT i.indexrelid, a.attname, i.indisprimary, i.indisprimary OR a.attnotnull, i.indimmediate"
+    memset(outs, 0, n * sizeof(*outs));
+    if (list == NULL)
+        goto oom;
+    res = db_query_named(c, "owlsync_keys",
+                   "SELECT r.relname, i.indexrelid, a.attname, i.indisprimary, i.indisprimary OR a.attnotnull,"
+                   "       i.indimmediate"
                    "  FROM pg_catalog.pg_index i"
                    "  JOIN pg_catalog.pg_class r ON r.oid = i.indrelid"
                    "  JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
                    "  JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum = ANY (i.indkey)"
-                   " WHERE n.nspname = $1 AND r.relname = $2 AND i.indisunique AND i.indisvalid"
-                   "   AND i.indpred IS NULL AND i.indexprs IS NULL"
-                   " ORDER BY i.indisprimary DESC, i.indexrelid, pg_catalog.array_position(i.indkey::int2[], a.attnum)",
+                   " WHERE n.nspname = $1 AND r.relname::pg_catalog.text = ANY ($2::pg_catalog.text[])"
+                   "   AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL"
+                   " ORDER BY r.relname, i.indisprimary DESC, i.indexrelid,"
+                   "          pg_catalog.array_position(i.indkey::int2[], a.attnum)",
                    2, params, err, "cannot read the catalog");
     if (res == NULL)
-        return -1;
+        goto out;
     rows = PQntuples(res);
-    v = calloc(rows > 0 ? (size_t)rows : 1, sizeof(*v));
-    if (v == NULL)
-        goto oom;
     for (int i = 0; i < rows;) {
-        const char *idx = PQgetvalue(res, i, 0);
-        catalog_key *k = &v[nv++];
+        size_t t = row_table(res, i, names, n);
+        const char *idx = PQgetvalue(res, i, 1);
+        catalog_table_keys *tk;
+        catalog_key *k;
         int j = i;
-        k->primary = is_true(res, i, 2);
-        k->immediate = is_true(res, i, 4);
+        for (; j < rows && strcmp(PQgetvalue(res, j, 1), idx) == 0; j++) {
+        }
+        if (t == n) {
+            i = j;
+            continue;
+        }
+        tk = &outs[t];
+        if (tk->keys == NULL && (tk->keys = calloc((size_t)rows, sizeof(*tk->keys))) == NULL)
+            goto oom;
+        k = &tk->keys[tk->nkeys++];
+        k->primary = is_true(res, i, 3);
+        k->immediate = is_true(res, i, 5);
         k->not_null = true;
-        for (; j < rows && strcmp(PQgetvalue(res, j, 0), idx) == 0; j++)
-            k->ncolumns++;
-        k->columns = calloc(k->ncolumns, sizeof(char *));
+        k->columns = calloc((size_t)(j - i), sizeof(char *));
         if (k->columns == NULL)
             goto oom;
-        for (size_t m = 0; m < k->ncolumns; m++, i++) {
-            k->columns[m] = dup_value(res, i, 1);
-            if (k->columns[m] == NULL)
+        for (; i < j; i++) {
+            k->columns[k->ncolumns] = dup_value(res, i, 2);
+            if (k->columns[k->ncolumns++] == NULL)
                 goto oom;
-            k->not_null = k->not_null && is_true(res, i, 3);
+            k->not_null = k->not_null && is_true(res, i, 4);
         }
     }
-    *keys = v;
-    *n = nv;
-    v = NULL;
     rc = 0;
     goto out;
 oom:
     err_oom(err);
 out:
-    catalog_keys_free(v, nv);
     PQclear(res);
+    free(list);
+    for (size_t i = 0; rc < 0 && i < n; i++) {
+        catalog_keys_free(outs[i].keys, outs[i].nkeys);
+        outs[i].keys = NULL;
+        outs[i].nkeys = 0;
+    }
     return rc;
+}
+
+int catalog_unique_keys(db_conn *c, const char *schema, const char *table, catalog_key **keys, size_t *n,
+                        owl_err *err)
+{
+    catalog_table_keys tk;
+
+    *keys = NULL;
+    *n = 0;
+    if (catalog_unique_keys_of(c, schema, &table, 1, &tk, err) < 0)
+        return -1;
+    *keys = tk.keys;
+    *n = tk.nkeys;
+    return 0;
 }
 
 void catalog_keys_free(catalog_key *keys, size_t n)
@@ -271,7 +335,7 @@ int catalog_foreign_keys(db_conn *c, const char *schema, catalog_fk **fks, size_
     *fks = NULL;
     *n = 0;
     /* one row per column pair, in key order */
-    res = db_query(c,
+    res = db_query_named(c, "owlsync_fks",
                    "SELECT k.oid, k.conname, ch.relname, pa.relname, ca.attname, pc.attname"
                    "  FROM pg_catalog.pg_constraint k"
                    "  JOIN pg_catalog.pg_class ch ON ch.oid = k.conrelid"

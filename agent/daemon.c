@@ -36,6 +36,7 @@
 #define RETRY_FIRST 5    /* seconds before the first retry of a transient failure */
 #define RETRY_MAX 300    /* backoff cap */
 #define STOP_GRACE 20    /* seconds export children get after SIGTERM */
+#define TARGET_IDLE 60   /* seconds the connection for imports is kept unused */
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
@@ -103,6 +104,8 @@ typedef struct daemon_state {
     retry *retries;
     size_t nretries;
     ledger_claim *lock;
+    db_conn *target;          /* kept between imports, closed when idle */
+    time_t target_used;       /* monotonic */
     int lock_delay;           /* backoff while the claim lock cannot be had (database down) */
     metrics m;
     time_t stale_logged;
@@ -424,6 +427,59 @@ static void schedule_retry(daemon_state *d, const char *name, time_t now)
     log_warn("%s: will retry in %d s", name, r->delay);
 }
 
+/* The connection kept for imports: the one of the last import while the
+ * server kept it, else a new one. */
+static int target_conn(daemon_state *d, bool *fresh, owl_err *err)
+{
+    *fresh = false;
+    if (d->target != NULL && !db_reusable(d->target)) {
+        log_info("the connection kept to the target database was closed; opening another");
+        db_close(d->target);
+        d->target = NULL;
+    }
+    if (d->target == NULL) {
+        if (db_open(d->c->conninfo, "the target database", &d->target, err) < 0)
+            return -1;
+        db_keep(d->target);
+        *fresh = true;
+    }
+    d->target_used = mono_now();
+    return 0;
+}
+
+static void drop_target(daemon_state *d)
+{
+    db_close(d->target);
+    d->target = NULL;
+}
+
+/* Imports through the kept connection. One the server closed since its last
+ * use (a restart, an idle timeout) fails the first statement: the import is
+ * tried once more at once on a new connection, not left to the backoff. */
+static int import_with_kept(daemon_state *d, inbox_claim *cl, importer_opts *opts, importer_result *res,
+                            owl_err *err)
+{
+    bool fresh;
+    int rc;
+
+    for (int attempt = 0;; attempt++) {
+        if (target_conn(d, &fresh, err) < 0)
+            return -1;
+        opts->conn = d->target;
+        rc = importer_run(d->c, &d->trust, d->rs, cl->path, opts, res, err);
+        opts->conn = NULL;
+        if (db_reusable(d->target))
+            return rc;
+        drop_target(d); /* what is left of it cannot take the next import */
+        if (rc == 0 || fresh || attempt > 0 || err->code != OWL_ERUNTIME || stop_requested)
+            return rc;
+        log_info("%s: the connection kept to the target database was lost (%s); trying again on a new one",
+                 cl->name, err->msg);
+        importer_result_free(res);
+        err_clear(err);
+    }
+}
+
 /* Imports one claimed file and disposes of it by the outcome. */
 static void import_claimed(daemon_state *d, inbox_claim *cl)
 {
@@ -441,7 +497,7 @@ static void import_claimed(daemon_state *d, inbox_claim *cl)
      * to anything since it was opened */
     opts.by_fd = true;
     opts.fd = cl->fd;
-    if (importer_run(d->c, &d->trust, d->rs, cl->path, &opts, &res, &err) == 0) {
+    if (import_with_kept(d, cl, &opts, &res, &err) == 0) {
         uint64_t rows = 0;
         for (size_t i = 0; i < res.ntables; i++)
             rows += res.tables[i].rows;
@@ -766,6 +822,7 @@ static void reload(daemon_state *d)
         return;
     }
     close_inbox(d);
+    drop_target(d); /* the new config may name another database */
     adopt(d, &l);
     d->ib = ib;
     d->ifd = ifd;
@@ -859,6 +916,8 @@ int daemon_run(const char *config_path, owl_err *err)
         if (d.ib != NULL && mono >= d.next_scan)
             process_inbox(&d, mono);
         check_staleness(&d, now);
+        if (d.target != NULL && mono - d.target_used >= TARGET_IDLE)
+            drop_target(&d); /* nothing came for a while: let the server have it back */
         if (stop_requested)
             break;
         if (poll(&pfd, d.ifd >= 0 ? 1 : 0, 1000) > 0 && (pfd.revents & POLLIN)) {
@@ -875,6 +934,7 @@ int daemon_run(const char *config_path, owl_err *err)
     rc = 0;
 out:
     close_inbox(&d);
+    drop_target(&d);
     ledger_claim_free(d.lock);
     for (size_t i = 0; i < d.nretries; i++)
         free(d.retries[i].name);

@@ -199,6 +199,7 @@ void db_close(db_conn *c)
         PQfreemem(c->copy_row);
     if (c->pg != NULL)
         PQfinish(c->pg);
+    free(c->prepared);
     free(c);
 }
 
@@ -211,6 +212,60 @@ bool db_in_transaction(const db_conn *c)
 {
     return c != NULL && c->pg != NULL && PQtransactionStatus(c->pg) != PQTRANS_IDLE &&
            PQtransactionStatus(c->pg) != PQTRANS_UNKNOWN;
+}
+
+bool db_reusable(db_conn *c)
+{
+    if (c == NULL || c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK)
+        return false;
+    if (PQtransactionStatus(c->pg) != PQTRANS_IDLE || c->copy_row != NULL)
+        return false;
+    if (PQconsumeInput(c->pg) == 0)
+        return false; /* the server went away */
+    return PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE;
+}
+
+void db_keep(db_conn *c)
+{
+    if (c != NULL)
+        c->kept = true;
+}
+
+PGresult *db_query_named(db_conn *c, const char *name, const char *sql, int n, const char *const *params,
+                         owl_err *err, const char *what)
+{
+    PGresult *res;
+    bool ready = false;
+
+    if (!c->kept)
+        return db_query(c, sql, n, params, err, what);
+    if (cancelled(err, what) < 0)
+        return NULL;
+    for (size_t i = 0; i < c->nprepared && !ready; i++)
+        ready = strcmp(c->prepared[i], name) == 0;
+    if (!ready) {
+        const char **grown = realloc(c->prepared, (c->nprepared + 1) * sizeof(*grown));
+        if (grown == NULL) {
+            err_oom(err);
+            return NULL;
+        }
+        c->prepared = grown;
+        res = PQprepare(c->pg, name, sql, n, NULL);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            db_fail(c, res, err, what);
+            PQclear(res);
+            return NULL;
+        }
+        PQclear(res);
+        c->prepared[c->nprepared++] = name;
+    }
+    res = PQexecPrepared(c->pg, name, n, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        db_fail(c, res, err, what);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
 }
 
 int db_commit(db_conn *c, const char *what, owl_err *err)
@@ -252,6 +307,62 @@ int db_command(db_conn *c, const char *sql, int n, const char *const *params, ow
         rc = db_fail(c, res, err, what);
     PQclear(res);
     return rc;
+}
+
+int db_script(db_conn *c, const char *sql, owl_err *err, const char *what)
+{
+    PGresult *res;
+    int rc = 0;
+
+    if (cancelled(err, what) < 0)
+        return -1;
+    res = PQexec(c->pg, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = db_fail(c, res, err, what);
+    PQclear(res);
+    return rc;
+}
+
+char *db_text_array(const char *const *v, size_t n)
+{
+    owl_buf b = OWL_BUF_INIT(DB_SQL_MAX);
+    int rc = buf_adds(&b, "{");
+
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = buf_adds(&b, i ? ",\"" : "\"");
+        for (const char *p = v[i]; *p != '\0' && rc == 0; p++)
+            rc = (*p == '"' || *p == '\\' ? buf_adds(&b, "\\") : 0) < 0 ? -1 : buf_add(&b, p, 1);
+        if (rc == 0)
+            rc = buf_adds(&b, "\"");
+    }
+    if (rc == 0)
+        rc = buf_adds(&b, "}");
+    if (rc < 0) {
+        buf_free(&b);
+        return NULL;
+    }
+    return b.p;
+}
+
+char *db_u64_array(const uint64_t *v, size_t n, size_t stride)
+{
+    owl_buf b = OWL_BUF_INIT(DB_SQL_MAX);
+    int rc = buf_adds(&b, "{");
+
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char num[32];
+        uint64_t x;
+        memcpy(&x, (const char *)v + i * stride, sizeof(x));
+        snprintf(num, sizeof(num), "%s%llu", i ? "," : "", (unsigned long long)x);
+        rc = buf_adds(&b, num);
+    }
+    if (rc == 0)
+        rc = buf_adds(&b, "}");
+    if (rc < 0) {
+        buf_free(&b);
+        return NULL;
+    }
+    return b.p;
 }
 
 const char *db_sqlstate(const PGresult *res)

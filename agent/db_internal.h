@@ -19,6 +19,9 @@ struct db_conn {
     PGconn *pg;
     PGcancel *cancel; /* registered for db_cancel_all */
     char *copy_row;   /* the row source_copy_next handed out last (PQfreemem) */
+    bool kept;        /* kept for many uses: db_query_named prepares */
+    const char **prepared; /* names of the statements prepared on it (static text) */
+    size_t nprepared;
 };
 
 /* Sets err (OWL_ERUNTIME) to "WHAT: first line of the server's message"; -1. */
@@ -29,8 +32,28 @@ int db_fail(db_conn *c, const PGresult *res, owl_err *err, const char *what);
 PGresult *db_query(db_conn *c, const char *sql, int n, const char *const *params, owl_err *err,
                    const char *what);
 
+/* db_query for a statement run on every import, under a name of static
+ * text: on a kept connection (db_keep) it is prepared once, so that the
+ * server plans it once rather than every time (what catalog queries cost
+ * most); elsewhere it is db_query. */
+PGresult *db_query_named(db_conn *c, const char *name, const char *sql, int n, const char *const *params,
+                         owl_err *err, const char *what);
+
 /* Runs a statement that returns no rows; 0 or -1. */
 int db_command(db_conn *c, const char *sql, int n, const char *const *params, owl_err *err, const char *what);
+
+/* Runs fixed SQL text of several statements without parameters or rows in
+ * one round trip (the simple protocol); 0 or -1. */
+int db_script(db_conn *c, const char *sql, owl_err *err, const char *what);
+
+/* A text[] parameter's text, '{"a","b"}': each value quoted, its quotes and
+ * backslashes escaped (values reach the server as a parameter, never as SQL
+ * text). malloc'd; NULL when memory runs out. */
+char *db_text_array(const char *const *v, size_t n);
+
+/* A bigint[] parameter's text, '{1,2}', of n numbers stride bytes apart
+ * (a field of an array of structs). malloc'd; NULL when memory runs out. */
+char *db_u64_array(const uint64_t *v, size_t n, size_t stride);
 
 /* The SQLSTATE of a failed result, or "". */
 const char *db_sqlstate(const PGresult *res);

@@ -27,6 +27,7 @@ typedef struct table_plan {
     const cfg_table *ct;
     const cfg_mode_info *mode;
     catalog_table cat;      /* the target's columns */
+    catalog_table_keys tk;  /* the target's unique keys */
     char **columns;         /* the bundle's column names (into mt) */
     bool *exact_eq;         /* per bundle column */
     char **key;             /* the key rows are matched by (owned), or none */
@@ -60,6 +61,7 @@ typedef struct import_run {
     bundle_reader *r;
     const manifest *m;
     db_conn *conn;
+    bool own_conn;              /* opened here, closed at the end */
     table_plan *plans;
     size_t n;
     catalog_fk *fks;
@@ -185,7 +187,14 @@ static int im_begin(import_run *x, owl_err *err)
         if (m->tables[i].dataset_column[0] != '\0')
             x->dstables[x->ndstables++] = m->tables[i].name;
     }
-    if (db_open(x->c->conninfo, "the target database", &x->conn, err) < 0 || stage_begin(x->conn, x->c->import.lock_timeout, err) < 0 ||
+    if (x->opts->conn != NULL) {
+        x->conn = x->opts->conn; /* kept by the caller: only the transaction is ours */
+    } else {
+        if (db_open(x->c->conninfo, "the target database", &x->conn, err) < 0)
+            return -1;
+        x->own_conn = true;
+    }
+    if (stage_begin(x->conn, x->c->import.lock_timeout, err) < 0 ||
         ledger_lock(x->conn, err) < 0 || ledger_ensure(x->conn, err) < 0)
         return -1;
     /* The same bundle is the same id from the same environment and key: an id
@@ -286,8 +295,6 @@ static int plan_columns(import_run *x, table_plan *p, owl_err *err)
     const char *schema = x->c->schema;
     const manifest_table *mt = p->mt;
 
-    if (catalog_columns(x->conn, schema, mt->name, &p->cat, err) < 0)
-        return -1;
     if (p->cat.ncolumns == 0)
         return err_set(err, OWL_EUSAGE, "table %s.%s does not exist in the target database", schema, mt->name);
     p->columns = calloc(mt->ncolumns ? mt->ncolumns : 1, sizeof(char *));
@@ -358,8 +365,8 @@ static bool key_enforced(const table_plan *p, const catalog_key *keys, size_t nk
 static int plan_key(import_run *x, table_plan *p, owl_err *err)
 {
     const char *dscol = p->mt->dataset_column;
-    catalog_key *keys = NULL;
-    size_t nkeys = 0;
+    const catalog_key *keys = p->tk.keys;
+    size_t nkeys = p->tk.nkeys;
     int rc = 0;
 
     for (size_t i = 0; i < p->ct->key.n; i++) {
@@ -367,8 +374,6 @@ static int plan_key(import_run *x, table_plan *p, owl_err *err)
             return err_set(err, OWL_EUSAGE, "[table %s] key: column %s is not in the bundle", p->mt->name,
                            p->ct->key.v[i]);
     }
-    if (catalog_unique_keys(x->conn, x->c->schema, p->mt->name, &keys, &nkeys, err) < 0)
-        return -1;
     if (p->ct->key.n > 0)
         rc = set_key(p, p->ct->key.v, p->ct->key.n, err);
     for (size_t k = 0; k < nkeys && p->nkey == 0 && rc == 0; k++) {
@@ -392,7 +397,6 @@ static int plan_key(import_run *x, table_plan *p, owl_err *err)
     }
     if (rc == 0)
         p->key_enforced = key_enforced(p, keys, nkeys);
-    catalog_keys_free(keys, nkeys);
     if (rc == 0 && p->nkey == 0 && p->mode->needs_key)
         return err_set(err, OWL_EUSAGE, "table %s has no usable key for mode %s\nHINT: set key = COLUMNS in [table %s]",
                        p->mt->name, p->mode->name, p->mt->name);
@@ -548,8 +552,44 @@ static int plan_refs(import_run *x, owl_err *err)
     return refs_read(x, err);
 }
 
+/* What the target's catalog says of the bundle's tables, read for all of
+ * them at once: a few statements, however many tables. */
+static int read_catalog(import_run *x, owl_err *err)
+{
+    const char **names = calloc(x->n ? x->n : 1, sizeof(char *));
+    catalog_table *cats = calloc(x->n ? x->n : 1, sizeof(*cats));
+    catalog_table_keys *tks = calloc(x->n ? x->n : 1, sizeof(*tks));
+    int rc = -1;
+
+    if (names == NULL || cats == NULL || tks == NULL) {
+        err_oom(err);
+        goto out;
+    }
+    for (size_t i = 0; i < x->n; i++)
+        names[i] = x->plans[i].mt->name;
+    if (catalog_tables(x->conn, x->c->schema, names, x->n, cats, err) < 0)
+        goto out;
+    if (catalog_unique_keys_of(x->conn, x->c->schema, names, x->n, tks, err) < 0) {
+        for (size_t i = 0; i < x->n; i++)
+            catalog_table_free(&cats[i]);
+        goto out;
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        x->plans[i].cat = cats[i];
+        x->plans[i].tk = tks[i];
+    }
+    rc = 0;
+out:
+    free(names);
+    free(cats);
+    free(tks);
+    return rc;
+}
+
 static int im_plan(import_run *x, owl_err *err)
 {
+    if (read_catalog(x, err) < 0)
+        return -1;
     for (size_t i = 0; i < x->n; i++) {
         table_plan *p = &x->plans[i];
         if (plan_columns(x, p, err) < 0 || plan_key(x, p, err) < 0)
@@ -1144,21 +1184,32 @@ static int im_ledger(import_run *x, owl_err *err)
         e.rows_total += m->tables[i].rows;
     if (ledger_record_bundle(x->conn, &e, err) < 0)
         return -1;
-    for (size_t i = 0; i < x->n; i++) {
-        const importer_table *t = x->plans[i].out;
-        ledger_counts n = {t->rows, t->n.inserted, t->n.updated, t->n.deleted, t->n.unchanged};
-        if (ledger_record_table(x->conn, m->bundle_id, t->name, &n, err) < 0)
-            return -1;
-    }
-    for (size_t i = 0; i < res->ntables; i++) {
-        for (size_t k = 0; k < res->nrules; k++) {
-            if (res->tables[i].covered[k] &&
-                ledger_record_rewrite(x->conn, m->bundle_id, res->rules[k], res->tables[i].name,
-                                      res->tables[i].rewritten[k], err) < 0)
-                return -1;
+    {
+        ledger_counts *counts = calloc(x->n ? x->n : 1, sizeof(*counts));
+        ledger_rewrite *rw = calloc(res->ntables * res->nrules + 1, sizeof(*rw));
+        size_t nrw = 0;
+        int rc = -1;
+        if (counts == NULL || rw == NULL) {
+            err_oom(err);
+        } else {
+            for (size_t i = 0; i < x->n; i++) {
+                const importer_table *t = x->plans[i].out;
+                counts[i] = (ledger_counts){t->name, t->rows, t->n.inserted, t->n.updated, t->n.deleted, t->n.unchanged};
+            }
+            for (size_t i = 0; i < res->ntables; i++) {
+                for (size_t k = 0; k < res->nrules; k++) {
+                    if (res->tables[i].covered[k])
+                        rw[nrw++] = (ledger_rewrite){res->rules[k], res->tables[i].name, res->tables[i].rewritten[k]};
+                }
+            }
+            if (ledger_record_tables(x->conn, m->bundle_id, counts, x->n, err) == 0 &&
+                ledger_record_rewrites(x->conn, m->bundle_id, rw, nrw, err) == 0)
+                rc = 0;
         }
+        free(counts);
+        free(rw);
+        return rc;
     }
-    return 0;
 }
 
 /* ------------------------------------------------------------------ run */
@@ -1167,11 +1218,13 @@ static void run_free(import_run *x)
 {
     if (x->conn != NULL) {
         db_rollback(x->conn);
-        db_close(x->conn);
+        if (x->own_conn)
+            db_close(x->conn);
     }
     for (size_t i = 0; x->plans != NULL && i < x->n; i++) {
         table_plan *p = &x->plans[i];
         catalog_table_free(&p->cat);
+        catalog_keys_free(p->tk.keys, p->tk.nkeys);
         free(p->columns);
         free(p->exact_eq);
         for (size_t k = 0; k < p->nkey; k++)

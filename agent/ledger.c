@@ -180,34 +180,81 @@ int ledger_record_bundle(db_conn *c, const ledger_entry *e, owl_err *err)
     return db_sql_command(c, &q, 5, params, err, "cannot write the ledger");
 }
 
-int ledger_record_table(db_conn *c, const char *bundle_id, const char *table, const ledger_counts *n,
-                        owl_err *err)
+int ledger_record_tables(db_conn *c, const char *bundle_id, const ledger_counts *v, size_t n, owl_err *err)
 {
-    char v[5][32];
-    const char *params[7] = {bundle_id, table, v[0], v[1], v[2], v[3], v[4]};
+    const char **names = calloc(n ? n : 1, sizeof(char *));
+    char *a[6] = {NULL};
+    const char *params[7];
+    int rc = -1;
 
-    snprintf(v[0], sizeof(v[0]), "%llu", (unsigned long long)n->rows);
-    snprintf(v[1], sizeof(v[1]), "%llu", (unsigned long long)n->inserted);
-    snprintf(v[2], sizeof(v[2]), "%llu", (unsigned long long)n->updated);
-    snprintf(v[3], sizeof(v[3]), "%llu", (unsigned long long)n->deleted);
-    snprintf(v[4], sizeof(v[4]), "%llu", (unsigned long long)n->unchanged);
-    return db_command(c,
-                      "INSERT INTO owlsync.bundle_tables (bundle_id, table_name, rows, inserted, updated, deleted,"
-                      " unchanged) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                      7, params, err, "cannot write the ledger");
+    for (size_t i = 0; names != NULL && i < n; i++)
+        names[i] = v[i].table;
+    if (names != NULL && n > 0) {
+        a[0] = db_text_array(names, n);
+        a[1] = db_u64_array(&v[0].rows, n, sizeof(*v));
+        a[2] = db_u64_array(&v[0].inserted, n, sizeof(*v));
+        a[3] = db_u64_array(&v[0].updated, n, sizeof(*v));
+        a[4] = db_u64_array(&v[0].deleted, n, sizeof(*v));
+        a[5] = db_u64_array(&v[0].unchanged, n, sizeof(*v));
+    }
+    if (n == 0) {
+        rc = 0;
+    } else if (names == NULL || a[0] == NULL || a[1] == NULL || a[2] == NULL || a[3] == NULL || a[4] == NULL ||
+               a[5] == NULL) {
+        rc = err_oom(err);
+    } else {
+        params[0] = bundle_id;
+        for (int i = 0; i < 6; i++)
+            params[i + 1] = a[i];
+        rc = db_command(c,
+                        "INSERT INTO owlsync.bundle_tables (bundle_id, table_name, rows, inserted, updated, deleted,"
+                        " unchanged) SELECT $1, * FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]),"
+                        " pg_catalog.unnest($3::pg_catalog.int8[]), pg_catalog.unnest($4::pg_catalog.int8[]),"
+                        " pg_catalog.unnest($5::pg_catalog.int8[]), pg_catalog.unnest($6::pg_catalog.int8[]),"
+                        " pg_catalog.unnest($7::pg_catalog.int8[]))",
+                        7, params, err, "cannot write the ledger");
+    }
+    for (int i = 0; i < 6; i++)
+        free(a[i]);
+    free(names);
+    return rc;
 }
 
-int ledger_record_rewrite(db_conn *c, const char *bundle_id, const char *rule, const char *table,
-                          uint64_t changed, owl_err *err)
+int ledger_record_rewrites(db_conn *c, const char *bundle_id, const ledger_rewrite *v, size_t n, owl_err *err)
 {
-    char num[32];
-    const char *params[4] = {bundle_id, rule, table, num};
+    const char **rules = calloc(n ? n : 1, sizeof(char *)), **tables = calloc(n ? n : 1, sizeof(char *));
+    char *a[3] = {NULL};
+    const char *params[4];
+    int rc = -1;
 
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)changed);
-    return db_command(c,
-                      "INSERT INTO owlsync.bundle_rewrites (bundle_id, rule_name, table_name, changed)"
-                      " VALUES ($1, $2, $3, $4)",
-                      4, params, err, "cannot write the ledger");
+    for (size_t i = 0; rules != NULL && tables != NULL && i < n; i++) {
+        rules[i] = v[i].rule;
+        tables[i] = v[i].table;
+    }
+    if (rules != NULL && tables != NULL && n > 0) {
+        a[0] = db_text_array(rules, n);
+        a[1] = db_text_array(tables, n);
+        a[2] = db_u64_array(&v[0].changed, n, sizeof(*v));
+    }
+    if (n == 0) {
+        rc = 0;
+    } else if (a[0] == NULL || a[1] == NULL || a[2] == NULL) {
+        rc = err_oom(err);
+    } else {
+        params[0] = bundle_id;
+        for (int i = 0; i < 3; i++)
+            params[i + 1] = a[i];
+        rc = db_command(c,
+                        "INSERT INTO owlsync.bundle_rewrites (bundle_id, rule_name, table_name, changed)"
+                        " SELECT $1, * FROM ROWS FROM (pg_catalog.unnest($2::pg_catalog.text[]),"
+                        " pg_catalog.unnest($3::pg_catalog.text[]), pg_catalog.unnest($4::pg_catalog.int8[]))",
+                        4, params, err, "cannot write the ledger");
+    }
+    for (int i = 0; i < 3; i++)
+        free(a[i]);
+    free(rules);
+    free(tables);
+    return rc;
 }
 
 static char *dup_value(const PGresult *res, int row, int col)
@@ -293,7 +340,7 @@ struct ledger_claim {
 int ledger_claim_try(const char *conninfo, ledger_claim **claim, owl_err *err)
 {
     ledger_claim *l = *claim;
-    PGresult *res;
+    PGresult *res = NULL;
     int got;
 
     if (l == NULL) {
@@ -302,18 +349,30 @@ int ledger_claim_try(const char *conninfo, ledger_claim **claim, owl_err *err)
             return err_oom(err);
         *claim = l;
     }
-    if (l->conn != NULL && !db_alive(l->conn)) {
-        db_close(l->conn);
-        l->conn = NULL;
+    /* A connection kept from the last claim that the server closed since (a
+     * restart) is let go without a round trip; one that dies on the query is
+     * replaced once at once, not left to the caller's backoff. */
+    for (int attempt = 0; res == NULL && attempt < 2; attempt++) {
+        bool fresh = false;
+        if (l->conn != NULL && !db_reusable(l->conn)) {
+            db_close(l->conn);
+            l->conn = NULL;
+        }
+        if (l->conn == NULL) {
+            if (db_open(conninfo, "the target database", &l->conn, err) < 0)
+                return -1;
+            fresh = true;
+        }
+        res = db_query(l->conn, LOCK_CLAIM_TRY, 0, NULL, err, "cannot take the claim lock");
+        if (res == NULL) {
+            db_close(l->conn);
+            l->conn = NULL;
+            if (fresh || err->code != OWL_ERUNTIME)
+                return -1;
+        }
     }
-    if (l->conn == NULL && db_open(conninfo, "the target database", &l->conn, err) < 0)
+    if (res == NULL)
         return -1;
-    res = db_query(l->conn, LOCK_CLAIM_TRY, 0, NULL, err, "cannot take the claim lock");
-    if (res == NULL) {
-        db_close(l->conn);
-        l->conn = NULL;
-        return -1;
-    }
     got = first_is_true(res, 0);
     PQclear(res);
     return got;

@@ -7,6 +7,14 @@
 #include "db_internal.h"
 #include "owlsync/stage.h"
 
+/* BEGIN, and what may wait for the end of the transaction does (a row moved
+ * to a new parent before its old one goes, values swapped between rows): one
+ * round trip of fixed text. */
+static int begin_deferred(db_conn *c, owl_err *err)
+{
+    return db_script(c, "BEGIN; SET CONSTRAINTS ALL DEFERRED", err, "cannot begin");
+}
+
 int stage_begin(db_conn *c, int64_t lock_timeout, owl_err *err)
 {
     char ms[32];
@@ -14,26 +22,24 @@ int stage_begin(db_conn *c, int64_t lock_timeout, owl_err *err)
     PGresult *res;
 
     snprintf(ms, sizeof(ms), "%lld", (long long)lock_timeout * 1000);
-    if (db_command(c, "BEGIN", 0, NULL, err, "cannot begin") < 0)
+    if (begin_deferred(c, err) < 0)
         return -1;
-    res = db_query(c, "SELECT pg_catalog.set_config('lock_timeout', $1, true)", 1, params, err,
-                   "cannot set lock_timeout");
+    /* Each setting for this transaction only, all in one statement.
+     * Stage and target are joined on the key: by hash, in memory (a merge
+     * join sorts both sides, the stage has no index, and spills). owlsync's
+     * own statements say what they do: a server NOTICE (a temporary table
+     * not there to drop) is not for the terminal. */
+    res = db_query(c,
+                   "SELECT pg_catalog.set_config('lock_timeout', $1, true),"
+                   " pg_catalog.set_config('default_statistics_target', '10', true),"
+                   " pg_catalog.set_config('temp_buffers', '64MB', true),"
+                   " pg_catalog.set_config('work_mem', '64MB', true),"
+                   " pg_catalog.set_config('enable_mergejoin', 'off', true),"
+                   " pg_catalog.set_config('client_min_messages', 'warning', true)",
+                   1, params, err, "cannot set up the import's transaction");
     if (res == NULL)
         return -1;
     PQclear(res);
-    if (db_command(c, "SET LOCAL default_statistics_target = 10", 0, NULL, err, "cannot set statistics") < 0 ||
-        db_command(c, "SET LOCAL temp_buffers = '64MB'", 0, NULL, err, "cannot set temp_buffers") < 0 ||
-        /* Stage and target are joined on the key: by hash, in memory. A merge
-         * join sorts both sides (the stage has no index) and spills. */
-        db_command(c, "SET LOCAL work_mem = '64MB'", 0, NULL, err, "cannot set work_mem") < 0 ||
-        db_command(c, "SET LOCAL enable_mergejoin = off", 0, NULL, err, "cannot set enable_mergejoin") < 0 ||
-        /* what may wait for the end of the transaction does: a row moved to a
-         * new parent before its old one goes, values swapped between rows */
-        db_command(c, "SET CONSTRAINTS ALL DEFERRED", 0, NULL, err, "cannot defer constraints") < 0 ||
-        /* owlsync's own statements say what they do; a server NOTICE (a
-         * temporary table not there to drop) is not for the terminal */
-        db_command(c, "SET LOCAL client_min_messages = warning", 0, NULL, err, "cannot set client_min_messages") < 0)
-        return -1;
     return 0;
 }
 

@@ -47,6 +47,11 @@ typedef struct catalog_table {
  * A table that does not exist, or that this role cannot see, has no columns.
  * Free the result with catalog_table_free. */
 int catalog_columns(db_conn *c, const char *schema, const char *table, catalog_table *out, owl_err *err);
+
+/* The same for n tables at once (outs[i] for names[i]), in three statements
+ * whatever n: what an import plans its tables from. */
+int catalog_tables(db_conn *c, const char *schema, const char *const *names, size_t n, catalog_table *outs,
+                   owl_err *err);
 void catalog_table_free(catalog_table *t);
 
 /* The column called name, or NULL. */
@@ -66,6 +71,15 @@ typedef struct catalog_key {
 int catalog_unique_keys(db_conn *c, const char *schema, const char *table, catalog_key **keys, size_t *n,
                         owl_err *err);
 void catalog_keys_free(catalog_key *keys, size_t n);
+
+/* The unique keys of n tables at once, in one statement: outs[i] for names[i]
+ * (each freed with catalog_keys_free(outs[i].keys, outs[i].nkeys)). */
+typedef struct catalog_table_keys {
+    catalog_key *keys;
+    size_t nkeys;
+} catalog_table_keys;
+int catalog_unique_keys_of(db_conn *c, const char *schema, const char *const *names, size_t n,
+                           catalog_table_keys *outs, owl_err *err);
 
 /* A foreign key between two tables of one schema (or of a table and itself):
  * child's columns reference parent's, pairwise. */

@@ -25,6 +25,15 @@ bool db_alive(const db_conn *c);
 /* Whether a transaction is open (or failed and not yet rolled back). */
 bool db_in_transaction(const db_conn *c);
 
+/* Whether a connection kept between uses (the daemon's) can take the next
+ * one: open, outside any transaction, and not closed by the server meanwhile
+ * (what arrived is read without a round trip: a restarted server's goodbye). */
+bool db_reusable(db_conn *c);
+
+/* Marks a connection as kept for many imports: the statements every import
+ * runs are prepared on it once. */
+void db_keep(db_conn *c);
+
 /* COMMIT; on failure err says "WHAT: what the server said". */
 int db_commit(db_conn *c, const char *what, owl_err *err);
 

@@ -8,6 +8,7 @@
 
 #include "owlsync/bundle.h"
 #include "owlsync/config.h"
+#include "owlsync/db.h"
 #include "owlsync/error.h"
 #include "owlsync/keys.h"
 #include "owlsync/rewrite.h"
@@ -21,6 +22,9 @@ typedef struct importer_opts {
     bool by_fd;           /* read the bundle through fd (a claimed file), the
                            * path only names it: never opened again by path */
     int fd;
+    db_conn *conn;        /* an open connection to the target to use and leave
+                           * open (the daemon's, kept between imports), or NULL
+                           * to open one for this import */
 } importer_opts;
 
 typedef struct importer_counts {

@@ -68,6 +68,7 @@ typedef struct ledger_entry {
 } ledger_entry;
 
 typedef struct ledger_counts {
+    const char *table;
     uint64_t rows, inserted, updated, deleted, unchanged;
 } ledger_counts;
 
@@ -75,13 +76,17 @@ typedef struct ledger_counts {
  * each (dataset, table). */
 int ledger_record_bundle(db_conn *c, const ledger_entry *e, owl_err *err);
 
-/* Records one table's counts. */
-int ledger_record_table(db_conn *c, const char *bundle_id, const char *table, const ledger_counts *n,
-                        owl_err *err);
+/* Records each table's counts (n of them), in one statement. */
+int ledger_record_tables(db_conn *c, const char *bundle_id, const ledger_counts *v, size_t n, owl_err *err);
 
-/* Records the values one rewrite rule changed in one table. */
-int ledger_record_rewrite(db_conn *c, const char *bundle_id, const char *rule, const char *table,
-                          uint64_t changed, owl_err *err);
+/* The values one rewrite rule changed in one table. */
+typedef struct ledger_rewrite {
+    const char *rule, *table;
+    uint64_t changed;
+} ledger_rewrite;
+
+/* Records what each rule changed in each table (n of them), in one statement. */
+int ledger_record_rewrites(db_conn *c, const char *bundle_id, const ledger_rewrite *v, size_t n, owl_err *err);
 
 /* One row of the ledger, for status. */
 typedef struct ledger_row {
