@@ -26,6 +26,11 @@
 #   BENCH_TIMEOUT  seconds one timed command may take (default 600); a figure
 #               that hits it prints as ">N" and its later runs are skipped
 #   BENCH_KEEP  1 keeps the work directory (bundles, statements, timings)
+#   SMALL       small bundles of the throughput table (default 200; 0 skips it):
+#               one dataset each (COLUMNS + 33 rows, and rule_repo), exported by
+#               as many jobs, then all moved into the inbox of one running
+#               daemon at once; timed from the move until every one is imported
+#               (processed/), median of RUNS runs, each into an empty target
 #
 # Not a test: it prints figures and asserts nothing.  Clusters are throwaway
 # (tests/lib/pg.bash) and removed at the end, whatever happens.
@@ -68,6 +73,7 @@ PER_DS=$((33 + COLUMNS)) # rows of one bulk dataset (sql/sample.sql)
 RUNS=${RUNS:-5}
 SCALE=${SCALE-10000 100000 1000000}
 SCALE_RUNS=${SCALE_RUNS:-$RUNS}
+SMALL=${SMALL:-200}
 DURABLE=${DURABLE:-1}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-600}
 ZSTD_LEVEL=3 # owlsync's default compression_level; the raw baseline uses the same
@@ -77,6 +83,8 @@ for v in SIZE SELECTED COLUMNS RUNS SCALE_RUNS BENCH_TIMEOUT; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive whole number, got '${!v}'"
 done
 for r in $SCALE; do [[ $r =~ ^[1-9][0-9]*$ ]] || die "SCALE holds '$r', not a row count"; done
+[[ $SMALL =~ ^[0-9]+$ ]] || die "SMALL must be a whole number, got '$SMALL'"
+[ "$SMALL" -le "$SIZE" ] || die "SMALL ($SMALL) is larger than SIZE ($SIZE)"
 [ "$SELECTED" -le "$SIZE" ] || die "SELECTED ($SELECTED) is larger than SIZE ($SIZE)"
 [ -x "$OWLSYNC" ] || die "no owlsync binary at $OWLSYNC (make owlsync)"
 [[ $DURABLE =~ ^[01]$ ]] || die "DURABLE must be 0 or 1, got '$DURABLE'"
@@ -91,9 +99,11 @@ PSQL=$PG_BINDIR/psql
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/owlbench.XXXXXX")
 chmod 0755 "$W"
+DAEMON_PID=
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    [ -z "$DAEMON_PID" ] || kill "$DAEMON_PID" 2>/dev/null || true
     pg_stop_all >/dev/null 2>&1 || true
     if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench: work directory kept: $W" >&2; else rm -rf "$W"; fi
     exit $rc
@@ -606,6 +616,84 @@ pct() { awk -v r="$1" 'BEGIN { printf "%+.1f", (r - 1) * 100 }'; }
 printf '  %-52s %8s %-13s target <= +10%%  %s\n' "rewrites on / off (fresh import)" "$(pct "$x")%" \
     "($(pct "$lo")..$(pct "$hi"))" "$(verdict "$(pct "$x")" le 10)"
 target_line "vendor import / owlsync fresh import" vendor_import owl_fresh ge 25
+
+# ================================================================== table 3: small bundles
+# Many small bundles dropped at once into the inbox of one running daemon: what
+# a nightly sync of many datasets, one job each, hands the target at once.
+small_bundles() {
+    local i run n t0 t1 got secs
+    rm -rf "$W/small_out" "$W/small_state"
+    mkdir -p "$W/small_out" "$W/small_state"
+    {
+        echo "[owlsync]"
+        echo "environment = prod"
+        echo "state_dir = $W/small_state"
+        echo "log_level = warn"
+        echo "[database]"
+        echo "conninfo = $(pg_conninfo src)"
+        table_sections
+        for ((i = 1; i <= SMALL; i++)); do
+            echo "[export s$i]"
+            echo "datasets = public.ds_$i"
+            echo "outbox = $W/small_out"
+            echo "signing_key = $W/key"
+        done
+    } >"$W/small_src.ini"
+    say "small bundles: exporting $SMALL one-dataset bundles"
+    for ((i = 1; i <= SMALL; i++)); do
+        "$OWLSYNC" -c "$W/small_src.ini" export -j "s$i" --quiet >/dev/null || die "export of small bundle $i failed"
+    done
+    n=$(find "$W/small_out" -name '*.owlb' | wc -l)
+    [ "$n" = "$SMALL" ] || die "small bundles: $n exported, expected $SMALL"
+    SMALL_BYTES=$(cat "$W"/small_out/*.owlb | wc -c)
+    write_tgt_ini "$W/small_tgt.ini" 0
+    cat >>"$W/small_tgt.ini" <<INI
+inbox = $W/inbox
+settle_time = 0
+poll_interval = 1
+INI
+    rm -f "$W/res/small"
+    for ((run = 1; run <= RUNS; run++)); do
+        say "small bundles: run $run/$RUNS (load $(loadavg))"
+        reset_target
+        rm -rf "$W/inbox"
+        mkdir -p "$W/inbox" "$W/small_drop"
+        cp "$W"/small_out/*.owlb "$W/small_drop/"
+        "$OWLSYNC" -c "$W/small_tgt.ini" daemon 2>"$W/small_daemon.log" &
+        DAEMON_PID=$!
+        for ((i = 0; i < 100; i++)); do
+            grep -q "watching inbox" "$W/small_daemon.log" 2>/dev/null && break
+            sleep 0.1
+        done
+        sleep 0.5
+        t0=$EPOCHREALTIME
+        mv "$W"/small_drop/*.owlb "$W/inbox/"
+        got=0
+        while [ "$got" -lt "$SMALL" ]; do
+            kill -0 "$DAEMON_PID" 2>/dev/null || die "small bundles: the daemon stopped: $(tail -3 "$W/small_daemon.log")"
+            awk -v a="$t0" -v b="$EPOCHREALTIME" -v l="$BENCH_TIMEOUT" 'BEGIN { exit !(b - a > l) }' &&
+                die "small bundles: $got of $SMALL imported after $BENCH_TIMEOUT s"
+            sleep 0.02
+            got=$(find "$W/inbox/processed" -name '*.owlb' 2>/dev/null | wc -l)
+        done
+        t1=$EPOCHREALTIME
+        kill "$DAEMON_PID"
+        wait "$DAEMON_PID" || true
+        DAEMON_PID=
+        [ -z "$(find "$W/inbox/quarantine" -type f 2>/dev/null)" ] || die "small bundles: some were quarantined"
+        got=$(pg_query tgt "SELECT count(*) FROM owlsync.bundles")
+        [ "$got" = "$SMALL" ] || die "small bundles: the ledger holds $got bundles, expected $SMALL"
+        awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f 0\n", b - a }' >>"$W/res/small"
+    done
+    secs=$(secs_of small)
+    echo
+    echo "small bundles: $SMALL one-dataset bundles ($(fmt_mb "$SMALL_BYTES") MB in all, $((COLUMNS + 33)) rows each and"
+    echo "rule_repo) moved into the inbox of one running daemon at once; median of $RUNS runs"
+    printf '  %-52s %8s %8s/s  target >= 30/s  %s\n' "imported by the daemon" "$(printf '%.2f s' "$secs")" \
+        "$(awk -v n="$SMALL" -v s="$secs" 'BEGIN { printf "%.1f", n / s }')" \
+        "$(verdict "$(awk -v n="$SMALL" -v s="$secs" 'BEGIN { printf "%.2f", n / s }')" ge 30)"
+}
+[ "$SMALL" -eq 0 ] || small_bundles
 
 # ================================================================== table 2: scale
 [ -n "$SCALE" ] || exit 0

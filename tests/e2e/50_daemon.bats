@@ -627,6 +627,38 @@ teardown() {
     [ -z "$(ls -A "$W/inbox/.work")" ]
 }
 
+@test "the daemon keeps its connection between imports: bundles one after another open no connection each; after a server restart the next goes in at once on a new one" {
+    pair keep
+    job keep "public.ds_1" skip_unchanged=false
+    tgt_ini "$W/tgt.ini" settle_time=0
+    sed -i "s|^conninfo = .*|& application_name=owlkeep|" "$W/tgt.ini"
+    pg_psql tgt -c "ALTER SYSTEM SET log_connections = on" -c "SELECT pg_reload_conf()" >/dev/null
+    before=$(pg_log tgt | grep -c "connection authorized.*application_name=owlkeep" || true)
+    daemon_start tgt "$W/tgt.ini"
+    for i in 1 2 3 4 5; do
+        b=$(mkbundle keep)
+        cp "$b" "$W/inbox/"
+        wait_until 20 test -f "$W/inbox/processed/$(basename "$b")"
+    done
+    after=$(pg_log tgt | grep -c "connection authorized.*application_name=owlkeep" || true)
+    # the start's look at the ledger, the claim's and the imports' own: not one per import
+    [ $((after - before)) -le 3 ]
+    [ "$(ledger keep)" = 5 ]
+
+    touch "$W/tgt_down"
+    pg_down tgt
+    pg_up tgt
+    rm -f "$W/tgt_down"
+    b=$(mkbundle keep)
+    cp "$b" "$W/inbox/"
+    # at once, not after the 5 s backoff of a failed try
+    wait_until 4 test -f "$W/inbox/processed/$(basename "$b")"
+    [ "$(ledger keep)" = 6 ]
+    [ "$(log_count tgt "will retry")" = 0 ]
+    no_quarantine
+    pg_psql tgt -c "ALTER SYSTEM RESET log_connections" -c "SELECT pg_reload_conf()" >/dev/null
+}
+
 @test "database lost in the middle of an import: the bundle stays in .work/, is retried, and imported exactly once" {
     pair lost big
     job lost "public.ds_%"

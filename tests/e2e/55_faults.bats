@@ -59,7 +59,7 @@ long() {
 }
 
 @test "three daemons on one inbox, 60 bundles of 4 jobs with 4 tampered copies, a daemon killed 4 times while it drains: each good one imported once in order, each tampered one quarantined (3), nothing left in .work/" {
-    long daemons.sh DAEMONS=3 JOBS=4 PER_JOB=14 TAMPERED=4 KILLS=4 KILL_EVERY=1 TIMEOUT=300
+    long daemons.sh DAEMONS=3 JOBS=4 PER_JOB=14 TAMPERED=4 KILLS=4 KILL_EVERY=0.2 TIMEOUT=300
     [[ $output == *"60 bundles (56 good, 4 tampered)"* ]]
     [[ $output == *" 4 kills"* ]]
     [[ $output == *" 0 violations"* ]]

@@ -14,7 +14,7 @@
 #   OWLSYNC=build/owlsync tests/long/daemons.sh
 #   environment: DAEMONS (default 3), JOBS (default 4), PER_JOB (bundles per
 #   job, default 75), TAMPERED (default 15), KILLS (SIGKILLs while draining,
-#   default 10), KILL_EVERY (seconds between them, default 2), TIMEOUT
+#   default 10), KILL_EVERY (seconds between them, a fraction too, default 0.5), TIMEOUT
 #   (seconds to drain, default 900), KEEP=1 (keep the work directory)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,7 +29,7 @@ JOBS=${JOBS:-4}
 PER_JOB=${PER_JOB:-75}
 TAMPERED=${TAMPERED:-15}
 KILLS=${KILLS:-10}
-KILL_EVERY=${KILL_EVERY:-2}
+KILL_EVERY=${KILL_EVERY:-0.5}
 TIMEOUT=${TIMEOUT:-900}
 GOOD=$((JOBS * PER_JOB))
 TOTAL=$((GOOD + TAMPERED))
@@ -161,21 +161,24 @@ done_count() { echo $(($(nfiles "$I/processed") + $(nfiles "$I/quarantine"))); }
 for ((d = 1; d <= DAEMONS; d++)); do touch "$W/tgt$d.log"; start_daemon "$d"; done
 mv "$W/stage"/*.owlb "$I/"
 t0=$SECONDS
-next_kill=$((SECONDS + KILL_EVERY))
+# KILL_EVERY may be a fraction of a second: a fast drain is over in seconds
+later() { awk -v t="$EPOCHREALTIME" -v d="$1" 'BEGIN { printf "%.3f", t + d }'; }
+past() { awk -v t="$EPOCHREALTIME" -v w="$1" 'BEGIN { exit !(t >= w) }'; }
+next_kill=$(later "$KILL_EVERY")
 while [ "$(done_count)" -lt "$TOTAL" ]; do
     if [ $((SECONDS - t0)) -ge "$TIMEOUT" ]; then
         violation "not drained after $TIMEOUT s: $(done_count) of $TOTAL done"
         break
     fi
-    if [ "$kills" -lt "$KILLS" ] && [ "$SECONDS" -ge "$next_kill" ]; then
+    if [ "$kills" -lt "$KILLS" ] && past "$next_kill"; then
         d=$((RANDOM % DAEMONS + 1))
         kill -KILL "${DPID[$d]}" 2>/dev/null && kills=$((kills + 1))
         { wait "${DPID[$d]}"; } 2>/dev/null
         start_daemon "$d"
         restarts=$((restarts + 1))
-        next_kill=$((SECONDS + KILL_EVERY))
+        next_kill=$(later "$KILL_EVERY")
     fi
-    sleep 0.2
+    sleep 0.05
 done
 drain=$((SECONDS - t0))
 sleep 1
