@@ -1,23 +1,43 @@
-# owlsync — build, dependencies, tests, install.
-# `make` builds ./owlsync; `make test` runs unit and end-to-end tests.
+# owlsync — build, dependencies, tests, install, packages.
+# `make` builds ./owlsync; `make test` runs unit and end-to-end tests;
+# `make deb` builds the Debian package; `make dist` the source tarball.
 
 PREFIX    ?= /usr/local
 BINDIR    ?= $(PREFIX)/bin
-MANDIR    ?= $(PREFIX)/share/man
+DATADIR   ?= $(PREFIX)/share
+MANDIR    ?= $(DATADIR)/man
+SQLDIR    ?= $(DATADIR)/owlsync/sql
+COMPLETIONDIR ?= $(DATADIR)/bash-completion/completions
 SYSCONFDIR ?= /etc
+# systemd reads units, sysusers.d and tmpfiles.d from /usr/lib and /usr/local/lib
+# (Debian 12's packages put units in /lib/systemd/system: debian/rules says so).
+UNITDIR   ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 DESTDIR   ?=
+
+# The release number lives in VERSION alone. The source's description is git's
+# in a checkout, else the COMMIT file that make dist writes into the tarball.
+VERSION   := $(shell cat VERSION)
+COMMIT    := $(shell if [ -e .git ]; then git describe --tags --match 'v[0-9]*' --always --dirty --abbrev=12 2>/dev/null; \
+                     elif [ -f COMMIT ]; then cat COMMIT; fi)
+COMMIT    := $(or $(COMMIT),unknown)
 
 CC        ?= cc
 PKGS      := libpq libarchive libsodium inih jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+INIH_VERSION := $(shell pkg-config --modversion inih 2>/dev/null)
 
 WARN      := -Wall -Wextra -Wformat=2 -Wvla -Wmissing-prototypes \
              -Wstrict-prototypes -Wshadow -Wpointer-arith -Wcast-qual \
              -Wundef -Wconversion -Wno-unused-parameter -Werror
 CFLAGS    ?= -O2 -g
 CPPFLAGS  += -Iinclude -D_GNU_SOURCE
-ALL_CFLAGS = -std=c11 -pthread $(WARN) $(CFLAGS) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+# Reproducible: no build directory in the binary (a build from the tarball,
+# anywhere, gives the bytes a build from the checkout gives).
+REPRO     := -ffile-prefix-map=$(CURDIR)=. $(if $(filter /%,$(BUILD)),-ffile-prefix-map=$(BUILD)=build)
+ALL_CFLAGS = -std=c11 -pthread $(WARN) $(CFLAGS) $(REPRO) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS    += $(PKG_LIBS) -pthread
 
 BUILD     ?= build
@@ -47,12 +67,18 @@ FUZZ_FLAGS   := CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) EXTRA_CFLAGS=-Wno-sign-convers
                 CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
                 LDFLAGS="$(FUZZ_SAN)"
 
-# Debian packages needed to build, test and run (make deps installs the missing ones).
-DEB_PKGS  := gcc make pkg-config libpq-dev libarchive-dev libsodium-dev \
-             libinih-dev libjansson-dev postgresql bats zstd libarchive-tools \
-             util-linux procps time tzdata man-db groff-base clang-14 libclang-rt-14-dev strace
+# Debian packages: BUILD_PKGS to build (make deps); TEST_PKGS besides for the
+# tests, the demo and the benchmarks (make test installs them); PACKAGE_PKGS for
+# make deb and make dist (make test too: tests/e2e/70_package.bats builds, installs
+# and purges the package). What the package needs to run is not listed: its
+# Depends come from the libraries the binary links (dpkg-shlibdeps).
+BUILD_PKGS   := gcc make pkg-config libpq-dev libarchive-dev libsodium-dev libinih-dev libjansson-dev
+PACKAGE_PKGS := dpkg-dev debhelper fakeroot lintian git
+TEST_PKGS    := postgresql bats zstd libarchive-tools util-linux procps time tzdata man-db groff-base \
+                clang-14 libclang-rt-14-dev strace systemd bash-completion $(PACKAGE_PKGS)
 
-.PHONY: all deps test test-run test-long unit e2e check check-asan install uninstall clean bench demo format \
+.PHONY: all deps deps-test deps-package test test-run test-long unit e2e check check-asan install uninstall clean bench demo format \
+        deb dist FORCE \
         fuzz fuzz-build fuzz-bins fuzz-smoke fuzz-corpus
 
 all: owlsync
@@ -76,6 +102,13 @@ $(BUILD)/agent/ledger.o: $(BUILD)/ledger_sql.h
 $(BUILD)/ledger_sql.h: sql/ledger.sql | $(BUILD)/agent
 	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@.tmp && mv $@.tmp $@
 
+# The version and the source's description, rewritten only when they change.
+$(BUILD)/agent/main.o $(BUILD)/agent/exporter.o $(BUILD)/agent/cmd_version.o: $(BUILD)/version_gen.h
+$(BUILD)/version_gen.h: FORCE | $(BUILD)/agent
+	$(Q)printf '#define OWLSYNC_VERSION "%s"\n#define OWLSYNC_COMMIT "%s"\n' '$(VERSION)' '$(COMMIT)' > $@.tmp && \
+	  if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+$(BUILD)/agent/config.o: CPPFLAGS += -DOWLSYNC_INIH_VERSION='"$(or $(INIH_VERSION),unknown)"'
+
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(LIB_OBJS) | $(BUILD)/tests
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(ALL_CFLAGS) $(CPPFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
@@ -98,8 +131,9 @@ $(BUILD)/fuzz/fuzzkey: tests/fuzz/fuzzkey.c tests/fuzz/fuzz.h $(LIB_OBJS) | $(BU
 $(BUILD)/agent $(BUILD)/tests $(BUILD)/tests/tools $(BUILD)/fuzz:
 	mkdir -p $@
 
-deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+# Installs the listed Debian packages that are missing (idempotent; root or sudo).
+define apt_missing
+	@missing=""; for p in $(1); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -107,6 +141,19 @@ deps:
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	else echo "all packages present"; fi
+endef
+
+# What a build needs.
+deps:
+	$(call apt_missing,$(BUILD_PKGS))
+
+# What a build, the tests, the demo and the benchmarks need.
+deps-test:
+	$(call apt_missing,$(BUILD_PKGS) $(TEST_PKGS))
+
+# What make deb and make dist need.
+deps-package:
+	$(call apt_missing,$(BUILD_PKGS) $(PACKAGE_PKGS))
 
 unit: $(UNIT_BINS)
 
@@ -126,7 +173,7 @@ format:
 
 # The README's test command: installs missing packages, builds, runs every test.
 # The fuzz harnesses run a few seconds each (fuzz-smoke), counted as tests.
-test: deps check
+test: deps-test check
 	@$(MAKE) --no-print-directory fuzz-build
 	@$(MAKE) --no-print-directory test-run FUZZ_SMOKE=1
 
@@ -140,7 +187,7 @@ test-run: $(BUILD)/owlsync $(UNIT_BINS) $(TOOL_BINS)
 # built binary and prints its counts (export_kills.sh: kill -9 at every step of
 # publishing, then a rerun, then checks); then the fuzzers for LONG_FUZZ_SECONDS
 # each (make test-long LONG_FUZZ_SECONDS=3600), ending with their counts.
-test-long: deps
+test-long: deps-test
 	@$(MAKE) --no-print-directory $(BUILD)/owlsync
 	@for s in tests/long/*.sh; do \
 	  echo "# long: $$(basename $$s)"; \
@@ -149,14 +196,14 @@ test-long: deps
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(LONG_FUZZ_SECONDS)
 
 # The README's first command: a whole promotion on two throwaway clusters.
-demo: deps
+demo: deps-test
 	@$(MAKE) --no-print-directory owlsync
 	@OWLSYNC=$(CURDIR)/owlsync tests/demo.sh
 
 # Benchmarks (not tests): owlsync against raw COPY and the vendor's INSERT way, in one run.
 # make bench [SIZE=5000] [SELECTED=500] [COLUMNS=200] [RUNS=5] [SCALE="10000 100000 1000000"] [SCALE_RUNS=…]
 #            [DURABLE=1] [BENCH_TIMEOUT=600] [BENCH_KEEP=1]: see tests/bench/run.sh
-bench: deps
+bench: deps-test
 	@$(MAKE) --no-print-directory owlsync
 	@OWLSYNC=$(CURDIR)/owlsync SIZE="$(SIZE)" SELECTED="$(SELECTED)" COLUMNS="$(COLUMNS)" \
 	  RUNS="$(RUNS)" \
