@@ -216,14 +216,42 @@ check-asan:
 	$(MAKE) BUILD=build-asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 	  LDFLAGS="-fsanitize=address,undefined" test-run
 
-install: owlsync
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
-	install -m 0755 owlsync $(DESTDIR)$(BINDIR)/owlsync
-	for m in $(wildcard man/*.1); do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man1/; done
-	for m in $(wildcard man/*.5); do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/; done
+# The files the package installs, the same from make install: the binary, the
+# man pages, the systemd unit (its ExecStart= pointed at BINDIR), the sysusers.d
+# and tmpfiles.d entries, the example configuration, the SQL files and the bash
+# completion. Installed into the running system (no DESTDIR) as root, the user
+# and directories are made at once, as the package's postinst makes them.
+MAN1      := $(wildcard man/*.1)
+MAN5      := $(wildcard man/*.5)
+SQL_FILES := $(wildcard sql/*.sql)
+INSTALLED := $(BINDIR)/owlsync $(MAN1:man/%=$(MANDIR)/man1/%) $(MAN5:man/%=$(MANDIR)/man5/%) \
+             $(UNITDIR)/owlsync.service $(SYSUSERSDIR)/owlsync.conf $(TMPFILESDIR)/owlsync.conf \
+             $(SYSCONFDIR)/owlsync/owlsync.ini.example $(SQL_FILES:sql/%=$(SQLDIR)/%) \
+             $(COMPLETIONDIR)/owlsync
 
+install: owlsync
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(UNITDIR) \
+	  $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(SQLDIR) $(DESTDIR)$(COMPLETIONDIR)
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/owlsync
+	install -m 0755 owlsync $(DESTDIR)$(BINDIR)/owlsync
+	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
+	sed 's|^ExecStart=/usr/bin/owlsync |ExecStart=$(BINDIR)/owlsync |' config/owlsync.service > $(DESTDIR)$(UNITDIR)/owlsync.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/owlsync.service.tmp && mv -f $(DESTDIR)$(UNITDIR)/owlsync.service.tmp $(DESTDIR)$(UNITDIR)/owlsync.service
+	install -m 0644 config/owlsync.sysusers $(DESTDIR)$(SYSUSERSDIR)/owlsync.conf
+	install -m 0644 config/owlsync.tmpfiles $(DESTDIR)$(TMPFILESDIR)/owlsync.conf
+	install -m 0644 owlsync.ini.example $(DESTDIR)$(SYSCONFDIR)/owlsync/owlsync.ini.example
+	install -m 0644 $(SQL_FILES) $(DESTDIR)$(SQLDIR)/
+	install -m 0644 completion/owlsync.bash $(DESTDIR)$(COMPLETIONDIR)/owlsync
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
+	  systemd-sysusers $(SYSUSERSDIR)/owlsync.conf && systemd-tmpfiles --create $(TMPFILESDIR)/owlsync.conf; \
+	  echo "user owlsync and its directories made; then: systemctl daemon-reload"; fi
+
+# Removes what install put in (not the user, /var/lib/owlsync or the spool:
+# they hold state and bundles).
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/owlsync $(DESTDIR)$(MANDIR)/man1/owlsync.1 $(DESTDIR)$(MANDIR)/man5/owlsync.ini.5
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(SQLDIR) $(DESTDIR)$(DATADIR)/owlsync $(DESTDIR)$(SYSCONFDIR)/owlsync 2>/dev/null
 
 # ---- fuzzing: see tests/fuzz/README.md ----
 fuzz-build:
