@@ -253,6 +253,35 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
 	-rmdir $(DESTDIR)$(SQLDIR) $(DESTDIR)$(DATADIR)/owlsync $(DESTDIR)$(SYSCONFDIR)/owlsync 2>/dev/null
 
+# ---- release: make dist, make deb ----
+DIST      := owlsync-$(VERSION)
+DEB_DIR   ?= $(BUILD)/deb
+
+# owlsync-VERSION.tar.gz: HEAD's files (git archive) and a COMMIT file with
+# HEAD's git description, so a build from the tarball, without .git, says the
+# version and commit that a build from the checkout says (and, built with the
+# same flags, is the same bytes: tests/e2e/70_package.bats).
+dist:
+	@[ -e .git ] || { echo "make dist: needs the git checkout"; exit 2; }
+	@git diff --quiet HEAD -- 2>/dev/null || echo "make dist: uncommitted changes are left out: the tarball is HEAD"
+	$(Q)tmp=$$(mktemp -d) && \
+	  git describe --tags --match 'v[0-9]*' --always --abbrev=12 HEAD > $$tmp/COMMIT && \
+	  git archive --format=tar.gz --prefix=$(DIST)/ --add-file=$$tmp/COMMIT -o $(DIST).tar.gz.tmp HEAD; \
+	  rc=$$?; rm -rf $$tmp; [ $$rc = 0 ] && mv -f $(DIST).tar.gz.tmp $(DIST).tar.gz && echo "$(DIST).tar.gz"
+
+# owlsync_VERSION_ARCH.deb (here, for apt install ./owlsync_*.deb), built by
+# dpkg-buildpackage from the dist tarball unpacked in DEB_DIR (nothing of
+# BUILD is reused), then checked by lintian (debian/owlsync.lintian-overrides).
+deb: dist
+	$(Q)[ "$$(sed -n '1s/^owlsync (\([^)]*\)).*/\1/p' debian/changelog)" = "$(VERSION)" ] || \
+	  { echo "make deb: debian/changelog's version is not VERSION ($(VERSION))"; exit 2; }
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)
+	tar -xzf $(DIST).tar.gz -C $(DEB_DIR)
+	cd $(DEB_DIR)/$(DIST) && dpkg-buildpackage -us -uc
+	lintian --fail-on error,warning --info $(DEB_DIR)/owlsync_$(VERSION)_*.changes
+	cp $(DEB_DIR)/owlsync_$(VERSION)_*.deb .
+	@ls owlsync_$(VERSION)_*.deb
+
 # ---- fuzzing: see tests/fuzz/README.md ----
 fuzz-build:
 	@$(MAKE) --no-print-directory $(FUZZ_FLAGS) fuzz-bins
@@ -273,4 +302,4 @@ fuzz-corpus: fuzz-build owlsync
 	@OWLSYNC=$(CURDIR)/owlsync FUZZKEY=$(CURDIR)/$(FUZZ_BUILD)/fuzz/fuzzkey tests/fuzz/make-corpus.sh
 
 clean:
-	rm -rf build build-asan $(FUZZ_BUILD) owlsync
+	rm -rf build build-asan $(FUZZ_BUILD) owlsync owlsync-*.tar.gz owlsync_*.deb
