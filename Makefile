@@ -160,11 +160,18 @@ unit: $(UNIT_BINS)
 # Functions that invite overflows or hide errors; every use is refused.
 BANNED    := strcpy|strcat|strncat|strncpy|sprintf|vsprintf|strtok|strtok_r|atoi|atol|atoll|sscanf|gets|system|popen|tmpnam|mktemp
 
-# Static checks of the sources: no banned function in the program.
+# Static checks of the sources: no banned function in the program; the man
+# pages and debian/changelog carry the version of VERSION.
 check:
 	@if grep -nE '(^|[^A-Za-z0-9_])($(BANNED))[[:space:]]*\(' agent/*.c agent/*.h include/owlsync/*.h; then \
 	  echo "make check: banned functions above (use bounded or checked forms: snprintf, strtoul, ...)"; exit 1; \
 	else echo "make check: no banned function in agent/ and include/"; fi
+	@for f in $(wildcard man/*.[15]); do \
+	  grep -q '^\.TH .* "owlsync $(VERSION)"' $$f || { echo "make check: $$f does not say owlsync $(VERSION) (VERSION)"; exit 1; }; \
+	done; \
+	[ "$$(sed -n '1s/^owlsync (\([^)]*\)).*/\1/p' debian/changelog)" = "$(VERSION)" ] || \
+	  { echo "make check: debian/changelog's first entry is not $(VERSION) (VERSION)"; exit 1; }; \
+	echo "make check: man pages and debian/changelog say VERSION ($(VERSION))"
 
 # Reformats the sources with the committed .clang-format.
 format:
