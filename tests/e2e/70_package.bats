@@ -3,13 +3,15 @@
 # for byte), make install and uninstall, make deb (lintian clean), and the
 # Debian package installed with dpkg -i, checked, and purged (as root).
 
+load ../lib/pg
+
 ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 OWLSYNC=${OWLSYNC:-$ROOT/owlsync}
 VERSION=$(cat "$ROOT/VERSION")
 
 # make, without what an outer make (make test, make check-asan) passes down.
 mk() {
-    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u CFLAGS -u CPPFLAGS -u LDFLAGS -u BUILD \
+    env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u CFLAGS -u CPPFLAGS -u LDFLAGS -u EXTRA_CFLAGS -u BUILD \
         make --no-print-directory -j2 "$@"
 }
 
@@ -56,6 +58,7 @@ setup_file() {
 # keeps it), so that every run installs on a machine without either.
 cleanup_package() {
     if [ -f "$PKG_MARK" ]; then
+        rm -f /etc/owlsync/owlsync.ini /etc/owlsync/pgpass /var/lib/owlsync/.pgpass
         dpkg --purge owlsync >/dev/null 2>&1 || true
         if [ "$(cat "$PKG_MARK")" = new-user ] && getent passwd owlsync >/dev/null; then
             userdel owlsync 2>/dev/null || true
@@ -66,6 +69,7 @@ cleanup_package() {
 }
 
 teardown_file() {
+    pg_stop_all
     cleanup_package # after a failed test too
 }
 
@@ -152,7 +156,7 @@ teardown_file() {
     done < <(tr ',' '\n' <<<"$depends" | sed 's/^ *//')
 }
 
-@test "the package installs with dpkg -i: the service user, its directories, a unit that verifies, purged after" {
+@test "the package installs with dpkg -i: the service user, its directories and .pgpass, a unit that verifies, purged after" {
     [ "$(id -u)" = 0 ] || skip "needs root: installs the package with dpkg -i"
     if dpkg-query -W -f='${Status}' owlsync 2>/dev/null | grep -q 'ok installed'; then
         skip "an owlsync package is installed on this machine: not replaced by the test"
@@ -202,6 +206,40 @@ teardown_file() {
         c owlsync im; OWLSYNC_CONFIG=/etc/owlsync/owlsync.ini.example c owlsync export -j ""'
     [ "${lines[0]}" = import ]
     [ "${lines[1]}" = "nightly alerts" ]
+
+    # the service user's password: from ~/.pgpass in its home, else PGPASSFILE
+    # (the owlsync user's environment holds nothing else, as under systemd)
+    pg_start pw
+    pg_load_schema pw
+    pg_psql pw -c "CREATE ROLE owlpw LOGIN SUPERUSER PASSWORD 'pw-in-pgpass'"
+    sed -i '1i local all owlpw scram-sha-256' "$(pg_query pw 'SHOW hba_file')"
+    pg_query pw 'SELECT pg_reload_conf()' >/dev/null
+    cat >/etc/owlsync/owlsync.ini <<INI
+[owlsync]
+environment = qa
+[database]
+conninfo = $(pg_conninfo pw | sed 's/user=postgres/user=owlpw/')
+[import]
+inbox = /var/spool/owlsync/inbox
+trusted_key = prod owlsync-ed25519:bWFkZS11cC1rZXktZm9yLXRoZS1leGFtcGxlLW9ubHk=
+INI
+    install -m 0600 -o owlsync -g owlsync /dev/null /var/lib/owlsync/.pgpass
+    echo '*:*:*:owlpw:pw-in-pgpass' >/var/lib/owlsync/.pgpass
+    run runuser -u owlsync -- env -i PATH=/usr/bin:/bin /usr/bin/owlsync check
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ $output == *"ok: connected to the target database"* ]]
+    echo '*:*:*:owlpw:wrong' >/var/lib/owlsync/.pgpass
+    run runuser -u owlsync -- env -i PATH=/usr/bin:/bin /usr/bin/owlsync check
+    [ "$status" -eq 1 ]
+    [[ $output == *'password authentication failed for user "owlpw"'* ]]
+    install -m 0600 -o owlsync -g owlsync /dev/null /etc/owlsync/pgpass
+    echo '*:*:*:owlpw:pw-in-pgpass' >/etc/owlsync/pgpass
+    run runuser -u owlsync -- env -i PATH=/usr/bin:/bin PGPASSFILE=/etc/owlsync/pgpass /usr/bin/owlsync check
+    echo "$output"
+    [ "$status" -eq 0 ]
+    rm -f /etc/owlsync/owlsync.ini /etc/owlsync/pgpass /var/lib/owlsync/.pgpass
+    pg_stop pw
 
     # purged: the files gone; the empty directories too, the user kept
     dpkg --purge owlsync
