@@ -278,12 +278,15 @@ dist:
 
 # owlsync_VERSION_ARCH.deb (here, for apt install ./owlsync_*.deb), built by
 # dpkg-buildpackage from the dist tarball unpacked in DEB_DIR (nothing of
-# BUILD is reused), then checked by lintian (debian/owlsync.lintian-overrides).
-deb: dist
+# BUILD is reused; outside a checkout, from a copy of the tree without build
+# output), then checked by lintian (debian/owlsync.lintian-overrides).
+deb: $(if $(wildcard .git),dist)
 	$(Q)[ "$$(sed -n '1s/^owlsync (\([^)]*\)).*/\1/p' debian/changelog)" = "$(VERSION)" ] || \
 	  { echo "make deb: debian/changelog's version is not VERSION ($(VERSION))"; exit 2; }
-	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)
-	tar -xzf $(DIST).tar.gz -C $(DEB_DIR)
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/$(DIST)
+	$(if $(wildcard .git),tar -xzf $(DIST).tar.gz -C $(DEB_DIR), \
+	  tar -cf - --exclude=./build --exclude=./build-asan --exclude=./$(FUZZ_BUILD) --exclude=./owlsync \
+	    --exclude='./owlsync[-_]*' . | tar -xf - -C $(DEB_DIR)/$(DIST))
 	cd $(DEB_DIR)/$(DIST) && dpkg-buildpackage -us -uc
 	lintian --fail-on error,warning --info $(DEB_DIR)/owlsync_$(VERSION)_*.changes
 	cp $(DEB_DIR)/owlsync_$(VERSION)_*.deb .
