@@ -206,6 +206,9 @@ teardown_file() {
         c owlsync im; OWLSYNC_CONFIG=/etc/owlsync/owlsync.ini.example c owlsync export -j ""'
     [ "${lines[0]}" = import ]
     [ "${lines[1]}" = "nightly alerts" ]
+    # where bash-completion looks for it
+    run bash -c '. /usr/share/bash-completion/bash_completion; _completion_loader owlsync; complete -p owlsync'
+    [ "$output" = "complete -F _owlsync owlsync" ]
 
     # the service user's password: from ~/.pgpass in its home, else PGPASSFILE
     # (the owlsync user's environment holds nothing else, as under systemd)
