@@ -151,7 +151,7 @@ deps:
 deps-test:
 	$(call apt_missing,$(BUILD_PKGS) $(TEST_PKGS))
 
-# What make deb and make dist need.
+# What make deb needs (make dist: git alone).
 deps-package:
 	$(call apt_missing,$(BUILD_PKGS) $(PACKAGE_PKGS))
 
@@ -279,8 +279,9 @@ dist:
 # owlsync_VERSION_ARCH.deb (here, for apt install ./owlsync_*.deb), built by
 # dpkg-buildpackage from the dist tarball unpacked in DEB_DIR (nothing of
 # BUILD is reused; outside a checkout, from a copy of the tree without build
-# output), then checked by lintian (debian/owlsync.lintian-overrides).
-deb: $(if $(wildcard .git),dist)
+# output), then checked by lintian (debian/owlsync.lintian-overrides). Installs
+# the Debian packages it needs first (deps-package).
+deb: deps-package $(if $(wildcard .git),dist)
 	$(Q)[ "$$(sed -n '1s/^owlsync (\([^)]*\)).*/\1/p' debian/changelog)" = "$(VERSION)" ] || \
 	  { echo "make deb: debian/changelog's version is not VERSION ($(VERSION))"; exit 2; }
 	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/$(DIST)
