@@ -17,34 +17,31 @@ _owlsync_sections()
 # Completes cur from words; a comma-separated list completes its last item.
 _owlsync_list()
 {
-    local cur=$1 words=$2 head="" IFS=$'\n'
+    local cur=$1 words=$2 head=""
     if [[ $cur == *,* ]]; then
         head=${cur%,*},
         cur=${cur##*,}
     fi
-    COMPREPLY=($(compgen -P "$head" -W "$words" -- "$cur"))
+    mapfile -t COMPREPLY < <(compgen -P "$head" -W "$words" -- "$cur")
 }
 
 _owlsync_files()
 {
-    local IFS=$'\n'
     compopt -o filenames 2>/dev/null
-    COMPREPLY=($(compgen -f -- "$1"))
+    mapfile -t COMPREPLY < <(compgen -f -- "$1")
 }
 
 _owlsync_dirs()
 {
-    local IFS=$'\n'
     compopt -o filenames 2>/dev/null
-    COMPREPLY=($(compgen -d -- "$1"))
+    mapfile -t COMPREPLY < <(compgen -d -- "$1")
 }
 
 # Bundles (*.owlb) and directories to find them in.
 _owlsync_bundles()
 {
-    local IFS=$'\n'
     compopt -o filenames 2>/dev/null
-    COMPREPLY=($(compgen -d -- "$1") $(compgen -f -X '!*.owlb' -- "$1"))
+    mapfile -t COMPREPLY < <(compgen -d -- "$1"; compgen -f -X '!*.owlb' -- "$1")
 }
 
 _owlsync()
@@ -67,6 +64,7 @@ _owlsync()
             ;;
         esac
     done
+    # shellcheck disable=SC2088 # a literal ~/ as typed on the command line
     [[ $config == "~/"* ]] && config=$HOME/${config#"~/"}
 
     if [[ -z $cmd ]]; then
@@ -77,9 +75,9 @@ _owlsync()
             ;;
         esac
         if [[ $cur == -* ]]; then
-            COMPREPLY=($(compgen -W "-c --config -h --help -V --version" -- "$cur"))
+            mapfile -t COMPREPLY < <(compgen -W "-c --config -h --help -V --version" -- "$cur")
         else
-            COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+            mapfile -t COMPREPLY < <(compgen -W "$commands" -- "$cur")
         fi
         return
     fi
@@ -120,7 +118,7 @@ _owlsync()
     esac
 
     if [[ $cur == -* ]]; then
-        COMPREPLY=($(compgen -W "$opts -h --help" -- "$cur"))
+        mapfile -t COMPREPLY < <(compgen -W "$opts -h --help" -- "$cur")
         return
     fi
     case $cmd in

@@ -246,7 +246,10 @@ INI
 
     # purged: the files gone; the empty directories too, the user kept
     dpkg --purge owlsync
-    ! dpkg-query -W -f='${Status}' owlsync 2>/dev/null | grep -q 'ok installed'
+    if dpkg-query -W -f='${Status}' owlsync 2>/dev/null | grep -q 'ok installed'; then
+        echo "owlsync still installed"
+        return 1
+    fi
     while read -r _ _ _ path; do
         [ ! -e "/$path" ] && [ ! -e "/$path.gz" ] || { echo "/$path left"; return 1; }
     done <<<"$EXPECTED_FILES"
