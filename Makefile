@@ -289,7 +289,7 @@ deb: deps-package $(if $(wildcard .git),dist)
 	  tar -cf - --exclude=./build --exclude=./build-asan --exclude=./$(FUZZ_BUILD) --exclude=./owlsync \
 	    --exclude='./owlsync[-_]*' . | tar -xf - -C $(DEB_DIR)/$(DIST))
 	cd $(DEB_DIR)/$(DIST) && dpkg-buildpackage -us -uc
-	lintian --fail-on error,warning --info $(DEB_DIR)/owlsync_$(VERSION)_*.changes
+	lintian --fail-on error,warning --display-info --pedantic --info $(DEB_DIR)/owlsync_$(VERSION)_*.changes
 	cp $(DEB_DIR)/owlsync_$(VERSION)_*.deb .
 	@ls owlsync_$(VERSION)_*.deb
 
