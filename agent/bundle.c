@@ -1089,3 +1089,8 @@ void bundle_close(bundle_reader *r)
     free(r->path);
     free(r);
 }
+
+const char *bundle_lib_version(void)
+{
+    return archive_version_details();
+}

@@ -1415,3 +1415,12 @@ out:
         fclose(f);
     return result;
 }
+
+const char *config_lib_version(void)
+{
+#ifdef OWLSYNC_INIH_VERSION
+    return OWLSYNC_INIH_VERSION;
+#else
+    return "unknown";
+#endif
+}

@@ -499,3 +499,14 @@ PGresult *db_sql_query(db_conn *c, db_sql *q, int n, const char *const *params, 
     db_sql_free(q);
     return res;
 }
+
+void db_lib_version(char *buf, size_t size)
+{
+    int v = PQlibVersion();
+
+    /* 10 and later: major * 10000 + minor; before: major * 10000 + minor * 100 + patch */
+    if (v >= 100000)
+        snprintf(buf, size, "libpq %d.%d", v / 10000, v % 10000);
+    else
+        snprintf(buf, size, "libpq %d.%d.%d", v / 10000, v / 100 % 100, v % 100);
+}

@@ -400,3 +400,8 @@ int keys_random_hex(char *hex, size_t nbytes)
     sodium_bin2hex(hex, 2 * nbytes + 1, buf, nbytes);
     return 0;
 }
+
+const char *keys_lib_version(void)
+{
+    return sodium_version_string();
+}

@@ -8,7 +8,6 @@
 #include "owlsync/cmd.h"
 #include "owlsync/keys.h"
 #include "owlsync/log.h"
-#include "owlsync/version.h"
 
 static const char usage_text[] =
     "usage: owlsync [-c FILE] COMMAND [OPTIONS]\n"
@@ -32,7 +31,7 @@ static const char usage_text[] =
     "options:\n"
     "  -c FILE        config file (default: $OWLSYNC_CONFIG, else " CMD_DEFAULT_CONFIG ")\n"
     "  -h, --help     this help; COMMAND --help for a command's own\n"
-    "  -V, --version  print the version\n"
+    "  -V, --version  print the version, its source and the library versions\n"
     "\n"
     "exit codes: 0 done, 1 runtime failure (retrying may help), 2 usage or\n"
     "configuration error, 3 bundle failed verification, 4 bundle refused by policy\n";
@@ -82,8 +81,7 @@ int main(int argc, char **argv)
             fputs(usage_text, stdout);
             return 0;
         case 'V':
-            printf("owlsync %s\n", OWLSYNC_VERSION);
-            return 0;
+            return cmd_version();
         default:
             fprintf(stderr, "owlsync: unknown option %s\nHINT: owlsync --help lists the options\n",
                     argv[optind - 1]);

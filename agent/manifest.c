@@ -607,3 +607,12 @@ int manifest_inspect_json(const char *mbytes, size_t mlen, const char *file, int
         return err_oom(err);
     return 0;
 }
+
+const char *manifest_lib_version(void)
+{
+#if JANSSON_VERSION_HEX >= 0x020d00
+    return jansson_version_str();
+#else
+    return JANSSON_VERSION;
+#endif
+}

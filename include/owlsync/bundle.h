@@ -119,4 +119,8 @@ int bundle_verify_rest(bundle_reader *r, owl_err *err);
 /* Closes and frees; NULL is a no-op. */
 void bundle_close(bundle_reader *r);
 
+/* The libarchive this process runs with and the compression libraries it was
+ * built with ("libarchive 3.6.2 zlib/... libzstd/..."); a static string. */
+const char *bundle_lib_version(void);
+
 #endif

@@ -30,6 +30,10 @@ int cmd_daemon(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_status(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_check(int argc, char **argv, const cmd_ctx *ctx);
 
+/* owlsync --version: prints the version, the source's git description and the
+ * versions of the libraries in use on stdout. */
+int cmd_version(void);
+
 /* A command's face: its name, --help text, and options. */
 typedef struct cmd_def {
     const char *name;

@@ -169,4 +169,8 @@ bool cfg_list_has(const cfg_list *list, const char *s);
 
 void cfg_list_free(cfg_list *list);
 
+/* The inih release owlsync was built against ("55"; inih has no way to tell
+ * at run time); a static string. */
+const char *config_lib_version(void);
+
 #endif

@@ -6,6 +6,7 @@
 #define OWLSYNC_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "owlsync/error.h"
 
@@ -46,5 +47,8 @@ void db_cancel_reset(void);
 /* ROLLBACK when a transaction is open; errors are ignored (the connection is
  * closed after it anyway when it is broken). */
 void db_rollback(db_conn *c);
+
+/* Writes "libpq X.Y", the version of the libpq this process runs with, into buf. */
+void db_lib_version(char *buf, size_t size);
 
 #endif

@@ -102,4 +102,7 @@ int keys_random_hex(char *hex, size_t nbytes);
 /* Must be called once before any other function of this module. */
 int keys_init(owl_err *err);
 
+/* The version of the libsodium this process runs with; a static string. */
+const char *keys_lib_version(void);
+
 #endif

@@ -95,4 +95,8 @@ int manifest_inspect_json(const char *mbytes, size_t mlen, const char *file, int
 /* The table called name, or NULL. */
 const manifest_table *manifest_find_table(const manifest *m, const char *name);
 
+/* The version of the jansson this process runs with (the one built against
+ * before jansson 2.13, which cannot tell); a static string. */
+const char *manifest_lib_version(void);
+
 #endif

@@ -1,7 +1,9 @@
-/* owlsync version: the one place the release number is written. */
+/* owlsync version: the release number comes from the VERSION file and the
+ * source's git description from git or a release tarball's COMMIT file, both
+ * written by the Makefile into BUILD/version_gen.h. */
 #ifndef OWLSYNC_VERSION_H
 #define OWLSYNC_VERSION_H
 
-#define OWLSYNC_VERSION "0.1.0"
+#include "version_gen.h" /* OWLSYNC_VERSION "X.Y.Z", OWLSYNC_COMMIT (git describe, or "unknown") */
 
 #endif

@@ -329,5 +329,6 @@ INI
     run "$OWLSYNC" verify
     [ "$status" -eq 2 ]
     run "$OWLSYNC" --version
-    [[ $output =~ ^owlsync\ [0-9]+\.[0-9]+\.[0-9]+$ ]]
+    [ "$status" -eq 0 ]
+    [[ ${lines[0]} =~ ^owlsync\ [0-9]+\.[0-9]+\.[0-9]+$ ]]
 }
