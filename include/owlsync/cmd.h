@@ -29,6 +29,7 @@ int cmd_import(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_daemon(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_status(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_check(int argc, char **argv, const cmd_ctx *ctx);
+int cmd_convert(int argc, char **argv, const cmd_ctx *ctx);
 
 /* A command's face: its name, --help text, and options. */
 typedef struct cmd_def {
