@@ -72,16 +72,12 @@ static int make_job(const cfg *c, const convert_args *a, exporter_job *job, owl_
             return err_set(err, OWL_EUSAGE, "no [export %s] section in %s", a->job, c->path);
     } else if (c->nexports > 0) {
         ex = &c->exports[0];
-    }
-    if (ex != NULL) {
-        exporter_job_init(job, ex);
     } else {
-        memset(job, 0, sizeof(*job));
-        job->compression = BUNDLE_ZSTD;
-        job->compression_level = 3;
-        job->valid_for = 7 * 86400;
-        job->outboxes = &none;
+        return err_set(err, OWL_EUSAGE, "convert signs with an [export] section's signing_key, and %s has none\n"
+                                        "HINT: add an [export JOB] section with signing_key (and outbox), or give -j JOB",
+                       c->path);
     }
+    exporter_job_init(job, ex);
     if (a->job == NULL) {
         job->name = "convert";
         job->tables = &none;

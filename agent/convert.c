@@ -116,7 +116,7 @@ static int add_dataset(conv *cv, const char *name, owl_err *err)
 static int refuse(const conv *cv, uint64_t n, uint64_t off, const char *hint, owl_err *err)
 {
     err_prefix(err, "%s: statement %llu (payload byte %llu)", cv->what, (unsigned long long)n,
-               (unsigned long long)off);
+               (unsigned long long)off + 1);
     if (err->code != OWL_EUSAGE)
         return -1;
     if (hint != NULL)

@@ -39,7 +39,7 @@ static int hand_out(vendor_array *a, vendor_string_fn fn, void *ctx, owl_err *er
     if (j == NULL || !json_is_string(j)) {
         json_decref(j);
         return err_set(err, OWL_EUSAGE, "payload item %llu (byte %llu) is not a valid JSON string: %s",
-                       (unsigned long long)a->index + 1, (unsigned long long)a->start,
+                       (unsigned long long)a->index + 1, (unsigned long long)a->start + 1,
                        j == NULL ? jerr.text : "not a string");
     }
     rc = fn(ctx, json_string_value(j), json_string_length(j), a->index, a->start, err);
@@ -52,7 +52,7 @@ static int hand_out(vendor_array *a, vendor_string_fn fn, void *ctx, owl_err *er
 static int walk_error(const vendor_array *a, const char *what, owl_err *err)
 {
     return err_set(err, OWL_EUSAGE, "payload byte %llu: %s\nHINT: a payload is the vendor's JSON list of INSERT statements",
-                   (unsigned long long)a->offset, what);
+                   (unsigned long long)a->offset + 1, what);
 }
 
 /* Reads string bytes from buf[*i] on, up to its closing quote or the end of buf. */
@@ -75,7 +75,7 @@ static int in_string(vendor_array *a, const char *buf, size_t len, size_t *i, bo
     if (buf_add(&a->elem, buf + *i, at - *i) < 0) {
         if (buf_full(&a->elem, at - *i))
             return err_set(err, OWL_EUSAGE, "payload item %llu (byte %llu) is longer than %zu bytes",
-                           (unsigned long long)a->index + 1, (unsigned long long)a->start, a->elem.max);
+                           (unsigned long long)a->index + 1, (unsigned long long)a->start + 1, a->elem.max);
         return err_oom(err);
     }
     a->offset += at - *i;

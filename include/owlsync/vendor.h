@@ -37,7 +37,8 @@ void vendor_array_init(vendor_array *a, size_t max);
 /* Walks len more bytes of the payload, handing each whole string to fn. The
  * payload must be one JSON array of strings, whitespace around: anything else
  * is OWL_EUSAGE naming the byte offset; an error of fn stops the walk. Each
- * string is decoded by jansson (escapes, \u surrogate pairs, UTF-8 checked). */
+ * string is decoded by jansson (escapes, \u surrogate pairs, UTF-8 checked).
+ * Messages count bytes from 1. */
 int vendor_array_feed(vendor_array *a, const char *buf, size_t len, vendor_string_fn fn, void *ctx, owl_err *err);
 
 /* Ends the walk: the array must be closed (OWL_EUSAGE otherwise). */
@@ -72,7 +73,7 @@ typedef struct vendor_insert {
  * writes them ('...' with '' for a quote; E'...' with \\ for a backslash, when
  * the value holds one) or NULL; ", " or "," between items. Anything else, or
  * a value count other than the column count, is OWL_EUSAGE with *pos the
- * offending byte's offset (from 0). ins is reused across calls (its values
+ * offending byte's offset (from 0; messages say *pos + 1). ins is reused across calls (its values
  * point into s); vendor_insert_free frees it. */
 int vendor_parse(const char *s, size_t len, vendor_insert *ins, size_t *pos, owl_err *err);
 

@@ -75,27 +75,27 @@ static void test_walk_refused(void)
     CHECK_CONTAINS(err.msg, "no JSON list");
     CHECK(err.code == OWL_EUSAGE);
     CHECK(walk("{\"a\": 1}", 4, 64, &g, &err) < 0);
-    CHECK_CONTAINS(err.msg, "payload byte 0: expected '['");
+    CHECK_CONTAINS(err.msg, "payload byte 1: expected '['");
     CHECK(walk("[\"a\" \"b\"]", 3, 64, &g, &err) < 0);
-    CHECK_CONTAINS(err.msg, "payload byte 5: expected ',' or ']'");
+    CHECK_CONTAINS(err.msg, "payload byte 6: expected ',' or ']'");
     CHECK(walk("[\"a\",]", 3, 64, &g, &err) < 0);
-    CHECK_CONTAINS(err.msg, "payload byte 5: expected a string");
+    CHECK_CONTAINS(err.msg, "payload byte 6: expected a string");
     CHECK(walk("[1]", 3, 64, &g, &err) < 0);
     CHECK_CONTAINS(err.msg, "expected a string");
     CHECK(walk("[\"a\"] x", 3, 64, &g, &err) < 0);
-    CHECK_CONTAINS(err.msg, "payload byte 6: text after the end of the list");
+    CHECK_CONTAINS(err.msg, "payload byte 7: text after the end of the list");
     CHECK(walk("[\"a\"][]", 3, 64, &g, &err) < 0);
     CHECK(walk("[\"a\"", 3, 64, &g, &err) < 0);
     CHECK_CONTAINS(err.msg, "ends inside its list");
     CHECK(walk("[\"abc", 3, 64, &g, &err) < 0);
     CHECK(walk("[\"a\\u0000b\"]", 3, 64, &g, &err) < 0); /* NUL: jansson refuses it */
-    CHECK_CONTAINS(err.msg, "payload item 1 (byte 1) is not a valid JSON string");
+    CHECK_CONTAINS(err.msg, "payload item 1 (byte 2) is not a valid JSON string");
     CHECK(walk("[\"\\ud83e\"]", 3, 64, &g, &err) < 0);   /* a lone surrogate */
     CHECK(walk("[\"a\tb\"]", 3, 64, &g, &err) < 0);       /* a raw control character */
     CHECK(walk("[\"\xff\"]", 3, 64, &g, &err) < 0);       /* not UTF-8 */
     CHECK(walk("[\"\\x41\"]", 3, 64, &g, &err) < 0);      /* no such escape */
     CHECK(walk("[\"0123456789\"]", 3, 8, &g, &err) < 0);
-    CHECK_CONTAINS(err.msg, "payload item 1 (byte 1) is longer than 8 bytes");
+    CHECK_CONTAINS(err.msg, "payload item 1 (byte 2) is longer than 8 bytes");
 }
 
 /* ---------------------------------------------------------------- statements */
