@@ -73,8 +73,9 @@ static int make_job(const cfg *c, const convert_args *a, exporter_job *job, owl_
     } else if (c->nexports > 0) {
         ex = &c->exports[0];
     } else {
-        return err_set(err, OWL_EUSAGE, "convert signs with an [export] section's signing_key, and %s has none\n"
-                                        "HINT: add an [export JOB] section with signing_key (and outbox), or give -j JOB",
+        return err_set(err, OWL_EUSAGE,
+                       "convert signs with an [export] section's signing_key, and %s has none\n"
+                       "HINT: add an [export JOB] section with signing_key (and outbox), or give -j JOB",
                        c->path);
     }
     exporter_job_init(job, ex);
@@ -119,8 +120,7 @@ int cmd_convert(int argc, char **argv, const cmd_ctx *ctx)
                      a.payload, strerror(errno));
         goto out;
     }
-    cmd_log_begin("convert", c, "payload %s, job %s", strcmp(a.payload, "-") == 0 ? "(stdin)" : a.payload,
-                  job.name);
+    cmd_log_begin("convert", c, "payload %s, job %s", strcmp(a.payload, "-") == 0 ? "(stdin)" : a.payload, job.name);
     rc = convert_run(c, &job, fd, strcmp(a.payload, "-") == 0 ? "the payload (stdin)" : a.payload, &res, &err);
     for (size_t i = 0; i < res.npaths; i++)
         printf("%s\n", res.paths[i]);

@@ -26,14 +26,14 @@
 typedef struct conv_table {
     const cfg_table *tc;
     bool used;
-    uint64_t first;                   /* the statement that fixed its column list (from 1) */
+    uint64_t first;                    /* the statement that fixed its column list (from 1) */
     char (*incols)[TEXT_NAME_MAX + 1]; /* the statements' column list */
     size_t nin;
-    bool *keep;                       /* per statement column: it travels (not generated) */
-    char **columns;                   /* those that travel, pointing into incols */
+    bool *keep;     /* per statement column: it travels (not generated) */
+    char **columns; /* those that travel, pointing into incols */
     char **types;
     size_t ncolumns;
-    long ds_field;                    /* the dataset column in the statements' list, or -1 */
+    long ds_field; /* the dataset column in the statements' list, or -1 */
     spool sp;
     keys_hash *h;
     uint64_t rows;
@@ -50,11 +50,11 @@ typedef struct conv {
     vendor_insert ins;
     owl_buf row, ds;
     char schema[TEXT_NAME_MAX + 1];
-    char **datasets;                  /* names seen, compacted (sorted, unique) now and then */
+    char **datasets; /* names seen, compacted (sorted, unique) now and then */
     size_t ndatasets, ncompact;
     uint64_t statements, unpacked;
-    exporter_table *et;               /* the tables that travel, in config order */
-    size_t *eti;                      /* their indexes in t */
+    exporter_table *et; /* the tables that travel, in config order */
+    size_t *eti;        /* their indexes in t */
     size_t net;
 } conv;
 
@@ -89,8 +89,7 @@ static int add_dataset(conv *cv, const char *name, owl_err *err)
 
     if (cv->ndatasets > 0 && strcmp(cv->datasets[cv->ndatasets - 1], name) == 0)
         return 0;
-    if (cv->ncompact > 0 &&
-        bsearch(&name, cv->datasets, cv->ncompact, sizeof(char *), cmp_names) != NULL)
+    if (cv->ncompact > 0 && bsearch(&name, cv->datasets, cv->ncompact, sizeof(char *), cmp_names) != NULL)
         return 0;
     if (cv->ndatasets == 2 * MANIFEST_MAX_DATASETS) {
         compact(cv);
@@ -191,6 +190,7 @@ static int make_row(conv *cv, conv_table *t, owl_err *err)
     int rc = 0;
 
     buf_clear(&cv->row);
+    errno = 0; /* a buffer that cannot grow is ENOMEM; one at its bound, not */
     for (size_t k = 0; rc == 0 && k < ins->ncolumns; k++) {
         if (!t->keep[k])
             continue;
@@ -203,17 +203,17 @@ static int make_row(conv *cv, conv_table *t, owl_err *err)
     if (rc == 0)
         rc = buf_add(&cv->row, "\n", 1);
     if (rc < 0)
-        return buf_full(&cv->row, 1) ? err_set(err, OWL_EUSAGE, "its row is longer than %d bytes", COPYTEXT_MAX_ROW)
-                                     : err_oom(err);
+        return errno == ENOMEM ? err_oom(err)
+                               : err_set(err, OWL_EUSAGE, "its row is longer than %d bytes", COPYTEXT_MAX_ROW);
     if (t->ds_field < 0)
         return 0;
     buf_clear(&cv->ds);
     if (ins->values[t->ds_field].kind == VENDOR_NULL)
         return err_set(err, OWL_EUSAGE, "its dataset column %s is NULL", t->tc->dataset_column);
     if (vendor_value_decode(&ins->values[t->ds_field], &cv->ds) < 0)
-        return buf_full(&cv->ds, 1) ? err_set(err, OWL_EUSAGE, "its dataset name is longer than %d bytes",
-                                              MANIFEST_TEXT_MAX)
-                                    : err_oom(err);
+        return errno == ENOMEM
+                   ? err_oom(err)
+                   : err_set(err, OWL_EUSAGE, "its dataset name is longer than %d bytes", MANIFEST_TEXT_MAX);
     if (cv->ds.len == 0)
         return err_set(err, OWL_EUSAGE, "its dataset name is empty");
     return add_dataset(cv, cv->ds.p, err);
@@ -309,8 +309,9 @@ static int read_payload(conv *cv, int fd, owl_err *err)
         goto out;
     }
     if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size > max) {
-        err_set(err, OWL_EUSAGE, "%s is %llu bytes, more than [import] max_bundle_size (%llu bytes); nothing was written",
-                cv->what, (unsigned long long)st.st_size, (unsigned long long)max);
+        err_set(err, OWL_EUSAGE,
+                "%s is %llu bytes, more than [import] max_bundle_size (%llu bytes); nothing was written", cv->what,
+                (unsigned long long)st.st_size, (unsigned long long)max);
         goto out;
     }
     for (;;) {

@@ -51,7 +51,8 @@ static int hand_out(vendor_array *a, vendor_string_fn fn, void *ctx, owl_err *er
 
 static int walk_error(const vendor_array *a, const char *what, owl_err *err)
 {
-    return err_set(err, OWL_EUSAGE, "payload byte %llu: %s\nHINT: a payload is the vendor's JSON list of INSERT statements",
+    return err_set(err, OWL_EUSAGE,
+                   "payload byte %llu: %s\nHINT: a payload is the vendor's JSON list of INSERT statements",
                    (unsigned long long)a->offset + 1, what);
 }
 
@@ -103,6 +104,12 @@ int vendor_array_feed(vendor_array *a, const char *buf, size_t len, vendor_strin
         if (!is_ws(c)) {
             switch (a->state) {
             case ST_BEFORE:
+                if (a->offset < 3 && c == "\xef\xbb\xbf"[a->offset] && a->bom == a->offset) {
+                    a->bom++; /* a UTF-8 byte order mark, as some editors save */
+                    break;
+                }
+                if (a->bom > 0 && a->bom < 3)
+                    return walk_error(a, "a byte order mark cut short", err);
                 if (c != '[')
                     return walk_error(a, "expected '[' (a JSON list)", err);
                 a->state = ST_FIRST;
@@ -142,9 +149,8 @@ int vendor_array_feed(vendor_array *a, const char *buf, size_t len, vendor_strin
 int vendor_array_end(vendor_array *a, owl_err *err)
 {
     if (a->state != ST_AFTER)
-        return walk_error(a, a->state == ST_BEFORE ? "no JSON list (the payload is empty)"
-                                                    : "the payload ends inside its list",
-                          err);
+        return walk_error(
+            a, a->state == ST_BEFORE ? "no JSON list (the payload is empty)" : "the payload ends inside its list", err);
     return 0;
 }
 
@@ -388,12 +394,23 @@ static int add_plain(owl_buf *out, const char *p, size_t n)
     return buf_add(out, p, n);
 }
 
+/* Escapes n bytes of p onto out, a piece at a time, each taking the room its
+ * escaped form needs: a value fits when its escaped form does. */
 static int add_escaped(owl_buf *out, const char *p, size_t n)
 {
-    if (n > SIZE_MAX / 2 || buf_reserve(out, 2 * n) < 0)
-        return -1;
-    out->len += copytext_escape(p, n, out->p + out->len);
-    out->p[out->len] = '\0';
+    while (n > 0) {
+        size_t k = n < 65536 ? n : 65536, need = k;
+        for (size_t i = 0; i < k; i++) {
+            unsigned char c = (unsigned char)p[i];
+            need += c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t' || c == '\v';
+        }
+        if (buf_reserve(out, need) < 0)
+            return -1;
+        out->len += copytext_escape(p, k, out->p + out->len);
+        out->p[out->len] = '\0';
+        p += k;
+        n -= k;
+    }
     return 0;
 }
 

@@ -19,23 +19,24 @@
 
 /* Receives each string of the array, decoded (UTF-8, no NUL byte), with its
  * index (from 0) and the payload offset of its opening quote. */
-typedef int (*vendor_string_fn)(void *ctx, const char *s, size_t len, uint64_t index, uint64_t offset,
-                                owl_err *err);
+typedef int (*vendor_string_fn)(void *ctx, const char *s, size_t len, uint64_t index, uint64_t offset, owl_err *err);
 
 typedef struct vendor_array {
-    int state;           /* where the walker is: before '[', in the array, in a string, after ']' */
-    bool escaped;        /* in a string: the last byte was an unpaired backslash */
-    owl_buf elem;        /* the string being read, as JSON text, quotes included */
-    uint64_t offset;     /* payload bytes walked */
-    uint64_t start;      /* offset of the current string's opening quote */
-    uint64_t index;      /* strings handed out */
+    int state;       /* where the walker is: before '[', in the array, in a string, after ']' */
+    bool escaped;    /* in a string: the last byte was an unpaired backslash */
+    owl_buf elem;    /* the string being read, as JSON text, quotes included */
+    uint64_t offset; /* payload bytes walked */
+    uint64_t start;  /* offset of the current string's opening quote */
+    uint64_t index;  /* strings handed out */
+    uint64_t bom;    /* bytes of a UTF-8 byte order mark read before the list */
 } vendor_array;
 
 /* Starts a walk whose strings take at most max bytes as JSON text. */
 void vendor_array_init(vendor_array *a, size_t max);
 
 /* Walks len more bytes of the payload, handing each whole string to fn. The
- * payload must be one JSON array of strings, whitespace around: anything else
+ * payload must be one JSON array of strings, whitespace around (and a UTF-8
+ * byte order mark before it, which is skipped): anything else
  * is OWL_EUSAGE naming the byte offset; an error of fn stops the walk. Each
  * string is decoded by jansson (escapes, \u surrogate pairs, UTF-8 checked).
  * Messages count bytes from 1. */
@@ -53,15 +54,15 @@ typedef enum { VENDOR_NULL = 0, VENDOR_PLAIN, VENDOR_ESCAPED } vendor_value_kind
 /* A value as the statement writes it: NULL, '...' or E'...'. */
 typedef struct vendor_value {
     vendor_value_kind kind;
-    const char *p;       /* the literal's text between its quotes, still doubled */
+    const char *p; /* the literal's text between its quotes, still doubled */
     size_t len;
 } vendor_value;
 
 typedef struct vendor_insert {
-    char schema[TEXT_NAME_MAX + 1];      /* identifiers, as quote_ident undoes to */
+    char schema[TEXT_NAME_MAX + 1]; /* identifiers, as quote_ident undoes to */
     char table[TEXT_NAME_MAX + 1];
-    char (*columns)[TEXT_NAME_MAX + 1];  /* ncolumns of them */
-    vendor_value *values;                /* ncolumns of them, pointing into the statement */
+    char (*columns)[TEXT_NAME_MAX + 1]; /* ncolumns of them */
+    vendor_value *values;               /* ncolumns of them, pointing into the statement */
     size_t ncolumns;
     size_t cap;
 } vendor_insert;

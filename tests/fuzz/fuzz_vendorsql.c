@@ -30,8 +30,7 @@ static void requote(const char *v, size_t len, owl_buf *out)
 
 static void check_value(const vendor_value *v, size_t k)
 {
-    owl_buf dec = OWL_BUF_INIT(SIZE_MAX / 4), again = OWL_BUF_INIT(SIZE_MAX / 4),
-            field = OWL_BUF_INIT(SIZE_MAX / 4);
+    owl_buf dec = OWL_BUF_INIT(SIZE_MAX / 4), again = OWL_BUF_INIT(SIZE_MAX / 4), field = OWL_BUF_INIT(SIZE_MAX / 4);
     owl_err err;
     char *un;
     size_t unlen;

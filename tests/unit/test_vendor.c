@@ -64,6 +64,9 @@ static void test_walk_strings(void)
         CHECK(g.offsets[0] == 2 && g.offsets[1] == 7);
     }
     CHECK(walk("[]", 1, 16, &g, &err) == 0 && g.n == 0);
+    CHECK(walk("\xef\xbb\xbf[\"a\"]", 1, 16, &g, &err) == 0 && g.n == 1); /* a byte order mark */
+    CHECK(walk("\xef\xbb[]", 1, 16, &g, &err) < 0);
+    CHECK(walk(" \xef\xbb\xbf[]", 1, 16, &g, &err) < 0);
 }
 
 static void test_walk_refused(void)
@@ -90,10 +93,10 @@ static void test_walk_refused(void)
     CHECK(walk("[\"abc", 3, 64, &g, &err) < 0);
     CHECK(walk("[\"a\\u0000b\"]", 3, 64, &g, &err) < 0); /* NUL: jansson refuses it */
     CHECK_CONTAINS(err.msg, "payload item 1 (byte 2) is not a valid JSON string");
-    CHECK(walk("[\"\\ud83e\"]", 3, 64, &g, &err) < 0);   /* a lone surrogate */
-    CHECK(walk("[\"a\tb\"]", 3, 64, &g, &err) < 0);       /* a raw control character */
-    CHECK(walk("[\"\xff\"]", 3, 64, &g, &err) < 0);       /* not UTF-8 */
-    CHECK(walk("[\"\\x41\"]", 3, 64, &g, &err) < 0);      /* no such escape */
+    CHECK(walk("[\"\\ud83e\"]", 3, 64, &g, &err) < 0); /* a lone surrogate */
+    CHECK(walk("[\"a\tb\"]", 3, 64, &g, &err) < 0);    /* a raw control character */
+    CHECK(walk("[\"\xff\"]", 3, 64, &g, &err) < 0);    /* not UTF-8 */
+    CHECK(walk("[\"\\x41\"]", 3, 64, &g, &err) < 0);   /* no such escape */
     CHECK(walk("[\"0123456789\"]", 3, 8, &g, &err) < 0);
     CHECK_CONTAINS(err.msg, "payload item 1 (byte 2) is longer than 8 bytes");
 }
