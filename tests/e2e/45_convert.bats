@@ -211,6 +211,17 @@ EOF
     convert --from-vendor-json "$W/p.json" -o "$W/conv"
     refused "payload byte $((${#ok} + 5)): text after the end of the list"
 
+    # a row of 64 MiB and a byte (one of 40 MB with a backslash, which COPY
+    # doubles, fits: at the end)
+    { printf '["INSERT INTO cvm.owl_catalog(dataset, alias_nm) VALUES (%s, %s);"]' "'d'" \
+        "'$(head -c 67108863 /dev/zero | tr '\0' a)'"; } >"$W/p.json"
+    convert --from-vendor-json "$W/p.json" -o "$W/conv"
+    refused "statement 1 (payload byte 2): its row is longer than 67108864 bytes"
+    stmt "INSERT INTO cvm.owl_catalog(dataset) VALUES ('$(head -c 1025 /dev/zero | tr '\0' d)');"
+    convert --from-vendor-json "$W/p.json" -o "$W/conv"
+    refused "its dataset name is longer than 1024 bytes"
+    rm -f "$W/p.json"
+
     # 1 GB (a sparse file): refused by its size, before a byte is read
     truncate -s 1100M "$W/big.json"
     convert --from-vendor-json "$W/big.json" -o "$W/conv"
@@ -222,6 +233,14 @@ EOF
     run --separate-stderr bash -c 'cat "$1" | "$2" -c "$3" convert --from-vendor-json - -o "$4"' \
         - "$W/p.json" "$OWLSYNC" "$W/src.ini" "$W/conv"
     refused "the payload (stdin) is more than [import] max_bundle_size (65536 bytes)"
+
+    sed -i '/^max_bundle_size = 64K$/d' "$W/src.ini"
+    { printf '["INSERT INTO cvm.owl_catalog(dataset, alias_nm) VALUES (%s, %s);"]' "'d'" \
+        "E'\\\\\\\\$(head -c 40000000 /dev/zero | tr '\0' a)'"; } >"$W/p.json"
+    mkdir -p "$W/big"
+    convert --from-vendor-json "$W/p.json" -o "$W/big"
+    [ "$status" -eq 0 ] || { echo "$stderr"; false; }
+    rm -rf "$W/big"
 }
 
 @test "values carried as data: E'' escapes, semicolons, comments and quotes in values, a 10 MB value, byte for byte" {
