@@ -129,26 +129,33 @@ stmt() {
 
 @test "convert -j JOB signs with the job's key into its outboxes and keeps to its tables; the job's state keeps only the sequence" {
     pair cvj 2
-    job nightly "public.ds_1" "tables=owl_catalog, owl_rule"
+    job nightly "public.ds_1" "tables=owl_catalog, owl_rule" "skip_unchanged=true"
+    b1=$(mkbundle nightly)
+    [[ $b1 == *"_000001.owlb" ]]
     payload cvj "ARRAY['public.ds_2']" "ARRAY['id']" >"$W/payload.json"
     convert --from-vendor-json "$W/payload.json" -j nightly
     [ "$status" -eq 2 ]
     [[ $stderr == *"table \"rule_repo\" is not among the tables this conversion carries"* ]]
-    [ -z "$(ls -A "$W/out")" ]
+    [ "$(ls "$W/out")" = "$(basename "$b1")" ]
 
     pg_psql src -At -c "SELECT json_agg(s) FROM bench_vendor.dump('cvj', ARRAY['owl_catalog', 'owl_rule'],
         ARRAY['public.ds_2']) s" >"$W/payload.json"
     convert --from-vendor-json "$W/payload.json" -j nightly
     [ "$status" -eq 0 ] || { echo "$stderr"; false; }
-    [[ $output == "$W/out/prod_nightly_"*"_000001.owlb" ]]
+    [[ $output == "$W/out/prod_nightly_"*"_000002.owlb" ]]
     "$OWLSYNC" verify -k "$K/prod.key.pub" "$output"
     imp_ok "$output"
     printed_counts owl_rule 20 0 0 0
     [ "$(pg_query tgt "SELECT count(*) FROM cvj.owl_rule WHERE dataset = 'public.ds_2'")" = 20 ]
-    # the next export of the job takes the next number, and publishes (its
-    # outbox's record was not touched)
-    b=$(mkbundle nightly)
-    [[ $b == *"_000002.owlb" ]]
+    # the job's next export finds its outbox holding its content still (the
+    # convert recorded no delivery and no dataset of the job's): no bundle
+    run --separate-stderr "$OWLSYNC" -c "$W/src.ini" export -j nightly --quiet
+    [ "$status" -eq 0 ]
+    [ -z "$output" ]
+    # and after a change, the number after the convert's
+    pg_psql src -c "UPDATE cvj.owl_rule SET points = points + 1 WHERE dataset = 'public.ds_1'" >/dev/null
+    b3=$(mkbundle nightly)
+    [[ $b3 == *"_000003.owlb" ]]
 }
 
 @test "statements that are not the vendor's dump() shape are refused with their index and byte, exit 2, nothing written" {
