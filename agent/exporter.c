@@ -25,6 +25,8 @@
 #include "owlsync/text.h"
 #include "owlsync/version.h"
 
+_Static_assert(EXPORTER_LANES == EXTRACT_LANES, "lanes of a row digest sum");
+
 /* Far more than a job ever uses, and few enough that no sum overflows. */
 #define SEQUENCE_MAX UINT64_C(999999999999999)
 
@@ -54,6 +56,10 @@ typedef struct export_run {
     char *snapshot_id;          /* shared with further readers when parallel */
     int64_t snapshot_at;
     extract *x;
+    exporter_table *etabs;      /* the tables read, as the publishing stages see them */
+    char ***types;              /* per table: its columns' types, pointing into cols */
+    exporter_rows own;          /* the rows read from the database */
+    const exporter_rows *rows;  /* the rows to publish: own, or a caller's */
     manifest *m;
     progress prog;
     char digest[KEYS_HASH_HEX_LEN + 1];
@@ -480,6 +486,49 @@ static int save_datasets(export_run *r, owl_err *err)
     return rc;
 }
 
+static int write_extracted(void *ctx, size_t i, bundle_writer *w, const char *entry, owl_err *err)
+{
+    return extract_write_table(ctx, i, w, entry, err);
+}
+
+/* The tables read, as the publishing stages take them. */
+static int ex_rows(export_run *r, owl_err *err)
+{
+    r->etabs = calloc(r->ntabs ? r->ntabs : 1, sizeof(*r->etabs));
+    r->types = calloc(r->ntabs ? r->ntabs : 1, sizeof(*r->types));
+    if (r->etabs == NULL || r->types == NULL)
+        return err_oom(err);
+    for (size_t i = 0; i < r->ntabs; i++) {
+        const extract_table *t = &r->tabs[i];
+        exporter_table *et = &r->etabs[i];
+        r->types[i] = calloc(t->ncolumns ? t->ncolumns : 1, sizeof(char *));
+        if (r->types[i] == NULL)
+            return err_oom(err);
+        for (size_t k = 0; k < t->ncolumns; k++)
+            r->types[i][k] = catalog_find_column(&r->cols[i], t->columns[k])->type;
+        et->name = t->name;
+        et->dataset_column = t->dataset_column;
+        et->columns = t->columns;
+        et->types = r->types[i];
+        et->ncolumns = t->ncolumns;
+        et->nrefs = r->nrefs[i];
+        et->rows = t->rows;
+        et->bytes = t->bytes;
+        memcpy(et->lanes, t->lanes, sizeof(et->lanes));
+        memcpy(et->blake2b, t->blake2b, sizeof(et->blake2b));
+    }
+    r->own = (exporter_rows){.schema = r->c->schema,
+                             .snapshot_at = r->snapshot_at,
+                             .tables = r->etabs,
+                             .ntables = r->ntabs,
+                             .datasets = r->datasets,
+                             .ndatasets = r->ndatasets,
+                             .write = write_extracted,
+                             .ctx = r->x};
+    r->rows = &r->own;
+    return 0;
+}
+
 static int ex_read(export_run *r, owl_err *err)
 {
     extract_opts o;
@@ -517,7 +566,7 @@ static int ex_read(export_run *r, owl_err *err)
     source_end(r->conn);
     db_close(r->conn);
     r->conn = NULL;
-    return 0;
+    return ex_rows(r, err);
 }
 
 /* ---------------------------------------------------------------- bundle */
@@ -537,7 +586,7 @@ static int content_digest(export_run *r, owl_err *err)
     keys_hash_update(h, "|", 1);
     for (size_t i = 0; i < m->ntargets; i++)
         keys_hash_update(h, m->targets[i], strlen(m->targets[i]) + 1);
-    for (size_t i = 0; i < r->ntabs; i++) {
+    for (size_t i = 0; i < r->rows->ntables; i++) {
         const manifest_table *t = &m->tables[i];
         keys_hash_update(h, t->name, strlen(t->name) + 1);
         keys_hash_update(h, t->dataset_column, strlen(t->dataset_column) + 1);
@@ -549,7 +598,7 @@ static int content_digest(export_run *r, owl_err *err)
         }
         snprintf(num, sizeof(num), "%llu/%llu", (unsigned long long)t->rows, (unsigned long long)t->bytes);
         keys_hash_update(h, num, strlen(num) + 1);
-        keys_hash_update(h, r->tabs[i].lanes, sizeof(r->tabs[i].lanes));
+        keys_hash_update(h, r->rows->tables[i].lanes, sizeof(r->rows->tables[i].lanes));
     }
     keys_hash_final(h, r->digest);
     keys_hash_free(h);
@@ -617,28 +666,27 @@ static int ex_manifest(export_run *r, owl_err *err)
 
     r->m = m;
     if (m == NULL || manifest_set_string(&m->environment, c->environment) < 0 ||
-        manifest_set_string(&m->job, r->job->name) < 0 || manifest_set_string(&m->schema, c->schema) < 0 ||
+        manifest_set_string(&m->job, r->job->name) < 0 || manifest_set_string(&m->schema, r->rows->schema) < 0 ||
         manifest_set_string(&m->producer, "owlsync " OWLSYNC_VERSION) < 0)
         return err_oom(err);
-    m->snapshot_at = r->snapshot_at;
+    m->snapshot_at = r->rows->snapshot_at;
     for (size_t i = 0; i < r->job->targets->n; i++) {
         if (manifest_add_target(m, r->job->targets->v[i]) < 0)
             return err_oom(err);
     }
-    for (size_t i = 0; i < r->ndatasets; i++) {
-        if (manifest_add_dataset(m, r->datasets[i]) < 0)
+    for (size_t i = 0; i < r->rows->ndatasets; i++) {
+        if (manifest_add_dataset(m, r->rows->datasets[i]) < 0)
             return err_oom(err);
     }
-    for (size_t i = 0; i < r->ntabs; i++) {
-        const extract_table *t = &r->tabs[i];
+    for (size_t i = 0; i < r->rows->ntables; i++) {
+        const exporter_table *t = &r->rows->tables[i];
         manifest_table *mt = manifest_add_table(m, t->name, t->dataset_column);
         if (mt == NULL)
             return err_oom(err);
         for (size_t k = 0; k < t->ncolumns; k++) {
-            const catalog_column *col = catalog_find_column(&r->cols[i], t->columns[k]);
-            if (manifest_table_add_column(mt, col->name, col->type) < 0)
+            if (manifest_table_add_column(mt, t->columns[k], t->types[k]) < 0)
                 return err_oom(err);
-            mt->columns[k].ref = k >= t->ncolumns - r->nrefs[i];
+            mt->columns[k].ref = k >= t->ncolumns - t->nrefs;
         }
         mt->rows = t->rows;
         mt->bytes = t->bytes;
@@ -651,7 +699,7 @@ static int ex_manifest(export_run *r, owl_err *err)
                  (unsigned long long)last);
         r->res->unchanged = true;
         r->res->sequence = last;
-        return r->job->remember && save_datasets(r, err) < 0 ? -1 : 1;
+        return r->job->remember && r->rows == &r->own && save_datasets(r, err) < 0 ? -1 : 1;
     }
     for (size_t i = 0; r->job->skip_unchanged && last > 0 && i < r->job->outboxes->n; i++) {
         if (r->deliver[i])
@@ -691,8 +739,8 @@ static int ex_build(export_run *r, owl_err *err)
         bundle_writer_add(w, "manifest.json", mjson, mlen, err) < 0 ||
         bundle_writer_add(w, "manifest.sig", sig, siglen, err) < 0)
         goto out;
-    for (size_t i = 0; i < r->ntabs; i++) {
-        if (extract_write_table(r->x, i, w, r->m->tables[i].file, err) < 0)
+    for (size_t i = 0; i < r->rows->ntables; i++) {
+        if (r->rows->write(r->rows->ctx, i, w, r->m->tables[i].file, err) < 0)
             goto out;
     }
     rc = bundle_writer_close(w, err);
@@ -800,7 +848,7 @@ static int ex_save(export_run *r, owl_err *err)
         }
     }
     if (jobstate_write(r->c->state_dir, r->job->name, &next, err) == 0)
-        rc = save_datasets(r, err);
+        rc = r->rows == &r->own ? save_datasets(r, err) : 0;
 out:
     jobstate_free(&next);
     if (rc < 0)
@@ -834,6 +882,10 @@ static void run_free(export_run *r)
         catalog_table_free(&r->cols[i]);
     for (size_t i = 0; r->colnames != NULL && i < r->ntabs; i++)
         free(r->colnames[i]);
+    for (size_t i = 0; r->types != NULL && i < r->ntabs; i++)
+        free(r->types[i]);
+    free(r->types);
+    free(r->etabs);
     free(r->colnames);
     free(r->nrefs);
     free(r->cols);
@@ -860,10 +912,31 @@ static void run_free(export_run *r)
         close(r->lockfd);
 }
 
+/* From the rows read to the outboxes: manifest, sequence number, bundle,
+ * publishing, and what each outbox received. */
+static int ex_finish(export_run *r, owl_err *err)
+{
+    int got = ex_manifest(r, err);
+
+    if (got != 0)
+        return got > 0 ? 0 : -1;
+    if (ex_build(r, err) < 0 || ex_publish(r, err) < 0)
+        return -1;
+    if (r->job->remember && r->res->npaths > 0) {
+        owl_err saved;
+        err_clear(&saved);
+        if (ex_save(r, &saved) < 0) {
+            *err = saved; /* the more urgent: it says what the next run does */
+            return -1;
+        }
+    }
+    return ex_outcome(r, err);
+}
+
 int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, owl_err *err)
 {
     export_run r;
-    int rc = -1, got;
+    int rc = -1;
 
     memset(res, 0, sizeof(*res));
     memset(&r, 0, sizeof(r));
@@ -874,25 +947,31 @@ int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, ow
     progress_init(&r.prog, job->progress, "export", true);
     if (ex_check(&r, err) < 0 || ex_tables(&r, err) < 0 || ex_snapshot(&r, err) < 0 || ex_read(&r, err) < 0)
         goto out;
-    got = ex_manifest(&r, err);
-    if (got != 0) {
-        rc = got > 0 ? 0 : -1;
-        goto out;
-    }
-    if (ex_build(&r, err) < 0 || ex_publish(&r, err) < 0)
-        goto out;
-    if (job->remember && r.res->npaths > 0) {
-        owl_err saved;
-        err_clear(&saved);
-        if (ex_save(&r, &saved) < 0) {
-            *err = saved; /* the more urgent: it says what the next run does */
-            goto out;
-        }
-    }
-    rc = ex_outcome(&r, err);
+    rc = ex_finish(&r, err);
 out:
     if (r.prog.on && rc < 0)
         fputc('\n', stderr);
+    run_free(&r);
+    return rc;
+}
+
+int exporter_publish(const cfg *c, const exporter_job *job, const exporter_rows *rows, exporter_result *res,
+                     owl_err *err)
+{
+    export_run r;
+    int rc = -1;
+
+    memset(res, 0, sizeof(*res));
+    memset(&r, 0, sizeof(r));
+    r.c = c;
+    r.job = job;
+    r.res = res;
+    r.rows = rows;
+    r.lockfd = r.bundle_fd = -1;
+    for (size_t i = 0; i < rows->ntables; i++)
+        res->rows += rows->tables[i].rows;
+    if (ex_check(&r, err) == 0)
+        rc = ex_finish(&r, err);
     run_free(&r);
     return rc;
 }

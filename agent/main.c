@@ -27,6 +27,8 @@ static const char usage_text[] =
     "  daemon                    run scheduled exports and watch the import inbox\n"
     "  status [--json]           recent imports, inbox backlog, quarantine, jobs\n"
     "  check                     config valid, databases reachable, tables and keys usable\n"
+    "  convert --from-vendor-json PAYLOAD [-j JOB | -o DIR]\n"
+    "                            a payload of the vendor's Export API into a signed bundle\n"
     "\n"
     "options:\n"
     "  -c FILE        config file (default: $OWLSYNC_CONFIG, else " CMD_DEFAULT_CONFIG ")\n"
@@ -50,6 +52,7 @@ static const command commands[] = {
     {"status", cmd_status},
     {"check", cmd_check},
     {"inspect", cmd_inspect},
+    {"convert", cmd_convert},
 };
 
 int main(int argc, char **argv)

@@ -29,6 +29,7 @@ int cmd_import(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_daemon(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_status(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_check(int argc, char **argv, const cmd_ctx *ctx);
+int cmd_convert(int argc, char **argv, const cmd_ctx *ctx);
 
 /* owlsync --version: prints the version, the source's git description and the
  * versions of the libraries in use on stdout. */

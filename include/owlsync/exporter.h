@@ -37,6 +37,38 @@ typedef struct exporter_result {
     int failed_outboxes; /* outboxes that could not take the bundle */
 } exporter_result;
 
+#define EXPORTER_LANES 2 /* 64-bit lanes of a row digest sum */
+
+/* One table of a bundle about to be published: its columns, and what its rows
+ * came to (spooled by whoever read them). */
+typedef struct exporter_table {
+    const char *name;
+    const char *dataset_column;  /* "" = a global table */
+    char *const *columns;        /* in order */
+    char *const *types;          /* each column's type (format_type text, or "unknown") */
+    size_t ncolumns;
+    size_t nrefs;                /* its last nrefs columns are references (manifest version 2) */
+    uint64_t rows, bytes;
+    uint64_t lanes[EXPORTER_LANES]; /* order-independent sum of the rows' digests (skip_unchanged) */
+    char blake2b[65];            /* hex digest of the table's COPY text */
+} exporter_table;
+
+/* Writes table i's rows into the bundle as the data of entry (its header first). */
+typedef int (*exporter_write_fn)(void *ctx, size_t i, bundle_writer *w, const char *entry, owl_err *err);
+
+/* Rows read, ready to be published: what the manifest says of them, and how
+ * to write them. */
+typedef struct exporter_rows {
+    const char *schema;          /* the source's schema */
+    int64_t snapshot_at;         /* microseconds since the epoch */
+    const exporter_table *tables;
+    size_t ntables;
+    char *const *datasets;       /* in byte order */
+    size_t ndatasets;
+    exporter_write_fn write;
+    void *ctx;
+} exporter_rows;
+
 /* Fills job from an [export] section (progress off, remember on); the caller may override. */
 void exporter_job_init(exporter_job *job, const cfg_export *ex);
 
@@ -48,6 +80,15 @@ void exporter_job_init(exporter_job *job, const cfg_export *ex);
  * ever replaced. With skip_unchanged, an outbox gets the bundle when the last
  * bundle it received (that the job knows of) had other content. */
 int exporter_run(const cfg *c, const exporter_job *job, exporter_result *res, owl_err *err);
+
+/* Publishes rows read elsewhere (owlsync convert) as job's bundle, by the
+ * same stages as exporter_run after its reading: the job's lock and state,
+ * the manifest, the sequence number saved first, signing, packing, publishing
+ * into each outbox (and, with job->remember, what each received). The
+ * datasets are the ones given; job->datasets is not used, nor are the
+ * datasets the job carried saved. */
+int exporter_publish(const cfg *c, const exporter_job *job, const exporter_rows *rows, exporter_result *res,
+                     owl_err *err);
 
 void exporter_result_free(exporter_result *res);
 

@@ -5,7 +5,8 @@
 # sql/metastore.sql, sql/sample.sql), signed with the fuzz harnesses' fixed
 # test key (fuzzkey), and the bundles, their manifests and rows are taken
 # apart into seeds. Configs are owlsync.ini.example and the ones the run used;
-# schedules are the examples of owlsync.ini(5) and the source's job_schedule.
+# schedules are the examples of owlsync.ini(5) and the source's job_schedule;
+# vendor statements are what the vendor's dump() writes of the same rows.
 #
 # make fuzz-corpus runs it (OWLSYNC and FUZZKEY set); commit what it writes.
 set -euo pipefail
@@ -47,7 +48,7 @@ mkdir -p "$work/state" "$work/out"
 
 corpus=$here/corpus
 rm -rf "$corpus"
-mkdir -p "$corpus"/{bundle,bundle_signed,manifest,copytext,rewrite,config,cron}
+mkdir -p "$corpus"/{bundle,bundle_signed,manifest,copytext,rewrite,config,cron,vendorsql}
 
 for name in special bulk global; do
     bundle=$(owl_export_one "$work/src.ini" "$name")
@@ -123,6 +124,28 @@ n=0
     n=$((n + 1))
     printf '%s' "$line" >"$corpus/cron/$(printf '%02d' "$n")"
 done
+
+# vendorsql: statements of the vendor's own dump() (tests/bench/vendor_dump.sql)
+# over the hostile sample values, one per seed, ids included as its function
+# writes them; a payload of a few, as its API answers (a JSON list); and shapes
+# it must refuse.
+pg_psql src -c "SET client_min_messages = warning" -f "$root/tests/bench/vendor_dump.sql" >/dev/null
+mkdir -p "$corpus/vendorsql"
+n=0
+pg_psql src -At -0 -c "SELECT s FROM bench_vendor.dump('public',
+        ARRAY['rule_repo', 'owl_catalog', 'owl_rule', 'alert_cond', 'alert_output', 'owl_check_repo'],
+        ARRAY['public.special', 'public.o''hara'], ARRAY[]::text[]) s
+    WHERE length(s) < 1500 ORDER BY md5(s) LIMIT 12" |
+    while IFS= read -r -d '' s; do
+        n=$((n + 1))
+        printf '%s' "$s" >"$corpus/vendorsql/dump-$(printf '%02d' "$n").sql"
+    done
+pg_psql src -At -c "SELECT json_agg(s) FROM bench_vendor.dump('public', ARRAY['owl_catalog', 'owl_rule'],
+    ARRAY['public.o''hara']) s" | tr -d '\n' >"$corpus/vendorsql/payload-ohara.json"
+printf '[]' >"$corpus/vendorsql/payload-empty.json"
+printf '%s' "[\"INSERT INTO s.t(a) VALUES ('1');DROP TABLE s.t;\", \"DELETE FROM s.t;\", \"\\u00e9\\ud83e\\udd89\"]" \
+    >"$corpus/vendorsql/payload-hostile.json"
+printf '%s' "INSERT INTO \"Tenant\"\"1\".t(a,b,c) VALUES (E'x\\\\y''z','',NULL);" >"$corpus/vendorsql/shape-quoted.sql"
 
 du -sh "$corpus"
 echo "make-corpus: $(find "$corpus" -type f | wc -l) seeds in $corpus"

@@ -1,0 +1,1 @@
+INSERT INTO public.rule_repo(id, rule_nm, rule_type, rule_value, rule_desc, rule_category, dimension, points, perc, params, is_active, user_nm, updt_ts) VALUES ('12', 'tpl_unicode_é_日本_🦉', 'SQLF', '${col} <> ''日本''', '', '', NULL, '0', '0.0000', NULL, 'true', NULL, '1999-12-31 23:59:59.999999+00');

@@ -1,0 +1,1 @@
+INSERT INTO public.rule_repo(id, rule_nm, rule_type, rule_value, rule_desc, rule_category, dimension, points, perc, params, is_active, user_nm, updt_ts) VALUES ('1', 'not_null', 'SQLF', '${col} IS NOT NULL', 'Template not_null', 'basic', 'completeness', '1', '1.0000', '{"placeholders": ["col"]}', 'true', 'admin', '2024-01-01 01:00:00+00');

@@ -1,0 +1,1 @@
+INSERT INTO public.alert_cond(id, dataset, alert_nm, condition, alert_type, recipients, message, params, batch_nm, is_active, user_nm, updt_ts) VALUES ('11', 'public.special', 'empty_array', 'score < 50', 'SLACK', '{}', NULL, 'null', '', 'false', NULL, '2024-03-01 00:00:00+00');

@@ -1,0 +1,1 @@
+INSERT INTO public.owl_rule(id, dataset, rule_nm, rule_type, rule_value, rule_repo, filter_query, points, perc, score, is_active, run_time_limit, rule_category, dimension, user_nm, params, updt_ts) VALUES ('64', 'public.special', 'empty_strings', '', '', '', '', '0', '0.0000', '0', 'false', '0', '', '', '', '{}', '2024-03-01 00:00:01+00');

@@ -1,0 +1,1 @@
+INSERT INTO public.rule_repo(id, rule_nm, rule_type, rule_value, rule_desc, rule_category, dimension, points, perc, params, is_active, user_nm, updt_ts) VALUES ('5', 'email_format', 'SQLF', '${col} ~ ''^[^@]+@[^@]+$''', 'Template email_format', 'pattern', 'conformity', '3', '0.2500', '{"placeholders": ["col"]}', 'true', 'admin', '2024-01-01 05:00:00+00');

@@ -1,0 +1,1 @@
+INSERT INTO public.owl_rule(id, dataset, rule_nm, rule_type, rule_value, rule_repo, filter_query, points, perc, score, is_active, run_time_limit, rule_category, dimension, user_nm, params, updt_ts) VALUES ('69', 'public.o''hara', 'rule_1', 'SQLG', 'name = ''O''''Hara''', NULL, NULL, '1', '1.0000', NULL, 'true', NULL, NULL, NULL, NULL, NULL, '2024-01-01 00:00:00+00');

@@ -1,0 +1,1 @@
+INSERT INTO "Tenant""1".t(a,b,c) VALUES (E'x\\y''z','',NULL);
