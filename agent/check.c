@@ -26,7 +26,7 @@ static bool is_dir(const char *path)
  * directory. */
 static int check_local(const cfg *c, FILE *out, owl_err *err)
 {
-    keys_trust trust = {NULL, 0};
+    keys_trust trust = {NULL, 0, NULL, 0};
 
     for (size_t i = 0; i < c->nexports; i++) {
         const cfg_export *ex = &c->exports[i];
@@ -152,7 +152,7 @@ static int check_columns(const cfg *c, db_conn *conn, FILE *out, owl_err *err)
 {
     char path[PATH_MAX] = "";
     struct timespec when = {0, 0};
-    keys_trust trust = {NULL, 0};
+    keys_trust trust = {NULL, 0, NULL, 0};
     bundle_limits lim = {c->import.max_bundle_size, c->import.max_unpacked_size};
     bundle_reader *r = NULL;
     const manifest *m;

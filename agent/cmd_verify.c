@@ -29,7 +29,7 @@ static int on_opt(void *ctx, int opt, const char *arg, owl_err *err)
 int cmd_verify(int argc, char **argv, const cmd_ctx *ctx)
 {
     const char *keyarg = NULL, *path;
-    keys_trust trust = {NULL, 0};
+    keys_trust trust = {NULL, 0, NULL, 0};
     bundle_reader *r = NULL;
     bundle_limits lim;
     const manifest *m;

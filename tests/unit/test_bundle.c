@@ -1117,7 +1117,7 @@ static void test_appended(void)
 
 static void test_trust(void)
 {
-    keys_trust t = {NULL, 0};
+    keys_trust t = {NULL, 0, NULL, 0};
     tdata tb[] = {{"owl_rule", rows_a, sizeof(rows_a) - 1}};
     const char *prod = tpath("trust.prod.owlb"), *qa = tpath("trust.qa.owlb");
     bundle_reader *r = NULL;
