@@ -132,7 +132,7 @@ test: deps check
 
 test-run: $(BUILD)/owlsync $(UNIT_BINS) $(TOOL_BINS)
 	@OWLSYNC=$(CURDIR)/$(BUILD)/owlsync BUILD=$(CURDIR)/$(BUILD) GZCRAFT=$(CURDIR)/$(BUILD)/tests/tools/gzcraft \
-	  RESIGN=$(CURDIR)/$(BUILD)/tests/tools/resign \
+	  RESIGN=$(CURDIR)/$(BUILD)/tests/tools/resign SEAL=$(CURDIR)/$(BUILD)/tests/tools/seal \
 	  $(if $(FUZZ_SMOKE),FUZZ_BUILD=$(abspath $(FUZZ_BUILD)) FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)) \
 	  tests/run $(UNIT_BINS)
 
