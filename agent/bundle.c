@@ -22,6 +22,8 @@
 #define MANIFEST_ENTRY "manifest.json"
 #define SIG_ENTRY "manifest.sig"
 
+_Static_assert(BUNDLE_MAX_RECIPIENTS == ENVELOPE_MAX_RECIPIENTS, "one bound on recipients");
+
 static uint64_t round_block(uint64_t n)
 {
     return (n + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;

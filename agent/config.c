@@ -971,8 +971,9 @@ static int add_recipients(parse_ctx *p, const sect_state *st, const key_desc *kd
     free(envs);
     if (nkeys == 0)
         return key_error(p, st, p->line, kd->name, "expected \"ENVIRONMENT KEY [KEY...]\", got \"%s\"", value);
-    if (ex->nencrypt_to > 64)
-        return key_error(p, st, p->line, kd->name, "more than 64 keys: a bundle is encrypted to at most 64");
+    if (ex->nencrypt_to > CFG_MAX_RECIPIENTS)
+        return key_error(p, st, p->line, kd->name, "more than %d keys: a bundle is encrypted to at most %d",
+                         CFG_MAX_RECIPIENTS, CFG_MAX_RECIPIENTS);
     return 0;
 }
 

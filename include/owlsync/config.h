@@ -11,6 +11,8 @@
 
 /* Longest line (without its newline) that Debian's inih reads whole. */
 #define CFG_MAX_LINE 199
+/* Most encrypt_to keys of one export job (a bundle's recipients). */
+#define CFG_MAX_RECIPIENTS 64
 /* Largest config file read. */
 #define CFG_MAX_FILE (1024 * 1024)
 /* [import] max_bundle_size and max_unpacked_size when not set (and for inspect). */
