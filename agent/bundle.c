@@ -820,6 +820,13 @@ static int open_envelope(bundle_reader *r, const keys_trust *dec, owl_err *err)
     r->file_size = envelope_size(r->env);
     if (r->file_size == 0)
         return err_set(err, OWL_EVERIFY, "bundle is empty");
+    n = src_pread(r, head, sizeof(head), 0);
+    if (n < 0) {
+        *err = r->src_err;
+        return -1;
+    }
+    if (envelope_detect(head, (size_t)n))
+        return err_set(err, OWL_EVERIFY, "bundle is encrypted more than once");
     return 0;
 }
 

@@ -223,6 +223,11 @@ seal() { # IN OUT PUB…
     run "$OWLSYNC" -c "$W/tgt.ini" verify "$W/a.owlb"
     [ "$status" -eq 3 ]
     [[ $output == *"encrypted bundle"* ]]
+    # an encrypted bundle encrypted again
+    seal "$b" "$W/twice.owlb" "$K/qa.enc.pub"
+    run "$OWLSYNC" -c "$W/tgt.ini" verify "$W/twice.owlb"
+    [ "$status" -eq 3 ]
+    [[ $output == *"bundle is encrypted more than once"* ]]
     # import of a damaged one writes nothing
     cp "$b" "$W/f.owlb"
     flip_byte "$W/f.owlb" $((size / 2))
