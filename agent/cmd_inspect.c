@@ -17,9 +17,9 @@ static const char inspect_usage[] =
     "`owlsync verify` before trusting what it shows. --json prints the manifest\n"
     "for scripts, wrapped as {\"file\", \"signature_verified\", \"manifest\"}.\n"
     "An encrypted bundle is decrypted with the decrypt_key lines of the config\n"
-    "given with -c; without one of its keys, inspect shows only that it is\n"
-    "encrypted and the key ids it was made for ({\"file\", \"encrypted\",\n"
-    "\"recipients\"} with --json).\n";
+    "named by -c or $OWLSYNC_CONFIG; without one of its keys, inspect shows\n"
+    "only that it is encrypted and the key ids it was made for ({\"file\",\n"
+    "\"encrypted\", \"recipients\"} with --json).\n";
 
 static const struct option inspect_opts[] = {{"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
 static const cmd_def inspect_def = {"inspect", inspect_usage, "", inspect_opts, 1, 1, "one BUNDLE"};
