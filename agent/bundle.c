@@ -597,10 +597,12 @@ static int detect_compression(bundle_reader *r, owl_err *err)
     ssize_t n = src_pread(r, head, sizeof(head), 0);
     const char *name;
 
-    if (n < 0) {
+    if (n < 0 && r->src_failed) {
         *err = r->src_err;
         return -1;
     }
+    if (n < 0)
+        return err_set(err, OWL_ERUNTIME, "cannot read %s: %s", r->path, r->src_err.msg);
     name = magic_name(head, (size_t)n);
     if (name == NULL)
         r->comp = BUNDLE_NONE;
