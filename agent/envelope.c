@@ -14,16 +14,16 @@
 _Static_assert(sizeof(ENVELOPE_MAGIC) == ENVELOPE_MAGIC_BYTES, "the magic and its NUL");
 
 struct envelope_reader {
-    int fd;                     /* the caller's */
-    uint64_t size;              /* of the file */
+    int fd;        /* the caller's */
+    uint64_t size; /* of the file */
     unsigned char hbuf[ENVELOPE_HEADER_MAX];
     envelope_header h;
     char key_id[KEYS_ID_HEX_LEN + 1];
     keys_stream *stream;
     uint64_t nchunks;
-    size_t last_len;            /* inner bytes of the last chunk */
-    uint64_t inner;             /* inner bytes in all */
-    uint64_t cur;               /* the chunk in plain, when have */
+    size_t last_len; /* inner bytes of the last chunk */
+    uint64_t inner;  /* inner bytes in all */
+    uint64_t cur;    /* the chunk in plain, when have */
     bool have;
     size_t plain_len;
     unsigned char cipher[CIPHER_CHUNK];
@@ -51,7 +51,8 @@ int envelope_parse_header(const unsigned char *p, size_t len, envelope_header *h
     if (len < ENVELOPE_FIXED_BYTES)
         return 1;
     if (p[ENVELOPE_MAGIC_BYTES] != ENVELOPE_VERSION)
-        return err_set(err, OWL_EVERIFY, "encrypted bundle of format version %u, not %d\nHINT: a newer owlsync may read it",
+        return err_set(err, OWL_EVERIFY,
+                       "encrypted bundle of format version %u, not %d\nHINT: a newer owlsync may read it",
                        (unsigned)p[ENVELOPE_MAGIC_BYTES], ENVELOPE_VERSION);
     h->nrecipients = p[ENVELOPE_MAGIC_BYTES + 1];
     if (h->nrecipients == 0 || h->nrecipients > ENVELOPE_MAX_RECIPIENTS)
@@ -214,8 +215,7 @@ static const char *id_list(const envelope_header *h, char *buf, size_t size)
     return buf;
 }
 
-int envelope_open(int fd, uint64_t size, keys_box_secret *const *dec, size_t ndec, envelope_reader **out,
-                  owl_err *err)
+int envelope_open(int fd, uint64_t size, keys_box_secret *const *dec, size_t ndec, envelope_reader **out, owl_err *err)
 {
     envelope_reader *e = calloc(1, sizeof(*e));
     char ids[ENVELOPE_MAX_RECIPIENTS * (KEYS_ID_HEX_LEN + 5) + 1];
@@ -256,7 +256,8 @@ int envelope_open(int fd, uint64_t size, keys_box_secret *const *dec, size_t nde
         id_list(&e->h, ids, sizeof(ids));
         if (ndec == 0)
             err_set(err, OWL_EVERIFY,
-                    "bundle is encrypted for key%s %s, and no decryption key is configured\nHINT: set decrypt_key in the [import] section",
+                    "bundle is encrypted for key%s %s, and no decryption key is configured\nHINT: set decrypt_key in "
+                    "the [import] section",
                     e->h.nrecipients > 1 ? "s" : "", ids);
         else
             err_set(err, OWL_EVERIFY, "bundle is encrypted for key%s %s, not for this environment's decryption key%s",
@@ -295,10 +296,11 @@ static int next_chunk(envelope_reader *e, owl_err *err)
     if (read_at(e->fd, e->cipher, len + KEYS_STREAM_ABYTES, e->h.len + i * CIPHER_CHUNK, "chunk", err) < 0)
         return -1;
     e->have = false;
-    if (keys_stream_pull(e->stream, e->cipher, len + KEYS_STREAM_ABYTES, i == 0 ? e->hbuf : NULL,
-                         i == 0 ? e->h.len : 0, e->plain, &final) < 0) {
+    if (keys_stream_pull(e->stream, e->cipher, len + KEYS_STREAM_ABYTES, i == 0 ? e->hbuf : NULL, i == 0 ? e->h.len : 0,
+                         e->plain, &final) < 0) {
         if (i == 0)
-            return err_set(err, OWL_EVERIFY, "encrypted bundle does not authenticate: its header or first chunk was changed");
+            return err_set(err, OWL_EVERIFY,
+                           "encrypted bundle does not authenticate: its header or first chunk was changed");
         return err_set(err, OWL_EVERIFY, "encrypted bundle does not authenticate at chunk %llu (damaged or truncated)",
                        (unsigned long long)i);
     }

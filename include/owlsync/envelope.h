@@ -29,7 +29,8 @@
 #define ENVELOPE_CHUNK (64 * 1024)
 #define ENVELOPE_FIXED_BYTES (ENVELOPE_MAGIC_BYTES + 2)
 #define ENVELOPE_RECIPIENT_BYTES (KEYS_ID_BYTES + KEYS_SEALED_BYTES)
-#define ENVELOPE_HEADER_BYTES(n) (ENVELOPE_FIXED_BYTES + (size_t)(n) * ENVELOPE_RECIPIENT_BYTES + KEYS_STREAM_HEADER_BYTES)
+#define ENVELOPE_HEADER_BYTES(n)                                                                                       \
+    (ENVELOPE_FIXED_BYTES + (size_t)(n)*ENVELOPE_RECIPIENT_BYTES + KEYS_STREAM_HEADER_BYTES)
 #define ENVELOPE_HEADER_MAX ENVELOPE_HEADER_BYTES(ENVELOPE_MAX_RECIPIENTS)
 
 /* Whether the n bytes at p begin with the envelope's magic. */
@@ -37,12 +38,12 @@ bool envelope_detect(const void *p, size_t n);
 
 /* What a header says, parsed strictly. */
 typedef struct envelope_header {
-    size_t len;                 /* bytes of the header */
+    size_t len; /* bytes of the header */
     size_t nrecipients;
     unsigned char ids[ENVELOPE_MAX_RECIPIENTS][KEYS_ID_BYTES];
     char idhex[ENVELOPE_MAX_RECIPIENTS][KEYS_ID_HEX_LEN + 1];
     const unsigned char *sealed[ENVELOPE_MAX_RECIPIENTS]; /* into the bytes parsed */
-    const unsigned char *stream_header;                    /* idem */
+    const unsigned char *stream_header;                   /* idem */
 } envelope_header;
 
 /* Parses the len bytes at p as a header. Returns 0 when p holds a whole
@@ -67,8 +68,7 @@ typedef struct envelope_reader envelope_reader;
  * of dec (ndec keys) it was made for. OWL_EVERIFY when it is not a valid
  * envelope, or was made for none of the keys: the message names the key ids
  * it was made for. *out is the caller's: envelope_close. */
-int envelope_open(int fd, uint64_t size, keys_box_secret *const *dec, size_t ndec, envelope_reader **out,
-                  owl_err *err);
+int envelope_open(int fd, uint64_t size, keys_box_secret *const *dec, size_t ndec, envelope_reader **out, owl_err *err);
 
 /* The bytes of the inner bundle (known from the file's size). */
 uint64_t envelope_size(const envelope_reader *e);

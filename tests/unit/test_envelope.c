@@ -91,8 +91,7 @@ static int unseal(const unsigned char *env, size_t len, keys_box_secret *const *
         pos += (uint64_t)n;
     }
     if (pos != envelope_size(e)) {
-        err_set(err, OWL_ERUNTIME, "read %llu of %llu", (unsigned long long)pos,
-                (unsigned long long)envelope_size(e));
+        err_set(err, OWL_ERUNTIME, "read %llu of %llu", (unsigned long long)pos, (unsigned long long)envelope_size(e));
         goto out;
     }
     if (gotlen != NULL)
@@ -115,8 +114,14 @@ static unsigned char *random_bytes(size_t len)
 
 static void test_round_trip(void)
 {
-    static const size_t sizes[] = {0, 1, 511, ENVELOPE_CHUNK - 1, ENVELOPE_CHUNK, ENVELOPE_CHUNK + 1,
-                                   2 * ENVELOPE_CHUNK, 3 * ENVELOPE_CHUNK + 777};
+    static const size_t sizes[] = {0,
+                                   1,
+                                   511,
+                                   ENVELOPE_CHUNK - 1,
+                                   ENVELOPE_CHUNK,
+                                   ENVELOPE_CHUNK + 1,
+                                   2 * ENVELOPE_CHUNK,
+                                   3 * ENVELOPE_CHUNK + 777};
     keys_box_secret *mine[] = {skb};
 
     for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
