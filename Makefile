@@ -194,8 +194,9 @@ fuzz-smoke: fuzz-build
 	@tests/fuzz/run.sh --build $(FUZZ_BUILD) --seconds $(FUZZ_SMOKE_SECONDS) --fresh
 
 # Remakes tests/fuzz/corpus from a real export (a throwaway PostgreSQL cluster).
-fuzz-corpus: fuzz-build owlsync
-	@OWLSYNC=$(CURDIR)/owlsync FUZZKEY=$(CURDIR)/$(FUZZ_BUILD)/fuzz/fuzzkey tests/fuzz/make-corpus.sh
+fuzz-corpus: fuzz-build owlsync $(BUILD)/tests/tools/seal
+	@OWLSYNC=$(CURDIR)/owlsync FUZZKEY=$(CURDIR)/$(FUZZ_BUILD)/fuzz/fuzzkey SEAL=$(CURDIR)/$(BUILD)/tests/tools/seal \
+	  tests/fuzz/make-corpus.sh
 
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD) owlsync
