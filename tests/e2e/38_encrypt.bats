@@ -143,6 +143,12 @@ seal() { # IN OUT PUB…
     imp_ok "$b"
     same_as_src "dataset LIKE 'public.ds_%'"
     [ "$(enc_ledger_count "$b")" = 1 ]
+    # an ad hoc export takes the first job's encrypt_to, as it takes its signing key
+    mkdir -p "$W/adhoc"
+    a=$("$OWLSYNC" -c "$W/src.ini" export -d public.ds_1 -o "$W/adhoc" --quiet)
+    [ "$(head -c 11 "$a")" = OWLSYNC-ENC ]
+    run "$OWLSYNC" -c "$W/tgt.ini" verify "$a"
+    [ "$status" -eq 0 ]
     imp_ok "$b"
     [[ $output == *"already imported"* ]]
 }
