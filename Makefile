@@ -186,7 +186,7 @@ test: deps-test check
 
 test-run: $(BUILD)/owlsync $(UNIT_BINS) $(TOOL_BINS)
 	@OWLSYNC=$(CURDIR)/$(BUILD)/owlsync BUILD=$(CURDIR)/$(BUILD) GZCRAFT=$(CURDIR)/$(BUILD)/tests/tools/gzcraft \
-	  RESIGN=$(CURDIR)/$(BUILD)/tests/tools/resign \
+	  RESIGN=$(CURDIR)/$(BUILD)/tests/tools/resign SEAL=$(CURDIR)/$(BUILD)/tests/tools/seal \
 	  $(if $(FUZZ_SMOKE),FUZZ_BUILD=$(abspath $(FUZZ_BUILD)) FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)) \
 	  tests/run $(UNIT_BINS)
 
@@ -309,8 +309,9 @@ fuzz-smoke: fuzz-build
 	@tests/fuzz/run.sh --build $(FUZZ_BUILD) --seconds $(FUZZ_SMOKE_SECONDS) --fresh
 
 # Remakes tests/fuzz/corpus from a real export (a throwaway PostgreSQL cluster).
-fuzz-corpus: fuzz-build owlsync
-	@OWLSYNC=$(CURDIR)/owlsync FUZZKEY=$(CURDIR)/$(FUZZ_BUILD)/fuzz/fuzzkey tests/fuzz/make-corpus.sh
+fuzz-corpus: fuzz-build owlsync $(BUILD)/tests/tools/seal
+	@OWLSYNC=$(CURDIR)/owlsync FUZZKEY=$(CURDIR)/$(FUZZ_BUILD)/fuzz/fuzzkey SEAL=$(CURDIR)/$(BUILD)/tests/tools/seal \
+	  tests/fuzz/make-corpus.sh
 
 clean:
 	rm -rf build build-asan $(FUZZ_BUILD) owlsync owlsync-*.tar.gz owlsync_*.deb

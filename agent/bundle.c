@@ -12,6 +12,7 @@
 #include <archive_entry.h>
 
 #include "owlsync/bundle.h"
+#include "owlsync/envelope.h"
 #include "owlsync/fileio.h"
 #include "owlsync/text.h"
 
@@ -20,6 +21,8 @@
 #define TAR_SIZE_MAX UINT64_C(077777777777) /* 11 octal digits: 8 GiB - 1 */
 #define MANIFEST_ENTRY "manifest.json"
 #define SIG_ENTRY "manifest.sig"
+
+_Static_assert(BUNDLE_MAX_RECIPIENTS == ENVELOPE_MAX_RECIPIENTS, "one bound on recipients");
 
 static uint64_t round_block(uint64_t n)
 {
@@ -414,7 +417,11 @@ typedef struct zero_range {
 struct bundle_reader {
     char *path;
     int fd;
-    uint64_t file_size;
+    envelope_reader *env;    /* an encrypted bundle (version 2): what is read
+                              * below is the version-1 bundle inside */
+    bool src_failed;         /* the envelope refused a chunk: src_err says why */
+    owl_err src_err;
+    uint64_t file_size;      /* of the (inner) version-1 bundle */
     off_t pos;               /* where the next read starts: every read is a pread,
                               * so readers of one open file (dup'ed from one
                               * claim) never move each other's place */
@@ -472,20 +479,38 @@ static const char *magic_name(const unsigned char *p, size_t n)
     return NULL;
 }
 
+/* Reads up to len bytes of the version-1 bundle at pos: the file's own, or
+ * decrypted from its envelope. -1 with r->src_err set. */
+static ssize_t src_pread(bundle_reader *r, void *buf, size_t len, off_t pos)
+{
+    ssize_t n;
+
+    if (r->env != NULL) {
+        n = envelope_pread(r->env, buf, len, (uint64_t)pos, &r->src_err);
+        if (n < 0)
+            r->src_failed = true;
+        return n;
+    }
+    for (;;) {
+        n = pread(r->fd, buf, len, pos);
+        if (n >= 0 || errno != EINTR)
+            break;
+    }
+    if (n < 0)
+        err_set(&r->src_err, OWL_ERUNTIME, "read error: %s", strerror(errno));
+    return n;
+}
+
 /* Compressed bytes from the file, for the decompressor, within max_bundle_size. */
 static la_ssize_t raw_read(bundle_reader *r, struct archive *a, const void **buf)
 {
     ssize_t n;
 
-    for (;;) {
-        n = pread(r->fd, r->raw, sizeof(r->raw), r->pos);
-        if (n >= 0 || errno != EINTR)
-            break;
-    }
+    n = src_pread(r, r->raw, sizeof(r->raw), r->pos);
     if (n > 0)
         r->pos += n;
     if (n < 0) {
-        archive_set_error(a, errno, "read error: %s", strerror(errno));
+        archive_set_error(a, EIO, "%s", r->src_err.msg);
         return -1;
     }
     r->raw_read += (uint64_t)n;
@@ -543,6 +568,10 @@ static int damaged(bundle_reader *r, owl_err *err, const char *where)
 {
     const char *msg = archive_error_string(r->a);
 
+    if (r->src_failed) {
+        *err = r->src_err;
+        return -1;
+    }
     if (r->raw_over)
         return err_set(err, OWL_EVERIFY, "bundle is larger than max_bundle_size (%llu bytes)",
                        (unsigned long long)r->lim.max_bundle_size);
@@ -565,11 +594,15 @@ static int damaged(bundle_reader *r, owl_err *err, const char *where)
 static int detect_compression(bundle_reader *r, owl_err *err)
 {
     unsigned char head[6] = {0};
-    ssize_t n = pread(r->fd, head, sizeof(head), 0);
+    ssize_t n = src_pread(r, head, sizeof(head), 0);
     const char *name;
 
+    if (n < 0 && r->src_failed) {
+        *err = r->src_err;
+        return -1;
+    }
     if (n < 0)
-        return err_set(err, OWL_ERUNTIME, "cannot read %s: %s", r->path, strerror(errno));
+        return err_set(err, OWL_ERUNTIME, "cannot read %s: %s", r->path, r->src_err.msg);
     name = magic_name(head, (size_t)n);
     if (name == NULL)
         r->comp = BUNDLE_NONE;
@@ -603,7 +636,9 @@ static int open_decompressor(bundle_reader *r, struct archive **out, owl_err *er
         archive_read_append_filter(z, r->comp == BUNDLE_GZIP ? ARCHIVE_FILTER_GZIP : ARCHIVE_FILTER_ZSTD) != ARCHIVE_OK ||
         archive_read_open(z, r, NULL, raw_read_cb, NULL) != ARCHIVE_OK) {
         const char *msg = archive_error_string(z);
-        if (r->raw_over)
+        if (r->src_failed)
+            *err = r->src_err;
+        else if (r->raw_over)
             err_set(err, OWL_EVERIFY, "bundle is larger than max_bundle_size (%llu bytes)",
                     (unsigned long long)r->lim.max_bundle_size);
         else
@@ -616,8 +651,11 @@ static int open_decompressor(bundle_reader *r, struct archive **out, owl_err *er
         struct archive_entry *e;
         if (archive_read_next_header(z, &e) != ARCHIVE_OK) {
             const char *msg = archive_error_string(z);
-            err_set(err, OWL_EVERIFY, "bundle is damaged or not a bundle (opening): %s",
-                    msg ? msg : "unknown archive error");
+            if (r->src_failed)
+                *err = r->src_err;
+            else
+                err_set(err, OWL_EVERIFY, "bundle is damaged or not a bundle (opening): %s",
+                        msg ? msg : "unknown archive error");
             archive_read_free(z);
             return -1;
         }
@@ -764,8 +802,40 @@ int bundle_open(const char *path, const bundle_limits *limits, const keys_trust 
     return bundle_open_fd(fd, path, limits, trust, out, err);
 }
 
-int bundle_open_fd(int fd, const char *path, const bundle_limits *limits, const keys_trust *trust,
-                   bundle_reader **out, owl_err *err)
+/* Opens the envelope of an encrypted bundle (the file starts with its magic)
+ * with the decryption keys of dec: what is read from then on is the
+ * version-1 bundle inside, as large as r->file_size. */
+static int open_envelope(bundle_reader *r, const keys_trust *dec, owl_err *err)
+{
+    unsigned char head[ENVELOPE_MAGIC_BYTES];
+    ssize_t n = src_pread(r, head, sizeof(head), 0);
+
+    if (n < 0) {
+        *err = r->src_err;
+        return -1;
+    }
+    if (!envelope_detect(head, (size_t)n))
+        return 0;
+    if (envelope_open(r->fd, r->file_size, dec != NULL ? dec->dec : NULL, dec != NULL ? dec->ndec : 0, &r->env,
+                      err) < 0)
+        return -1;
+    r->file_size = envelope_size(r->env);
+    if (r->file_size == 0)
+        return err_set(err, OWL_EVERIFY, "bundle is empty");
+    n = src_pread(r, head, sizeof(head), 0);
+    if (n < 0) {
+        *err = r->src_err;
+        return -1;
+    }
+    if (envelope_detect(head, (size_t)n))
+        return err_set(err, OWL_EVERIFY, "bundle is encrypted more than once");
+    return 0;
+}
+
+/* bundle_open_fd, decrypting with dec's keys (dec may differ from trust:
+ * inspect decrypts without checking the signature). */
+static int open_fd(int fd, const char *path, const bundle_limits *limits, const keys_trust *trust,
+                   const keys_trust *dec, bundle_reader **out, owl_err *err)
 {
     bundle_reader *r = calloc(1, sizeof(*r));
     struct stat st;
@@ -801,6 +871,8 @@ int bundle_open_fd(int fd, const char *path, const bundle_limits *limits, const 
         goto fail;
     }
     r->file_size = (uint64_t)st.st_size;
+    if (open_envelope(r, dec, err) < 0)
+        goto fail;
     /* Until the manifest is read, the unpacked stream may hold no more than
      * the largest manifest and signature entries (and one chunk read ahead). */
     r->fed_max = 2 * TAR_BLOCK + round_block(MANIFEST_MAX_BYTES) + round_block(KEYS_SIGFILE_MAX) + 2 * IO_CHUNK;
@@ -880,6 +952,68 @@ fail:
     return -1;
 }
 
+int bundle_open_fd(int fd, const char *path, const bundle_limits *limits, const keys_trust *trust,
+                   bundle_reader **out, owl_err *err)
+{
+    return open_fd(fd, path, limits, trust, trust, out, err);
+}
+
+int bundle_open_unverified(const char *path, const bundle_limits *limits, const keys_trust *dec,
+                           bundle_reader **out, owl_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+
+    *out = NULL;
+    if (fd < 0)
+        return err_set(err, errno == ELOOP ? OWL_EVERIFY : OWL_ERUNTIME, "cannot open %s: %s", path,
+                       errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+    return open_fd(fd, path, limits, NULL, dec, out, err);
+}
+
+int bundle_recipients(const char *path, char (*ids)[KEYS_ID_HEX_LEN + 1], size_t *n, owl_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    unsigned char hbuf[ENVELOPE_HEADER_MAX], head[ENVELOPE_MAGIC_BYTES];
+    envelope_header h;
+    struct stat st;
+    ssize_t got;
+    int rc = -1;
+
+    *n = 0;
+    if (fd < 0)
+        return err_set(err, errno == ELOOP ? OWL_EVERIFY : OWL_ERUNTIME, "cannot open %s: %s", path,
+                       errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        err_set(err, OWL_EVERIFY, "%s is not a regular file", path);
+        goto out;
+    }
+    do
+        got = pread(fd, head, sizeof(head), 0);
+    while (got < 0 && errno == EINTR);
+    if (got < 0) {
+        err_set(err, OWL_ERUNTIME, "cannot read %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!envelope_detect(head, (size_t)got)) {
+        rc = 0;
+        goto out;
+    }
+    if (envelope_read_header(fd, (uint64_t)st.st_size, hbuf, &h, err) < 0)
+        goto out;
+    for (size_t i = 0; i < h.nrecipients; i++)
+        memcpy(ids[i], h.idhex[i], sizeof(ids[i]));
+    *n = h.nrecipients;
+    rc = 1;
+out:
+    close(fd);
+    return rc;
+}
+
+const char *bundle_decrypted_with(const bundle_reader *r)
+{
+    return r->env != NULL ? envelope_key_id(r->env) : NULL;
+}
+
 const manifest *bundle_manifest(const bundle_reader *r)
 {
     return r->m;
@@ -924,16 +1058,16 @@ static int check_layout(bundle_reader *r, owl_err *err)
         if (z != NULL) {
             n = archive_read_data(z, zero_check, sizeof(r->scratch));
         } else {
-            for (;;) {
-                n = pread(r->fd, zero_check, sizeof(r->scratch), r->pos);
-                if (n >= 0 || errno != EINTR)
-                    break;
-            }
+            n = src_pread(r, zero_check, sizeof(r->scratch), r->pos);
             if (n > 0)
                 r->pos += n;
         }
+        if (n < 0 && r->src_failed) {
+            *err = r->src_err;
+            goto out;
+        }
         if (n < 0) {
-            const char *msg = z != NULL ? archive_error_string(z) : strerror(errno);
+            const char *msg = z != NULL ? archive_error_string(z) : r->src_err.msg;
             err_set(err, OWL_EVERIFY, "bundle is damaged or not a bundle (end of archive): %s",
                     msg ? msg : "unknown archive error");
             goto out;
@@ -1080,6 +1214,7 @@ void bundle_close(bundle_reader *r)
         archive_read_free(r->a);
     if (r->z != NULL)
         archive_read_free(r->z);
+    envelope_close(r->env);
     if (r->fd >= 0)
         close(r->fd);
     keys_hash_free(r->hash);

@@ -26,7 +26,7 @@ static bool is_dir(const char *path)
  * directory. */
 static int check_local(const cfg *c, FILE *out, owl_err *err)
 {
-    keys_trust trust = {NULL, 0};
+    keys_trust trust = {NULL, 0, NULL, 0};
 
     for (size_t i = 0; i < c->nexports; i++) {
         const cfg_export *ex = &c->exports[i];
@@ -36,6 +36,12 @@ static int check_local(const cfg *c, FILE *out, owl_err *err)
         for (size_t k = 0; k < ex->outbox.n; k++) {
             if (!is_dir(ex->outbox.v[k]))
                 return err_set(err, OWL_ERUNTIME, "[export %s] outbox %s is not a directory", ex->name, ex->outbox.v[k]);
+        }
+        for (size_t k = 0; k < ex->nencrypt_to; k++) {
+            keys_box_public pub;
+            if (keys_box_load_public(ex->encrypt_to[k].key, &pub, err) < 0)
+                return err_prefix(err, "%s:%d: [export %s] encrypt_to", c->path, ex->encrypt_to[k].line, ex->name);
+            fprintf(out, "ok: [export %s] encrypts to %s key %s\n", ex->name, ex->encrypt_to[k].environment, pub.id);
         }
     }
     if (!c->import.present)
@@ -48,6 +54,15 @@ static int check_local(const cfg *c, FILE *out, owl_err *err)
         }
     }
     fprintf(out, "ok: %zu trusted key(s)\n", trust.n);
+    for (size_t i = 0; i < c->import.decrypt_key.n; i++) {
+        keys_box_public pub;
+        if (keys_trust_add_decrypt(&trust, c->import.decrypt_key.v[i], err) < 0) {
+            keys_trust_free(&trust);
+            return err_prefix(err, "%s: [import] decrypt_key", c->path);
+        }
+        keys_box_secret_public(trust.dec[trust.ndec - 1], &pub);
+        fprintf(out, "ok: decryption key %s (key id %s)\n", c->import.decrypt_key.v[i], pub.id);
+    }
     keys_trust_free(&trust);
     if (c->import.inbox != NULL && !is_dir(c->import.inbox))
         return err_set(err, OWL_ERUNTIME, "[import] inbox %s is not a directory", c->import.inbox);
@@ -152,7 +167,7 @@ static int check_columns(const cfg *c, db_conn *conn, FILE *out, owl_err *err)
 {
     char path[PATH_MAX] = "";
     struct timespec when = {0, 0};
-    keys_trust trust = {NULL, 0};
+    keys_trust trust = {NULL, 0, NULL, 0};
     bundle_limits lim = {c->import.max_bundle_size, c->import.max_unpacked_size};
     bundle_reader *r = NULL;
     const manifest *m;
@@ -168,6 +183,10 @@ static int check_columns(const cfg *c, db_conn *conn, FILE *out, owl_err *err)
     }
     for (size_t i = 0; i < c->import.ntrusted; i++) {
         if (keys_trust_add(&trust, c->import.trusted[i].environment, c->import.trusted[i].key, &berr) < 0)
+            break;
+    }
+    for (size_t i = 0; i < c->import.decrypt_key.n; i++) {
+        if (keys_trust_add_decrypt(&trust, c->import.decrypt_key.v[i], &berr) < 0)
             break;
     }
     if (bundle_open(path, &lim, &trust, &r, &berr) < 0) {

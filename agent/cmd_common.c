@@ -87,6 +87,10 @@ int cmd_load_trust(const cfg *c, keys_trust *trust, owl_err *err)
         if (keys_trust_add(trust, k->environment, k->key, err) < 0)
             return err_prefix(err, "%s:%d: [import] trusted_key", c->path, k->line);
     }
+    for (size_t i = 0; i < c->import.decrypt_key.n; i++) {
+        if (keys_trust_add_decrypt(trust, c->import.decrypt_key.v[i], err) < 0)
+            return err_prefix(err, "%s: [import] decrypt_key", c->path);
+    }
     return 0;
 }
 

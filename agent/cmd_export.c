@@ -22,9 +22,10 @@ static const char export_usage[] =
     "                       state keeps no record of it: only its sequence advances)\n"
     "  -q, --quiet          no progress on stderr\n"
     "\n"
-    "An ad hoc export takes signing_key, compression, compression_level,\n"
-    "valid_for, parallel and (without -o) the outbox lines from the first\n"
-    "[export] section.\n"
+    "An ad hoc export takes signing_key, encrypt_to, compression,\n"
+    "compression_level, valid_for, parallel and (without -o) the outbox lines\n"
+    "from the first [export] section. A job with encrypt_to lines publishes\n"
+    "encrypted bundles (signed, then encrypted to each key listed).\n"
     "With skip_unchanged (jobs only), an outbox gets no bundle when the last one\n"
     "it received had the same content. Progress (rows, bytes, rate) goes\n"
     "to stderr when it is a terminal.\n";

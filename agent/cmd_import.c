@@ -188,7 +188,7 @@ int cmd_import(int argc, char **argv, const cmd_ctx *ctx)
 {
     import_args a;
     importer_result res;
-    keys_trust trust = {NULL, 0};
+    keys_trust trust = {NULL, 0, NULL, 0};
     rewrite_set *rs = NULL;
     cfg *c = NULL;
     owl_err err;

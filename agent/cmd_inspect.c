@@ -2,17 +2,24 @@
  * script, without checking its signature (verify does). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
 
 #include "owlsync/cmd.h"
 #include "owlsync/text.h"
 
 static const char inspect_usage[] =
-    "usage: owlsync inspect [--json] BUNDLE\n"
+    "usage: owlsync [-c FILE] inspect [--json] BUNDLE\n"
     "\n"
     "Shows a bundle's environment, job, sequence, times, key id, targets, datasets\n"
     "and per-table rows and bytes. The signature is NOT checked: use\n"
     "`owlsync verify` before trusting what it shows. --json prints the manifest\n"
-    "for scripts, wrapped as {\"file\", \"signature_verified\", \"manifest\"}.\n";
+    "for scripts, wrapped as {\"file\", \"signature_verified\", \"manifest\"}.\n"
+    "An encrypted bundle is decrypted with the decrypt_key lines of the config\n"
+    "named by -c or $OWLSYNC_CONFIG; without one of its keys, inspect shows\n"
+    "only that it is encrypted and the key ids it was made for ({\"file\",\n"
+    "\"encrypted\", \"recipients\"} with --json).\n";
 
 static const struct option inspect_opts[] = {{"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
 static const cmd_def inspect_def = {"inspect", inspect_usage, "", inspect_opts, 1, 1, "one BUNDLE"};
@@ -82,23 +89,86 @@ static void print_text(const char *path, const manifest *m)
     }
 }
 
+/* What inspect shows of a bundle it cannot decrypt: its recipients. */
+static void print_recipients(const char *path, char (*ids)[KEYS_ID_HEX_LEN + 1], size_t n, bool json)
+{
+    char shown[4 * MANIFEST_TEXT_MAX + 8];
+
+    if (json) {
+        json_t *root = json_object(), *list = json_array();
+        char *text = NULL;
+        for (size_t i = 0; list != NULL && i < n; i++)
+            json_array_append_new(list, json_string(ids[i]));
+        if (root != NULL && list != NULL) {
+            json_object_set_new(root, "file", json_string(path));
+            json_object_set_new(root, "encrypted", json_true());
+            json_object_set(root, "recipients", list);
+            text = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
+        }
+        printf("%s\n", text != NULL ? text : "{}");
+        free(text);
+        json_decref(list);
+        json_decref(root);
+        return;
+    }
+    printf("%-12s %s\n", "bundle", text_clean(path, MANIFEST_TEXT_MAX, shown, sizeof(shown)));
+    printf("%-12s %s\n", "encrypted", "yes (bundle format version 2); no decryption key of its recipients at hand");
+    printf("%-12s ", "recipients");
+    for (size_t i = 0; i < n; i++)
+        printf("%s%s", i ? ", " : "", ids[i]);
+    printf("\n");
+}
+
 int cmd_inspect(int argc, char **argv, const cmd_ctx *ctx)
 {
     bundle_reader *r = NULL;
     bundle_limits lim;
+    keys_trust dec = {NULL, 0, NULL, 0};
+    char ids[BUNDLE_MAX_RECIPIENTS][KEYS_ID_HEX_LEN + 1];
+    size_t nids = 0;
     bool json = false;
     char *out = NULL;
+    cfg *c = NULL;
     owl_err err;
     char **args;
-    int nargs, rc;
+    int nargs, rc, enc;
 
-    (void)ctx;
     rc = cmd_parse(&inspect_def, argc, argv, on_opt, &json, &args, &nargs, &err);
     if (rc != 0)
         return rc > 0 ? 0 : cmd_report("inspect", &err);
     rc = -1;
-    cmd_limits(NULL, &lim);
-    if (bundle_open(args[0], &lim, NULL, &r, &err) < 0) {
+    enc = bundle_recipients(args[0], ids, &nids, &err);
+    if (enc < 0) {
+        err_prefix(&err, "%s", args[0]);
+        goto done;
+    }
+    if (enc > 0 && ctx->config_given) {
+        if (cmd_load_config(ctx, &c, &err) < 0)
+            goto done;
+        for (size_t i = 0; i < c->import.decrypt_key.n; i++) {
+            if (keys_trust_add_decrypt(&dec, c->import.decrypt_key.v[i], &err) < 0) {
+                err_prefix(&err, "%s: [import] decrypt_key", c->path);
+                goto done;
+            }
+        }
+    }
+    if (enc > 0) {
+        /* only a key it was made for opens it: otherwise its recipients are all there is to show */
+        bool mine = false;
+        for (size_t k = 0; k < dec.ndec && !mine; k++) {
+            keys_box_public pub;
+            keys_box_secret_public(dec.dec[k], &pub);
+            for (size_t i = 0; i < nids && !mine; i++)
+                mine = strcmp(ids[i], pub.id) == 0;
+        }
+        if (!mine) {
+            print_recipients(args[0], ids, nids, json);
+            rc = 0;
+            goto done;
+        }
+    }
+    cmd_limits(c, &lim);
+    if (bundle_open_unverified(args[0], &lim, &dec, &r, &err) < 0) {
         err_prefix(&err, "%s", args[0]);
         goto done;
     }
@@ -115,5 +185,7 @@ int cmd_inspect(int argc, char **argv, const cmd_ctx *ctx)
 done:
     free(out);
     bundle_close(r);
+    keys_trust_free(&dec);
+    cfg_free(c);
     return rc < 0 ? cmd_report("inspect", &err) : 0;
 }

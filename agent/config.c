@@ -61,7 +61,8 @@ typedef enum {
     T_LEVEL,      /* compression_level: an int checked against compression later */
     T_ENUM,       /* int index into words */
     T_LOGLEVEL,   /* int, a log_level */
-    T_TRUSTED     /* "ENVIRONMENT KEY", appended to import.trusted */
+    T_TRUSTED,    /* "ENVIRONMENT KEY", appended to import.trusted */
+    T_RECIPIENT   /* "ENVIRONMENT KEY [KEY...]", appended to the export's encrypt_to */
 } val_type;
 
 enum {
@@ -131,12 +132,15 @@ static const key_desc keys[] = {
     K(S_EXPORT, "valid_for", T_DURATION, cfg_export, valid_for, F_POSITIVE),
     K(S_EXPORT, "targets", T_LIST_ENV, cfg_export, targets, 0),
     KI(S_EXPORT, "parallel", cfg_export, parallel, 1, 16),
+    K(S_EXPORT, "encrypt_to", T_RECIPIENT, cfg_export, encrypt_to, F_REPEAT),
 
     K(S_IMPORT, "inbox", T_OPTTEXT, cfg_import, inbox, 0),
     K(S_IMPORT, "processed_dir", T_OPTTEXT, cfg_import, processed_dir, 0),
     K(S_IMPORT, "quarantine_dir", T_OPTTEXT, cfg_import, quarantine_dir, 0),
     K(S_IMPORT, "trusted_key", T_TRUSTED, cfg_import, trusted, F_REPEAT),
     K(S_IMPORT, "tables", T_LIST_IDENT, cfg_import, tables, 0),
+    K(S_IMPORT, "decrypt_key", T_LIST_ANY, cfg_import, decrypt_key, F_REPEAT),
+    K(S_IMPORT, "require_encryption", T_BOOL, cfg_import, require_encryption, 0),
     KE(S_IMPORT, "watch", cfg_import, watch, watch_words),
     KI(S_IMPORT, "poll_interval", cfg_import, poll_interval, 1, 3600),
     KI(S_IMPORT, "settle_time", cfg_import, settle_time, 0, 3600),
@@ -451,6 +455,11 @@ void cfg_free(cfg *c)
         free(e->signing_key);
         free(e->schedule);
         cfg_list_free(&e->targets);
+        for (size_t k = 0; k < e->nencrypt_to; k++) {
+            free(e->encrypt_to[k].environment);
+            free(e->encrypt_to[k].key);
+        }
+        free(e->encrypt_to);
     }
     free(c->exports);
     free(c->import.inbox);
@@ -462,6 +471,7 @@ void cfg_free(cfg *c)
     }
     free(c->import.trusted);
     cfg_list_free(&c->import.tables);
+    cfg_list_free(&c->import.decrypt_key);
     for (size_t i = 0; i < c->nrewrites; i++) {
         cfg_rewrite *r = &c->rewrites[i];
         free(r->name);
@@ -910,6 +920,63 @@ static int add_trusted(parse_ctx *p, const sect_state *st, const key_desc *kd,
     return 0;
 }
 
+/* encrypt_to = ENVIRONMENT KEY [KEY...]: each key a recipient of the job's
+ * bundles, named for the environment that holds its secret half. */
+static int add_recipients(parse_ctx *p, const sect_state *st, const key_desc *kd, cfg_export *ex,
+                          const char *value)
+{
+    const char *env = value, *env_end, *key;
+    char *envs;
+    size_t nkeys = 0;
+
+    env_end = env;
+    while (*env_end != '\0' && !isspace((unsigned char)*env_end))
+        env_end++;
+    envs = strndup(env, (size_t)(env_end - env));
+    if (envs == NULL)
+        return fail_oom(p);
+    if (!text_is_name(envs)) {
+        key_error(p, st, p->line, kd->name, "invalid environment name \"%s\" (" TEXT_NAME_RULE ")", envs);
+        free(envs);
+        return -1;
+    }
+    for (key = env_end;;) {
+        const char *key_end;
+        cfg_trusted_key *tk;
+
+        while (isspace((unsigned char)*key))
+            key++;
+        if (*key == '\0')
+            break;
+        key_end = key;
+        while (*key_end != '\0' && !isspace((unsigned char)*key_end))
+            key_end++;
+        tk = grow(ex->encrypt_to, ex->nencrypt_to, sizeof(*tk));
+        if (tk == NULL) {
+            free(envs);
+            return fail_oom(p);
+        }
+        ex->encrypt_to = tk;
+        tk = &ex->encrypt_to[ex->nencrypt_to++];
+        tk->line = p->line;
+        tk->environment = strdup(envs);
+        tk->key = strndup(key, (size_t)(key_end - key));
+        if (tk->environment == NULL || tk->key == NULL) {
+            free(envs);
+            return fail_oom(p);
+        }
+        nkeys++;
+        key = key_end;
+    }
+    free(envs);
+    if (nkeys == 0)
+        return key_error(p, st, p->line, kd->name, "expected \"ENVIRONMENT KEY [KEY...]\", got \"%s\"", value);
+    if (ex->nencrypt_to > CFG_MAX_RECIPIENTS)
+        return key_error(p, st, p->line, kd->name, "more than %d keys: a bundle is encrypted to at most %d",
+                         CFG_MAX_RECIPIENTS, CFG_MAX_RECIPIENTS);
+    return 0;
+}
+
 /* Parses value by the key's type and stores it in the section's struct. */
 static int set_value(parse_ctx *p, sect_state *st, const key_desc *kd, const char *value)
 {
@@ -1004,6 +1071,8 @@ static int set_value(parse_ctx *p, sect_state *st, const key_desc *kd, const cha
     }
     case T_TRUSTED:
         return add_trusted(p, st, kd, value);
+    case T_RECIPIENT:
+        return add_recipients(p, st, kd, (cfg_export *)(void *)sect_base(p, st), value);
     }
     return 0;
 }
@@ -1196,6 +1265,9 @@ static int finish_import(parse_ctx *p, const sect_state *st)
         if (im->quarantine_dir == NULL)
             return fail_oom(p);
     }
+    if (im->require_encryption && im->decrypt_key.n == 0)
+        return key_error(p, st, st->line, "require_encryption",
+                         "is true, but no decrypt_key is set: no bundle could be imported\nHINT: owlsync keygen --encryption -o PATH, then decrypt_key = PATH");
     return check_tables(p, st, "tables", &im->tables);
 }
 

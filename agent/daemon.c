@@ -157,6 +157,12 @@ static int load_all(const char *path, loaded *l, owl_err *err)
             err_set(err, OWL_EUSAGE, "%s: [import] has no trusted_key: nothing could be imported", path);
             goto fail;
         }
+        for (size_t i = 0; i < l->c->import.decrypt_key.n; i++) {
+            if (keys_trust_add_decrypt(&l->trust, l->c->import.decrypt_key.v[i], err) < 0) {
+                err_prefix(err, "%s: [import] decrypt_key", path);
+                goto fail;
+            }
+        }
     }
     if (rewrite_compile(l->c, &l->rs, err) < 0)
         goto fail;

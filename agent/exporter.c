@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "owlsync/catalog.h"
+#include "owlsync/envelope.h"
 #include "owlsync/exporter.h"
 #include "owlsync/extract.h"
 #include "owlsync/fileio.h"
@@ -37,6 +38,8 @@ typedef struct export_run {
     exporter_result *res;
     keys_secret *sk;
     keys_public pub;
+    keys_box_public *recipients; /* encrypt_to's keys, or none */
+    size_t nrecipients;
     int lockfd;
     jobstate st;
     const cfg_table **tcfg;     /* the chosen tables, in config order */
@@ -87,6 +90,8 @@ void exporter_job_init(exporter_job *job, const cfg_export *ex)
     job->skip_unchanged = ex->skip_unchanged;
     job->valid_for = ex->valid_for;
     job->targets = &ex->targets;
+    job->encrypt_to = ex->encrypt_to;
+    job->nencrypt_to = ex->nencrypt_to;
     job->remember = true;
 }
 
@@ -172,6 +177,17 @@ static int ex_check(export_run *r, owl_err *err)
     if (keys_load_secret(job->signing_key, &r->sk, err) < 0)
         return -1;
     keys_secret_public(r->sk, &r->pub);
+    if (job->nencrypt_to > 0) {
+        r->recipients = calloc(job->nencrypt_to, sizeof(*r->recipients));
+        if (r->recipients == NULL)
+            return err_oom(err);
+        for (size_t i = 0; i < job->nencrypt_to; i++) {
+            if (keys_box_load_public(job->encrypt_to[i].key, &r->recipients[i], err) < 0)
+                return err_prefix(err, "export job %s: encrypt_to %s (line %d)", job->name,
+                                  job->encrypt_to[i].environment, job->encrypt_to[i].line);
+        }
+        r->nrecipients = job->nencrypt_to;
+    }
     if (jobstate_lock(r->c->state_dir, job->name, &r->lockfd, err) < 0 ||
         jobstate_read(r->c->state_dir, job->name, &r->st, err) < 0 ||
         (job->remember && jobstate_adopt(&r->st, job->outboxes->v, job->outboxes->n, err) < 0) ||
@@ -745,6 +761,26 @@ static int ex_build(export_run *r, owl_err *err)
     }
     rc = bundle_writer_close(w, err);
     w = NULL;
+    /* Signed, then encrypted: the version-1 bundle, signature and all, goes
+     * into the envelope whole. */
+    if (rc == 0 && r->nrecipients > 0) {
+        int enc = -1;
+        rc = -1;
+        if (lseek(fd, 0, SEEK_SET) < 0) {
+            err_set(err, OWL_ERUNTIME, "cannot read the bundle back to encrypt it: %s", strerror(errno));
+            goto out;
+        }
+        enc = spool_tmpfile(err);
+        if (enc < 0)
+            goto out;
+        if (envelope_encrypt_fd(fd, enc, r->recipients, r->nrecipients, err) < 0) {
+            close(enc);
+            goto out;
+        }
+        close(fd);
+        fd = enc;
+        rc = 0;
+    }
     if (rc == 0) {
         r->bundle_fd = fd;
         fd = -1;
@@ -906,6 +942,7 @@ static void run_free(export_run *r)
     free(r->snapshot_id);
     manifest_free(r->m);
     keys_secret_free(r->sk);
+    free(r->recipients);
     if (r->bundle_fd >= 0)
         close(r->bundle_fd);
     if (r->lockfd >= 0)

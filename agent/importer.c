@@ -133,6 +133,9 @@ static int im_verify(import_run *x, owl_err *err)
      * taken for a bundle imported before, either. */
     if (open_bundle(x, &x->r, err) < 0)
         return -1;
+    if (x->c->import.require_encryption && bundle_decrypted_with(x->r) == NULL)
+        return err_set(err, OWL_EPOLICY,
+                       "bundle is not encrypted, and this environment requires encryption\nHINT: require_encryption = true in the [import] section; the exporting job needs encrypt_to lines");
     {
         bundle_reader *whole = NULL;
         int rc = open_bundle(x, &whole, err) < 0 ? -1 : bundle_verify_rest(whole, err);

@@ -1,4 +1,5 @@
-/* owlsync keys: Ed25519 key generation, loading, signing and verifying, and
+/* owlsync keys: Ed25519 key generation, loading, signing and verifying, X25519
+ * keys and bundle encryption (crypto_box_seal, crypto_secretstream), and
  * BLAKE2b-256 hashing, all on libsodium. The only module that includes it. */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,12 +16,29 @@
 #include "owlsync/keys.h"
 
 #define SECRET_PREFIX "owlsync-ed25519-secret:"
+#define BOX_SECRET_PREFIX "owlsync-x25519-secret:"
 #define SIG_PREFIX "owlsync-ed25519-sig "
 #define KEYFILE_MAX 1024
 
 struct keys_secret {
     unsigned char sk[crypto_sign_SECRETKEYBYTES];
 };
+
+struct keys_box_secret {
+    unsigned char sk[crypto_box_SECRETKEYBYTES];
+};
+
+struct keys_stream {
+    unsigned char key[crypto_secretstream_xchacha20poly1305_KEYBYTES];
+    unsigned char header[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
+    crypto_secretstream_xchacha20poly1305_state st;
+};
+
+_Static_assert(KEYS_SEALED_BYTES == crypto_box_SEALBYTES + crypto_secretstream_xchacha20poly1305_KEYBYTES,
+               "a sealed file key");
+_Static_assert(KEYS_STREAM_HEADER_BYTES == crypto_secretstream_xchacha20poly1305_HEADERBYTES, "stream header");
+_Static_assert(KEYS_STREAM_ABYTES == crypto_secretstream_xchacha20poly1305_ABYTES, "chunk overhead");
+_Static_assert(KEYS_PK_BYTES == crypto_box_PUBLICKEYBYTES, "X25519 public key");
 
 struct keys_hash {
     crypto_generichash_state st;
@@ -33,16 +51,42 @@ int keys_init(owl_err *err)
     return 0;
 }
 
-/* Fills pub->id and pub->token from pub->pk. */
-static void public_fill(keys_public *pub)
+/* Fills id (KEYS_ID_HEX_LEN + 1) and token (KEYS_TOKEN_MAX) of a public key
+ * of the kind prefix names. */
+static void token_fill(const unsigned char *pk, const char *prefix, char *id, char *token)
 {
     unsigned char digest[32];
     char b64[sodium_base64_ENCODED_LEN(KEYS_PK_BYTES, sodium_base64_VARIANT_ORIGINAL)];
 
+    crypto_generichash(digest, sizeof(digest), pk, KEYS_PK_BYTES, NULL, 0);
+    sodium_bin2hex(id, KEYS_ID_HEX_LEN + 1, digest, KEYS_ID_BYTES);
+    sodium_bin2base64(b64, sizeof(b64), pk, KEYS_PK_BYTES, sodium_base64_VARIANT_ORIGINAL);
+    snprintf(token, KEYS_TOKEN_MAX, "%s%s", prefix, b64);
+}
+
+/* Fills pub->id and pub->token from pub->pk. */
+static void public_fill(keys_public *pub)
+{
+    token_fill(pub->pk, KEYS_TOKEN_PREFIX, pub->id, pub->token);
+}
+
+static void box_public_fill(keys_box_public *pub)
+{
+    unsigned char digest[32];
+
+    token_fill(pub->pk, KEYS_BOX_TOKEN_PREFIX, pub->id, pub->token);
     crypto_generichash(digest, sizeof(digest), pub->pk, KEYS_PK_BYTES, NULL, 0);
-    sodium_bin2hex(pub->id, sizeof(pub->id), digest, 8);
-    sodium_bin2base64(b64, sizeof(b64), pub->pk, KEYS_PK_BYTES, sodium_base64_VARIANT_ORIGINAL);
-    snprintf(pub->token, sizeof(pub->token), "%s%s", KEYS_TOKEN_PREFIX, b64);
+    memcpy(pub->idraw, digest, KEYS_ID_BYTES);
+}
+
+void keys_wipe(void *p, size_t len)
+{
+    sodium_memzero(p, len);
+}
+
+void keys_id_hex(const unsigned char raw[KEYS_ID_BYTES], char *hex)
+{
+    sodium_bin2hex(hex, KEYS_ID_HEX_LEN + 1, raw, KEYS_ID_BYTES);
 }
 
 /* Publishes a key file durably, never replacing one (keygen never overwrites). */
@@ -56,15 +100,18 @@ static int write_new_file(const char *path, mode_t mode, const char *text, size_
     return 0;
 }
 
-int keys_generate(const char *path, keys_public *pub, owl_err *err)
+/* Writes a new key pair: path holds prefix + base64 of the secret's sklen
+ * bytes (mode 0600), path.pub the token; refuses to overwrite either. */
+static int write_key_pair(const char *path, const char *prefix, const unsigned char *sk, size_t sklen,
+                          const char *token, owl_err *err)
 {
     char pubpath[4096];
     char *text = NULL;
-    size_t textcap = sizeof(SECRET_PREFIX) +
-                     sodium_base64_ENCODED_LEN(crypto_sign_SECRETKEYBYTES, sodium_base64_VARIANT_ORIGINAL) + 2;
-    keys_secret *sk = NULL;
+    const size_t plen = strlen(prefix);
+    size_t textcap = plen + sodium_base64_ENCODED_LEN(crypto_sign_SECRETKEYBYTES, sodium_base64_VARIANT_ORIGINAL) + 2;
     char publine[KEYS_TOKEN_MAX + 2];
     struct stat st;
+    size_t len;
     int rc = -1;
 
     if ((size_t)snprintf(pubpath, sizeof(pubpath), "%s.pub", path) >= sizeof(pubpath))
@@ -73,35 +120,57 @@ int keys_generate(const char *path, keys_public *pub, owl_err *err)
         return err_set(err, OWL_EUSAGE, "%s already exists\nHINT: keygen never overwrites a key; choose another path", path);
     if (stat(pubpath, &st) == 0)
         return err_set(err, OWL_EUSAGE, "%s already exists\nHINT: keygen never overwrites a key; choose another path", pubpath);
-
-    sk = sodium_malloc(sizeof(*sk));
     text = sodium_malloc(textcap);
-    if (sk == NULL || text == NULL) {
-        err_oom(err);
-        goto out;
-    }
-    crypto_sign_keypair(pub->pk, sk->sk);
-    public_fill(pub);
-
-    memcpy(text, SECRET_PREFIX, sizeof(SECRET_PREFIX) - 1);
-    sodium_bin2base64(text + sizeof(SECRET_PREFIX) - 1, textcap - sizeof(SECRET_PREFIX), sk->sk,
-                      sizeof(sk->sk), sodium_base64_VARIANT_ORIGINAL);
-    size_t len = strlen(text);
+    if (text == NULL)
+        return err_oom(err);
+    memcpy(text, prefix, plen);
+    sodium_bin2base64(text + plen, textcap - plen - 1, sk, sklen, sodium_base64_VARIANT_ORIGINAL);
+    len = strlen(text);
     text[len++] = '\n';
-
     if (write_new_file(path, 0600, text, len, err) < 0)
         goto out;
-    len = (size_t)snprintf(publine, sizeof(publine), "%s\n", pub->token);
+    len = (size_t)snprintf(publine, sizeof(publine), "%s\n", token);
     if (write_new_file(pubpath, 0644, publine, len, err) < 0) {
         unlink(path);
         goto out;
     }
     rc = 0;
 out:
-    if (sk != NULL)
-        sodium_free(sk);
-    if (text != NULL)
-        sodium_free(text);
+    sodium_free(text);
+    return rc;
+}
+
+int keys_generate(const char *path, keys_public *pub, owl_err *err)
+{
+    keys_secret *sk = sodium_malloc(sizeof(*sk));
+    keys_public made;
+    int rc;
+
+    if (sk == NULL)
+        return err_oom(err);
+    crypto_sign_keypair(made.pk, sk->sk);
+    public_fill(&made);
+    rc = write_key_pair(path, SECRET_PREFIX, sk->sk, sizeof(sk->sk), made.token, err);
+    sodium_free(sk);
+    if (rc == 0)
+        *pub = made;
+    return rc;
+}
+
+int keys_box_generate(const char *path, keys_box_public *pub, owl_err *err)
+{
+    keys_box_secret *sk = sodium_malloc(sizeof(*sk));
+    keys_box_public made;
+    int rc;
+
+    if (sk == NULL)
+        return err_oom(err);
+    crypto_box_keypair(made.pk, sk->sk);
+    box_public_fill(&made);
+    rc = write_key_pair(path, BOX_SECRET_PREFIX, sk->sk, sizeof(sk->sk), made.token, err);
+    sodium_free(sk);
+    if (rc == 0)
+        *pub = made;
     return rc;
 }
 
@@ -154,22 +223,19 @@ static size_t first_line_len(const char *s, size_t len)
     return n;
 }
 
-int keys_load_secret(const char *path, keys_secret **out, owl_err *err)
+/* Reads a secret key file of the kind prefix names into sk (sklen bytes, in
+ * sodium_malloc memory the caller owns). Refuses a file that group or others
+ * can access. */
+static int load_secret_file(const char *path, const char *prefix, unsigned char *sk, size_t sklen, owl_err *err)
 {
-    char *buf = NULL;
-    keys_secret *sk = NULL;
+    char *buf = sodium_malloc(KEYFILE_MAX);
     struct stat st;
     size_t len = 0, binlen = 0, line;
-    const size_t plen = sizeof(SECRET_PREFIX) - 1;
+    const size_t plen = strlen(prefix);
     int rc = -1;
 
-    *out = NULL;
-    buf = sodium_malloc(KEYFILE_MAX);
-    sk = sodium_malloc(sizeof(*sk));
-    if (buf == NULL || sk == NULL) {
-        err_oom(err);
-        goto out;
-    }
+    if (buf == NULL)
+        return err_oom(err);
     if (read_small_file(path, buf, KEYFILE_MAX, &len, &st, err) < 0)
         goto out;
     if ((st.st_mode & 077) != 0) {
@@ -179,22 +245,68 @@ int keys_load_secret(const char *path, keys_secret **out, owl_err *err)
         goto out;
     }
     line = first_line_len(buf, len);
-    if (line <= plen || memcmp(buf, SECRET_PREFIX, plen) != 0 ||
-        sodium_base642bin(sk->sk, sizeof(sk->sk), buf + plen, line - plen, NULL, &binlen, NULL,
+    if (line <= plen || memcmp(buf, prefix, plen) != 0 ||
+        sodium_base642bin(sk, sklen, buf + plen, line - plen, NULL, &binlen, NULL,
                           sodium_base64_VARIANT_ORIGINAL) != 0 ||
-        binlen != sizeof(sk->sk)) {
-        err_set(err, OWL_EUSAGE, "%s is not an owlsync secret key", path);
+        binlen != sklen) {
+        if (strcmp(prefix, SECRET_PREFIX) == 0 && line > sizeof(BOX_SECRET_PREFIX) - 1 &&
+            memcmp(buf, BOX_SECRET_PREFIX, sizeof(BOX_SECRET_PREFIX) - 1) == 0)
+            err_set(err, OWL_EUSAGE, "%s is an encryption key, not a signing key", path);
+        else if (strcmp(prefix, BOX_SECRET_PREFIX) == 0 && line > sizeof(SECRET_PREFIX) - 1 &&
+                 memcmp(buf, SECRET_PREFIX, sizeof(SECRET_PREFIX) - 1) == 0)
+            err_set(err, OWL_EUSAGE, "%s is a signing key, not an encryption key\nHINT: owlsync keygen --encryption -o PATH makes one",
+                    path);
+        else
+            err_set(err, OWL_EUSAGE, "%s is not an owlsync %s key", path,
+                    strcmp(prefix, SECRET_PREFIX) == 0 ? "secret" : "encryption secret");
         goto out;
     }
-    *out = sk;
-    sk = NULL;
     rc = 0;
 out:
-    if (buf != NULL)
-        sodium_free(buf);
+    sodium_free(buf);
+    return rc;
+}
+
+int keys_load_secret(const char *path, keys_secret **out, owl_err *err)
+{
+    keys_secret *sk = sodium_malloc(sizeof(*sk));
+
+    *out = NULL;
+    if (sk == NULL)
+        return err_oom(err);
+    if (load_secret_file(path, SECRET_PREFIX, sk->sk, sizeof(sk->sk), err) < 0) {
+        sodium_free(sk);
+        return -1;
+    }
+    *out = sk;
+    return 0;
+}
+
+int keys_box_load_secret(const char *path, keys_box_secret **out, owl_err *err)
+{
+    keys_box_secret *sk = sodium_malloc(sizeof(*sk));
+
+    *out = NULL;
+    if (sk == NULL)
+        return err_oom(err);
+    if (load_secret_file(path, BOX_SECRET_PREFIX, sk->sk, sizeof(sk->sk), err) < 0) {
+        sodium_free(sk);
+        return -1;
+    }
+    *out = sk;
+    return 0;
+}
+
+void keys_box_secret_free(keys_box_secret *sk)
+{
     if (sk != NULL)
         sodium_free(sk);
-    return rc;
+}
+
+void keys_box_secret_public(const keys_box_secret *sk, keys_box_public *pub)
+{
+    crypto_scalarmult_base(pub->pk, sk->sk);
+    box_public_fill(pub);
 }
 
 void keys_secret_free(keys_secret *sk)
@@ -238,6 +350,40 @@ int keys_load_public(const char *text, keys_public *pub, owl_err *err)
     buf[first_line_len(buf, len)] = '\0';
     if (keys_parse_public(buf, pub, err) < 0)
         return err_set(err, OWL_EUSAGE, "%s does not hold an owlsync public key", text);
+    return 0;
+}
+
+static int box_parse_public(const char *token, keys_box_public *pub, owl_err *err)
+{
+    const size_t plen = sizeof(KEYS_BOX_TOKEN_PREFIX) - 1;
+    size_t len = strlen(token), binlen = 0;
+
+    if (len <= plen || len >= KEYS_TOKEN_MAX || strncmp(token, KEYS_BOX_TOKEN_PREFIX, plen) != 0 ||
+        sodium_base642bin(pub->pk, sizeof(pub->pk), token + plen, len - plen, NULL, &binlen, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 ||
+        binlen != KEYS_PK_BYTES)
+        return err_set(err, OWL_EUSAGE, "not an owlsync encryption public key: \"%.*s\"", 100, token);
+    box_public_fill(pub);
+    if (strcmp(pub->token, token) != 0)
+        return err_set(err, OWL_EUSAGE, "not an owlsync encryption public key: \"%.*s\"", 100, token);
+    return 0;
+}
+
+int keys_box_load_public(const char *text, keys_box_public *pub, owl_err *err)
+{
+    char buf[KEYFILE_MAX];
+    struct stat st;
+    size_t len = 0;
+
+    if (strncmp(text, KEYS_BOX_TOKEN_PREFIX, sizeof(KEYS_BOX_TOKEN_PREFIX) - 1) == 0)
+        return box_parse_public(text, pub, err);
+    if (strncmp(text, KEYS_TOKEN_PREFIX, sizeof(KEYS_TOKEN_PREFIX) - 1) == 0)
+        return err_set(err, OWL_EUSAGE, "a signing key is no encryption key\nHINT: owlsync keygen --encryption -o PATH makes one");
+    if (read_small_file(text, buf, sizeof(buf), &len, &st, err) < 0)
+        return -1;
+    buf[first_line_len(buf, len)] = '\0';
+    if (box_parse_public(buf, pub, err) < 0)
+        return err_set(err, OWL_EUSAGE, "%s does not hold an owlsync encryption public key", text);
     return 0;
 }
 
@@ -335,6 +481,19 @@ int keys_trust_add(keys_trust *t, const char *environment, const char *key_text,
     return 0;
 }
 
+int keys_trust_add_decrypt(keys_trust *t, const char *path, owl_err *err)
+{
+    keys_box_secret **grown = realloc(t->dec, (t->ndec + 1) * sizeof(*grown));
+
+    if (grown == NULL)
+        return err_oom(err);
+    t->dec = grown;
+    if (keys_box_load_secret(path, &t->dec[t->ndec], err) < 0)
+        return -1;
+    t->ndec++;
+    return 0;
+}
+
 const keys_trusted *keys_trust_find(const keys_trust *t, const char *id)
 {
     for (size_t i = 0; i < t->n; i++) {
@@ -351,6 +510,89 @@ void keys_trust_free(keys_trust *t)
     free(t->v);
     t->v = NULL;
     t->n = 0;
+    for (size_t i = 0; i < t->ndec; i++)
+        keys_box_secret_free(t->dec[i]);
+    free(t->dec);
+    t->dec = NULL;
+    t->ndec = 0;
+}
+
+/* ---- bundle encryption ---- */
+
+int keys_stream_push_new(unsigned char header[KEYS_STREAM_HEADER_BYTES], keys_stream **out, owl_err *err)
+{
+    keys_stream *s = sodium_malloc(sizeof(*s));
+
+    *out = NULL;
+    if (s == NULL)
+        return err_oom(err);
+    crypto_secretstream_xchacha20poly1305_keygen(s->key);
+    crypto_secretstream_xchacha20poly1305_init_push(&s->st, s->header, s->key);
+    memcpy(header, s->header, sizeof(s->header));
+    *out = s;
+    return 0;
+}
+
+void keys_stream_seal(const keys_stream *s, const keys_box_public *pub, unsigned char sealed[KEYS_SEALED_BYTES])
+{
+    crypto_box_seal(sealed, s->key, sizeof(s->key), pub->pk);
+}
+
+void keys_stream_push(keys_stream *s, const unsigned char *m, size_t mlen, const unsigned char *ad, size_t adlen,
+                      bool final, unsigned char *c)
+{
+    crypto_secretstream_xchacha20poly1305_push(&s->st, c, NULL, m, mlen, ad, adlen,
+                                               final ? crypto_secretstream_xchacha20poly1305_TAG_FINAL
+                                                     : crypto_secretstream_xchacha20poly1305_TAG_MESSAGE);
+}
+
+int keys_stream_pull_new(const keys_box_secret *sk, const unsigned char sealed[KEYS_SEALED_BYTES],
+                         const unsigned char header[KEYS_STREAM_HEADER_BYTES], keys_stream **out, owl_err *err)
+{
+    keys_stream *s = sodium_malloc(sizeof(*s));
+    keys_box_public pub;
+
+    *out = NULL;
+    if (s == NULL)
+        return err_oom(err);
+    keys_box_secret_public(sk, &pub);
+    if (crypto_box_seal_open(s->key, sealed, KEYS_SEALED_BYTES, pub.pk, sk->sk) != 0) {
+        sodium_free(s);
+        return err_set(err, OWL_EVERIFY, "the file key sealed to key %s does not open (damaged)", pub.id);
+    }
+    memcpy(s->header, header, sizeof(s->header));
+    if (crypto_secretstream_xchacha20poly1305_init_pull(&s->st, s->header, s->key) != 0) {
+        sodium_free(s);
+        return err_set(err, OWL_EVERIFY, "the encrypted stream's header is invalid");
+    }
+    *out = s;
+    return 0;
+}
+
+void keys_stream_rewind(keys_stream *s)
+{
+    (void)crypto_secretstream_xchacha20poly1305_init_pull(&s->st, s->header, s->key);
+}
+
+int keys_stream_pull(keys_stream *s, const unsigned char *c, size_t clen, const unsigned char *ad, size_t adlen,
+                     unsigned char *m, bool *final)
+{
+    unsigned char tag = 0;
+
+    if (clen < KEYS_STREAM_ABYTES ||
+        crypto_secretstream_xchacha20poly1305_pull(&s->st, m, NULL, &tag, c, clen, ad, adlen) != 0)
+        return -1;
+    if (tag != crypto_secretstream_xchacha20poly1305_TAG_MESSAGE &&
+        tag != crypto_secretstream_xchacha20poly1305_TAG_FINAL)
+        return -1;
+    *final = tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL;
+    return 0;
+}
+
+void keys_stream_free(keys_stream *s)
+{
+    if (s != NULL)
+        sodium_free(s);
 }
 
 keys_hash *keys_hash_new(void)

@@ -11,6 +11,7 @@
 #include "owlsync/manifest.h"
 
 #define BUNDLE_SUFFIX ".owlb"
+#define BUNDLE_MAX_RECIPIENTS 64 /* = ENVELOPE_MAX_RECIPIENTS */
 
 typedef enum { BUNDLE_ZSTD = 0, BUNDLE_GZIP, BUNDLE_NONE } bundle_compression;
 
@@ -79,7 +80,12 @@ typedef struct bundle_limits {
 
 typedef struct bundle_reader bundle_reader;
 
-/* Opens a bundle and reads its first two entries, manifest.json and
+/* An encrypted bundle (format version 2, see envelope.h) is read through its
+ * envelope, opened with the first of trust->dec it was made for (none: the
+ * bundle is refused, OWL_EVERIFY, naming the key ids it was made for), with
+ * the same limits and order: max_bundle_size bounds the encrypted file.
+ *
+ * Opens a bundle and reads its first two entries, manifest.json and
  * manifest.sig, then: looks the signing key up in trust, verifies the signature
  * over the manifest's exact bytes, parses the manifest, and checks that the key
  * is trusted for the manifest's environment. With trust == NULL no signature is
@@ -93,6 +99,20 @@ int bundle_open(const char *path, const bundle_limits *limits, const keys_trust 
  * claimed by descriptor is read through it, never opened again by path. */
 int bundle_open_fd(int fd, const char *path, const bundle_limits *limits, const keys_trust *trust,
                    bundle_reader **out, owl_err *err);
+
+/* As bundle_open with trust == NULL (no signature checked), decrypting an
+ * encrypted bundle with dec's decryption keys (dec may be NULL): inspect. */
+int bundle_open_unverified(const char *path, const bundle_limits *limits, const keys_trust *dec,
+                           bundle_reader **out, owl_err *err);
+
+/* Whether the file at path is an encrypted bundle: 1 and the key ids it was
+ * made for in ids (ENVELOPE_MAX_RECIPIENTS of them at most) and *n; 0 when it
+ * is not encrypted; -1 when its envelope's header is not valid. Reads only
+ * the header. */
+int bundle_recipients(const char *path, char (*ids)[KEYS_ID_HEX_LEN + 1], size_t *n, owl_err *err);
+
+/* The id of the key that decrypted the bundle, or NULL when it is not encrypted. */
+const char *bundle_decrypted_with(const bundle_reader *r);
 
 const manifest *bundle_manifest(const bundle_reader *r);
 

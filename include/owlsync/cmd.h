@@ -67,7 +67,8 @@ void cmd_log_end(const char *command, const char *fmt, ...) __attribute__((forma
 /* Loads the config named by ctx, logging at its level. */
 int cmd_load_config(const cmd_ctx *ctx, cfg **out, owl_err *err);
 
-/* Fills trust from [import] trusted_key lines; errors name the config line. */
+/* Fills trust from [import] trusted_key lines (errors name the config line)
+ * and decrypt_key files. */
 int cmd_load_trust(const cfg *c, keys_trust *trust, owl_err *err);
 
 /* Bundle limits from [import], or the defaults when c is NULL. */

@@ -11,6 +11,8 @@
 
 /* Longest line (without its newline) that Debian's inih reads whole. */
 #define CFG_MAX_LINE 199
+/* Most encrypt_to keys of one export job (a bundle's recipients). */
+#define CFG_MAX_RECIPIENTS 64
 /* Largest config file read. */
 #define CFG_MAX_FILE (1024 * 1024)
 /* [import] max_bundle_size and max_unpacked_size when not set (and for inspect). */
@@ -56,6 +58,14 @@ typedef struct cfg_table {
     int line;             /* line of the section header */
 } cfg_table;
 
+/* An environment's name and a key: trusted_key (a signing public key the
+ * environment signs with) or encrypt_to (an encryption public key of it). */
+typedef struct cfg_trusted_key {
+    char *environment;
+    char *key;            /* a token ("owlsync-ed25519:…", "owlsync-x25519:…") or a .pub path */
+    int line;
+} cfg_trusted_key;
+
 typedef struct cfg_export {
     char *name;
     cfg_list datasets;    /* names or LIKE patterns; at least one */
@@ -69,14 +79,10 @@ typedef struct cfg_export {
     int64_t valid_for;     /* seconds; default 7 days */
     cfg_list targets;      /* environments allowed to import; empty = any */
     int parallel;          /* source connections on one snapshot; default 1 */
+    cfg_trusted_key *encrypt_to; /* nencrypt_to recipients; none = not encrypted */
+    size_t nencrypt_to;
     int line;
 } cfg_export;
-
-typedef struct cfg_trusted_key {
-    char *environment;    /* the environment this key may sign for */
-    char *key;            /* "owlsync-ed25519:BASE64" token or a path to a .pub file */
-    int line;
-} cfg_trusted_key;
 
 typedef struct cfg_import {
     bool present;          /* an [import] section exists */
@@ -86,6 +92,8 @@ typedef struct cfg_import {
     cfg_trusted_key *trusted; /* ntrusted entries */
     size_t ntrusted;
     cfg_list tables;       /* allow-list; empty = every configured table */
+    cfg_list decrypt_key;  /* encryption secret key files; repeatable */
+    bool require_encryption; /* plaintext bundles refused by policy; default false */
     cfg_watch watch;
     int poll_interval;     /* seconds, default 5 */
     int settle_time;       /* seconds, default 2 */

@@ -16,6 +16,9 @@ typedef struct exporter_job {
     const cfg_list *tables;      /* [table] names; empty = every configured table */
     const cfg_list *outboxes;    /* at least one directory */
     const char *signing_key;     /* secret key path */
+    const cfg_trusted_key *encrypt_to; /* recipients' encryption keys (nencrypt_to); none:
+                                  * the bundle is not encrypted */
+    size_t nencrypt_to;
     bundle_compression compression;
     int compression_level;
     bool skip_unchanged;

@@ -53,7 +53,9 @@
 #                  (rewrites off, on; and into empty tables that were ANALYZEd while
 #                  empty, as autovacuum or vacuumdb --analyze leaves a new database);
 #                  import of a newer bundle over the rows of an older one
-#                  (unchanged, or every row changed in the target first)
+#                  (unchanged, or every row changed in the target first);
+#                  export and fresh import of the same bundle encrypted to the
+#                  target's key (encrypt_to, decrypt_key), run beside the plain ones
 #   raw stage + UPDATE   the floor of "every row changed": one psql session, one
 #                  transaction, each table's rows \copy'd into a temporary table
 #                  and one UPDATE ... FROM it by key (write_raw_update_script)
@@ -327,6 +329,15 @@ write_src_ini() { # FILE CLUSTER SCHEMA DATASET…
         echo "skip_unchanged = false"
         echo "compression = zstd"
         echo "compression_level = $ZSTD_LEVEL"
+        # the same job, its bundles encrypted to the target's key
+        echo "[export benchenc]"
+        datasets_line "$@"
+        echo "outbox = $W/out"
+        echo "signing_key = $W/key"
+        echo "skip_unchanged = false"
+        echo "compression = zstd"
+        echo "compression_level = $ZSTD_LEVEL"
+        echo "encrypt_to = qa $W/enc.pub"
     } >"$f"
 }
 
@@ -341,6 +352,7 @@ write_tgt_ini() { # FILE REWRITES(0|1)
         table_sections
         echo "[import]"
         echo "trusted_key = prod $W/key.pub"
+        echo "decrypt_key = $W/enc"
         if [ "$2" = 1 ]; then
             # The usual promotion rules; "tenant" touches every row of every table.
             cat <<'INI'
@@ -429,6 +441,7 @@ verdict() { # VALUE OP LIMIT → met / MISSED
 say "owlsync benchmark: SIZE=$SIZE SELECTED=$SELECTED COLUMNS=$COLUMNS RUNS=$RUNS SCALE='$SCALE' SCALE_RUNS=$SCALE_RUNS"
 LOAD_START=$(loadavg)
 "$OWLSYNC" keygen -o "$W/key" >/dev/null 2>&1
+"$OWLSYNC" keygen --encryption -o "$W/enc" >/dev/null 2>&1
 
 say "source: $SIZE datasets"
 pg_start src >/dev/null
@@ -504,6 +517,13 @@ BUNDLE_B=$(owl_export "$W/src.ini")
 mv "$BUNDLE_A" "$W/A.owl"; BUNDLE_A=$W/A.owl
 mv "$BUNDLE_B" "$W/B.owl"; BUNDLE_B=$W/B.owl
 BUNDLE_BYTES=$(fsize "$BUNDLE_A")
+BUNDLE_AE=$("$OWLSYNC" -c "$W/src.ini" export -j benchenc --quiet)
+mv "$BUNDLE_AE" "$W/AE.owl"; BUNDLE_AE=$W/AE.owl
+[ "$(head -c 11 "$BUNDLE_AE")" = OWLSYNC-ENC ] || die "the encrypted job wrote a bundle that is not encrypted"
+BUNDLE_ENC_BYTES=$(fsize "$BUNDLE_AE")
+reset_target
+owl_import "$W/tgt.ini" "$BUNDLE_AE"
+[ "$(target_rows)" = "$ROWS" ] || die "owlsync import (encrypted) loaded $(target_rows) rows, expected $ROWS"
 reset_target
 owl_import "$W/tgt.ini" "$BUNDLE_A"
 [ "$(target_rows)" = "$ROWS" ] || die "owlsync import loaded $(target_rows) rows, expected $ROWS"
@@ -522,6 +542,8 @@ for ((run = 1; run <= RUNS; run++)); do
     measure vendor_dump "${PSQL_Q[@]}" -At -d "$SRC_CI" -c "$DUMP_SQL"
     measure owl_export "$OWLSYNC" -c "$W/src.ini" export -j bench --quiet
     rm -f "$(cat "$W/out.txt")"
+    measure owl_export_enc "$OWLSYNC" -c "$W/src.ini" export -j benchenc --quiet
+    rm -f "$(cat "$W/out.txt")"
 
     raw_in raw_in
     reset_target
@@ -529,6 +551,9 @@ for ((run = 1; run <= RUNS; run++)); do
 
     reset_target
     measure owl_fresh "$OWLSYNC" -c "$W/tgt.ini" import "$BUNDLE_A"
+    check_applied
+    reset_target
+    measure owl_fresh_enc "$OWLSYNC" -c "$W/tgt.ini" import "$BUNDLE_AE"
     check_applied
     reset_target
     measure owl_fresh_rw "$OWLSYNC" -c "$W/tgt_rw.ini" import "$BUNDLE_A"
@@ -584,9 +609,11 @@ printf '%-46s %8s %9s %7s %9s %8s %9s  %s\n' "" seconds rows/s MB/s "size MB" "R
 row "raw COPY out + zstd -$ZSTD_LEVEL" raw_out "$(fmt_mb "$RAW_BYTES")" "" ""
 row "vendor dump() -> INSERT statements" vendor_dump "$(fmt_mb "$STMT_BYTES")" raw_out ""
 row "owlsync export" owl_export "$(fmt_mb "$BUNDLE_BYTES")" raw_out "<= 1.2x"
+row "owlsync export, encrypted" owl_export_enc "$(fmt_mb "$BUNDLE_ENC_BYTES")" raw_out "+10% over export"
 row "raw COPY in (empty target)" raw_in "-" "" ""
 row "vendor import (INSERT by INSERT, autocommit)" vendor_import "-" raw_in ""
 row "owlsync import, fresh" owl_fresh "-" raw_in "<= 1.5x"
+row "owlsync import, fresh, encrypted" owl_fresh_enc "-" raw_in "+10% over fresh"
 row "owlsync import, fresh, rewrites on" owl_fresh_rw "-" raw_in "<= 1.5x, +10% over fresh"
 row "owlsync import, fresh, tables ANALYZEd empty" owl_fresh_an "-" raw_in "<= 1.5x"
 row "owlsync re-import, rows unchanged" owl_reimport "-" raw_in "<= 2x"
@@ -615,6 +642,12 @@ read -r x lo hi < <(ratio_stat owl_fresh_rw owl_fresh)
 pct() { awk -v r="$1" 'BEGIN { printf "%+.1f", (r - 1) * 100 }'; }
 printf '  %-52s %8s %-13s target <= +10%%  %s\n' "rewrites on / off (fresh import)" "$(pct "$x")%" \
     "($(pct "$lo")..$(pct "$hi"))" "$(verdict "$(pct "$x")" le 10)"
+for pair in "export:owl_export_enc:owl_export" "fresh import:owl_fresh_enc:owl_fresh"; do
+    IFS=: read -r what enc plain <<<"$pair"
+    read -r x lo hi < <(ratio_stat "$enc" "$plain")
+    printf '  %-52s %8s %-13s target <= +10%%  %s\n' "encrypted / plain ($what)" "$(pct "$x")%" \
+        "($(pct "$lo")..$(pct "$hi"))" "$(verdict "$(pct "$x")" le 10)"
+done
 target_line "vendor import / owlsync fresh import" vendor_import owl_fresh ge 25
 
 # ================================================================== table 3: small bundles

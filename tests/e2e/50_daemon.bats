@@ -374,6 +374,8 @@ setup_file() {
     mkdir -p "$K"
     "$OWLSYNC" keygen -o "$K/prod.key" >/dev/null 2>&1
     "$OWLSYNC" keygen -o "$K/stranger.key" >/dev/null 2>&1
+    "$OWLSYNC" keygen --encryption -o "$K/qa.enc" >/dev/null 2>&1
+    "$OWLSYNC" keygen --encryption -o "$K/uat.enc" >/dev/null 2>&1
     # The ledger, as a DBA would create it (so tests can count its rows at once).
     pg_psql tgt -c "SET client_min_messages = warning" -f "$PG_SQL_DIR/ledger.sql" >/dev/null
     night_start
@@ -925,6 +927,36 @@ teardown() {
     [ "$imported" -lt "$first_q" ]
     [ "$(nfiles "$W/inbox/quarantine")" = 20 ]
     [ "$(ledger junk)" = 1 ]
+}
+
+@test "encrypted promotion: a bundle encrypted to this target is imported; one for another environment (3, its key id named) and a plaintext one under require_encryption (4) are quarantined" {
+    pair encd
+    job sec "public.ds_1, public.ds_2" "encrypt_to=qa $K/qa.enc.pub"
+    job foruat "public.ds_1, public.ds_2" "encrypt_to=uat $K/uat.enc.pub"
+    job plain "public.ds_1, public.ds_2"
+    tgt_ini "$W/tgt.ini" "decrypt_key=$K/qa.enc" "require_encryption=true"
+    uat_id=$("$OWLSYNC" inspect "$(mkbundle foruat)" | awk '$1 == "recipients" { print $2 }')
+    [[ $uat_id =~ ^[0-9a-f]{16}$ ]]
+    u=$(basename "$(ls "$W/stage"/prod_foruat_*.owlb)")
+    p=$(basename "$(mkbundle plain)")
+    b=$(mkbundle sec)
+    n=$(basename "$b")
+    [ "$(head -c 11 "$b")" = OWLSYNC-ENC ]
+    daemon_start tgt "$W/tgt.ini"
+    cp "$W/stage/$u" "$W/stage/$p" "$b" "$W/inbox/"
+    wait_until 30 all_done 3
+    [ "$(files "$W/inbox/processed")" = "$n" ]
+    cmp "$b" "$W/inbox/processed/$n"
+    in_log tgt "$n: imported bundle 1 of prod/sec"
+    [ "$(ledger sec)" = 1 ]
+    same_data "dataset IN ('public.ds_1', 'public.ds_2')"
+    q=$W/inbox/quarantine
+    grep -q '^exit_code: 3$' "$q/$u.reason"
+    grep -q "^reason: .*bundle is encrypted for key $uat_id, not for this environment's decryption key" "$q/$u.reason"
+    grep -q '^exit_code: 4$' "$q/$p.reason"
+    grep -q '^reason: .*bundle is not encrypted, and this environment requires encryption' "$q/$p.reason"
+    [ "$(ledger foruat)" = 0 ]
+    [ "$(ledger plain)" = 0 ]
 }
 
 @test "a scheduled export that fails (source unreachable) is retried with backoff before its next scheduled time" {

@@ -48,7 +48,7 @@ mkdir -p "$work/state" "$work/out"
 
 corpus=$here/corpus
 rm -rf "$corpus"
-mkdir -p "$corpus"/{bundle,bundle_signed,manifest,copytext,rewrite,config,cron,vendorsql}
+mkdir -p "$corpus"/{bundle,bundle_signed,envelope,manifest,copytext,rewrite,config,cron,vendorsql}
 
 for name in special bulk global; do
     bundle=$(owl_export_one "$work/src.ini" "$name")
@@ -93,6 +93,17 @@ for patch in end:$((size + 100)) pad:$((size - 1025)) eoa:$((size - 1)); do
         >"$corpus/bundle_signed/global-2-patch-${patch%%:*}"
 done
 { cat "$corpus/bundle_signed/global-2"; printf '\n@@!cut\n\000\002'; } >"$corpus/bundle_signed/global-2-cut"
+
+# envelope: each bundle to be encrypted by the harness (flag 1), and one
+# encrypted to two keys that are not the harness's (flag 0: the header, and the
+# refusal that names them).
+for name in special bulk global; do
+    { printf '\001'; cat "$corpus/bundle/$name.owlb"; } >"$corpus/envelope/inner-$name"
+done
+"$OWLSYNC" keygen --encryption -o "$work/a.enc" >/dev/null 2>&1
+"$OWLSYNC" keygen --encryption -o "$work/b.enc" >/dev/null 2>&1
+"${SEAL:?SEAL must name the seal test tool}" "$corpus/bundle/bulk.owlb" "$work/sealed" "$work/a.enc.pub" "$work/b.enc.pub"
+{ printf '\000'; cat "$work/sealed"; } >"$corpus/envelope/sealed-bulk"
 
 # The target side of the same promotion, as the e2e tests write one.
 {

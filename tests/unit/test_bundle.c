@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "owlsync/bundle.h"
+#include "owlsync/envelope.h"
 #include "owlsync/keys.h"
 #include "owlsync/manifest.h"
 #include "unit.h"
@@ -1115,9 +1116,86 @@ static void test_appended(void)
     free(gmember);
 }
 
+/* Encrypts the file at in into out for pub (envelope format version 2). */
+static int seal_file(const char *in, const char *out, const keys_box_public *pub)
+{
+    int ifd = open(in, O_RDONLY | O_CLOEXEC), ofd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    owl_err err;
+    int rc = -1;
+
+    if (ifd >= 0 && ofd >= 0)
+        rc = envelope_encrypt_fd(ifd, ofd, pub, 1, &err);
+    if (ifd >= 0)
+        close(ifd);
+    if (ofd >= 0 && close(ofd) < 0)
+        rc = -1;
+    return rc;
+}
+
+/* An encrypted bundle reads as its version-1 bundle does, with the same
+ * checks, through every compression and read size; without the key it is
+ * refused naming the key it was made for; inspect's way opens it unverified. */
+static void test_encrypted(void)
+{
+    unsigned char *big = malloc(BIG_LEN);
+    keys_box_public bpub;
+    keys_trust t = {NULL, 0, NULL, 0};
+    bundle_reader *r = NULL;
+    owl_err err;
+    char want[256], ids[BUNDLE_MAX_RECIPIENTS][KEYS_ID_HEX_LEN + 1];
+    size_t nids = 0;
+    tdata tb[4];
+
+    if (big == NULL)
+        return;
+    four_tables(tb, big);
+    CHECK(keys_box_generate(tpath("enc.key"), &bpub, &err) == 0);
+    CHECK(keys_trust_add(&t, "prod", pk1.token, &err) == 0);
+    CHECK(keys_trust_add_decrypt(&t, tpath("enc.key"), &err) == 0);
+    for (size_t c = 0; c < 3; c++) {
+        char name[64], sealed[64];
+        snprintf(name, sizeof(name), "enc.%s.owlb", comp_names[c]);
+        snprintf(sealed, sizeof(sealed), "enc.%s.sealed.owlb", comp_names[c]);
+        CHECK(build_bundle(tpath(name), comps[c], "prod", tb, 4) == 0);
+        CHECK(seal_file(tpath(name), tpath(sealed), &bpub) == 0);
+        /* no decryption key: refused, naming the key it is for */
+        snprintf(want, sizeof(want), "bundle is encrypted for key %s, and no decryption key is configured", bpub.id);
+        refused_at(__LINE__, tpath(sealed), &roomy, &trust_prod, OWL_EVERIFY, want);
+        if (read_all(tpath(sealed), &roomy, &t, tb, 4, 1, &err) != 0 ||
+            read_all(tpath(sealed), &roomy, &t, tb, 4, 1000, &err) != 0 ||
+            read_all(tpath(sealed), &roomy, &t, tb, 4, 1 << 20, &err) != 0) {
+            printf("#   %s: %s\n", comp_names[c], err.msg);
+            CHECK(0);
+        }
+        CHECK(bundle_open(tpath(sealed), &roomy, &t, &r, &err) == 0);
+        CHECK(r != NULL && bundle_decrypted_with(r) != NULL && strcmp(bundle_decrypted_with(r), bpub.id) == 0);
+        bundle_close(r);
+        r = NULL;
+        CHECK(bundle_open(tpath(name), &roomy, &t, &r, &err) == 0);
+        CHECK(r != NULL && bundle_decrypted_with(r) == NULL);
+        bundle_close(r);
+        r = NULL;
+        /* the file's recipients, and its manifest without a signature check */
+        CHECK(bundle_recipients(tpath(sealed), ids, &nids, &err) == 1 && nids == 1 && strcmp(ids[0], bpub.id) == 0);
+        CHECK(bundle_recipients(tpath(name), ids, &nids, &err) == 0 && nids == 0);
+        CHECK(bundle_open_unverified(tpath(sealed), &roomy, &t, &r, &err) == 0);
+        CHECK(r != NULL && bundle_signer(r) == NULL && strcmp(bundle_manifest(r)->environment, "prod") == 0);
+        bundle_close(r);
+        r = NULL;
+        CHECK(bundle_open_unverified(tpath(sealed), &roomy, NULL, &r, &err) == -1 && err.code == OWL_EVERIFY);
+        /* the limits hold for the encrypted file */
+        {
+            bundle_limits small = {1024, UINT64_C(1) << 32};
+            refused_at(__LINE__, tpath(sealed), &small, &t, OWL_EVERIFY, "over max_bundle_size");
+        }
+    }
+    keys_trust_free(&t);
+    free(big);
+}
+
 static void test_trust(void)
 {
-    keys_trust t = {NULL, 0};
+    keys_trust t = {NULL, 0, NULL, 0};
     tdata tb[] = {{"owl_rule", rows_a, sizeof(rows_a) - 1}};
     const char *prod = tpath("trust.prod.owlb"), *qa = tpath("trust.qa.owlb");
     bundle_reader *r = NULL;
@@ -1907,6 +1985,7 @@ int main(void)
     RUN(test_truncated);
     RUN(test_appended);
     RUN(test_trust);
+    RUN(test_encrypted);
     RUN(test_entries);
     RUN(test_sizes);
     RUN(test_bomb);

@@ -831,6 +831,68 @@ static void test_repeatable(void)
                "letters, digits, _ or -)");
 }
 
+/* encrypt_to (export), decrypt_key and require_encryption (import). */
+static void test_encryption_keys(void)
+{
+    cfg *c = load(HEAD "[export e]\ndatasets = d\n"
+                       "encrypt_to = qa owlsync-x25519:AAAA= /etc/owlsync/qa2.pub\n"
+                       "encrypt_to = uat   /etc/owlsync/uat.pub   ; file\n"
+                       "[export f]\ndatasets = d\n"
+                       "[import]\n"
+                       "trusted_key = dev /etc/owlsync/dev.pub\n"
+                       "decrypt_key = /etc/owlsync/prod.enc\n"
+                       "decrypt_key = /etc/owlsync/old.enc\n"
+                       "require_encryption = true\n");
+
+    if (c == NULL)
+        return;
+    CHECK(c->exports[0].nencrypt_to == 3);
+    if (c->exports[0].nencrypt_to == 3) {
+        CHECK_STR(c->exports[0].encrypt_to[0].environment, "qa");
+        CHECK_STR(c->exports[0].encrypt_to[0].key, "owlsync-x25519:AAAA=");
+        CHECK(c->exports[0].encrypt_to[0].line == 5);
+        CHECK_STR(c->exports[0].encrypt_to[1].environment, "qa");
+        CHECK_STR(c->exports[0].encrypt_to[1].key, "/etc/owlsync/qa2.pub");
+        CHECK_STR(c->exports[0].encrypt_to[2].environment, "uat");
+        CHECK_STR(c->exports[0].encrypt_to[2].key, "/etc/owlsync/uat.pub");
+        CHECK(c->exports[0].encrypt_to[2].line == 6);
+    }
+    CHECK(c->exports[1].nencrypt_to == 0);
+    CHECK(c->import.decrypt_key.n == 2);
+    if (c->import.decrypt_key.n == 2)
+        CHECK_STR(c->import.decrypt_key.v[1], "/etc/owlsync/old.enc");
+    CHECK(c->import.require_encryption);
+    cfg_free(c);
+
+    c = load(HEAD "[import]\n");
+    if (c != NULL) {
+        CHECK(!c->import.require_encryption); /* the default */
+        CHECK(c->import.decrypt_key.n == 0);
+        cfg_free(c);
+    }
+    EXPECT_ERR(HEAD "[export e]\ndatasets = d\nencrypt_to = qa\n",
+               "t.ini:5: [export e] encrypt_to: expected \"ENVIRONMENT KEY [KEY...]\", got \"qa\"");
+    EXPECT_ERR(HEAD "[export e]\ndatasets = d\nencrypt_to = q.a /k.pub\n",
+               "t.ini:5: [export e] encrypt_to: invalid environment name \"q.a\" (1 to 63 "
+               "letters, digits, _ or -)");
+    EXPECT_ERR(HEAD "[export e]\ndatasets = d\nencrypt_to = qa /k.pub\n  /k2.pub\n",
+               "t.ini:6: [export e] encrypt_to: continuation line (indented) for a key that is not a list");
+    EXPECT_ERR(HEAD "[import]\nrequire_encryption = true\n",
+               "t.ini:3: [import] require_encryption: is true, but no decrypt_key is set: no bundle could be "
+               "imported\nHINT: owlsync keygen --encryption -o PATH, then decrypt_key = PATH");
+    EXPECT_ERR(HEAD "[import]\nrequire_encryption = maybe\n",
+               "t.ini:4: [import] require_encryption: invalid boolean \"maybe\" (expected true or false)");
+    EXPECT_ERR(HEAD "[export e]\ndatasets = d\ndecrypt_key = /k\n", "t.ini:5: [export e] decrypt_key: unknown key");
+    {
+        /* at most 64 keys in all */
+        char text[8192];
+        size_t used = (size_t)snprintf(text, sizeof(text), HEAD "[export e]\ndatasets = d\n");
+        for (int i = 0; i < 22; i++)
+            used += (size_t)snprintf(text + used, sizeof(text) - used, "encrypt_to = qa /a%d /b%d /c%d\n", i, i, i);
+        EXPECT_ERR(text, "t.ini:26: [export e] encrypt_to: more than 64 keys: a bundle is encrypted to at most 64");
+    }
+}
+
 /* ---- cross-checks ----------------------------------------------------------- */
 
 static void test_cross_checks(void)
@@ -1035,6 +1097,7 @@ int main(void)
     RUN(test_long_line);
     RUN(test_continuation);
     RUN(test_repeatable);
+    RUN(test_encryption_keys);
     RUN(test_cross_checks);
     RUN(test_regex);
     RUN(test_files);

@@ -530,7 +530,7 @@ out:
 
 static void test_trust(void)
 {
-    keys_trust t = {NULL, 0};
+    keys_trust t = {NULL, 0, NULL, 0};
     keys_public pa, pb;
     keys_secret *sk = NULL;
     const keys_trusted *kt;
@@ -644,6 +644,68 @@ static void test_random_hex(void)
     }
 }
 
+/* Encryption keys: their own files and tokens, never taken for signing keys
+ * (nor the other way), refused when others can read them. */
+static void test_box_keys(void)
+{
+    keys_box_public pub, again, parsed;
+    keys_box_secret *sk = NULL;
+    keys_secret *ssk = NULL;
+    keys_public spub;
+    char buf[512], want[KEYS_ID_HEX_LEN + 1];
+    owl_err err;
+
+    CHECK(keys_box_generate(tpath("enc"), &pub, &err) == 0);
+    CHECK(strncmp(pub.token, "owlsync-x25519:", 15) == 0);
+    expected_id(pub.pk, want);
+    CHECK_STR(pub.id, want);
+    CHECK(read_file(tpath("enc"), buf, sizeof(buf)) > 0);
+    CHECK(strncmp(buf, "owlsync-x25519-secret:", 22) == 0);
+    {
+        struct stat st;
+        CHECK(stat(tpath("enc"), &st) == 0 && (st.st_mode & 0777) == 0600);
+    }
+    CHECK(keys_box_generate(tpath("enc"), &pub, &err) < 0);
+    CHECK_CONTAINS(err.msg, "already exists");
+    CHECK(keys_box_load_secret(tpath("enc"), &sk, &err) == 0);
+    keys_box_secret_public(sk, &again);
+    CHECK_STR(again.id, pub.id);
+    CHECK(memcmp(again.idraw, pub.idraw, KEYS_ID_BYTES) == 0);
+    keys_box_secret_free(sk);
+    sk = NULL;
+    CHECK(keys_box_load_public(pub.token, &parsed, &err) == 0);
+    CHECK_STR(parsed.id, pub.id);
+    CHECK(keys_box_load_public(tpath("enc.pub"), &parsed, &err) == 0);
+    CHECK_STR(parsed.id, pub.id);
+
+    /* one kind is never the other */
+    CHECK(keys_load_secret(tpath("enc"), &ssk, &err) < 0);
+    CHECK_CONTAINS(err.msg, "enc is an encryption key, not a signing key");
+    CHECK(keys_load_public(pub.token, &spub, &err) < 0);
+    CHECK(keys_load_public(tpath("enc.pub"), &spub, &err) < 0);
+    CHECK(keys_generate(tpath("sig"), &spub, &err) == 0);
+    CHECK(keys_box_load_secret(tpath("sig"), &sk, &err) < 0);
+    CHECK_CONTAINS(err.msg, "is a signing key, not an encryption key");
+    CHECK(keys_box_load_public(spub.token, &parsed, &err) < 0);
+    CHECK(keys_box_load_public(tpath("sig.pub"), &parsed, &err) < 0);
+
+    /* mode */
+    CHECK(chmod(tpath("enc"), 0640) == 0);
+    CHECK(keys_box_load_secret(tpath("enc"), &sk, &err) < 0);
+    CHECK_CONTAINS(err.msg, "accessible by group or others");
+    CHECK(sk == NULL);
+
+    /* a target's keyring holds its decryption keys */
+    {
+        keys_trust t = {NULL, 0, NULL, 0};
+        CHECK(chmod(tpath("enc"), 0600) == 0);
+        CHECK(keys_trust_add_decrypt(&t, tpath("enc"), &err) == 0 && t.ndec == 1);
+        CHECK(keys_trust_add_decrypt(&t, tpath("sig"), &err) < 0 && t.ndec == 1);
+        keys_trust_free(&t);
+        CHECK(t.ndec == 0 && t.dec == NULL);
+    }
+}
+
 int main(void)
 {
     owl_err err;
@@ -667,6 +729,7 @@ int main(void)
     RUN(test_trust);
     RUN(test_hash);
     RUN(test_random_hex);
+    RUN(test_box_keys);
     remove_tmpdir();
     return UNIT_DONE();
 }
