@@ -309,6 +309,18 @@ int db_command(db_conn *c, const char *sql, int n, const char *const *params, ow
     return rc;
 }
 
+int db_begin(db_conn *c, const char *then, owl_err *err, const char *what)
+{
+    char sql[1024];
+
+    /* On a kept connection, what an earlier transaction may have changed of
+     * the session (a trigger's SET) is pinned again, in the same round trip. */
+    if (snprintf(sql, sizeof(sql), "BEGIN;%s%s %s", c->kept ? " " : "", c->kept ? DB_PINNED_SETTINGS ";" : "",
+                 then) >= (int)sizeof(sql))
+        return err_set(err, OWL_ERUNTIME, "%s: statement too long", what);
+    return db_script(c, sql, err, what);
+}
+
 int db_script(db_conn *c, const char *sql, owl_err *err, const char *what)
 {
     PGresult *res;

@@ -46,6 +46,10 @@ int db_command(db_conn *c, const char *sql, int n, const char *const *params, ow
  * one round trip (the simple protocol); 0 or -1. */
 int db_script(db_conn *c, const char *sql, owl_err *err, const char *what);
 
+/* BEGIN, then the fixed statements then, in one round trip; on a kept
+ * connection the session's pinned settings are set again inside it. */
+int db_begin(db_conn *c, const char *then, owl_err *err, const char *what);
+
 /* A text[] parameter's text, '{"a","b"}': each value quoted, its quotes and
  * backslashes escaped (values reach the server as a parameter, never as SQL
  * text). malloc'd; NULL when memory runs out. */

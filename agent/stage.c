@@ -12,7 +12,7 @@
  * round trip of fixed text. */
 static int begin_deferred(db_conn *c, owl_err *err)
 {
-    return db_script(c, "BEGIN; SET CONSTRAINTS ALL DEFERRED", err, "cannot begin");
+    return db_begin(c, "SET CONSTRAINTS ALL DEFERRED", err, "cannot begin");
 }
 
 int stage_begin(db_conn *c, int64_t lock_timeout, owl_err *err)

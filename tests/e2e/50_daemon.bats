@@ -639,7 +639,7 @@ teardown() {
     daemon_start tgt "$W/tgt.ini"
     for i in 1 2 3 4 5; do
         b=$(mkbundle keep)
-        cp "$b" "$W/inbox/"
+        mv "$b" "$W/inbox/" # whole at once: settle_time is 0
         wait_until 20 test -f "$W/inbox/processed/$(basename "$b")"
     done
     after=$(pg_log tgt | grep -c "connection authorized.*application_name=owlkeep" || true)
@@ -652,13 +652,37 @@ teardown() {
     pg_up tgt
     rm -f "$W/tgt_down"
     b=$(mkbundle keep)
-    cp "$b" "$W/inbox/"
+    mv "$b" "$W/inbox/"
     # at once, not after the 5 s backoff of a failed try
     wait_until 4 test -f "$W/inbox/processed/$(basename "$b")"
     [ "$(ledger keep)" = 6 ]
     [ "$(log_count tgt "will retry")" = 0 ]
     no_quarantine
     pg_psql tgt -c "ALTER SYSTEM RESET log_connections" -c "SELECT pg_reload_conf()" >/dev/null
+}
+
+@test "a trigger of the target that changes the session (client_encoding, DateStyle, TimeZone) does not reach the next import on the kept connection" {
+    pair sess
+    job sess1 "public.ds_1"
+    job sess2 "public.special"
+    pg_psql tgt -c "CREATE FUNCTION $TS.unpin() RETURNS trigger LANGUAGE plpgsql AS \$\$
+        BEGIN
+            PERFORM set_config('client_encoding', 'LATIN1', false);
+            PERFORM set_config('DateStyle', 'SQL, DMY', false);
+            PERFORM set_config('TimeZone', 'Asia/Tokyo', false);
+            PERFORM set_config('extra_float_digits', '0', false);
+            RETURN NULL;
+        END \$\$" \
+        -c "CREATE TRIGGER unpin AFTER INSERT ON $TS.owl_catalog FOR EACH STATEMENT EXECUTE FUNCTION $TS.unpin()" >/dev/null
+    daemon_start tgt "$W/tgt.ini"
+    b=$(mkbundle sess1)
+    cp "$b" "$W/inbox/"
+    wait_until 20 test -f "$W/inbox/processed/$(basename "$b")"
+    b=$(mkbundle sess2)
+    cp "$b" "$W/inbox/"
+    wait_until 20 test -f "$W/inbox/processed/$(basename "$b")"
+    same_data "dataset IN ('public.ds_1', 'public.special')"
+    no_quarantine
 }
 
 @test "database lost in the middle of an import: the bundle stays in .work/, is retried, and imported exactly once" {
