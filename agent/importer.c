@@ -45,6 +45,9 @@ typedef struct table_plan {
     stage_table st;
     importer_table *out;
     rewrite_table *rw;      /* NULL when no rule applies to this table */
+    bool may_direct;        /* nothing of its own keeps it from a direct COPY */
+    bool scope_empty;       /* the target held no row in its scope (may_direct only) */
+    uint64_t copied;        /* rows a direct COPY wrote */
     bool matched;           /* to_delete and to_insert were counted */
     uint64_t to_delete;     /* target rows in scope no bundle row matches */
     uint64_t to_insert;     /* bundle rows no target row in scope matches */
@@ -856,13 +859,7 @@ static int plan_direct(import_run *x, size_t i, owl_err *err)
     table_plan *p = &x->plans[i];
 
     p->st.direct = false;
-    /* COPY into the table itself would bypass its rules and triggers (or, with
-     * row-level security, be refused): such a table is staged, so that the
-     * first import and the next do the same. */
-    if (p->cat.row_security || p->cat.insert_triggers || p->cat.rules)
-        return 0;
-    /* References are staged, to translate or be translated. */
-    if (p->has_refs || p->ntrans > 0)
+    if (!p->may_direct)
         return 0;
     for (size_t f = 0; f < x->nfks; f++) {
         if (strcmp(x->fks[f].child, p->mt->name) != 0 || strcmp(x->fks[f].parent, p->mt->name) == 0)
@@ -872,9 +869,95 @@ static int plan_direct(import_run *x, size_t i, owl_err *err)
                 return 0;
         }
     }
-    if (plan_scope(x, p, err) < 0)
-        return -1;
-    return stage_scope_empty(x->conn, &p->st, &p->st.direct, err);
+    p->st.direct = p->scope_empty;
+    return plan_scope(x, p, err);
+}
+
+/* Which tables may skip their staging table, and whether the target holds
+ * rows in their scopes, for all of them in one statement before any is
+ * staged (staging writes no table that could change the answer: a direct
+ * COPY goes only into tables without triggers or rules, the rest into
+ * temporary tables). COPY into the table itself would bypass its rules and
+ * triggers (or, with row-level security, be refused): such a table is
+ * staged, so that the first import and the next do the same; references
+ * are staged, to translate or be translated. */
+static int plan_directs(import_run *x, owl_err *err)
+{
+    const stage_table **ts = calloc(x->n ? x->n : 1, sizeof(*ts));
+    bool *empty = calloc(x->n ? x->n : 1, sizeof(bool));
+    size_t *which = calloc(x->n ? x->n : 1, sizeof(size_t));
+    size_t n = 0;
+    int rc = -1;
+
+    if (ts == NULL || empty == NULL || which == NULL) {
+        err_oom(err);
+        goto out;
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        table_plan *p = &x->plans[i];
+        p->may_direct = !(p->cat.row_security || p->cat.insert_triggers || p->cat.rules) && !p->has_refs &&
+                        p->ntrans == 0;
+        if (!p->may_direct)
+            continue;
+        if (plan_scope(x, p, err) < 0)
+            goto out;
+        ts[n] = &p->st;
+        which[n++] = i;
+    }
+    if (stage_scope_empty_many(x->conn, ts, n, empty, err) < 0)
+        goto out;
+    for (size_t k = 0; k < n; k++)
+        x->plans[which[k]].scope_empty = empty[k];
+    rc = 0;
+out:
+    free(ts);
+    free(empty);
+    free(which);
+    return rc;
+}
+
+/* The rows each direct COPY wrote lie in its table's scope: the target held
+ * none there before, so all it holds there now must be what COPY wrote. One
+ * statement for all the tables, once they are staged. */
+static int check_directs(import_run *x, owl_err *err)
+{
+    const stage_table **ts = calloc(x->n ? x->n : 1, sizeof(*ts));
+    uint64_t *in = calloc(x->n ? x->n : 1, sizeof(uint64_t));
+    size_t *which = calloc(x->n ? x->n : 1, sizeof(size_t));
+    size_t n = 0;
+    int rc = -1;
+
+    if (ts == NULL || in == NULL || which == NULL) {
+        err_oom(err);
+        goto out;
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        table_plan *p = &x->plans[i];
+        if (!p->st.direct || p->mt->dataset_column[0] == '\0')
+            continue;
+        ts[n] = &p->st;
+        which[n++] = i;
+    }
+    if (stage_scope_counts(x->conn, ts, n, in, err) < 0)
+        goto out;
+    for (size_t k = 0; k < n; k++) {
+        const table_plan *p = &x->plans[which[k]];
+        if (p->copied > in[k]) {
+            err_set(err, OWL_EPOLICY, "bundle table %s holds %llu rows of datasets the bundle does not declare",
+                    p->mt->name, (unsigned long long)(p->copied - in[k]));
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        if (x->plans[i].st.direct)
+            drop_scope(&x->plans[i]);
+    }
+    rc = 0;
+out:
+    free(ts);
+    free(in);
+    free(which);
+    return rc;
 }
 
 /* What a bundle may not hold, whatever its signature: rows of a dataset it
@@ -886,8 +969,10 @@ static int check_staged(import_run *x, table_plan *p, uint64_t staged, owl_err *
     uint64_t outside = 0;
     int got;
 
-    if (plan_scope(x, p, err) < 0 ||
-        stage_outside_scope(x->conn, &p->st, staged, &outside, example, sizeof(example), err) < 0)
+    if (plan_scope(x, p, err) < 0)
+        return -1;
+    /* a direct COPY's rows are counted with the other tables' (check_directs) */
+    if (!p->st.direct && stage_outside_scope(x->conn, &p->st, staged, &outside, example, sizeof(example), err) < 0)
         return -1;
     if (outside > 0)
         return err_set(err, OWL_EPOLICY, "bundle table %s holds %llu rows of datasets the bundle does not declare%s%s%s",
@@ -951,7 +1036,7 @@ static int stage_one(import_run *x, size_t i, owl_err *err)
             p->out->n.inserted = p->mt->rows;
         else if (stage_count(x->conn, &p->st, on_count, &cc, err) < 0)
             return -1;
-        drop_scope(p);
+        p->copied = staged;
     }
     return 0;
 }
@@ -962,6 +1047,8 @@ static int im_stage(import_run *x, owl_err *err)
     const manifest_table *mt;
     int got;
 
+    if (plan_directs(x, err) < 0)
+        return -1;
     for (size_t i = 0; i < x->n; i++) {
         got = bundle_next_table(x->r, &mt, err);
         if (got <= 0)
@@ -970,6 +1057,8 @@ static int im_stage(import_run *x, owl_err *err)
             return -1;
     }
     if (bundle_next_table(x->r, &mt, err) != 0) /* the end, and the layout check */
+        return -1;
+    if (check_directs(x, err) < 0)
         return -1;
     progress_clear(&x->prog);
     return 0;

@@ -130,20 +130,55 @@ static int run_counted(db_conn *c, db_sql *q, const stage_table *t, stage_count_
     return rc;
 }
 
-int stage_scope_empty(db_conn *c, const stage_table *t, bool *empty, owl_err *err)
+int stage_scope_empty_many(db_conn *c, const stage_table *const *ts, size_t n, bool *empty, owl_err *err)
 {
     db_sql q = DB_SQL_INIT;
     PGresult *res;
 
-    db_sql_add(&q, "SELECT NOT EXISTS (SELECT 1 FROM ");
-    db_sql_qualified(&q, c, t->schema, t->table);
-    db_sql_add(&q, " t WHERE ");
-    scope(&q, c, t);
-    db_sql_add(&q, ")");
+    if (n == 0)
+        return 0;
+    db_sql_add(&q, "SELECT ");
+    for (size_t i = 0; i < n; i++) {
+        db_sql_add(&q, i ? ", NOT EXISTS (SELECT 1 FROM " : "NOT EXISTS (SELECT 1 FROM ");
+        db_sql_qualified(&q, c, ts[i]->schema, ts[i]->table);
+        db_sql_add(&q, " t WHERE ");
+        scope(&q, c, ts[i]);
+        db_sql_add(&q, ")");
+    }
     res = db_sql_query(c, &q, 0, NULL, err, "cannot look at the target's rows");
     if (res == NULL)
-        return err_prefix(err, "%s", t->table);
-    *empty = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        return n == 1 ? err_prefix(err, "%s", ts[0]->table) : -1;
+    for (size_t i = 0; i < n; i++)
+        empty[i] = strcmp(PQgetvalue(res, 0, (int)i), "t") == 0;
+    PQclear(res);
+    return 0;
+}
+
+int stage_scope_empty(db_conn *c, const stage_table *t, bool *empty, owl_err *err)
+{
+    return stage_scope_empty_many(c, &t, 1, empty, err);
+}
+
+int stage_scope_counts(db_conn *c, const stage_table *const *ts, size_t n, uint64_t *counts, owl_err *err)
+{
+    db_sql q = DB_SQL_INIT;
+    PGresult *res;
+
+    if (n == 0)
+        return 0;
+    db_sql_add(&q, "SELECT ");
+    for (size_t i = 0; i < n; i++) {
+        db_sql_add(&q, i ? ", (SELECT pg_catalog.count(*) FROM " : "(SELECT pg_catalog.count(*) FROM ");
+        db_sql_qualified(&q, c, ts[i]->schema, ts[i]->table);
+        db_sql_add(&q, " t WHERE ");
+        scope(&q, c, ts[i]);
+        db_sql_add(&q, ")");
+    }
+    res = db_sql_query(c, &q, 0, NULL, err, "cannot check the rows' datasets");
+    if (res == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        counts[i] = db_u64(res, 0, (int)i);
     PQclear(res);
     return 0;
 }

@@ -49,6 +49,14 @@ int stage_check_deferred(db_conn *c, owl_err *err);
 /* Whether the target holds no row of t's scope (*empty). */
 int stage_scope_empty(db_conn *c, const stage_table *t, bool *empty, owl_err *err);
 
+/* The same for n tables in one statement: empty[i] for ts[i]. */
+int stage_scope_empty_many(db_conn *c, const stage_table *const *ts, size_t n, bool *empty, owl_err *err);
+
+/* The rows the target holds in each table's scope (counts[i] for ts[i]), in
+ * one statement: after a direct COPY into tables that held none there, the
+ * rows it wrote that lie in scope. */
+int stage_scope_counts(db_conn *c, const stage_table *const *ts, size_t n, uint64_t *counts, owl_err *err);
+
 /* Creates t's staging table (ON COMMIT DROP), unless t->direct. */
 int stage_create(db_conn *c, const stage_table *t, owl_err *err);
 
