@@ -42,6 +42,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+FAULT="setup"
 unreached=0 kills=0 reruns=0 bundles=0 checks=0 violations=0 n_before=0 n_after=0 pgstops=0 round=0
 
 violation() {
@@ -153,6 +154,7 @@ if [ -n "$WIRE_POINTS" ] || [ "${READ_POINTS:-3}" != 0 ]; then
     fault_clone tgt owl owl_clean && M=$(fault_wire_calls sendto "$OWLSYNC" -c "$W/tgt.ini.clean" import "$B")
     R=$(fault_clone tgt owl owl_clean && fault_wire_calls recvfrom "$OWLSYNC" -c "$W/tgt.ini.clean" import "$B")
     fault_drop tgt owl_clean
+    [[ $M =~ ^[1-9][0-9]*$ && $R =~ ^[1-9][0-9]*$ ]] || { echo "import_kills: a clean import under strace failed" >&2; exit 1; }
     echo "# a clean import of $DATASETS datasets writes to the server $M times, reads $R times"
 fi
 seen_after=
