@@ -88,13 +88,23 @@ static int can_write_in(const char *path, owl_err *err)
     return 0;
 }
 
+/* The directory path is in: "." for a bare name, "/" for one at the root. */
+static void parent_of(const char *path, char *out, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+
+    if (slash == NULL)
+        snprintf(out, size, ".");
+    else
+        snprintf(out, size, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+}
+
 /* A directory owlsync writes in: one that exists and takes a new file; or,
  * with create, a missing one whose parent takes it (owlsync makes it on
  * first use). *made says which. */
 static int dir_writable(const char *path, bool create, bool *made, owl_err *err)
 {
     char parent[PATH_MAX];
-    const char *slash;
     struct stat st;
 
     *made = false;
@@ -105,11 +115,7 @@ static int dir_writable(const char *path, bool create, bool *made, owl_err *err)
     }
     if (errno != ENOENT || !create)
         return err_set(err, OWL_ERUNTIME, "%s is not a directory: %s", path, strerror(errno));
-    slash = strrchr(path, '/');
-    if (slash == NULL)
-        snprintf(parent, sizeof(parent), ".");
-    else
-        snprintf(parent, sizeof(parent), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    parent_of(path, parent, sizeof(parent));
     if (stat(parent, &st) < 0 || !S_ISDIR(st.st_mode))
         return err_set(err, OWL_ERUNTIME, "%s does not exist, nor does its parent directory %s", path, parent);
     *made = true;
@@ -166,10 +172,8 @@ static void check_local(chk *k)
         check_dir(k, "state_dir", c->state_dir, true);
     if (c->metrics_file != NULL) {
         char dir[PATH_MAX];
-        const char *slash = strrchr(c->metrics_file, '/');
         bool made;
-        snprintf(dir, sizeof(dir), "%.*s", slash == NULL ? 1 : slash == c->metrics_file ? 1 : (int)(slash - c->metrics_file),
-                 slash == NULL ? "." : c->metrics_file);
+        parent_of(c->metrics_file, dir, sizeof(dir));
         if (dir_writable(dir, false, &made, &e) < 0) {
             err_prefix(&e, "metrics_file %s: its directory", c->metrics_file);
             fail(k, &e);
