@@ -259,3 +259,26 @@ EOF
     [ "$status" -eq 2 ]
     [[ $output == *"FAIL: bundle column alert_cond.condition (of $W/inbox/$(basename "$b1")) does not exist in the target table chkcol.alert_cond"* ]]
 }
+
+@test "least privilege: ids that travel move their sequence, so check wants UPDATE on it and names it when missing; the import is refused (exit 2) without it" {
+    lp lps
+    grants lps
+    # owl_rule's ids travel (not generated on either side)
+    sed -i '/^\[table owl_rule\]/,/^\[/{/^generated = id$/d}' "$W/src.ini" "$W/tgt.ini"
+    b=$(mkbundle nightly)
+    pg_query lps "REVOKE UPDATE ON $S.owl_rule_id_seq FROM owlsync_import" >/dev/null
+    chk
+    [ "$status" -eq 2 ]
+    [[ $output == *"FAIL: permission denied: this role lacks UPDATE on sequence $S.owl_rule_id_seq (of $S.owl_rule)"* ]]
+    [[ $output == *"ok: table $S.alert_cond writable (mode replace)"* ]]
+    before=$(state lps)
+    imp "$b"
+    expect_refusal 2 "permission denied for sequence owl_rule_id_seq"
+    [ "$(state lps)" = "$before" ]
+    pg_query lps "GRANT UPDATE ON $S.owl_rule_id_seq TO owlsync_import" >/dev/null
+    chk
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    imp_ok "$b"
+    [[ $output == *"sequence "*"owl_rule_id_seq moved from"* ]]
+    pg_stop lps
+}
