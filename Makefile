@@ -99,6 +99,7 @@ $(BUILD)/agent/%.o: agent/%.c $(wildcard include/owlsync/*.h) | $(BUILD)/agent
 
 # sql/ledger.sql is the one definition of the ledger: compiled in as a C string.
 $(BUILD)/agent/ledger.o: $(BUILD)/ledger_sql.h
+$(BUILD)/agent/ledger.o: CPPFLAGS += -DOWLSYNC_SQLDIR='"$(SQLDIR)"'
 $(BUILD)/ledger_sql.h: sql/ledger.sql | $(BUILD)/agent
 	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@.tmp && mv $@.tmp $@
 

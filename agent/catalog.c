@@ -583,6 +583,73 @@ int catalog_table_privilege(db_conn *c, const char *schema, const char *table, c
     return 0;
 }
 
+/* The labels of privs ("A,B|C": B or C will do) that a has_*_privilege
+ * query (its first parameter, the object; its second, the privilege) finds
+ * lacking, joined with ", " into lacking. */
+static int lacks(db_conn *c, const char *has, const char *object, const char *privs, char *lacking, size_t size,
+                 owl_err *err)
+{
+    const char *params[2] = {object, privs};
+    db_sql q = DB_SQL_INIT;
+    PGresult *res;
+
+    db_sql_add(&q, "SELECT pg_catalog.string_agg(pg_catalog.replace(p, '|', ' or '), ', ' ORDER BY o)"
+                   " FROM pg_catalog.unnest(pg_catalog.string_to_array($2, ',')) WITH ORDINALITY x (p, o)"
+                   " WHERE NOT ");
+    db_sql_add(&q, has);
+    db_sql_add(&q, "($1::pg_catalog.oid, pg_catalog.replace(p, '|', ', '))");
+    res = db_sql_query(c, &q, 2, params, err, "cannot read the catalog");
+    if (res == NULL)
+        return -1;
+    snprintf(lacking, size, "%s", PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return 0;
+}
+
+int catalog_table_lacks(db_conn *c, const char *schema, const char *table, const char *privs, bool *exists,
+                        char *lacking, size_t size, owl_err *err)
+{
+    const char *params[2] = {schema, table};
+    PGresult *res = db_query(c,
+                             "SELECT r.oid FROM pg_catalog.pg_class r"
+                             "  JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace"
+                             " WHERE n.nspname = $1 AND r.relname = $2 AND r.relkind IN ('r', 'p')",
+                             2, params, err, "cannot read the catalog");
+    char oid[32];
+
+    lacking[0] = '\0';
+    if (res == NULL)
+        return -1;
+    *exists = PQntuples(res) > 0;
+    snprintf(oid, sizeof(oid), "%s", *exists ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    if (!*exists)
+        return 0;
+    return lacks(c, "pg_catalog.has_table_privilege", oid, privs, lacking, size, err);
+}
+
+int catalog_sequence_lacks(db_conn *c, const char *oid, const char *privs, char *lacking, size_t size, owl_err *err)
+{
+    return lacks(c, "pg_catalog.has_sequence_privilege", oid, privs, lacking, size, err);
+}
+
+int catalog_session_access(db_conn *c, const char *schema, bool *temp, bool *usage, owl_err *err)
+{
+    const char *params[1] = {schema};
+    PGresult *res = db_query(c,
+                             "SELECT pg_catalog.has_database_privilege(pg_catalog.current_database(), 'TEMP'),"
+                             " COALESCE((SELECT pg_catalog.has_schema_privilege(oid, 'USAGE')"
+                             "  FROM pg_catalog.pg_namespace WHERE nspname = $1), false)",
+                             1, params, err, "cannot read the catalog");
+
+    if (res == NULL)
+        return -1;
+    *temp = is_true(res, 0, 0);
+    *usage = is_true(res, 0, 1);
+    PQclear(res);
+    return 0;
+}
+
 int catalog_table_blocks(db_conn *c, const char *schema, const char *table, uint64_t *blocks, owl_err *err)
 {
     const char *params[2] = {schema, table};

@@ -78,6 +78,24 @@ static void print_json(const char *path, const importer_result *res)
         json_array_append_new(tables, jt);
     }
     json_object_set_new(root, "tables", tables);
+    if (res->status != IMPORT_ALREADY && res->status != IMPORT_SUPERSEDED) {
+        /* every rule, with what it changed in all (0 when nothing, or when the
+         * bundle carries none of its columns) and per table it covers */
+        json_t *rules = json_array();
+        for (size_t k = 0; k < res->nrules; k++) {
+            json_t *per = json_object();
+            uint64_t total = 0;
+            for (size_t i = 0; i < res->ntables; i++) {
+                if (!res->tables[i].covered[k])
+                    continue;
+                total += res->tables[i].rewritten[k];
+                json_object_set_new(per, res->tables[i].name, json_integer((json_int_t)res->tables[i].rewritten[k]));
+            }
+            json_array_append_new(rules, json_pack("{s:s, s:I, s:o}", "rule", res->rules[k], "changed",
+                                                   (json_int_t)total, "tables", per));
+        }
+        json_object_set_new(root, "rewrites", rules);
+    }
     {
         json_t *sq = json_array();
         for (size_t i = 0; i < res->nsequences; i++)
@@ -145,6 +163,8 @@ static void print_text(const char *path, const importer_result *res)
         }
         if (any)
             printf("\n");
+        else
+            printf("  [rewrite %s] changed 0: none of its columns is in this bundle\n", res->rules[k]);
     }
     for (size_t i = 0; i < res->nsequences; i++)
         printf("  sequence %s %s %lld to %lld\n", res->sequences[i].name,

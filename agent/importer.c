@@ -592,9 +592,85 @@ out:
     return rc;
 }
 
+/* Every TABLE.COLUMN and *.COLUMN of the [rewrite] rules names a column, of
+ * the target's table or of the bundle's: a typo would let values through
+ * unrewritten. Tables the bundle lacks are looked up in the target only when
+ * a rule needs them. Refused (OWL_EUSAGE) before anything is written. */
+static int bind_rewrites(import_run *x, owl_err *err)
+{
+    const cfg *c = x->c;
+    rewrite_columns *rc = NULL;
+    const char **names = NULL, **others = NULL;
+    catalog_table *more = NULL;
+    size_t total = 0, at = 0, nrc = 0, nothers = 0;
+    int got = -1;
+
+    if (c->nrewrites == 0)
+        return 0;
+    others = calloc(c->ntables + 1, sizeof(*others));
+    more = calloc(c->ntables + 1, sizeof(*more));
+    rc = calloc(x->n + c->ntables + 1, sizeof(*rc));
+    if (others == NULL || more == NULL || rc == NULL) {
+        err_oom(err);
+        goto out;
+    }
+    for (size_t pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < x->n; i++)
+            total += x->plans[i].cat.ncolumns + x->plans[i].mt->ncolumns;
+        for (size_t i = 0; i < nothers; i++)
+            total += more[i].ncolumns;
+        free(names);
+        names = calloc(total + 1, sizeof(*names));
+        if (names == NULL) {
+            err_oom(err);
+            goto out;
+        }
+        at = nrc = 0;
+        for (size_t i = 0; i < x->n; i++) {
+            const table_plan *p = &x->plans[i];
+            rc[nrc++] = (rewrite_columns){p->mt->name, &names[at], p->cat.ncolumns + p->mt->ncolumns};
+            for (size_t j = 0; j < p->cat.ncolumns; j++)
+                names[at++] = p->cat.columns[j].name;
+            for (size_t j = 0; j < p->mt->ncolumns; j++)
+                names[at++] = p->mt->columns[j].name;
+        }
+        for (size_t i = 0; i < nothers; i++) {
+            rc[nrc++] = (rewrite_columns){others[i], &names[at], more[i].ncolumns};
+            for (size_t j = 0; j < more[i].ncolumns; j++)
+                names[at++] = more[i].columns[j].name;
+        }
+        got = rewrite_bind(c, rc, nrc, pass == 0, err);
+        if (got != 1)
+            break;
+        /* undecided: the configured tables the bundle lacks, from the target */
+        for (size_t t = 0; t < c->ntables; t++) {
+            bool carried = false;
+            for (size_t i = 0; i < x->n && !carried; i++)
+                carried = strcmp(x->plans[i].mt->name, c->tables[t].name) == 0;
+            if (!carried)
+                others[nothers++] = c->tables[t].name;
+        }
+        if (nothers > 0 && catalog_tables(x->conn, c->schema, others, nothers, more, err) < 0) {
+            got = -1;
+            break;
+        }
+        total = 0;
+    }
+out:
+    for (size_t i = 0; more != NULL && i < nothers; i++)
+        catalog_table_free(&more[i]);
+    free(more);
+    free(others);
+    free(names);
+    free(rc);
+    return got < 0 ? -1 : 0;
+}
+
 static int im_plan(import_run *x, owl_err *err)
 {
     if (read_catalog(x, err) < 0)
+        return -1;
+    if (bind_rewrites(x, err) < 0)
         return -1;
     for (size_t i = 0; i < x->n; i++) {
         table_plan *p = &x->plans[i];

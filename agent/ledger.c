@@ -23,48 +23,96 @@ static bool first_is_true(const PGresult *res, int col)
     return PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, col), "t") == 0;
 }
 
-int ledger_ensure(db_conn *c, owl_err *err)
-{
-    PGresult *res = db_query(c,
-                             "SELECT pg_catalog.to_regclass('owlsync.bundles') IS NOT NULL"
-                             " AND pg_catalog.to_regclass('owlsync.bundle_tables') IS NOT NULL"
-                             " AND pg_catalog.to_regclass('owlsync.datasets') IS NOT NULL"
-                             " AND pg_catalog.to_regclass('owlsync.dataset_tables') IS NOT NULL"
-                             " AND pg_catalog.to_regclass('owlsync.bundle_rewrites') IS NOT NULL"
-                             " AND EXISTS (SELECT FROM pg_catalog.pg_attribute"
-                             "  WHERE attrelid = pg_catalog.to_regclass('owlsync.dataset_tables')"
-                             "  AND attname = 'sequence' AND NOT attisdropped)",
-                             0, NULL, err, "cannot look for the ledger");
-    bool present;
+#ifndef OWLSYNC_SQLDIR
+#define OWLSYNC_SQLDIR "/usr/share/owlsync/sql"
+#endif
 
+/* What the import does to each ledger table (ledger_has_bundle and
+ * ledger_order_of read, ledger_record_* write; ON CONFLICT DO UPDATE needs
+ * SELECT too), in one statement that needs no privilege on the ledger: the
+ * catalog and has_*_privilege only. Columns: schema exists, tables missing,
+ * the newest column present, may create what is missing, privileges lacking,
+ * role, database. */
+static const char ledger_access_sql[] =
+    "WITH need (t, privs, ord) AS (VALUES ('bundles', 'SELECT,INSERT', 1), ('bundle_tables', 'INSERT', 2),"
+    "  ('datasets', 'SELECT,INSERT,UPDATE', 3), ('dataset_tables', 'SELECT,INSERT,UPDATE', 4),"
+    "  ('bundle_rewrites', 'INSERT', 5)),"
+    " ns AS (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = 'owlsync'),"
+    " rel AS (SELECT need.*, c.oid AS relid FROM need LEFT JOIN pg_catalog.pg_class c"
+    "  ON c.relname = need.t AND c.relnamespace = (SELECT oid FROM ns) AND c.relkind IN ('r', 'p'))"
+    " SELECT EXISTS (SELECT FROM ns),"
+    "  (SELECT pg_catalog.string_agg('owlsync.' || t, ', ' ORDER BY ord) FROM rel WHERE relid IS NULL),"
+    "  EXISTS (SELECT FROM rel JOIN pg_catalog.pg_attribute a ON a.attrelid = rel.relid"
+    "   WHERE rel.t = 'dataset_tables' AND a.attname = 'sequence' AND NOT a.attisdropped),"
+    "  CASE WHEN EXISTS (SELECT FROM ns) THEN pg_catalog.has_schema_privilege((SELECT oid FROM ns), 'CREATE')"
+    "   ELSE pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE') END,"
+    "  pg_catalog.concat_ws(', ',"
+    "   CASE WHEN EXISTS (SELECT FROM ns) AND NOT pg_catalog.has_schema_privilege((SELECT oid FROM ns), 'USAGE')"
+    "    THEN 'USAGE on schema owlsync' END,"
+    "   (SELECT pg_catalog.string_agg(p || ' on owlsync.' || t, ', ' ORDER BY ord, p)"
+    "     FROM rel, pg_catalog.unnest(pg_catalog.string_to_array(privs, ',')) p"
+    "    WHERE relid IS NOT NULL AND NOT pg_catalog.has_table_privilege(relid, p))),"
+    "  current_user, pg_catalog.current_database()";
+
+int ledger_access_of(db_conn *c, ledger_access *a, owl_err *err)
+{
+    PGresult *res = db_query(c, ledger_access_sql, 0, NULL, err, "cannot look for the ledger");
+    bool newest;
+
+    memset(a, 0, sizeof(*a));
     if (res == NULL)
         return -1;
-    present = first_is_true(res, 0);
-    PQclear(res);
-    if (present)
-        return 0;
-    log_info("creating the owlsync ledger schema");
-    res = PQexec(c->pg, ledger_sql);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        db_fail(c, res, err, "cannot create the ledger (schema owlsync)");
-        PQclear(res);
-        return err_prefix(err, "%s", "ledger");
-    }
+    a->schema = first_is_true(res, 0);
+    newest = first_is_true(res, 2);
+    a->can_create = first_is_true(res, 3);
+    if (!a->schema)
+        snprintf(a->missing, sizeof(a->missing), "schema owlsync");
+    else if (!PQgetisnull(res, 0, 1))
+        snprintf(a->missing, sizeof(a->missing), "%s", PQgetvalue(res, 0, 1));
+    else if (!newest)
+        snprintf(a->missing, sizeof(a->missing), "column owlsync.dataset_tables.sequence");
+    a->complete = a->missing[0] == '\0';
+    snprintf(a->lacking, sizeof(a->lacking), "%s", PQgetvalue(res, 0, 4));
+    snprintf(a->role, sizeof(a->role), "%s", PQgetvalue(res, 0, 5));
+    snprintf(a->database, sizeof(a->database), "%s", PQgetvalue(res, 0, 6));
     PQclear(res);
     return 0;
 }
 
-int ledger_status(db_conn *c, bool *present, bool *can_create, owl_err *err)
+void ledger_hint(const ledger_access *a, owl_err *err)
 {
-    PGresult *res = db_query(c,
-                             "SELECT pg_catalog.to_regclass('owlsync.bundles') IS NOT NULL,"
-                             " pg_catalog.has_database_privilege(pg_catalog.current_database(), 'CREATE')",
-                             0, NULL, err, "cannot look for the ledger");
+    err_hint(err,
+             "a DBA creates the ledger with: psql -X -v ON_ERROR_STOP=1 -d %s -f %s/ledger.sql, and grants role %s "
+             "what sql/grants.sql grants the import role",
+             a->database, OWLSYNC_SQLDIR, a->role);
+}
 
-    if (res == NULL)
+int ledger_ensure(db_conn *c, owl_err *err)
+{
+    ledger_access a;
+    PGresult *res;
+
+    /* The whole ledger found is used as it is: no DDL, so an importer with
+     * nothing but its DML grants on the ledger needs no CREATE privilege. */
+    if (ledger_access_of(c, &a, err) < 0)
         return -1;
-    *present = first_is_true(res, 0);
-    *can_create = first_is_true(res, 1);
+    if (a.complete)
+        return 0;
+    if (!a.can_create) {
+        err_set(err, OWL_EUSAGE, "the ledger lacks %s, and role %s may not create it in database %s", a.missing,
+                a.role, a.database);
+        ledger_hint(&a, err);
+        return -1;
+    }
+    log_info("creating the owlsync ledger (%s missing)", a.missing);
+    res = PQexec(c->pg, ledger_sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        db_fail(c, res, err, "cannot create the ledger (schema owlsync)");
+        PQclear(res);
+        err_prefix(err, "ledger lacks %s", a.missing);
+        ledger_hint(&a, err);
+        return -1;
+    }
     PQclear(res);
     return 0;
 }

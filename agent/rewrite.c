@@ -823,3 +823,92 @@ void rewrite_stream_free(rewrite_stream *s)
     buf_free(&s->batch);
     free(s);
 }
+
+/* ------------------------------------------------------------------ binding */
+
+/* The edit distance of two names (each at most TEXT_NAME_MAX bytes used). */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strnlen(a, TEXT_NAME_MAX), lb = strnlen(b, TEXT_NAME_MAX);
+    size_t row[TEXT_NAME_MAX + 1];
+
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Whether table (or, for "*", any of tables) has column col; *table_known
+ * whether table is among them; the column nearest col (an obvious typo:
+ * within a third of its length) into near. */
+static bool find_column(const rewrite_columns *tables, size_t n, const char *table, const char *col,
+                        bool *table_known, char *near, size_t nearsize)
+{
+    size_t best = strlen(col) / 3 + 1;
+
+    *table_known = false;
+    for (size_t i = 0; i < n; i++) {
+        const rewrite_columns *t = &tables[i];
+        if (strcmp(table, "*") != 0 && strcmp(table, t->table) != 0)
+            continue;
+        *table_known = true;
+        for (size_t k = 0; k < t->n; k++) {
+            size_t d;
+            if (strcmp(t->names[k], col) == 0)
+                return true;
+            d = distance(t->names[k], col);
+            if (d < best) {
+                best = d;
+                snprintf(near, nearsize, "%s.%s", t->table, t->names[k]);
+            }
+        }
+    }
+    return false;
+}
+
+int rewrite_bind(const cfg *c, const rewrite_columns *tables, size_t n, bool partial, owl_err *err)
+{
+    int undecided = 0;
+
+    for (size_t i = 0; i < c->nrewrites; i++) {
+        const cfg_rewrite *r = &c->rewrites[i];
+        for (size_t k = 0; k < r->columns.n; k++) {
+            const char *spec = r->columns.v[k], *dot = strchr(spec, '.');
+            char table[TEXT_NAME_MAX + 1], near[2 * TEXT_NAME_MAX + 2] = "";
+            bool known;
+            if (dot == NULL || strcmp(dot + 1, "*") == 0 || (size_t)(dot - spec) > TEXT_NAME_MAX)
+                continue; /* TABLE.*: its table is checked with the config */
+            snprintf(table, sizeof(table), "%.*s", (int)(dot - spec), spec);
+            if (find_column(tables, n, table, dot + 1, &known, near, sizeof(near)))
+                continue;
+            if (partial && (!known || strcmp(table, "*") == 0)) {
+                undecided = 1;
+                continue;
+            }
+            if (strcmp(table, "*") == 0)
+                err_set(err, OWL_EUSAGE, "%s:%d: [rewrite %s] columns: %s matches no column of any configured table",
+                        c->path, r->line, r->name, spec);
+            else
+                err_set(err, OWL_EUSAGE, "%s:%d: [rewrite %s] columns: %s matches no column of table %s", c->path,
+                        r->line, r->name, spec, table);
+            if (near[0] != '\0')
+                err_hint(err, "did you mean %s%s?", strcmp(table, "*") == 0 ? "*." : "",
+                         strcmp(table, "*") == 0 ? strchr(near, '.') + 1 : near);
+            return -1;
+        }
+    }
+    return undecided;
+}

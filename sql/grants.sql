@@ -10,8 +10,11 @@
 --   export_role   the role "owlsync export" connects as                    [owlsync_export]
 --   import_role   the role "owlsync import" / the daemon's inbox connects as [owlsync_import]
 --   ledger_owner  true: create the "owlsync" ledger schema now, owned by
---                 import_role; false: let the importer create it on first
---                 use, which needs CREATE on the database               [false]
+--                 import_role, which creates (and later upgrades) the ledger
+--                 tables in it on first use; false: create the whole ledger
+--                 now (sql/ledger.sql, beside this file) and grant
+--                 import_role only the reads and writes an import makes on
+--                 it: no CREATE privilege anywhere                        [false]
 --
 -- The roles are created (LOGIN, no password) when they do not exist.  Give
 -- them a password with \password, or use peer/cert authentication in
@@ -112,19 +115,29 @@ TO :"import_role";
 -- granted here so that a database that revoked it from PUBLIC still works).
 GRANT TEMPORARY ON DATABASE :"owl_db" TO :"import_role";
 
--- The ledger: schema "owlsync" in the same database (sql/ledger.sql).
+-- The ledger: schema "owlsync" in the same database (sql/ledger.sql).  An
+-- import finding the whole ledger runs no DDL; `owlsync check` tests exactly
+-- these grants.
 \if :ledger_owner
 -- The DBA creates the schema now and hands it to the import role: the role
 -- can create the ledger tables in it but no other schema in the database.
 -- Load sql/ledger.sql afterwards as the import role, or let the importer
--- create the tables on first use.
+-- create the tables on first use.  Ledger tables a DBA made before are
+-- granted as below.
 CREATE SCHEMA IF NOT EXISTS owlsync AUTHORIZATION :"import_role";
 ALTER SCHEMA owlsync OWNER TO :"import_role";
+GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA owlsync TO :"import_role";
 \else
--- The importer creates schema "owlsync" on first use: that takes CREATE on
--- the database (it lets the role create schemas, nothing more).  Revoke it
--- once the ledger exists if you like; the role owns the schema by then.
-GRANT CREATE ON DATABASE :"owl_db" TO :"import_role";
+-- The DBA creates the ledger now (re-running it keeps every row and adds what
+-- a newer owlsync needs: run this script again after an upgrade) and grants
+-- the import role what an import does, nothing more.
+SET client_min_messages = warning;
+\ir ledger.sql
+RESET client_min_messages;
+GRANT USAGE ON SCHEMA owlsync TO :"import_role";
+GRANT SELECT, INSERT ON TABLE owlsync.bundles TO :"import_role";
+GRANT INSERT ON TABLE owlsync.bundle_tables, owlsync.bundle_rewrites TO :"import_role";
+GRANT SELECT, INSERT, UPDATE ON TABLE owlsync.datasets, owlsync.dataset_tables TO :"import_role";
 \endif
 
 COMMIT;

@@ -1,10 +1,26 @@
 -- owlsync ledger: what was imported into this database, kept in the same
--- transaction as the import itself. owlsync creates it on first use; a DBA may
--- create it ahead of time with this file and grant the importing role
--- SELECT, INSERT, UPDATE on its tables and USAGE on the schema. Running it
--- again adds what a newer owlsync needs (owlsync does so itself when the role
--- may create tables in schema owlsync) and keeps every row.
-CREATE SCHEMA IF NOT EXISTS owlsync;
+-- transaction as the import itself. owlsync creates it on first use when the
+-- importing role may; a DBA may create it ahead of time with this file
+--
+--   psql -X -v ON_ERROR_STOP=1 -d DATABASE -f ledger.sql
+--
+-- and grant the importing role USAGE on schema owlsync and what the import
+-- writes (sql/grants.sql, ledger_owner=false, does both): SELECT, INSERT on
+-- bundles; INSERT on bundle_tables and bundle_rewrites; SELECT, INSERT, UPDATE
+-- on datasets and dataset_tables. An importer finding the whole ledger needs
+-- no CREATE privilege at all. Running this file again adds what a newer
+-- owlsync needs (owlsync does so itself when the role owns the ledger) and
+-- keeps every row.
+
+-- The schema, made only when missing: CREATE SCHEMA IF NOT EXISTS would need
+-- CREATE on the database even when the schema exists.
+DO $owlsync$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = 'owlsync') THEN
+        CREATE SCHEMA owlsync;
+    END IF;
+END
+$owlsync$;
 
 -- One row per imported bundle.
 CREATE TABLE IF NOT EXISTS owlsync.bundles (

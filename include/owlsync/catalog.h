@@ -113,6 +113,19 @@ const char *catalog_narrower(const char *source, const char *target);
 int catalog_table_privilege(db_conn *c, const char *schema, const char *table, const char *privs, bool *exists,
                             bool *granted, owl_err *err);
 
+/* Whether schema.table exists (*exists), and the privileges of privs
+ * (comma-separated: "SELECT,INSERT"; "A|B" when either will do) this role
+ * lacks on it, as "INSERT, UPDATE" into lacking ("" when none). */
+int catalog_table_lacks(db_conn *c, const char *schema, const char *table, const char *privs, bool *exists,
+                        char *lacking, size_t size, owl_err *err);
+
+/* The same for a sequence by oid (a catalog_sequence's): USAGE, SELECT, UPDATE. */
+int catalog_sequence_lacks(db_conn *c, const char *oid, const char *privs, char *lacking, size_t size, owl_err *err);
+
+/* Whether this role may create temporary tables in the database (*temp) and
+ * use schema (*usage: false when it does not exist). */
+int catalog_session_access(db_conn *c, const char *schema, bool *temp, bool *usage, owl_err *err);
+
 /* The size of schema.table in blocks (0 when it does not exist). */
 int catalog_table_blocks(db_conn *c, const char *schema, const char *table, uint64_t *blocks, owl_err *err);
 

@@ -12,11 +12,28 @@
 #include "owlsync/db.h"
 #include "owlsync/error.h"
 
-/* Creates the ledger (sql/ledger.sql) when one of its tables is missing. */
+/* Creates the ledger (sql/ledger.sql) when part of it is missing; a whole
+ * ledger is used without any DDL (no CREATE privilege needed). A part missing
+ * that this role may not create is OWL_EUSAGE, naming it, with the command a
+ * DBA runs as a hint. */
 int ledger_ensure(db_conn *c, owl_err *err);
 
-/* Whether the ledger exists, and whether this role may create it (for check). */
-int ledger_status(db_conn *c, bool *present, bool *can_create, owl_err *err);
+/* What this role finds of the ledger and may do with it: what the import
+ * needs, read from the catalog alone (for check and for ledger_ensure). */
+typedef struct ledger_access {
+    bool schema;        /* schema owlsync exists */
+    bool complete;      /* every table and column this owlsync uses exists */
+    bool can_create;    /* the role may create what is missing (CREATE on the
+                           database, or on schema owlsync when it exists) */
+    char missing[256];  /* "schema owlsync", "owlsync.bundles, ...", or "" */
+    char lacking[512];  /* privileges the import needs and the role lacks on
+                           what exists ("INSERT on owlsync.bundles, ..."), or "" */
+    char role[64], database[64];
+} ledger_access;
+int ledger_access_of(db_conn *c, ledger_access *a, owl_err *err);
+
+/* Appends to err the hint that says how a DBA makes the ledger for a's role. */
+void ledger_hint(const ledger_access *a, owl_err *err);
 
 /* Takes the transaction advisory lock that serializes importers. */
 int ledger_lock(db_conn *c, owl_err *err);

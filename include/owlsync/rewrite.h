@@ -60,6 +60,23 @@ int rewrite_value(rewrite_table *t, const char *col, const char *val, char **out
  * a hint when the target refuses rewritten rows), or "" when none did. */
 void rewrite_table_changed_names(const rewrite_table *t, char *out, size_t size);
 
+/* The columns of one table a rule may name: the target's, and those a
+ * bundle carries of it (names may repeat). */
+typedef struct rewrite_columns {
+    const char *table;
+    const char *const *names;
+    size_t n;
+} rewrite_columns;
+
+/* Binds every TABLE.COLUMN and *.COLUMN entry of c's [rewrite] rules to the
+ * columns of tables (n of them): an entry naming no column (of its table, or
+ * for *.COLUMN of any) is OWL_EUSAGE naming the rule and the entry, with the
+ * nearest column as a hint when one is an obvious typo. With partial, tables
+ * are not all the configured tables: an entry of a table not among them, or
+ * *.COLUMN not found, is left undecided. Returns 0 when all are bound, 1 when
+ * some are undecided, -1 on the first that binds to nothing. Pure. */
+int rewrite_bind(const cfg *c, const rewrite_columns *tables, size_t n, bool partial, owl_err *err);
+
 /* A table's rows rewritten as they stream: COPY text in chunks of any size
  * (rows split anywhere), whole rewritten rows out to sink in batches of at
  * least REWRITE_BATCH bytes (the last one smaller). Row numbers in messages

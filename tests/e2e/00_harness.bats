@@ -215,7 +215,7 @@ rule() { q "SELECT $2 FROM owl_rule WHERE dataset = 'public.special' AND rule_nm
       "$(pg_digest c owl_rule "dataset = 'public.ds_1'" id points)" ]
 }
 
-@test "grants.sql: export role reads only, import role writes, bumps sequences, may create the ledger" {
+@test "grants.sql: export role reads only, import role writes, bumps sequences, writes the ledger made for it" {
     pg_psql c -v schema=public -f "$PG_SQL_DIR/grants.sql" >/dev/null
     pg_psql c -v schema=public -f "$PG_SQL_DIR/grants.sql" >/dev/null     # re-runnable
     [ "$(q "SELECT count(*) FROM pg_roles WHERE rolname IN ('owlsync_export', 'owlsync_import')
@@ -233,18 +233,29 @@ rule() { q "SELECT $2 FROM owl_rule WHERE dataset = 'public.special' AND rule_nm
         DELETE FROM owl_rule WHERE rule_nm = 'grant_test';
         SELECT setval('owl_rule_id_seq', 1000000);
         CREATE TEMP TABLE staging (LIKE owl_rule);
-        CREATE SCHEMA owlsync;
-        CREATE TABLE owlsync.ledger (bundle_id text PRIMARY KEY);
+        INSERT INTO owlsync.bundles VALUES ('b', 'e', 'j', 1, now(), now(), 'k', 'f', '{}', 0);
+        SELECT count(*) FROM owlsync.bundles;
         ROLLBACK"
     echo "$output"
     [ "$status" -eq 0 ]
+    # ledger_owner=false (the default): the ledger is made now; the role has
+    # no CREATE anywhere, not even in schema owlsync
+    run as owlsync_import "CREATE SCHEMA owlsync2"
+    [ "$status" -ne 0 ]
+    run as owlsync_import "CREATE TABLE owlsync.x (i int)"
+    [ "$status" -ne 0 ]
+    run as owlsync_import "DELETE FROM owlsync.bundles"
+    [ "$status" -ne 0 ]
     run as owlsync_import "CREATE TABLE public.nope (x int)"
     [ "$status" -ne 0 ]
     run as owlsync_import "TRUNCATE owl_rule"
     [ "$status" -ne 0 ]
     # ledger_owner=true: the schema is made now and owned by the import role
+    pg_psql c -c "DROP SCHEMA owlsync CASCADE" >/dev/null
     pg_psql c -v ledger_owner=true -f "$PG_SQL_DIR/grants.sql" >/dev/null
     [ "$(q "SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'owlsync'")" = owlsync_import ]
+    run as owlsync_import "CREATE TABLE owlsync.x (i int); DROP TABLE owlsync.x"
+    [ "$status" -eq 0 ]
 }
 
 @test "pg_down / pg_up: a database outage and its end" {

@@ -387,7 +387,7 @@ key = dataset, k"
     [ "$status" -eq 0 ] || { echo "$output"; false; }
     [[ $output == *"warning: wide.n: the source's numeric(10,4) values are rounded (a smaller scale) in the target's numeric(10,2)"* ]]
     [ "$(grep -c '^warning: wide\.' <<<"$output")" = 4 ]
-    [[ $output == *"ok: the columns of $BUNDLE fit the target (see the warnings)"* ]]
+    [[ $output == *"ok: the columns of wide in $BUNDLE fit the target (see the warnings)"* ]]
     pg_query src "UPDATE fidn.wide SET f8 = 3.5" >/dev/null
     b=$("$OWLSYNC" -c "$W/src.ini" export -j fid --quiet)
     run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" import --json --dry-run "$b"

@@ -538,21 +538,12 @@ $REWRITES_INI$GREEDY_INI"
 columns = owl_check_repo.conn_name, job_schedule.agent
 from = nothing-matches-this
 to = x
-
-[rewrite absent]
-columns = owl_check_repo.no_such_column
-from = a
-to = b
 "
     imp_ok "$b"
     [[ $stderr == *"[rewrite stale] changed nothing in this bundle"* ]]
-    # a rule whose columns the bundle does not carry is not stale, only idle
-    [[ $stderr != *"[rewrite absent]"* ]]
     [[ $output == *"[rewrite stale] changed: owl_check_repo 0 job_schedule 0"* ]]
-    [[ $output != *"[rewrite absent]"* ]]
     [ "$(ledger_rewrites "$b" | grep '^stale ')" = "stale job_schedule 0
 stale owl_check_repo 0" ]
-    [ "$(ledger_rewrites "$b" | grep -c '^absent ')" = 0 ]
     # the other rules did their work all the same
     same_lines "counts" "$(expected_rewrites)" "$(printed_rewrites | grep -v '^stale ')"
     check_all
@@ -605,4 +596,80 @@ to = \1
     run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" import /nonexistent.owlb
     [ "$status" -eq 2 ]
     [[ $stderr == *"[rewrite twice] from: \"(.*)\1-prod\" has a back-reference"* ]]
+}
+
+@test "rewrites: a column that names no column is refused by import (exit 2, nothing written) and by check, naming the rule and the nearest column" {
+    pair rwbind
+    b=$(mkbundle)
+    before=$(tgt_state)
+    tgt_ini "$REWRITES_INI
+[rewrite typo]
+columns = owl_check_repo.conn_nam
+from = prod_pg
+to = qa_pg
+"
+    imp --dry-run "$b"
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"[rewrite typo] columns: owl_check_repo.conn_nam matches no column of table owl_check_repo"* ]]
+    [[ $stderr == *"HINT: did you mean owl_check_repo.conn_name?"* ]]
+    imp "$b"
+    [ "$status" -eq 2 ]
+    [ "$(tgt_state)" = "$before" ]
+    [ "$(ledger_count "$b")" = 0 ]
+    run "$OWLSYNC" -c "$W/tgt.ini" check
+    [ "$status" -eq 2 ]
+    [[ $output == *"FAIL: $W/tgt.ini:"*": [rewrite typo] columns: owl_check_repo.conn_nam matches no column of table owl_check_repo"* ]]
+    [[ $output == *"HINT: did you mean owl_check_repo.conn_name?"* ]]
+
+    # *.COLUMN must name a column of some configured table
+    tgt_ini "$REWRITES_INI
+[rewrite star]
+columns = *.agentt
+from = a
+to = b
+"
+    imp "$b"
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"[rewrite star] columns: *.agentt matches no column of any configured table"* ]]
+    [[ $stderr == *"did you mean *.agent?"* ]]
+    [ "$(tgt_state)" = "$before" ]
+    run "$OWLSYNC" -c "$W/tgt.ini" check
+    [ "$status" -eq 2 ]
+    [[ $output == *"FAIL: "*"[rewrite star] columns: *.agentt matches no column of any configured table"* ]]
+
+    # a column only the target has binds (the bundle need not carry it)
+    pg_query tgt "ALTER TABLE $S.owl_check_repo ADD COLUMN qa_only text" >/dev/null
+    tgt_ini "$REWRITES_INI
+[rewrite qa]
+columns = owl_check_repo.qa_only
+from = a
+to = b
+"
+    run "$OWLSYNC" -c "$W/tgt.ini" check
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ $output == *"ok: 9 [rewrite] rule(s): every column named exists in the target"* ]]
+    imp_ok "$b"
+    [[ $output == *"[rewrite qa] changed 0: none of its columns is in this bundle"* ]]
+    pg_query tgt "ALTER TABLE $S.owl_check_repo DROP COLUMN qa_only" >/dev/null
+    check_all
+}
+
+@test "rewrites: every rule's count is reported, 0 included, in text and --json" {
+    pair rwcount
+    printf '[export rules]\ndatasets = %s\ntables = owl_rule\noutbox = %s\nsigning_key = %s\n' \
+        "$DATASETS" "$W/out" "$K/prod.key" >>"$W/src.ini"
+    b=$(owl_export_one "$W/src.ini" rules)
+    imp_ok --dry-run "$b"
+    [[ $output == *"[rewrite tenant] changed: owl_rule "* ]]
+    [[ $output == *"[rewrite conn] changed 0: none of its columns is in this bundle"* ]]
+    [[ $output == *"[rewrite mail] changed 0: none of its columns is in this bundle"* ]]
+    [ "$(grep -c '^  \[rewrite ' <<<"$output")" = 8 ]
+    imp --dry-run --json "$b"
+    [ "$status" -eq 0 ]
+    j=$output
+    [ "$(pg_psql tgt -At -v j="$j" <<<"SELECT string_agg(r->>'rule' || '=' || (r->>'changed'), ' ' ORDER BY o)
+          FROM jsonb_array_elements((:'j'::jsonb)->'rewrites') WITH ORDINALITY x (r, o)
+         WHERE (r->>'changed')::int = 0")" = "conn=0 hosts=0 agents=0 env=0 spark=0 run_as=0 mail=0" ]
+    [ "$(pg_psql tgt -At -v j="$j" <<<"SELECT (r->>'changed') = (r->'tables'->>'owl_rule') AND (r->>'changed')::int > 0
+          FROM jsonb_array_elements((:'j'::jsonb)->'rewrites') r WHERE r->>'rule' = 'tenant'")" = t ]
 }

@@ -1476,6 +1476,49 @@ static void test_stream(void)
     fx_free(&f);
 }
 
+/* rewrite_bind: each TABLE.COLUMN and *.COLUMN names a column; a typo is an
+ * error naming the rule, the entry and the nearest column; partial leaves
+ * what other tables might bind undecided. */
+static void test_bind_columns(void)
+{
+    static const char *const repo[] = {"dataset", "conn_name", "conn_url"};
+    static const char *const sched[] = {"dataset", "agent", "run_as"};
+    const rewrite_columns both[] = {{"owl_check_repo", repo, 3}, {"job_schedule", sched, 3}};
+    fx f;
+
+    if (!fx_init(&f, "[rewrite conn]\ncolumns = owl_check_repo.conn_name, *.agent, job_schedule.*\nfrom = a\nto = b\n")) {
+        CHECK(0);
+        return;
+    }
+    CHECK(rewrite_bind(f.c, both, 2, false, &f.err) == 0);
+    /* *.agent is not in owl_check_repo: undecided with that table alone */
+    CHECK(rewrite_bind(f.c, both, 1, true, &f.err) == 1);
+    CHECK(rewrite_bind(f.c, both, 1, false, &f.err) == -1);
+    CHECK(f.err.code == OWL_EUSAGE);
+    CHECK_STR(f.err.msg, "test.ini:7: [rewrite conn] columns: *.agent matches no column of any configured table");
+    fx_free(&f);
+
+    if (!fx_init(&f, "[rewrite conn]\ncolumns = owl_check_repo.conn_nam\nfrom = a\nto = b\n")) {
+        CHECK(0);
+        return;
+    }
+    CHECK(rewrite_bind(f.c, both, 2, true, &f.err) == -1);
+    CHECK_STR(f.err.msg, "test.ini:7: [rewrite conn] columns: owl_check_repo.conn_nam matches no column of table "
+                         "owl_check_repo\nHINT: did you mean owl_check_repo.conn_name?");
+    /* a table not among those given is left undecided */
+    CHECK(rewrite_bind(f.c, &both[1], 1, true, &f.err) == 1);
+    fx_free(&f);
+
+    /* no obvious typo: no hint */
+    if (!fx_init(&f, "[rewrite x]\ncolumns = *.zzzzzz\nfrom = a\nto = b\n")) {
+        CHECK(0);
+        return;
+    }
+    CHECK(rewrite_bind(f.c, both, 2, false, &f.err) == -1);
+    CHECK_STR(f.err.msg, "test.ini:7: [rewrite x] columns: *.zzzzzz matches no column of any configured table");
+    fx_free(&f);
+}
+
 int main(void)
 {
     RUN(test_exact_whole_value);
@@ -1502,6 +1545,7 @@ int main(void)
     RUN(test_chained_rules_in_file_order);
     RUN(test_rule_undone_by_later_rule_counts_both);
     RUN(test_table_column_specs);
+    RUN(test_bind_columns);
     RUN(test_star_column_spec);
     RUN(test_rule_scoped_to_one_table);
     RUN(test_counts_and_covers);

@@ -1,0 +1,284 @@
+#!/usr/bin/env bats
+# owlsync check and the least-privilege setups of sql/grants.sql, end to end:
+# real roles (LOGIN, conninfo user=...), each way of making the ledger, an
+# import that works with exactly those grants, and check naming a grant taken
+# away (which the import then refuses, exit 2, changing nothing). Then what
+# else check covers: directories that must take files, dataset patterns, the
+# columns of every table against the bundles at hand.
+
+# shellcheck disable=SC2154 # status, output and stderr are set by bats' run
+bats_require_minimum_version 1.5.0
+load ../lib/pg
+load ../lib/owl
+load ../lib/import
+
+OWLSYNC=${OWLSYNC:-$BATS_TEST_DIRNAME/../../owlsync}
+
+TABLES_INI=$OWL_TABLES_INI
+
+setup_file() {
+    import_setup_file prod
+}
+
+teardown_file() {
+    pg_stop_all
+}
+
+setup() {
+    import_setup
+}
+
+# as_import NAME — the conninfo of cluster NAME as role owlsync_import.
+as_import() {
+    pg_conninfo "$1" | sed 's/user=postgres/user=owlsync_import/'
+}
+
+# lp NAME — a target cluster NAME of its own (so its own ledger), schema $S of
+# the metastore in it (empty) and in src (2 datasets); src.ini with job
+# nightly, tgt.ini connecting to NAME as owlsync_import.
+lp() {
+    S=lp_$1
+    pg_start "$1"
+    pg_load_metastore src 2 "$S"
+    pg_load_schema "$1" "$S"
+    src_ini
+    job nightly "public.ds_1, public.special"
+    tgt_ini
+    sed -i "s|^conninfo = .*|conninfo = $(as_import "$1")|" "$W/tgt.ini"
+}
+
+# grants NAME [PSQL ARGS…] — sql/grants.sql in cluster NAME for schema $S.
+grants() {
+    local name=$1
+    shift
+    pg_psql "$name" -v schema="$S" "$@" -f "$PG_SQL_DIR/grants.sql" >/dev/null
+}
+
+# state NAME — digests of the target's tables of $S and of its ledger.
+state() {
+    local t sql=""
+    for t in $OWL_TABLES; do
+        sql+="${sql:+ UNION ALL }SELECT '$t ' || count(*) || ' ' || coalesce(md5(string_agg(x::text, '' ORDER BY x::text)), '-') FROM $S.$t x"
+    done
+    for t in $(pg_query "$1" "SELECT tablename FROM pg_tables WHERE schemaname = 'owlsync' ORDER BY 1"); do
+        sql+=" UNION ALL SELECT 'owlsync.$t ' || count(*) FROM owlsync.$t"
+    done
+    pg_query "$1" "$sql"
+}
+
+chk() {
+    run "$OWLSYNC" -c "$W/tgt.ini" check
+}
+
+@test "least privilege, ledger_owner=false: grants.sql makes the ledger; check passes and the import works without any CREATE; a grant taken away fails check and import (exit 2), nothing changes" {
+    lp lpf
+    grants lpf
+    [ "$(pg_query lpf "SELECT has_database_privilege('owlsync_import', 'owl', 'CREATE')
+                           OR has_schema_privilege('owlsync_import', 'owlsync', 'CREATE')")" = f ]
+    b=$(mkbundle nightly)
+    chk
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ $output == *"ok: ledger present, role owlsync_import may read and write it as an import does"* ]]
+    [[ $output == *"ok: USAGE on schema $S, TEMP on the database"* ]]
+    [[ $output == *"ok: table $S.owl_rule writable (mode replace)"* ]]
+    [ "${lines[-1]}" = "all checks passed" ]
+    imp_ok "$b"
+    [[ $output == *"imported bundle 1 of prod/nightly"* ]]
+    [ "$(pg_query lpf "SELECT count(*) FROM owlsync.bundles")" = 1 ]
+
+    # a ledger grant taken away: check names it; the import is refused, exit 2
+    pg_query lpf "REVOKE UPDATE ON owlsync.dataset_tables FROM owlsync_import" >/dev/null
+    chk
+    [ "$status" -eq 2 ]
+    [[ $output == *"FAIL: permission denied: role owlsync_import lacks UPDATE on owlsync.dataset_tables (the ledger)"* ]]
+    [[ $output == *"1 check(s) failed"* ]]
+    pg_query src "UPDATE $S.owl_rule SET points = points + 1 WHERE dataset = 'public.ds_1'" >/dev/null
+    b2=$(mkbundle nightly)
+    before=$(state lpf)
+    imp "$b2"
+    expect_refusal 2 "permission denied for table dataset_tables"
+    [ "$(state lpf)" = "$before" ]
+    pg_query lpf "GRANT UPDATE ON owlsync.dataset_tables TO owlsync_import" >/dev/null
+
+    # a table privilege of the mode (replace deletes), a sequence's (the
+    # target assigns ids: nextval), TEMP
+    pg_query lpf "REVOKE DELETE ON $S.owl_rule FROM owlsync_import" >/dev/null
+    pg_query lpf "REVOKE USAGE ON $S.alert_cond_id_seq FROM owlsync_import" >/dev/null
+    pg_query lpf "REVOKE TEMP ON DATABASE owl FROM PUBLIC, owlsync_import" >/dev/null
+    chk
+    [ "$status" -eq 2 ]
+    [[ $output == *"FAIL: permission denied: this role lacks DELETE on $S.owl_rule (mode replace)"* ]]
+    [[ $output == *"FAIL: permission denied: this role lacks USAGE on sequence $S.alert_cond_id_seq (of $S.alert_cond)"* ]]
+    [[ $output == *"FAIL: permission denied: this role lacks TEMP on the database"* ]]
+    [[ $output == *"3 check(s) failed"* ]]
+    imp "$b2"
+    expect_refusal 2 "permission denied"
+    [ "$(state lpf)" = "$before" ]
+    pg_stop lpf
+}
+
+@test "least privilege, ledger_owner=true: the import role creates the ledger in its own schema on first import; check says it will; ledger.sql loads as that role" {
+    lp lpt
+    grants lpt -v ledger_owner=true
+    [ "$(pg_query lpt "SELECT has_database_privilege('owlsync_import', 'owl', 'CREATE')")" = f ]
+    b=$(mkbundle nightly)
+    chk
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ $output == *"ok: ledger lacks owlsync.bundles, owlsync.bundle_tables, owlsync.datasets, owlsync.dataset_tables, owlsync.bundle_rewrites: role owlsync_import will create it on first import"* ]]
+    imp_ok "$b"
+    [ "$(pg_query lpt "SELECT tableowner FROM pg_tables WHERE schemaname = 'owlsync' AND tablename = 'bundles'")" = owlsync_import ]
+    chk
+    [ "$status" -eq 0 ]
+    [[ $output == *"ok: ledger present, role owlsync_import may read and write it as an import does"* ]]
+    # the DBA's way of upgrading the ledger works as the import role too
+    run "$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d "$(as_import lpt)" -f "$PG_SQL_DIR/ledger.sql"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [ "$(pg_query lpt "SELECT count(*) FROM owlsync.bundles")" = 1 ]
+    pg_stop lpt
+}
+
+@test "least privilege, a DBA pre-creates the ledger (sql/ledger.sql) and grants by hand: check and import work; USAGE on schema owlsync missing fails both, naming it, nothing changes" {
+    lp lpd
+    pg_psql lpd -c "SET client_min_messages = warning" -f "$PG_SQL_DIR/ledger.sql" >/dev/null
+    # the metastore grants of grants.sql, then the ledger's by hand (no USAGE yet)
+    grants lpd -v ledger_owner=true
+    pg_psql lpd -c "ALTER SCHEMA owlsync OWNER TO postgres" \
+        -c "REVOKE ALL ON ALL TABLES IN SCHEMA owlsync FROM owlsync_import" \
+        -c "GRANT SELECT, INSERT ON owlsync.bundles TO owlsync_import" \
+        -c "GRANT INSERT ON owlsync.bundle_tables, owlsync.bundle_rewrites TO owlsync_import" \
+        -c "GRANT SELECT, INSERT, UPDATE ON owlsync.datasets, owlsync.dataset_tables TO owlsync_import" >/dev/null
+    [ "$(pg_query lpd "SELECT has_database_privilege('owlsync_import', 'owl', 'CREATE')
+                           OR has_schema_privilege('owlsync_import', 'owlsync', 'CREATE')")" = f ]
+    b=$(mkbundle nightly)
+    before=$(state lpd)
+    chk
+    [ "$status" -eq 2 ]
+    [[ $output == *"FAIL: permission denied: role owlsync_import lacks USAGE on schema owlsync (the ledger)"* ]]
+    imp "$b"
+    expect_refusal 2 "permission denied for schema owlsync"
+    [ "$(state lpd)" = "$before" ]
+    pg_query lpd "GRANT USAGE ON SCHEMA owlsync TO owlsync_import" >/dev/null
+    chk
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    imp_ok "$b"
+    [ "$(pg_query lpd "SELECT count(*) FROM owlsync.bundles")" = 1 ]
+    pg_stop lpd
+}
+
+@test "a ledger missing a table that the role may not create: import refused (exit 2) naming it and the command a DBA runs" {
+    lp lpm
+    grants lpm
+    pg_query lpm "DROP TABLE owlsync.bundle_rewrites" >/dev/null
+    b=$(mkbundle nightly)
+    before=$(state lpm)
+    imp "$b"
+    expect_refusal 2 "the ledger lacks owlsync.bundle_rewrites, and role owlsync_import may not create it in database owl"
+    [[ $stderr == *"HINT: a DBA creates the ledger with: psql -X -v ON_ERROR_STOP=1 -d owl -f "*"/ledger.sql"* ]]
+    [ "$(state lpm)" = "$before" ]
+    chk
+    [ "$status" -eq 2 ]
+    [[ $output == *"FAIL: the ledger lacks owlsync.bundle_rewrites, and role owlsync_import may not create it"* ]]
+    pg_stop lpm
+}
+
+@test "check: a dataset name or pattern that chooses nothing fails, each named; the others pass" {
+    pair chkds
+    job nightly "public.ds_1, public.nothing_%, public.ds_9x"
+    run "$OWLSYNC" -c "$W/src.ini" check
+    [ "$status" -eq 2 ]
+    [[ $output == *"FAIL: $W/src.ini:"*": [export nightly] datasets: pattern public.nothing_% matches no dataset of chkds in the source database"* ]]
+    [[ $output == *"FAIL: $W/src.ini:"*": [export nightly] datasets: name public.ds_9x matches no dataset of chkds in the source database"* ]]
+    [[ $output == *"ok: table chkds.owl_rule readable"* ]]
+    [[ $output == *"2 check(s) failed"* ]]
+    src_ini
+    job nightly "public.ds_%, public.special"
+    run "$OWLSYNC" -c "$W/src.ini" check
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ $output == *"ok: [export nightly] datasets: each of 2 name(s) and pattern(s) matches"* ]]
+    [[ $output == *"ok: state_dir $W/state writable"* ]]
+    [[ $output == *"ok: [export nightly] outbox $W/out writable"* ]]
+}
+
+@test "check: outboxes, state_dir, the metrics file's directory, the inbox and processed/quarantine must take a file (as an unprivileged user)" {
+    [ "$(id -u)" -eq 0 ] || skip "needs root to run owlsync as nobody"
+    NB=$(mktemp -d /tmp/owlsync-check-test.XXXXXX)
+    chmod 0755 "$NB"
+    cp "$OWLSYNC" "$NB/owlsync"
+    install -o nobody -m 0600 "$K/prod.key" "$NB/nobody.key"
+    install -m 0644 "$K/prod.key.pub" "$NB/prod.pub"
+    mkdir "$NB/rootonly" "$NB/open" "$NB/inbox" "$NB/inbox/quarantine"
+    chown nobody "$NB/open" "$NB/inbox"
+    cat >"$NB/owlsync.ini" <<EOF
+[owlsync]
+environment = prod
+state_dir = $NB/rootonly/state
+metrics_file = $NB/rootonly/owlsync.prom
+[database]
+conninfo = host=/nonexistent
+[export j]
+datasets = public.ds_1
+outbox = $NB/open
+outbox = $NB/rootonly
+signing_key = $NB/nobody.key
+[import]
+inbox = $NB/inbox
+trusted_key = prod $NB/prod.pub
+EOF
+    run runuser -u nobody -- "$NB/owlsync" -c "$NB/owlsync.ini" check
+    echo "$output"
+    [ "$status" -ne 0 ]
+    [[ $output == *"ok: [export j] outbox $NB/open writable"* ]]
+    [[ $output == *"FAIL: [export j] outbox: $NB/rootonly is not writable: Permission denied"* ]]
+    [[ $output == *"FAIL: state_dir: $NB/rootonly/state does not exist and cannot be created: $NB/rootonly is not writable: Permission denied"* ]]
+    [[ $output == *"FAIL: metrics_file $NB/rootonly/owlsync.prom: its directory: $NB/rootonly is not writable: Permission denied"* ]]
+    [[ $output == *"ok: [import] inbox $NB/inbox writable"* ]]
+    [[ $output == *"ok: [import] processed_dir $NB/inbox/processed will be created"* ]]
+    [[ $output == *"FAIL: [import] quarantine_dir: $NB/inbox/quarantine is not writable: Permission denied"* ]]
+    [[ $output == *"FAIL: cannot connect to the source database"* ]]
+    [ -z "$(ls -A "$NB/open")" ]
+    rm -rf "$NB"
+}
+
+@test "check: the columns of every table against the newest bundle at hand that carries it, not only the newest bundle" {
+    pair chkcol
+    job nightly "public.ds_1"
+    job rules "public.ds_1" "tables=owl_rule"
+    mkdir "$W/inbox"
+    b1=$(mkbundle nightly)
+    sleep 0.01
+    b2=$(mkbundle rules)
+    mv "$b1" "$b2" "$W/inbox/"
+    touch -d '-1 minute' "$W/inbox/$(basename "$b1")"
+    tgt_ini "inbox = $W/inbox"
+    run "$OWLSYNC" -c "$W/tgt.ini" check
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ $output == *"ok: the columns of owl_rule in $W/inbox/$(basename "$b2") fit the target"* ]]
+    [[ $output == *"ok: the columns of alert_cond in $W/inbox/$(basename "$b1") fit the target"* ]]
+    pg_query tgt "ALTER TABLE chkcol.alert_cond DROP COLUMN condition" >/dev/null
+    run "$OWLSYNC" -c "$W/tgt.ini" check
+    [ "$status" -eq 2 ]
+    [[ $output == *"FAIL: bundle column alert_cond.condition (of $W/inbox/$(basename "$b1")) does not exist in the target table chkcol.alert_cond"* ]]
+}
+
+@test "least privilege: ids that travel move their sequence, so check wants UPDATE on it and names it when missing; the import is refused (exit 2) without it" {
+    lp lps
+    grants lps
+    # owl_rule's ids travel (not generated on either side)
+    sed -i '/^\[table owl_rule\]/,/^\[/{/^generated = id$/d}' "$W/src.ini" "$W/tgt.ini"
+    b=$(mkbundle nightly)
+    pg_query lps "REVOKE UPDATE ON $S.owl_rule_id_seq FROM owlsync_import" >/dev/null
+    chk
+    [ "$status" -eq 2 ]
+    [[ $output == *"FAIL: permission denied: this role lacks UPDATE on sequence $S.owl_rule_id_seq (of $S.owl_rule)"* ]]
+    [[ $output == *"ok: table $S.alert_cond writable (mode replace)"* ]]
+    before=$(state lps)
+    imp "$b"
+    expect_refusal 2 "permission denied for sequence owl_rule_id_seq"
+    [ "$(state lps)" = "$before" ]
+    pg_query lps "GRANT UPDATE ON $S.owl_rule_id_seq TO owlsync_import" >/dev/null
+    chk
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    imp_ok "$b"
+    [[ $output == *"sequence "*"owl_rule_id_seq moved from"* ]]
+    pg_stop lps
+}
