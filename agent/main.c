@@ -17,7 +17,7 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  keygen -o PATH            make an Ed25519 key pair: PATH (secret, 0600) and PATH.pub\n"
-    "  export [-j JOB] [-d DS,..] [-t TABLE,..] [-o DIR] [--quiet]\n"
+    "  export [-j JOB] [-d DS,..] [-t TABLE,..] [-o DIR] [--force]\n"
     "                            write a signed bundle of the chosen datasets\n"
     "  verify [-k PUBFILE] BUNDLE\n"
     "                            check a bundle's signature, hashes and limits\n"
