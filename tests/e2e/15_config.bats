@@ -75,7 +75,7 @@ prod_ini() {
     [[ $output == *"inbox: none"* ]]
     run --separate-stderr "$OWLSYNC" -c "$W/qa.ini" status --json
     [ "$status" -eq 0 ]
-    [ "$(jq -r '.inbox.dir' <<<"$output")" = null ]
+    [[ $output == *'"inbox": {'*'"dir": null,'* ]]
 }
 
 @test "import --json prints a JSON error object on failure, with the exit code" {
@@ -84,15 +84,16 @@ prod_ini() {
     run --separate-stderr "$OWLSYNC" -c "$W/qa.ini" import --json "$W/junk.owlb"
     echo "$output"; echo "$stderr"
     [ "$status" -eq 3 ]
-    [ "$(jq -r .status <<<"$output")" = failed ]
-    [ "$(jq -r .exit_code <<<"$output")" = 3 ]
-    [ "$(jq -r .file <<<"$output")" = "$W/junk.owlb" ]
-    [[ $(jq -r .error <<<"$output") == *junk.owlb* ]]
+    [ "${output:0:1}" = '{' ] && [ "${output: -1}" = '}' ]
+    grep -qx '  "file": "'"$W"'/junk.owlb",' <<<"$output"
+    grep -qx '  "status": "failed",' <<<"$output"
+    grep -qx '  "exit_code": 3,' <<<"$output"
+    grep -q '^  "error": ".*junk.owlb: bundle is damaged' <<<"$output"
     [[ $stderr == *"owlsync import: $W/junk.owlb: bundle is damaged"* ]]
     # a missing file: exit 1 or 2 as the contract says, JSON all the same
     run --separate-stderr "$OWLSYNC" -c "$W/qa.ini" import --json "$W/none.owlb"
     [ "$status" -ne 0 ]
-    [ "$(jq -r .exit_code <<<"$output")" = "$status" ]
+    grep -qx "  \"exit_code\": $status," <<<"$output"
 }
 
 @test "a .pub given as signing_key: said to be a public key, no chmod hint" {
