@@ -68,7 +68,9 @@ typedef enum {
 enum {
     F_REPEAT = 1,   /* each line adds a value */
     F_REQUIRED = 2, /* the section needs it */
-    F_POSITIVE = 4  /* zero is not allowed (sizes, durations) */
+    F_POSITIVE = 4, /* zero is not allowed (sizes, durations) */
+    F_CONT = 8,     /* a text value that indented lines continue, joined as they are */
+    F_CONT_SPACE = 16 /* a text value that indented lines continue, joined with one space */
 };
 
 typedef struct key_desc {
@@ -109,11 +111,11 @@ _Static_assert(sizeof(cfg_watch) == sizeof(int), "enum size");
 
 static const key_desc keys[] = {
     K(S_OWLSYNC, "environment", T_ENVNAME, cfg, environment, F_REQUIRED),
-    K(S_OWLSYNC, "state_dir", T_REQTEXT, cfg, state_dir, 0),
+    K(S_OWLSYNC, "state_dir", T_REQTEXT, cfg, state_dir, F_CONT),
     K(S_OWLSYNC, "log_level", T_LOGLEVEL, cfg, log_level, 0),
-    K(S_OWLSYNC, "metrics_file", T_OPTTEXT, cfg, metrics_file, 0),
+    K(S_OWLSYNC, "metrics_file", T_OPTTEXT, cfg, metrics_file, F_CONT),
 
-    K(S_DATABASE, "conninfo", T_TEXT, cfg, conninfo, 0),
+    K(S_DATABASE, "conninfo", T_TEXT, cfg, conninfo, F_CONT_SPACE),
     K(S_DATABASE, "schema", T_IDENT, cfg, schema, 0),
 
     K(S_TABLE, "dataset_column", T_IDENT_OPT, cfg_table, dataset_column, 0),
@@ -124,7 +126,7 @@ static const key_desc keys[] = {
     K(S_EXPORT, "datasets", T_LIST_ANY, cfg_export, datasets, F_REQUIRED),
     K(S_EXPORT, "tables", T_LIST_IDENT, cfg_export, tables, 0),
     K(S_EXPORT, "outbox", T_LIST_ANY, cfg_export, outbox, F_REPEAT),
-    K(S_EXPORT, "signing_key", T_OPTTEXT, cfg_export, signing_key, 0),
+    K(S_EXPORT, "signing_key", T_OPTTEXT, cfg_export, signing_key, F_CONT),
     K(S_EXPORT, "schedule", T_OPTTEXT, cfg_export, schedule, 0),
     KE(S_EXPORT, "compression", cfg_export, compression, comp_words),
     K(S_EXPORT, "compression_level", T_LEVEL, cfg_export, compression_level, 0),
@@ -134,9 +136,9 @@ static const key_desc keys[] = {
     KI(S_EXPORT, "parallel", cfg_export, parallel, 1, 16),
     K(S_EXPORT, "encrypt_to", T_RECIPIENT, cfg_export, encrypt_to, F_REPEAT),
 
-    K(S_IMPORT, "inbox", T_OPTTEXT, cfg_import, inbox, 0),
-    K(S_IMPORT, "processed_dir", T_OPTTEXT, cfg_import, processed_dir, 0),
-    K(S_IMPORT, "quarantine_dir", T_OPTTEXT, cfg_import, quarantine_dir, 0),
+    K(S_IMPORT, "inbox", T_OPTTEXT, cfg_import, inbox, F_CONT),
+    K(S_IMPORT, "processed_dir", T_OPTTEXT, cfg_import, processed_dir, F_CONT),
+    K(S_IMPORT, "quarantine_dir", T_OPTTEXT, cfg_import, quarantine_dir, F_CONT),
     K(S_IMPORT, "trusted_key", T_TRUSTED, cfg_import, trusted, F_REPEAT),
     K(S_IMPORT, "tables", T_LIST_IDENT, cfg_import, tables, 0),
     K(S_IMPORT, "decrypt_key", T_LIST_ANY, cfg_import, decrypt_key, F_REPEAT),
@@ -155,8 +157,8 @@ static const key_desc keys[] = {
 
     K(S_REWRITE, "columns", T_LIST_COL, cfg_rewrite, columns, F_REQUIRED),
     KE(S_REWRITE, "match", cfg_rewrite, match, match_words),
-    K(S_REWRITE, "from", T_REQTEXT, cfg_rewrite, from, F_REQUIRED),
-    K(S_REWRITE, "to", T_TEXT, cfg_rewrite, to, F_REQUIRED),
+    K(S_REWRITE, "from", T_REQTEXT, cfg_rewrite, from, F_REQUIRED | F_CONT),
+    K(S_REWRITE, "to", T_TEXT, cfg_rewrite, to, F_REQUIRED | F_CONT),
 };
 
 #define NKEYS ((int)ARRAY_LEN(keys))
@@ -697,6 +699,22 @@ static int begin_section(parse_ctx *p, char *inner)
     return 0;
 }
 
+static const key_desc *find_key(sect_kind kind, const char *name, int *idx)
+{
+    for (int i = 0; i < NKEYS; i++) {
+        if (keys[i].sect == kind && strcmp(keys[i].name, name) == 0) {
+            *idx = i;
+            return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+static bool is_list(val_type t)
+{
+    return t == T_LIST_ANY || t == T_LIST_IDENT || t == T_LIST_ENV || t == T_LIST_COL;
+}
+
 /* ---- the reader: what inih's ini_parse_stream reads ------------------------- */
 
 /* inih's find_chars_or_comment: the first of chars, or an inline ';' comment that
@@ -754,6 +772,39 @@ static int classify(parse_ctx *p, const char *line)
     return 0;
 }
 
+/* The hint for a line over the limit (n bytes at s), by what the line is: a
+ * comment, a continuation, or a key whose value may continue. */
+static const char *long_line_hint(const parse_ctx *p, const char *s, size_t n)
+{
+    char name[64];
+    size_t i = 0, k;
+    int idx;
+    const key_desc *kd;
+
+    while (i < n && isspace((unsigned char)s[i]))
+        i++;
+    if (i < n && (s[i] == ';' || s[i] == '#'))
+        return "\nHINT: split the comment over several comment lines";
+    if (i > 0 && p->have_key)
+        return "\nHINT: split the value over more indented lines";
+    if (i < n && s[i] == '[')
+        return "";
+    for (k = 0; i + k < n && k < sizeof(name) - 1 && s[i + k] != '=' && s[i + k] != ':'; k++)
+        name[k] = s[i + k];
+    while (k > 0 && isspace((unsigned char)name[k - 1]))
+        k--;
+    name[k] = '\0';
+    if (p->cur < 0 || (kd = find_key(p->sects[p->cur].kind, name, &idx)) == NULL)
+        return "";
+    if (is_list(kd->type))
+        return "\nHINT: continue the list on indented lines";
+    if (kd->flags & F_CONT_SPACE)
+        return "\nHINT: continue the value on indented lines (joined with a space)";
+    if (kd->flags & F_CONT)
+        return "\nHINT: continue the value on indented lines (joined as they are, without a space)";
+    return "";
+}
+
 /* fgets-like: copies the next line of the in-memory file into str. Refuses a line
  * longer than CFG_MAX_LINE rather than letting inih split it. */
 static char *read_line(char *str, int num, void *stream)
@@ -776,10 +827,7 @@ static char *read_line(char *str, int num, void *stream)
     if ((size_t)num - 1 < limit)
         limit = (size_t)num - 1;
     if (n > limit) {
-        at_line(p, p->line,
-                "line too long (over %zu characters)\n"
-                "HINT: continue long lists on indented lines",
-                limit);
+        at_line(p, p->line, "line too long (over %zu characters)%s", limit, long_line_hint(p, s, n));
         return NULL;
     }
     if (memchr(s, '\0', n) != NULL) {
@@ -794,22 +842,6 @@ static char *read_line(char *str, int num, void *stream)
 }
 
 /* ---- the handler: one key = value (or a continuation line) ------------------- */
-
-static const key_desc *find_key(sect_kind kind, const char *name, int *idx)
-{
-    for (int i = 0; i < NKEYS; i++) {
-        if (keys[i].sect == kind && strcmp(keys[i].name, name) == 0) {
-            *idx = i;
-            return &keys[i];
-        }
-    }
-    return NULL;
-}
-
-static bool is_list(val_type t)
-{
-    return t == T_LIST_ANY || t == T_LIST_IDENT || t == T_LIST_ENV || t == T_LIST_COL;
-}
 
 /* Whether spec is TABLE.COLUMN, TABLE.* or *.COLUMN. */
 static bool is_colspec(const char *spec)
@@ -1077,6 +1109,49 @@ static int set_value(parse_ctx *p, sect_state *st, const key_desc *kd, const cha
     return 0;
 }
 
+/* Whether an indented line reads "KEY = ..." for a key of the section: the
+ * person meant a key, but inih continues the previous one with it. */
+static bool looks_like_key(sect_kind kind, const char *line)
+{
+    const char *end = find_chars_or_comment((char *)(uintptr_t)line, "=:");
+    char name[64];
+    size_t n;
+    int idx;
+
+    if (*end != '=' && *end != ':')
+        return false;
+    while (end > line && isspace((unsigned char)end[-1]))
+        end--;
+    n = (size_t)(end - line);
+    if (n == 0 || n >= sizeof(name))
+        return false;
+    memcpy(name, line, n);
+    name[n] = '\0';
+    return find_key(kind, name, &idx) != NULL;
+}
+
+/* A continuation line of a text value: joined to it as it is (paths,
+ * patterns) or with one space (conninfo's keyword=value pairs). */
+static int append_text(parse_ctx *p, const sect_state *st, const key_desc *kd, char **slot, const char *more)
+{
+    const char *sep = (kd->flags & F_CONT_SPACE) && *slot != NULL && **slot != '\0' ? " " : "";
+    size_t have = *slot != NULL ? strlen(*slot) : 0;
+    size_t len = have + strlen(sep) + strlen(more);
+    char *s;
+
+    if (*more == '\0')
+        return 0;
+    if (len > CFG_MAX_VALUE)
+        return key_error(p, st, p->line, kd->name, "value longer than %d characters", CFG_MAX_VALUE);
+    s = malloc(len + 1);
+    if (s == NULL)
+        return fail_oom(p);
+    snprintf(s, len + 1, "%s%s%s", *slot != NULL ? *slot : "", sep, more);
+    free(*slot);
+    *slot = s;
+    return 0;
+}
+
 static int handle_key(parse_ctx *p, const char *name, const char *value)
 {
     sect_state *st;
@@ -1094,9 +1169,6 @@ static int handle_key(parse_ctx *p, const char *name, const char *value)
         char buf[CFG_MAX_LINE + 1];
         char *end;
 
-        if (!is_list(kd->type))
-            return key_error(p, st, p->line, name,
-                             "continuation line (indented) for a key that is not a list");
         /* Debian's inih r55 keeps " ; comment" on continuation lines: cut it here,
          * as it does on key lines. */
         snprintf(buf, sizeof(buf), "%s", value);
@@ -1104,6 +1176,19 @@ static int handle_key(parse_ctx *p, const char *name, const char *value)
         *end = '\0';
         while (end > buf && isspace((unsigned char)end[-1]))
             *--end = '\0';
+        if (looks_like_key(st->kind, buf))
+            return key_error(p, st, p->line, name,
+                             "indented line \"%s\" continues this key's value\n"
+                             "HINT: indented lines continue the previous key; start each key at the "
+                             "beginning of its line",
+                             buf);
+        if (kd->flags & (F_CONT | F_CONT_SPACE))
+            return append_text(p, st, kd, (char **)(void *)((char *)sect_base(p, st) + kd->off), buf);
+        if (!is_list(kd->type))
+            return key_error(p, st, p->line, name,
+                             "continuation line (indented) for a key that takes one line\n"
+                             "HINT: indented lines continue the previous key; start each key at the "
+                             "beginning of its line");
         return set_value(p, st, kd, buf);
     }
     if (st->key_line[idx] != 0) {

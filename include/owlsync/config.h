@@ -11,6 +11,9 @@
 
 /* Longest line (without its newline) that Debian's inih reads whole. */
 #define CFG_MAX_LINE 199
+/* Longest value of a key that continues on indented lines (conninfo, paths,
+ * rewrite from and to), its lines joined. */
+#define CFG_MAX_VALUE 4096
 /* Most encrypt_to keys of one export job (a bundle's recipients). */
 #define CFG_MAX_RECIPIENTS 64
 /* Largest config file read. */

@@ -106,3 +106,49 @@ prod_ini() {
     [[ $stderr != *chmod* ]]
     [ -z "$(ls -A "$W/out")" ]
 }
+
+@test "an indented key after a key: an error saying indented lines continue the previous key, exit 2" {
+    prod_ini '  skip_unchanged = false'
+    run --separate-stderr "$OWLSYNC" -c "$W/prod.ini" export -j j --quiet
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"prod.ini:10: [export j] signing_key: indented line \"skip_unchanged = false\" continues this key's value"* ]]
+    [[ $stderr == *"HINT: indented lines continue the previous key"* ]]
+    [ -z "$(ls -A "$W/out")" ]
+}
+
+@test "a conninfo and a path longer than a line, over continuation lines; the too-long hint fits the key" {
+    local long=$W/a-directory-name-long-enough-to-need-two-lines-of-the-config-file-0123456789
+    long=$long/and-another-one-to-make-sure-the-path-is-over-the-line-limit-of-the-ini-reader-9876543210
+    long=$long/and-a-third-one-as-the-test-directory-may-have-a-short-name-0123456789
+    mkdir -p "$long"
+    {
+        printf '[owlsync]\nenvironment = prod\nstate_dir = %s\n' "$W/state"
+        printf '[database]\nconninfo = %s\n' "$(pg_conninfo src)"
+        printf '  application_name=owlsync_test_of_a_conninfo_that_runs_over_several_lines\n'
+        printf '  connect_timeout=10 ; comments are dropped\n'
+        printf '[export j]\ndatasets = public.ds_1\nsigning_key = %s\n' "$KEY"
+        printf 'outbox = %s\n' "$W/out"
+    } >"$W/prod.ini"
+    # an [import] inbox path split in two
+    printf '[import]\ntrusted_key = prod %s.pub\ninbox = %s\n  %s\n' "$KEY" "${long:0:120}" "${long:120}" >>"$W/prod.ini"
+    [ "${#long}" -gt 199 ]
+    run --separate-stderr "$OWLSYNC" -c "$W/prod.ini" export -j j --quiet
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    run --separate-stderr "$OWLSYNC" -c "$W/prod.ini" status
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ $output == *"inbox $long:"* ]]
+    # the same path on one line: too long, and the hint says how to continue it
+    printf '[import]\ninbox = %s\n' "$long" >"$W/long.ini"
+    sed -i "1i [owlsync]\nenvironment = qa" "$W/long.ini"
+    run --separate-stderr "$OWLSYNC" -c "$W/long.ini" status
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"long.ini:4: line too long (over 199 characters)"* ]]
+    [[ $stderr == *"HINT: continue the value on indented lines (joined as they are, without a space)"* ]]
+    # a long comment is told to split, not to continue
+    printf '; %s\n' "$long" >"$W/comment.ini"
+    run --separate-stderr "$OWLSYNC" -c "$W/comment.ini" status
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"HINT: split the comment over several comment lines"* ]]
+}
