@@ -17,6 +17,7 @@
 #include <ini.h>
 
 #include "owlsync/config.h"
+#include "owlsync/keys.h"
 #include "owlsync/log.h"
 #include "owlsync/text.h"
 
@@ -1528,6 +1529,93 @@ int cfg_load_string(const char *name, const char *text, cfg **out, owl_err *err)
     return load_buffer(name, text, strlen(text), out, err);
 }
 
+/* ---- relative paths: against the config file's directory ------------------- */
+
+/* Replaces *slot, a relative path, by dir/path; absolute, empty and NULL stay. */
+static int resolve_one(char **slot, const char *dir, owl_err *err)
+{
+    size_t len;
+    char *s;
+
+    if (*slot == NULL || **slot == '\0' || **slot == '/')
+        return 0;
+    len = strlen(dir) + 1 + strlen(*slot);
+    s = malloc(len + 1);
+    if (s == NULL)
+        return err_oom(err);
+    snprintf(s, len + 1, "%s/%s", dir, *slot);
+    free(*slot);
+    *slot = s;
+    return 0;
+}
+
+/* A key given as a file (not a token) is a path to resolve. */
+static int resolve_key(char **slot, const char *dir, owl_err *err)
+{
+    if (strncmp(*slot, KEYS_TOKEN_PREFIX, sizeof(KEYS_TOKEN_PREFIX) - 1) == 0 ||
+        strncmp(*slot, KEYS_BOX_TOKEN_PREFIX, sizeof(KEYS_BOX_TOKEN_PREFIX) - 1) == 0)
+        return 0;
+    return resolve_one(slot, dir, err);
+}
+
+static int resolve_list(cfg_list *l, const char *dir, owl_err *err)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (resolve_one(&l->v[i], dir, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Every path of the config, when relative, is taken against the directory
+ * of the file (made absolute), not the working directory. */
+static int resolve_paths(cfg *c, const char *path, owl_err *err)
+{
+    char *copy = strdup(path), *slash, *dir = NULL;
+    cfg_import *im = &c->import;
+    int rc = -1;
+
+    if (copy == NULL)
+        return err_oom(err);
+    slash = strrchr(copy, '/');
+    if (slash == NULL)
+        dir = realpath(".", NULL);
+    else if (slash == copy)
+        dir = strdup("/");
+    else {
+        *slash = '\0';
+        dir = realpath(copy, NULL);
+    }
+    if (dir == NULL) {
+        err_set(err, OWL_EUSAGE, "%s: cannot resolve its directory: %s", path, strerror(errno));
+        goto out;
+    }
+    if (strcmp(dir, "/") == 0)
+        dir[0] = '\0'; /* "/x", not "//x" */
+    if (resolve_one(&c->state_dir, dir, err) < 0 || resolve_one(&c->metrics_file, dir, err) < 0 ||
+        resolve_one(&im->inbox, dir, err) < 0 || resolve_one(&im->processed_dir, dir, err) < 0 ||
+        resolve_one(&im->quarantine_dir, dir, err) < 0 || resolve_list(&im->decrypt_key, dir, err) < 0)
+        goto out;
+    for (size_t i = 0; i < im->ntrusted; i++) {
+        if (resolve_key(&im->trusted[i].key, dir, err) < 0)
+            goto out;
+    }
+    for (size_t i = 0; i < c->nexports; i++) {
+        cfg_export *ex = &c->exports[i];
+        if (resolve_list(&ex->outbox, dir, err) < 0 || resolve_one(&ex->signing_key, dir, err) < 0)
+            goto out;
+        for (size_t k = 0; k < ex->nencrypt_to; k++) {
+            if (resolve_key(&ex->encrypt_to[k].key, dir, err) < 0)
+                goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(dir);
+    free(copy);
+    return rc;
+}
+
 int cfg_load(const char *path, cfg **out, owl_err *err)
 {
     FILE *f = NULL;
@@ -1566,6 +1654,11 @@ int cfg_load(const char *path, cfg **out, owl_err *err)
         goto out;
     }
     result = load_buffer(path, buf, len, out, err);
+    if (result == 0 && resolve_paths(*out, path, err) < 0) {
+        cfg_free(*out);
+        *out = NULL;
+        result = -1;
+    }
 out:
     free(buf);
     if (f != NULL)

@@ -152,3 +152,37 @@ prod_ini() {
     [ "$status" -eq 2 ]
     [[ $stderr == *"HINT: split the comment over several comment lines"* ]]
 }
+
+@test "relative paths in the config are taken against the config file's directory, not the working directory" {
+    mkdir -p "$W/etc/keys" "$W/etc/out" "$W/elsewhere"
+    cp "$KEY" "$W/etc/keys/prod.key"
+    cp "$KEY.pub" "$W/etc/keys/prod.key.pub"
+    cat >"$W/etc/owlsync.ini" <<INI
+[owlsync]
+environment = prod
+state_dir = state
+metrics_file = metrics/owlsync.prom
+[database]
+conninfo = $(pg_conninfo src)
+[export j]
+datasets = public.ds_1
+outbox = out
+signing_key = keys/prod.key
+[import]
+inbox = inbox
+trusted_key = prod keys/prod.key.pub
+INI
+    mkdir "$W/etc/state" "$W/etc/inbox"
+    cd "$W/elsewhere"
+    run --separate-stderr "$OWLSYNC" -c ../etc/owlsync.ini export -j j --quiet
+    echo "$stderr"
+    [ "$status" -eq 0 ]
+    [[ $output == "$W/etc/out"/prod_j_*_000001.owlb ]]
+    [ -f "$W/etc/state/export-j.state" ]
+    [ -z "$(ls -A "$W/elsewhere")" ]
+    run --separate-stderr "$OWLSYNC" -c ../etc/owlsync.ini verify "$W/etc/out"/prod_j_*_000001.owlb
+    echo "$output $stderr"
+    [ "$status" -eq 0 ]
+    run --separate-stderr "$OWLSYNC" -c ../etc/owlsync.ini status
+    [[ $output == *"inbox $W/etc/inbox:"* ]]
+}
