@@ -149,6 +149,7 @@ static const key_desc keys[] = {
     KI(S_IMPORT, "settle_time", cfg_import, settle_time, 0, 3600),
     K(S_IMPORT, "max_bundle_size", T_SIZE, cfg_import, max_bundle_size, F_POSITIVE),
     K(S_IMPORT, "max_unpacked_size", T_SIZE, cfg_import, max_unpacked_size, F_POSITIVE),
+    K(S_IMPORT, "processed_keep", T_DURATION, cfg_import, processed_keep, 0),
     K(S_IMPORT, "max_staleness", T_DURATION, cfg_import, max_staleness, 0),
     K(S_IMPORT, "max_clock_skew", T_DURATION, cfg_import, max_clock_skew, 0),
     K(S_IMPORT, "lock_timeout", T_DURATION, cfg_import, lock_timeout, F_POSITIVE),

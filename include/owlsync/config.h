@@ -102,6 +102,7 @@ typedef struct cfg_import {
     int settle_time;       /* seconds, default 2 */
     uint64_t max_bundle_size;   /* bytes, default 1G */
     uint64_t max_unpacked_size; /* bytes, default 8G */
+    int64_t processed_keep;     /* seconds a processed bundle is kept; 0 = forever */
     int64_t max_staleness;      /* seconds; 0 = not set */
     int64_t max_clock_skew;     /* seconds a bundle's times may run ahead of ours */
     int64_t lock_timeout;       /* seconds an import waits for a lock */

@@ -186,3 +186,46 @@ INI
     run --separate-stderr "$OWLSYNC" -c ../etc/owlsync.ini status
     [[ $output == *"inbox $W/etc/inbox:"* ]]
 }
+
+@test "processed_keep = 30d: the daemon removes processed bundles older than that, a bounded number at a time, nothing else" {
+    local p=$W/inbox/processed pid i
+    mkdir -p "$p"
+    qa_ini
+    printf 'inbox = %s\nprocessed_keep = 30d\nwatch = poll\n' "$W/inbox" >>"$W/qa.ini"
+    for ((i = 0; i < 1500; i++)); do : >"$p/old_$i.owlb"; done
+    touch -d '40 days ago' "$p"/old_*.owlb
+    : >"$p/new.owlb"
+    touch -d '29 days ago' "$p/recent.owlb"
+    touch -d '40 days ago' "$p/notes.txt" "$p/.hidden.owlb" "$W/target"
+    ln -s "$W/target" "$p/link.owlb"
+    "$OWLSYNC" -c "$W/qa.ini" daemon </dev/null >/dev/null 2>"$W/daemon.log" &
+    pid=$!
+    for ((i = 0; i < 150; i++)); do
+        [ -z "$(ls "$p" | grep '^old_')" ] && break
+        sleep 0.1
+    done
+    kill -TERM "$pid"
+    wait "$pid" || true
+    cat "$W/daemon.log"
+    [ -z "$(ls "$p" | grep '^old_')" ]
+    [ "$(ls -A "$p" | sort | tr '\n' ' ')" = ".hidden.owlb link.owlb new.owlb notes.txt recent.owlb " ]
+    [ -e "$W/target" ]
+    # bounded: 1000 the first time, the rest at the next turn
+    grep -q "processed_keep: removed 1000 bundle(s) processed more than 2592000 s ago from $p" "$W/daemon.log"
+    grep -q "processed_keep: removed 500 bundle(s)" "$W/daemon.log"
+}
+
+@test "without processed_keep, processed bundles are kept" {
+    local p=$W/inbox/processed pid
+    mkdir -p "$p"
+    qa_ini
+    printf 'inbox = %s\nwatch = poll\n' "$W/inbox" >>"$W/qa.ini"
+    touch -d '400 days ago' "$p/old.owlb"
+    "$OWLSYNC" -c "$W/qa.ini" daemon </dev/null >/dev/null 2>"$W/daemon.log" &
+    pid=$!
+    sleep 2
+    kill -TERM "$pid"
+    wait "$pid" || true
+    [ -f "$p/old.owlb" ]
+    ! grep -q processed_keep "$W/daemon.log"
+}

@@ -276,8 +276,16 @@ static void test_import_defaults(void)
         CHECK_STR(c->import.inbox, "/mnt/in/");
         CHECK_STR(c->import.processed_dir, "/mnt/in/processed");
         CHECK_STR(c->import.quarantine_dir, "/mnt/in/quarantine");
+        CHECK(c->import.processed_keep == 0); /* kept forever */
     }
     cfg_free(c);
+
+    c = load(HEAD "[import]\ninbox = /in\nprocessed_keep = 30d\n");
+    if (c != NULL)
+        CHECK(c->import.processed_keep == 30 * 86400);
+    cfg_free(c);
+    EXPECT_ERR(HEAD "[import]\nprocessed_keep = soon\n",
+               "t.ini:4: [import] processed_keep: invalid duration \"soon\"");
 
     c = load(HEAD "[import]\ninbox = /in\nprocessed_dir = none\nquarantine_dir = /q\n");
     if (c != NULL) {
