@@ -11,10 +11,18 @@
 
 #define MAX_OPTS 16
 
+/* main's context, where a -c FILE after the command goes */
+static cmd_ctx *global_ctx;
+
+void cmd_set_context(cmd_ctx *ctx)
+{
+    global_ctx = ctx;
+}
+
 int cmd_parse(const cmd_def *def, int argc, char **argv, cmd_opt_fn fn, void *ctx, char ***args, int *nargs,
               owl_err *err)
 {
-    struct option opts[MAX_OPTS + 2];
+    struct option opts[MAX_OPTS + 3];
     char shortopts[64];
     size_t n = 0;
     int opt;
@@ -22,8 +30,9 @@ int cmd_parse(const cmd_def *def, int argc, char **argv, cmd_opt_fn fn, void *ct
     for (; def->longopts != NULL && def->longopts[n].name != NULL && n < MAX_OPTS; n++)
         opts[n] = def->longopts[n];
     opts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    opts[n++] = (struct option){"config", required_argument, NULL, 'c'};
     opts[n] = (struct option){NULL, 0, NULL, 0};
-    snprintf(shortopts, sizeof(shortopts), ":%sh", def->shortopts != NULL ? def->shortopts : "");
+    snprintf(shortopts, sizeof(shortopts), ":%shc:", def->shortopts != NULL ? def->shortopts : "");
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
@@ -34,6 +43,13 @@ int cmd_parse(const cmd_def *def, int argc, char **argv, cmd_opt_fn fn, void *ct
         if (opt == '?' || opt == ':')
             return err_set(err, OWL_EUSAGE, "%s %s\nHINT: owlsync %s --help",
                            opt == ':' ? "option needs an argument:" : "bad option", argv[optind - 1], def->name);
+        if (opt == 'c') {
+            if (global_ctx != NULL) {
+                global_ctx->config_path = optarg;
+                global_ctx->config_given = true;
+            }
+            continue;
+        }
         if (fn != NULL && fn(ctx, opt, optarg, err) < 0)
             return -1;
     }

@@ -9,7 +9,7 @@
 #include "owlsync/log.h"
 
 static const char export_usage[] =
-    "usage: owlsync [-c FILE] export [-j JOB] [-d DS[,DS...]] [-t TABLE[,TABLE...]] [-o DIR] [--quiet]\n"
+    "usage: owlsync [-c FILE] export [-j JOB] [-d DS[,DS...]] [-t TABLE[,TABLE...]] [-o DIR] [--force] [--quiet]\n"
     "\n"
     "Reads the chosen datasets of the source metastore in one consistent snapshot\n"
     "and publishes a signed bundle into each outbox; prints each bundle's path.\n"
@@ -20,6 +20,8 @@ static const char export_usage[] =
     "  -t, --tables LIST    only these [table] sections (default: the job's, or all)\n"
     "  -o, --outbox DIR     write here instead of the job's outbox lines (the job's\n"
     "                       state keeps no record of it: only its sequence advances)\n"
+    "  -f, --force          publish to every outbox even when skip_unchanged finds\n"
+    "                       the content unchanged\n"
     "  -q, --quiet          no progress on stderr\n"
     "\n"
     "An ad hoc export takes signing_key, encrypt_to, compression,\n"
@@ -27,7 +29,8 @@ static const char export_usage[] =
     "from the first [export] section. A job with encrypt_to lines publishes\n"
     "encrypted bundles (signed, then encrypted to each key listed).\n"
     "With skip_unchanged (jobs only), an outbox gets no bundle when the last one\n"
-    "it received had the same content. Progress (rows, bytes, rate) goes\n"
+    "it received had the same content (an outbox that missed a bundle, or that\n"
+    "is new to the job, gets one on the next run). Progress (rows, bytes, rate) goes\n"
     "to stderr when it is a terminal.\n";
 
 static const struct option export_opts[] = {
@@ -35,15 +38,16 @@ static const struct option export_opts[] = {
     {"datasets", required_argument, NULL, 'd'},
     {"tables", required_argument, NULL, 't'},
     {"outbox", required_argument, NULL, 'o'},
+    {"force", no_argument, NULL, 'f'},
     {"quiet", no_argument, NULL, 'q'},
     {NULL, 0, NULL, 0},
 };
-static const cmd_def export_def = {"export", export_usage, "j:d:t:o:q", export_opts, 0, 0, "no arguments"};
+static const cmd_def export_def = {"export", export_usage, "j:d:t:o:fq", export_opts, 0, 0, "no arguments"};
 
 typedef struct export_args {
     const char *job;
     cfg_list datasets, tables, outbox;
-    bool quiet;
+    bool quiet, force;
 } export_args;
 
 static int on_opt(void *ctx, int opt, const char *arg, owl_err *err)
@@ -61,6 +65,8 @@ static int on_opt(void *ctx, int opt, const char *arg, owl_err *err)
         rc = cfg_list_split(&a->outbox, arg);
     else if (opt == 'q')
         a->quiet = true;
+    else if (opt == 'f')
+        a->force = true;
     return rc < 0 ? err_oom(err) : 0;
 }
 
@@ -105,6 +111,7 @@ static int make_job(const cfg *c, export_args *a, exporter_job *job, owl_err *er
     /* -o DIR takes a sequence number of the job (none is ever used twice) and
      * changes nothing else of its state */
     job->remember = a->outbox.n == 0;
+    job->force = a->force;
     job->progress = !a->quiet && isatty(STDERR_FILENO);
     return 0;
 }

@@ -87,6 +87,15 @@ static int show_inbox(const cfg *c, bool json, json_t *root)
     owl_err err;
     int rc = 0;
 
+    if (c->import.inbox == NULL) {
+        /* an import-only host: bundles come by owlsync import, nothing to list */
+        if (!json)
+            printf("inbox: none (no inbox in [import])\n");
+        json_object_set_new(root, "inbox", json_pack("{s:n, s:i, s:i, s:i}", "dir", "waiting", 0, "working", 0,
+                                                     "quarantined", 0));
+        json_object_set_new(root, "quarantine", quarantine);
+        return 0;
+    }
     if (inbox_list(&ic, STATUS_LISTED, &l, &err) < 0) {
         if (!json)
             printf("inbox: %s\n", err.msg);

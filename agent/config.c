@@ -17,6 +17,7 @@
 #include <ini.h>
 
 #include "owlsync/config.h"
+#include "owlsync/keys.h"
 #include "owlsync/log.h"
 #include "owlsync/text.h"
 
@@ -68,7 +69,9 @@ typedef enum {
 enum {
     F_REPEAT = 1,   /* each line adds a value */
     F_REQUIRED = 2, /* the section needs it */
-    F_POSITIVE = 4  /* zero is not allowed (sizes, durations) */
+    F_POSITIVE = 4, /* zero is not allowed (sizes, durations) */
+    F_CONT = 8,     /* a text value that indented lines continue, joined as they are */
+    F_CONT_SPACE = 16 /* a text value that indented lines continue, joined with one space */
 };
 
 typedef struct key_desc {
@@ -109,11 +112,11 @@ _Static_assert(sizeof(cfg_watch) == sizeof(int), "enum size");
 
 static const key_desc keys[] = {
     K(S_OWLSYNC, "environment", T_ENVNAME, cfg, environment, F_REQUIRED),
-    K(S_OWLSYNC, "state_dir", T_REQTEXT, cfg, state_dir, 0),
+    K(S_OWLSYNC, "state_dir", T_REQTEXT, cfg, state_dir, F_CONT),
     K(S_OWLSYNC, "log_level", T_LOGLEVEL, cfg, log_level, 0),
-    K(S_OWLSYNC, "metrics_file", T_OPTTEXT, cfg, metrics_file, 0),
+    K(S_OWLSYNC, "metrics_file", T_OPTTEXT, cfg, metrics_file, F_CONT),
 
-    K(S_DATABASE, "conninfo", T_TEXT, cfg, conninfo, 0),
+    K(S_DATABASE, "conninfo", T_TEXT, cfg, conninfo, F_CONT_SPACE),
     K(S_DATABASE, "schema", T_IDENT, cfg, schema, 0),
 
     K(S_TABLE, "dataset_column", T_IDENT_OPT, cfg_table, dataset_column, 0),
@@ -124,7 +127,7 @@ static const key_desc keys[] = {
     K(S_EXPORT, "datasets", T_LIST_ANY, cfg_export, datasets, F_REQUIRED),
     K(S_EXPORT, "tables", T_LIST_IDENT, cfg_export, tables, 0),
     K(S_EXPORT, "outbox", T_LIST_ANY, cfg_export, outbox, F_REPEAT),
-    K(S_EXPORT, "signing_key", T_OPTTEXT, cfg_export, signing_key, 0),
+    K(S_EXPORT, "signing_key", T_OPTTEXT, cfg_export, signing_key, F_CONT),
     K(S_EXPORT, "schedule", T_OPTTEXT, cfg_export, schedule, 0),
     KE(S_EXPORT, "compression", cfg_export, compression, comp_words),
     K(S_EXPORT, "compression_level", T_LEVEL, cfg_export, compression_level, 0),
@@ -134,9 +137,9 @@ static const key_desc keys[] = {
     KI(S_EXPORT, "parallel", cfg_export, parallel, 1, 16),
     K(S_EXPORT, "encrypt_to", T_RECIPIENT, cfg_export, encrypt_to, F_REPEAT),
 
-    K(S_IMPORT, "inbox", T_OPTTEXT, cfg_import, inbox, 0),
-    K(S_IMPORT, "processed_dir", T_OPTTEXT, cfg_import, processed_dir, 0),
-    K(S_IMPORT, "quarantine_dir", T_OPTTEXT, cfg_import, quarantine_dir, 0),
+    K(S_IMPORT, "inbox", T_OPTTEXT, cfg_import, inbox, F_CONT),
+    K(S_IMPORT, "processed_dir", T_OPTTEXT, cfg_import, processed_dir, F_CONT),
+    K(S_IMPORT, "quarantine_dir", T_OPTTEXT, cfg_import, quarantine_dir, F_CONT),
     K(S_IMPORT, "trusted_key", T_TRUSTED, cfg_import, trusted, F_REPEAT),
     K(S_IMPORT, "tables", T_LIST_IDENT, cfg_import, tables, 0),
     K(S_IMPORT, "decrypt_key", T_LIST_ANY, cfg_import, decrypt_key, F_REPEAT),
@@ -146,6 +149,7 @@ static const key_desc keys[] = {
     KI(S_IMPORT, "settle_time", cfg_import, settle_time, 0, 3600),
     K(S_IMPORT, "max_bundle_size", T_SIZE, cfg_import, max_bundle_size, F_POSITIVE),
     K(S_IMPORT, "max_unpacked_size", T_SIZE, cfg_import, max_unpacked_size, F_POSITIVE),
+    K(S_IMPORT, "processed_keep", T_DURATION, cfg_import, processed_keep, 0),
     K(S_IMPORT, "max_staleness", T_DURATION, cfg_import, max_staleness, 0),
     K(S_IMPORT, "max_clock_skew", T_DURATION, cfg_import, max_clock_skew, 0),
     K(S_IMPORT, "lock_timeout", T_DURATION, cfg_import, lock_timeout, F_POSITIVE),
@@ -155,8 +159,8 @@ static const key_desc keys[] = {
 
     K(S_REWRITE, "columns", T_LIST_COL, cfg_rewrite, columns, F_REQUIRED),
     KE(S_REWRITE, "match", cfg_rewrite, match, match_words),
-    K(S_REWRITE, "from", T_REQTEXT, cfg_rewrite, from, F_REQUIRED),
-    K(S_REWRITE, "to", T_TEXT, cfg_rewrite, to, F_REQUIRED),
+    K(S_REWRITE, "from", T_REQTEXT, cfg_rewrite, from, F_REQUIRED | F_CONT),
+    K(S_REWRITE, "to", T_TEXT, cfg_rewrite, to, F_REQUIRED | F_CONT),
 };
 
 #define NKEYS ((int)ARRAY_LEN(keys))
@@ -697,6 +701,22 @@ static int begin_section(parse_ctx *p, char *inner)
     return 0;
 }
 
+static const key_desc *find_key(sect_kind kind, const char *name, int *idx)
+{
+    for (int i = 0; i < NKEYS; i++) {
+        if (keys[i].sect == kind && strcmp(keys[i].name, name) == 0) {
+            *idx = i;
+            return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+static bool is_list(val_type t)
+{
+    return t == T_LIST_ANY || t == T_LIST_IDENT || t == T_LIST_ENV || t == T_LIST_COL;
+}
+
 /* ---- the reader: what inih's ini_parse_stream reads ------------------------- */
 
 /* inih's find_chars_or_comment: the first of chars, or an inline ';' comment that
@@ -754,6 +774,39 @@ static int classify(parse_ctx *p, const char *line)
     return 0;
 }
 
+/* The hint for a line over the limit (n bytes at s), by what the line is: a
+ * comment, a continuation, or a key whose value may continue. */
+static const char *long_line_hint(const parse_ctx *p, const char *s, size_t n)
+{
+    char name[64];
+    size_t i = 0, k;
+    int idx;
+    const key_desc *kd;
+
+    while (i < n && isspace((unsigned char)s[i]))
+        i++;
+    if (i < n && (s[i] == ';' || s[i] == '#'))
+        return "\nHINT: split the comment over several comment lines";
+    if (i > 0 && p->have_key)
+        return "\nHINT: split the value over more indented lines";
+    if (i < n && s[i] == '[')
+        return "";
+    for (k = 0; i + k < n && k < sizeof(name) - 1 && s[i + k] != '=' && s[i + k] != ':'; k++)
+        name[k] = s[i + k];
+    while (k > 0 && isspace((unsigned char)name[k - 1]))
+        k--;
+    name[k] = '\0';
+    if (p->cur < 0 || (kd = find_key(p->sects[p->cur].kind, name, &idx)) == NULL)
+        return "";
+    if (is_list(kd->type))
+        return "\nHINT: continue the list on indented lines";
+    if (kd->flags & F_CONT_SPACE)
+        return "\nHINT: continue the value on indented lines (joined with a space)";
+    if (kd->flags & F_CONT)
+        return "\nHINT: continue the value on indented lines (joined as they are, without a space)";
+    return "";
+}
+
 /* fgets-like: copies the next line of the in-memory file into str. Refuses a line
  * longer than CFG_MAX_LINE rather than letting inih split it. */
 static char *read_line(char *str, int num, void *stream)
@@ -776,10 +829,7 @@ static char *read_line(char *str, int num, void *stream)
     if ((size_t)num - 1 < limit)
         limit = (size_t)num - 1;
     if (n > limit) {
-        at_line(p, p->line,
-                "line too long (over %zu characters)\n"
-                "HINT: continue long lists on indented lines",
-                limit);
+        at_line(p, p->line, "line too long (over %zu characters)%s", limit, long_line_hint(p, s, n));
         return NULL;
     }
     if (memchr(s, '\0', n) != NULL) {
@@ -794,22 +844,6 @@ static char *read_line(char *str, int num, void *stream)
 }
 
 /* ---- the handler: one key = value (or a continuation line) ------------------- */
-
-static const key_desc *find_key(sect_kind kind, const char *name, int *idx)
-{
-    for (int i = 0; i < NKEYS; i++) {
-        if (keys[i].sect == kind && strcmp(keys[i].name, name) == 0) {
-            *idx = i;
-            return &keys[i];
-        }
-    }
-    return NULL;
-}
-
-static bool is_list(val_type t)
-{
-    return t == T_LIST_ANY || t == T_LIST_IDENT || t == T_LIST_ENV || t == T_LIST_COL;
-}
 
 /* Whether spec is TABLE.COLUMN, TABLE.* or *.COLUMN. */
 static bool is_colspec(const char *spec)
@@ -1077,6 +1111,49 @@ static int set_value(parse_ctx *p, sect_state *st, const key_desc *kd, const cha
     return 0;
 }
 
+/* Whether an indented line reads "KEY = ..." for a key of the section: the
+ * person meant a key, but inih continues the previous one with it. */
+static bool looks_like_key(sect_kind kind, const char *line)
+{
+    const char *end = find_chars_or_comment((char *)(uintptr_t)line, "=:");
+    char name[64];
+    size_t n;
+    int idx;
+
+    if (*end != '=' && *end != ':')
+        return false;
+    while (end > line && isspace((unsigned char)end[-1]))
+        end--;
+    n = (size_t)(end - line);
+    if (n == 0 || n >= sizeof(name))
+        return false;
+    memcpy(name, line, n);
+    name[n] = '\0';
+    return find_key(kind, name, &idx) != NULL;
+}
+
+/* A continuation line of a text value: joined to it as it is (paths,
+ * patterns) or with one space (conninfo's keyword=value pairs). */
+static int append_text(parse_ctx *p, const sect_state *st, const key_desc *kd, char **slot, const char *more)
+{
+    const char *sep = (kd->flags & F_CONT_SPACE) && *slot != NULL && **slot != '\0' ? " " : "";
+    size_t have = *slot != NULL ? strlen(*slot) : 0;
+    size_t len = have + strlen(sep) + strlen(more);
+    char *s;
+
+    if (*more == '\0')
+        return 0;
+    if (len > CFG_MAX_VALUE)
+        return key_error(p, st, p->line, kd->name, "value longer than %d characters", CFG_MAX_VALUE);
+    s = malloc(len + 1);
+    if (s == NULL)
+        return fail_oom(p);
+    snprintf(s, len + 1, "%s%s%s", *slot != NULL ? *slot : "", sep, more);
+    free(*slot);
+    *slot = s;
+    return 0;
+}
+
 static int handle_key(parse_ctx *p, const char *name, const char *value)
 {
     sect_state *st;
@@ -1094,9 +1171,6 @@ static int handle_key(parse_ctx *p, const char *name, const char *value)
         char buf[CFG_MAX_LINE + 1];
         char *end;
 
-        if (!is_list(kd->type))
-            return key_error(p, st, p->line, name,
-                             "continuation line (indented) for a key that is not a list");
         /* Debian's inih r55 keeps " ; comment" on continuation lines: cut it here,
          * as it does on key lines. */
         snprintf(buf, sizeof(buf), "%s", value);
@@ -1104,6 +1178,19 @@ static int handle_key(parse_ctx *p, const char *name, const char *value)
         *end = '\0';
         while (end > buf && isspace((unsigned char)end[-1]))
             *--end = '\0';
+        if (looks_like_key(st->kind, buf))
+            return key_error(p, st, p->line, name,
+                             "indented line \"%s\" continues this key's value\n"
+                             "HINT: indented lines continue the previous key; start each key at the "
+                             "beginning of its line",
+                             buf);
+        if (kd->flags & (F_CONT | F_CONT_SPACE))
+            return append_text(p, st, kd, (char **)(void *)((char *)sect_base(p, st) + kd->off), buf);
+        if (!is_list(kd->type))
+            return key_error(p, st, p->line, name,
+                             "continuation line (indented) for a key that takes one line\n"
+                             "HINT: indented lines continue the previous key; start each key at the "
+                             "beginning of its line");
         return set_value(p, st, kd, buf);
     }
     if (st->key_line[idx] != 0) {
@@ -1443,6 +1530,93 @@ int cfg_load_string(const char *name, const char *text, cfg **out, owl_err *err)
     return load_buffer(name, text, strlen(text), out, err);
 }
 
+/* ---- relative paths: against the config file's directory ------------------- */
+
+/* Replaces *slot, a relative path, by dir/path; absolute, empty and NULL stay. */
+static int resolve_one(char **slot, const char *dir, owl_err *err)
+{
+    size_t len;
+    char *s;
+
+    if (*slot == NULL || **slot == '\0' || **slot == '/')
+        return 0;
+    len = strlen(dir) + 1 + strlen(*slot);
+    s = malloc(len + 1);
+    if (s == NULL)
+        return err_oom(err);
+    snprintf(s, len + 1, "%s/%s", dir, *slot);
+    free(*slot);
+    *slot = s;
+    return 0;
+}
+
+/* A key given as a file (not a token) is a path to resolve. */
+static int resolve_key(char **slot, const char *dir, owl_err *err)
+{
+    if (strncmp(*slot, KEYS_TOKEN_PREFIX, sizeof(KEYS_TOKEN_PREFIX) - 1) == 0 ||
+        strncmp(*slot, KEYS_BOX_TOKEN_PREFIX, sizeof(KEYS_BOX_TOKEN_PREFIX) - 1) == 0)
+        return 0;
+    return resolve_one(slot, dir, err);
+}
+
+static int resolve_list(cfg_list *l, const char *dir, owl_err *err)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (resolve_one(&l->v[i], dir, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Every path of the config, when relative, is taken against the directory
+ * of the file (made absolute), not the working directory. */
+static int resolve_paths(cfg *c, const char *path, owl_err *err)
+{
+    char *copy = strdup(path), *slash, *dir = NULL;
+    cfg_import *im = &c->import;
+    int rc = -1;
+
+    if (copy == NULL)
+        return err_oom(err);
+    slash = strrchr(copy, '/');
+    if (slash == NULL)
+        dir = realpath(".", NULL);
+    else if (slash == copy)
+        dir = strdup("/");
+    else {
+        *slash = '\0';
+        dir = realpath(copy, NULL);
+    }
+    if (dir == NULL) {
+        err_set(err, OWL_EUSAGE, "%s: cannot resolve its directory: %s", path, strerror(errno));
+        goto out;
+    }
+    if (strcmp(dir, "/") == 0)
+        dir[0] = '\0'; /* "/x", not "//x" */
+    if (resolve_one(&c->state_dir, dir, err) < 0 || resolve_one(&c->metrics_file, dir, err) < 0 ||
+        resolve_one(&im->inbox, dir, err) < 0 || resolve_one(&im->processed_dir, dir, err) < 0 ||
+        resolve_one(&im->quarantine_dir, dir, err) < 0 || resolve_list(&im->decrypt_key, dir, err) < 0)
+        goto out;
+    for (size_t i = 0; i < im->ntrusted; i++) {
+        if (resolve_key(&im->trusted[i].key, dir, err) < 0)
+            goto out;
+    }
+    for (size_t i = 0; i < c->nexports; i++) {
+        cfg_export *ex = &c->exports[i];
+        if (resolve_list(&ex->outbox, dir, err) < 0 || resolve_one(&ex->signing_key, dir, err) < 0)
+            goto out;
+        for (size_t k = 0; k < ex->nencrypt_to; k++) {
+            if (resolve_key(&ex->encrypt_to[k].key, dir, err) < 0)
+                goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(dir);
+    free(copy);
+    return rc;
+}
+
 int cfg_load(const char *path, cfg **out, owl_err *err)
 {
     FILE *f = NULL;
@@ -1481,6 +1655,11 @@ int cfg_load(const char *path, cfg **out, owl_err *err)
         goto out;
     }
     result = load_buffer(path, buf, len, out, err);
+    if (result == 0 && resolve_paths(*out, path, err) < 0) {
+        cfg_free(*out);
+        *out = NULL;
+        result = -1;
+    }
 out:
     free(buf);
     if (f != NULL)

@@ -37,6 +37,9 @@
 #define RETRY_MAX 300    /* backoff cap */
 #define STOP_GRACE 20    /* seconds export children get after SIGTERM */
 #define TARGET_IDLE 60   /* seconds the connection for imports is kept unused */
+#define PRUNE_INTERVAL 60   /* seconds between looks at processed_dir for processed_keep */
+#define PRUNE_ENTRIES 10000 /* directory entries one look reads at most */
+#define PRUNE_REMOVED 1000  /* files one look removes at most */
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
@@ -109,6 +112,7 @@ typedef struct daemon_state {
     int lock_delay;           /* backoff while the claim lock cannot be had (database down) */
     metrics m;
     time_t stale_logged;
+    time_t next_prune;        /* monotonic: processed_keep looks at processed_dir then */
 } daemon_state;
 
 /* ------------------------------------------------------------------ config */
@@ -713,6 +717,24 @@ out:
     inbox_files_free(orphans, norphans);
 }
 
+/* processed_keep: removes what processed_dir has kept long enough, a bounded
+ * amount at a time: once a minute, or at the next turn while there is more. */
+static void prune_processed(daemon_state *d, time_t now, time_t mono)
+{
+    size_t removed = 0;
+    owl_err err;
+    int rc;
+
+    rc = inbox_prune_processed(d->ib, now, d->c->import.processed_keep, PRUNE_ENTRIES, PRUNE_REMOVED, &removed,
+                               &err);
+    if (rc < 0)
+        log_error("processed_keep: %s", err.msg);
+    if (removed > 0)
+        log_info("processed_keep: removed %zu bundle(s) processed more than %lld s ago from %s", removed,
+                 (long long)d->c->import.processed_keep, d->c->import.processed_dir);
+    d->next_prune = mono + (rc == 1 ? 1 : PRUNE_INTERVAL);
+}
+
 static void check_staleness(daemon_state *d, time_t now)
 {
     int64_t limit = d->c->import.max_staleness;
@@ -921,6 +943,8 @@ int daemon_run(const char *config_path, owl_err *err)
         run_due_jobs(&d, now, mono);
         if (d.ib != NULL && mono >= d.next_scan)
             process_inbox(&d, mono);
+        if (d.ib != NULL && d.c->import.processed_keep > 0 && mono >= d.next_prune && !stop_requested)
+            prune_processed(&d, now, mono);
         check_staleness(&d, now);
         if (d.target != NULL && mono - d.target_used >= TARGET_IDLE)
             drop_target(&d); /* nothing came for a while: let the server have it back */

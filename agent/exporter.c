@@ -621,8 +621,8 @@ static int content_digest(export_run *r, owl_err *err)
     return 0;
 }
 
-/* Which outboxes get this run's bundle: every one, or with skip_unchanged
- * those whose last bundle (as the job's state knows) had other content or
+/* Which outboxes get this run's bundle: every one (always with force), or
+ * with skip_unchanged those whose last bundle (as the job's state knows) had other content or
  * that never received one. Sets *last to the newest bundle of this content
  * that any outbox holds. */
 static int choose_outboxes(export_run *r, uint64_t *last, owl_err *err)
@@ -640,7 +640,7 @@ static int choose_outboxes(export_run *r, uint64_t *last, owl_err *err)
         /* a state of before outbox records knows nothing of a -o DIR */
         bool known = r->job->remember || !r->st.legacy;
         bool same = known && jobstate_received(&r->st, out->v[i], &seq, &digest) && strcmp(digest, r->digest) == 0;
-        r->deliver[i] = !r->job->skip_unchanged || !same;
+        r->deliver[i] = r->job->force || !r->job->skip_unchanged || !same;
         if (same && seq > *last)
             *last = seq;
         if (r->deliver[i])

@@ -874,6 +874,53 @@ static int retire(inbox *ib, const inbox_claim *claim, int dfd, const char *dir,
     return fileio_sync_dir(ib->workfd, claim->path, err);
 }
 
+int inbox_prune_processed(inbox *ib, time_t now, int64_t keep, size_t max_entries, size_t max_removed,
+                          size_t *removed, owl_err *err)
+{
+    size_t entries = 0;
+    bool cut = false;
+    DIR *d;
+    int result = -1;
+
+    *removed = 0;
+    if (ib->processedfd < 0 || keep <= 0)
+        return 0;
+    d = dir_stream(ib->processedfd);
+    if (d == NULL)
+        return err_set(err, OWL_ERUNTIME, "cannot read directory %s: %s", ib->processed_dir, strerror(errno));
+    for (;;) {
+        struct dirent *de;
+        struct stat st;
+
+        errno = 0;
+        de = readdir(d);
+        if (de == NULL) {
+            if (errno != 0) {
+                err_set(err, OWL_ERUNTIME, "cannot read directory %s: %s", ib->processed_dir, strerror(errno));
+                goto out;
+            }
+            break;
+        }
+        if (++entries > max_entries || *removed >= max_removed) {
+            cut = true; /* bounded work: the rest on a later call */
+            break;
+        }
+        if (!name_ok(de->d_name) || fstatat(ib->processedfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+            !S_ISREG(st.st_mode) || st.st_mtime > now || now - st.st_mtime <= keep)
+            continue;
+        if (unlinkat(ib->processedfd, de->d_name, 0) < 0) {
+            if (errno != ENOENT)
+                log_warn("cannot remove %s/%s: %s", ib->processed_dir, de->d_name, strerror(errno));
+            continue;
+        }
+        (*removed)++;
+    }
+    result = cut ? 1 : 0;
+out:
+    closedir(d);
+    return result;
+}
+
 int inbox_done(inbox *ib, inbox_claim *claim, owl_err *err)
 {
     char final[NAME_MAX + 1];
@@ -882,6 +929,9 @@ int inbox_done(inbox *ib, inbox_claim *claim, owl_err *err)
 
     if (ib->processedfd >= 0) {
         result = retire(ib, claim, ib->processedfd, ib->processed_dir, true, final, sizeof(final), err);
+        /* its mtime becomes the time it was processed: processed_keep counts from it */
+        if (result == 0)
+            (void)futimens(claim->fd, NULL);
     } else if (still_ours(ib, claim, &st, err) == 0) {
         if (unlinkat(ib->workfd, claim->name, 0) < 0)
             err_set(err, OWL_ERUNTIME, "cannot remove %s: %s", claim->path, strerror(errno));

@@ -223,6 +223,14 @@ static size_t first_line_len(const char *s, size_t len)
     return n;
 }
 
+/* Whether the len bytes at s begin with prefix. */
+static bool starts_with(const char *s, size_t len, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    return len >= n && memcmp(s, prefix, n) == 0;
+}
+
 /* Reads a secret key file of the kind prefix names into sk (sklen bytes, in
  * sodium_malloc memory the caller owns). Refuses a file that group or others
  * can access. */
@@ -238,6 +246,12 @@ static int load_secret_file(const char *path, const char *prefix, unsigned char 
         return err_oom(err);
     if (read_small_file(path, buf, KEYFILE_MAX, &len, &st, err) < 0)
         goto out;
+    if (starts_with(buf, len, KEYS_TOKEN_PREFIX) || starts_with(buf, len, KEYS_BOX_TOKEN_PREFIX)) {
+        /* a public key is no secret: say what it is before any mode check */
+        err_set(err, OWL_EUSAGE, "%s is a public key, not a secret key\nHINT: name the secret key keygen wrote "
+                "(the same path without .pub)", path);
+        goto out;
+    }
     if ((st.st_mode & 077) != 0) {
         err_set(err, OWL_EUSAGE,
                 "secret key %s is accessible by group or others (mode %04o)\nHINT: chmod 600 %s",

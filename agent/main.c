@@ -17,7 +17,7 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  keygen -o PATH            make an Ed25519 key pair: PATH (secret, 0600) and PATH.pub\n"
-    "  export [-j JOB] [-d DS,..] [-t TABLE,..] [-o DIR] [--quiet]\n"
+    "  export [-j JOB] [-d DS,..] [-t TABLE,..] [-o DIR] [--force]\n"
     "                            write a signed bundle of the chosen datasets\n"
     "  verify [-k PUBFILE] BUNDLE\n"
     "                            check a bundle's signature, hashes and limits\n"
@@ -31,7 +31,8 @@ static const char usage_text[] =
     "                            a payload of the vendor's Export API into a signed bundle\n"
     "\n"
     "options:\n"
-    "  -c FILE        config file (default: $OWLSYNC_CONFIG, else " CMD_DEFAULT_CONFIG ")\n"
+    "  -c FILE        config file (default: $OWLSYNC_CONFIG, else " CMD_DEFAULT_CONFIG ");\n"
+    "                 also accepted after the command\n"
     "  -h, --help     this help; COMMAND --help for a command's own\n"
     "  -V, --version  print the version, its source and the library versions\n"
     "\n"
@@ -95,6 +96,7 @@ int main(int argc, char **argv)
         fputs(usage_text, stderr);
         return OWL_EUSAGE;
     }
+    cmd_set_context(&ctx);
     if (keys_init(&err) < 0)
         return cmd_report("owlsync", &err);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {

@@ -64,6 +64,16 @@ _owlsync()
             ;;
         esac
     done
+    # -c FILE may follow the command as well
+    for ((i++; i < COMP_CWORD; i++)); do
+        case ${COMP_WORDS[i]} in
+        -c | --config)
+            ((i++))
+            ((i < COMP_CWORD)) && config=${COMP_WORDS[i]}
+            ;;
+        --config=*) config=${COMP_WORDS[i]#--config=} ;;
+        esac
+    done
     # shellcheck disable=SC2088 # a literal ~/ as typed on the command line
     [[ $config == "~/"* ]] && config=$HOME/${config#"~/"}
 
@@ -82,11 +92,17 @@ _owlsync()
         return
     fi
 
-    local opts=""
+    case $prev in
+    -c | --config)
+        _owlsync_files "$cur"
+        return
+        ;;
+    esac
+    local opts="-c --config"
     case $cmd in
     keygen)
         case $prev in -o | --output) _owlsync_files "$cur"; return ;; esac
-        opts="-o --output"
+        opts="$opts -o --output"
         ;;
     export)
         case $prev in
@@ -104,15 +120,15 @@ _owlsync()
             return
             ;;
         esac
-        opts="-j --job -d --datasets -t --tables -o --outbox -q --quiet"
+        opts="$opts -j --job -d --datasets -t --tables -o --outbox -f --force -q --quiet"
         ;;
     verify)
         case $prev in -k | --key) _owlsync_files "$cur"; return ;; esac
-        opts="-k --key"
+        opts="$opts -k --key"
         ;;
-    inspect) opts="--json" ;;
-    import) opts="--dry-run --json --allow-rollback" ;;
-    status) opts="--json" ;;
+    inspect) opts="$opts --json" ;;
+    import) opts="$opts --dry-run --json --allow-rollback" ;;
+    status) opts="$opts --json" ;;
     daemon | check) ;;
     *) return ;;
     esac

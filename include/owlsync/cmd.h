@@ -49,11 +49,16 @@ typedef struct cmd_def {
 typedef int (*cmd_opt_fn)(void *ctx, int opt, const char *arg, owl_err *err);
 
 /* Parses argv (argv[0] is the command's name) by def, handing each option to
- * fn (NULL for a command without options). Returns 0 with *args and *nargs the operands; 1 when --help asked for
+ * fn (NULL for a command without options); -c FILE is the global option,
+ * taken into the registered context. Returns 0 with *args and *nargs the operands; 1 when --help asked for
  * the usage (printed on stdout); -1 (OWL_EUSAGE, with a hint) on an unknown
  * option, a missing argument or a wrong number of operands. */
 int cmd_parse(const cmd_def *def, int argc, char **argv, cmd_opt_fn fn, void *ctx, char ***args, int *nargs,
               owl_err *err);
+
+/* Registers main's context: cmd_parse stores a -c FILE (--config FILE) given
+ * after the command in it, as if given before. */
+void cmd_set_context(cmd_ctx *ctx);
 
 /* Prints "owlsync COMMAND: MESSAGE" on stderr and returns err->code. */
 int cmd_report(const char *command, const owl_err *err);

@@ -11,6 +11,9 @@
 
 /* Longest line (without its newline) that Debian's inih reads whole. */
 #define CFG_MAX_LINE 199
+/* Longest value of a key that continues on indented lines (conninfo, paths,
+ * rewrite from and to), its lines joined. */
+#define CFG_MAX_VALUE 4096
 /* Most encrypt_to keys of one export job (a bundle's recipients). */
 #define CFG_MAX_RECIPIENTS 64
 /* Largest config file read. */
@@ -99,6 +102,7 @@ typedef struct cfg_import {
     int settle_time;       /* seconds, default 2 */
     uint64_t max_bundle_size;   /* bytes, default 1G */
     uint64_t max_unpacked_size; /* bytes, default 8G */
+    int64_t processed_keep;     /* seconds a processed bundle is kept; 0 = forever */
     int64_t max_staleness;      /* seconds; 0 = not set */
     int64_t max_clock_skew;     /* seconds a bundle's times may run ahead of ours */
     int64_t lock_timeout;       /* seconds an import waits for a lock */

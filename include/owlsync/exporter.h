@@ -22,6 +22,8 @@ typedef struct exporter_job {
     bundle_compression compression;
     int compression_level;
     bool skip_unchanged;
+    bool force;                  /* export --force: every outbox gets a bundle, whatever
+                                  * skip_unchanged says */
     int64_t valid_for;           /* seconds */
     const cfg_list *targets;     /* may be empty */
     int parallel;                /* source connections on one snapshot, 1..16 */

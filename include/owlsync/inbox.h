@@ -66,8 +66,18 @@ typedef struct inbox_claim {
  * already in .work/ (an orphan): only the lock is taken. */
 int inbox_claim_file(inbox *ib, const char *name, bool from_work, inbox_claim *claim, owl_err *err);
 
-/* Success: moves the claimed file to processed_dir (or deletes it) and unlocks. */
+/* Success: moves the claimed file to processed_dir (its mtime set to now) or
+ * deletes it, and unlocks. */
 int inbox_done(inbox *ib, inbox_claim *claim, owl_err *err);
+
+/* processed_keep: removes the bundles of processed_dir (regular *.owlb files,
+ * not hidden) whose mtime (set when processed) is more than keep seconds
+ * before now. Reads at most max_entries entries and removes at most
+ * max_removed files (*removed says how many): returns 1 when a bound cut
+ * the work short (the rest on a later call), 0 when done, -1 on error.
+ * No-op without a processed_dir or with keep <= 0. */
+int inbox_prune_processed(inbox *ib, time_t now, int64_t keep, size_t max_entries, size_t max_removed,
+                          size_t *removed, owl_err *err);
 
 /* Verification or policy failure: moves the file to quarantine_dir and writes
  * NAME.reason beside it (the reason, the time, the exit code). */

@@ -251,6 +251,64 @@ visible() {
     [[ $output == "$W/d"/prod_j_*_000004.owlb ]]
 }
 
+@test "two outbox lines, one missing: exit 1 publishing to the other; fixed, the rerun delivers there though nothing changed" {
+    job_ini "outbox = $W/o2" 'skip_unchanged = true'
+    owl_export -j j
+    [ "$status" -eq 1 ]
+    [[ $output == "$OUT"/prod_j_*_000001.owlb ]]
+    [[ $stderr == *"outbox $W/o2"* ]]
+    [ ! -e "$W/o2" ]
+    mkdir "$W/o2"
+    owl_export -j j
+    [ "$status" -eq 0 ]
+    [[ $output == "$W/o2"/prod_j_*_000002.owlb ]]
+    [ "$(visible "$OUT" | wc -w)" -eq 1 ]
+    owl_export -j j
+    [ "$status" -eq 0 ]
+    [ -z "$output" ]
+    [[ $stderr == *"unchanged since bundle 2; nothing published"* ]]
+}
+
+@test "export -j JOB -o DIR, then a normal run: the job's own outboxes still get that content" {
+    mkdir "$W/o2"
+    job_ini "outbox = $W/o2" 'skip_unchanged = true'
+    owl_export -j j
+    [ "$status" -eq 0 ]
+    [ "$(wc -l <<<"$output")" -eq 2 ]
+    edit
+    mkdir "$W/usb"
+    owl_export -j j -o "$W/usb"
+    [ "$status" -eq 0 ]
+    [[ $output == "$W/usb"/prod_j_*_000002.owlb ]]
+    owl_export -j j
+    [ "$status" -eq 0 ]
+    [ "$(wc -l <<<"$output")" -eq 2 ]
+    [[ $output == *"$OUT"/prod_j_*_000003.owlb* ]]
+    [[ $output == *"$W/o2"/prod_j_*_000003.owlb* ]]
+    [ "$(visible "$W/usb" | wc -w)" -eq 1 ]
+}
+
+@test "export --force publishes to every outbox whatever skip_unchanged says; -f too; --help names it" {
+    job_ini 'skip_unchanged = true'
+    owl_export -j j
+    [ "$status" -eq 0 ]
+    owl_export -j j
+    [ "$status" -eq 0 ]
+    [ -z "$output" ]
+    owl_export -j j --force
+    [ "$status" -eq 0 ]
+    [[ $output == "$OUT"/prod_j_*_000002.owlb ]]
+    owl_export -j j -f
+    [ "$status" -eq 0 ]
+    [[ $output == "$OUT"/prod_j_*_000003.owlb ]]
+    # and what the forced run delivered is remembered: unchanged again
+    owl_export -j j
+    [ "$status" -eq 0 ]
+    [ -z "$output" ]
+    run "$OWLSYNC" export --help
+    [[ $output == *"--force"* ]]
+}
+
 @test "where RENAME_NOREPLACE is missing (NFS, CIFS): link(2), and where links are too, a look then rename; never a replaced file" {
     job_ini 'skip_unchanged = false'
     for inject in "-e inject=renameat2:error=EINVAL" "-e inject=renameat2:error=EINVAL -e inject=linkat:error=EPERM"; do

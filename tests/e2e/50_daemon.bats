@@ -419,9 +419,12 @@ teardown() {
 
     b=$(mkbundle drop)
     n=$(basename "$b")
-    cp "$b" "$W/inbox/"
+    touch -d '40 days ago' "$b"
+    cp -p "$b" "$W/inbox/"
     # poll_interval is 30 s: only inotify makes this quick
     wait_until 15 test -f "$W/inbox/processed/$n"
+    # its mtime is when it was processed (what processed_keep counts from)
+    [ $(($(date +%s) - $(stat -c %Y "$W/inbox/processed/$n"))) -lt 60 ]
     [ "$(ledger drop)" = 1 ]
     same_data "dataset IN ('public.ds_1', 'public.ds_2')"
     [ -z "$(files "$W/inbox")" ]

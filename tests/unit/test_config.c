@@ -276,8 +276,16 @@ static void test_import_defaults(void)
         CHECK_STR(c->import.inbox, "/mnt/in/");
         CHECK_STR(c->import.processed_dir, "/mnt/in/processed");
         CHECK_STR(c->import.quarantine_dir, "/mnt/in/quarantine");
+        CHECK(c->import.processed_keep == 0); /* kept forever */
     }
     cfg_free(c);
+
+    c = load(HEAD "[import]\ninbox = /in\nprocessed_keep = 30d\n");
+    if (c != NULL)
+        CHECK(c->import.processed_keep == 30 * 86400);
+    cfg_free(c);
+    EXPECT_ERR(HEAD "[import]\nprocessed_keep = soon\n",
+               "t.ini:4: [import] processed_keep: invalid duration \"soon\"");
 
     c = load(HEAD "[import]\ninbox = /in\nprocessed_dir = none\nquarantine_dir = /q\n");
     if (c != NULL) {
@@ -702,7 +710,7 @@ static void test_long_line(void)
     memcpy(line, "datasets = ", 11);
     snprintf(text, sizeof(text), HEAD "[export e]\n%s\n", line);
     EXPECT_ERR(text, "t.ini:4: line too long (over 199 characters)\n"
-                     "HINT: continue long lists on indented lines");
+                     "HINT: continue the list on indented lines");
 
     /* 199 characters is the longest accepted, 200 too many. */
     line[199] = '\0';
@@ -720,13 +728,33 @@ static void test_long_line(void)
     line[200] = '\0';
     snprintf(text, sizeof(text), HEAD "[export e]\n%s", line);
     EXPECT_ERR(text, "t.ini:4: line too long (over 199 characters)\n"
-                     "HINT: continue long lists on indented lines");
+                     "HINT: continue the list on indented lines");
     /* A long comment line is refused too (inih would split it). */
     memset(line, ';', 250);
     line[250] = '\0';
     snprintf(text, sizeof(text), "%s\n" HEAD, line);
     EXPECT_ERR(text, "t.ini:1: line too long (over 199 characters)\n"
-                     "HINT: continue long lists on indented lines");
+                     "HINT: split the comment over several comment lines");
+    /* A key whose value cannot continue gets no hint that it can; a text
+     * value, a continuation line and a conninfo get the one that applies. */
+    memset(line, '1', 250);
+    memcpy(line, "parallel = ", 11);
+    line[250] = '\0';
+    snprintf(text, sizeof(text), HEAD "[export e]\n%s\n", line);
+    EXPECT_ERR(text, "t.ini:4: line too long (over 199 characters)");
+    memset(line, 'a', 250);
+    memcpy(line, "inbox = /", 9);
+    snprintf(text, sizeof(text), HEAD "[import]\n%s\n", line);
+    EXPECT_ERR(text, "t.ini:4: line too long (over 199 characters)\n"
+                     "HINT: continue the value on indented lines (joined as they are, without a space)");
+    memcpy(line, "conninfo =", 10);
+    snprintf(text, sizeof(text), HEAD "[database]\n%s\n", line);
+    EXPECT_ERR(text, "t.ini:4: line too long (over 199 characters)\n"
+                     "HINT: continue the value on indented lines (joined with a space)");
+    memcpy(line, "  a", 3);
+    snprintf(text, sizeof(text), HEAD "[import]\ninbox = /x\n%s\n", line);
+    EXPECT_ERR(text, "t.ini:5: line too long (over 199 characters)\n"
+                     "HINT: split the value over more indented lines");
 }
 
 static void test_continuation(void)
@@ -763,11 +791,11 @@ static void test_continuation(void)
     cfg_free(c);
 
     EXPECT_ERR(HEAD "[export e]\ndatasets = d\nschedule = 0 2\n  * * *\n",
-               "t.ini:6: [export e] schedule: continuation line (indented) for a key that "
-               "is not a list");
+               "t.ini:6: [export e] schedule: continuation line (indented) for a key that takes one line\n"
+               "HINT: indented lines continue the previous key; start each key at the beginning of its line");
     EXPECT_ERR(HEAD "[import]\ntrusted_key = prod owlsync-ed25519:AAAA\n  /x.pub\n",
-               "t.ini:5: [import] trusted_key: continuation line (indented) for a key "
-               "that is not a list");
+               "t.ini:5: [import] trusted_key: continuation line (indented) for a key that takes one line\n"
+               "HINT: indented lines continue the previous key; start each key at the beginning of its line");
     EXPECT_ERR(HEAD "[export e]\ndatasets = a\n  b, a\n",
                "t.ini:5: [export e] datasets: \"a\" is listed twice");
     EXPECT_ERR(HEAD "[table t]\nkey = a,\n  b c\n",
@@ -780,10 +808,43 @@ static void test_continuation(void)
         CHECK(c->import.watch == CFG_WATCH_POLL);
     }
     cfg_free(c);
-    /* An indented line after a key line continues it, even if it looks like a key. */
+    /* An indented key after a key line: inih continues the previous key with
+     * it, and the error says so. */
     EXPECT_ERR(HEAD "[import]\ninbox = /in\n  watch = poll\n",
-               "t.ini:5: [import] inbox: continuation line (indented) for a key that is "
-               "not a list");
+               "t.ini:5: [import] inbox: indented line \"watch = poll\" continues this key's value\n"
+               "HINT: indented lines continue the previous key; start each key at the beginning of its line");
+    EXPECT_ERR(HEAD "[export e]\ndatasets = a,\n  b\n  outbox = /o\n",
+               "t.ini:6: [export e] datasets: indented line \"outbox = /o\" continues this key's value\n"
+               "HINT: indented lines continue the previous key; start each key at the beginning of its line");
+    /* Long text values continue: paths and patterns joined as they are,
+     * conninfo with a space; a comment and a blank line between are skipped. */
+    c = load(HEAD "[database]\nconninfo = host=/tmp port=5432\n  dbname=owl ; the metastore\n\n"
+                  "  user=owl_import\n"
+                  "[import]\ninbox = /srv/owlsync/\n  very/long/\n  inbox\n"
+                  "[rewrite r]\ncolumns = owl_check_repo.conn_name\nmatch = regex\nfrom = ^(prod|\n  production)_pg$\n"
+                  "to = qa_\n  pg\n");
+    if (c != NULL) {
+        CHECK_STR(c->conninfo, "host=/tmp port=5432 dbname=owl user=owl_import");
+        CHECK_STR(c->import.inbox, "/srv/owlsync/very/long/inbox");
+        if (c->nrewrites == 1) {
+            CHECK_STR(c->rewrites[0].from, "^(prod|production)_pg$");
+            CHECK_STR(c->rewrites[0].to, "qa_pg");
+        }
+    }
+    cfg_free(c);
+    /* a value over CFG_MAX_VALUE */
+    {
+        static char big[CFG_MAX_VALUE + 4096];
+        size_t n = (size_t)snprintf(big, sizeof(big), HEAD "[import]\ninbox = /x\n");
+        while (n + 200 < sizeof(big)) {
+            memset(big + n, 'a', 150);
+            big[n] = ' ';
+            big[n + 149] = '\n';
+            n += 150;
+        }
+        big[n] = '\0';
+        EXPECT_ERR(big, "t.ini:32: [import] inbox: value longer than 4096 characters");
+    }
 }
 
 static void test_repeatable(void)
@@ -876,7 +937,8 @@ static void test_encryption_keys(void)
                "t.ini:5: [export e] encrypt_to: invalid environment name \"q.a\" (1 to 63 "
                "letters, digits, _ or -)");
     EXPECT_ERR(HEAD "[export e]\ndatasets = d\nencrypt_to = qa /k.pub\n  /k2.pub\n",
-               "t.ini:6: [export e] encrypt_to: continuation line (indented) for a key that is not a list");
+               "t.ini:6: [export e] encrypt_to: continuation line (indented) for a key that takes one line\n"
+               "HINT: indented lines continue the previous key; start each key at the beginning of its line");
     EXPECT_ERR(HEAD "[import]\nrequire_encryption = true\n",
                "t.ini:3: [import] require_encryption: is true, but no decrypt_key is set: no bundle could be "
                "imported\nHINT: owlsync keygen --encryption -o PATH, then decrypt_key = PATH");

@@ -237,9 +237,22 @@ static void test_load_secret_garbage(void)
     memcpy(buf, good, (size_t)n);
     buf[30] = '*';
     secret_rejected(buf, (size_t)n, "is not an owlsync secret key");
-    /* a public key file given as the secret */
+    /* a public key file given as the secret: said so, even at its own 0644 */
     CHECK(read_file(tpath("a.key.pub"), buf, sizeof(buf)) > 0);
-    secret_rejected(buf, strlen(buf), "is not an owlsync secret key");
+    secret_rejected(buf, strlen(buf), "is a public key, not a secret key\nHINT: name the secret key keygen wrote");
+    err_clear(&err);
+    CHECK(keys_load_secret(tpath("a.key.pub"), &sk, &err) == -1);
+    CHECK(sk == NULL);
+    CHECK(err.code == OWL_EUSAGE);
+    CHECK_CONTAINS(err.msg, "a.key.pub is a public key, not a secret key");
+    CHECK(strstr(err.msg, "chmod") == NULL);
+    {
+        keys_box_secret *bsk = NULL;
+        err_clear(&err);
+        CHECK(keys_box_load_secret(tpath("a.key.pub"), &bsk, &err) == -1);
+        CHECK_CONTAINS(err.msg, "is a public key, not a secret key");
+        keys_box_secret_free(bsk);
+    }
     /* binary junk and an over-long file */
     memset(buf, 0xa5, sizeof(buf));
     secret_rejected(buf, 100, "is not an owlsync secret key");
