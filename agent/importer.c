@@ -960,8 +960,12 @@ static int stage_one(import_run *x, size_t i, owl_err *err)
 static int im_stage(import_run *x, owl_err *err)
 {
     const manifest_table *mt;
+    uint64_t total = 0;
     int got;
 
+    for (size_t i = 0; i < x->n; i++)
+        total += x->plans[i].mt->bytes;
+    progress_total(&x->prog, total);
     for (size_t i = 0; i < x->n; i++) {
         got = bundle_next_table(x->r, &mt, err);
         if (got <= 0)
@@ -971,7 +975,7 @@ static int im_stage(import_run *x, owl_err *err)
     }
     if (bundle_next_table(x->r, &mt, err) != 0) /* the end, and the layout check */
         return -1;
-    progress_clear(&x->prog);
+    progress_show(&x->prog, "applying"); /* until the report replaces it */
     return 0;
 }
 
@@ -1282,6 +1286,7 @@ int importer_run(const cfg *c, const keys_trust *trust, const rewrite_set *rewri
     }
     rc = 0;
 out:
+    progress_clear(&x.prog);
     res->seconds = progress_seconds(&x.prog);
     run_free(&x);
     return rc;
