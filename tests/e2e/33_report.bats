@@ -134,6 +134,7 @@ assert changed == {"public.ds_7", "public.ds_1234"}, changed
 
 @test "import progress on a terminal shows percentage and time left; not when stderr is no terminal; a plain import reports per table" {
     command -v script >/dev/null || skip "no script(1) (util-linux)"
+    script -qec 'test -t 2' /dev/null >/dev/null </dev/null || skip "script(1) cannot give a pseudo-terminal here"
     # not a terminal: no progress line at all
     imp --dry-run "$B2"
     [ "$status" -eq 0 ]
