@@ -142,11 +142,13 @@ assert changed == {"public.ds_7", "public.ds_1234"}, changed
     [[ $stderr != *"ETA"* ]]
 
     # on a terminal: percentage of the bundle's unpacked bytes, and time left
-    # while some are still to come; then the report
+    # while some are still to come (of each of the two passes); then the report
     script -qec "$(printf '%q ' "$OWLSYNC" -c "$W/tgt.ini" import "$B2")" "$W/tty.log" >/dev/null </dev/null
     tty=$(tr '\r' '\n' <"$W/tty.log")
     grep -Eq '^.*import [a-z_]+ +[0-9.]+ of [0-9.]+ MB +[0-9]{1,2}% +[0-9.]+ MB/s  ETA [0-9]+:[0-9]{2}$' <<<"$tty"
     grep -Eq 'import applying +[0-9.]+ of [0-9.]+ MB 100%' <<<"$tty"
+    # the first pass, which checks every entry's hash, shows too
+    grep -Eq 'import verifying +[0-9.]+ of [0-9.]+ MB +[0-9]{1,3}%' <<<"$tty"
     [[ $tty == *"imported bundle 2 of prod/nightly ($N datasets)"* ]]
     # a plain import reports per table only (no dataset counts: it spares them)
     ! grep -Eq '^ +public\.ds_[0-9]+ ' <<<"$tty"
