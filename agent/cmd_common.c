@@ -8,6 +8,8 @@
 
 #include "owlsync/cmd.h"
 #include "owlsync/log.h"
+#include "owlsync/manifest.h"
+#include "owlsync/text.h"
 
 #define MAX_OPTS 16
 
@@ -108,6 +110,26 @@ int cmd_load_trust(const cfg *c, keys_trust *trust, owl_err *err)
             return err_prefix(err, "%s: [import] decrypt_key", c->path);
     }
     return 0;
+}
+
+void cmd_print_names(char *const *v, size_t n, bool all, const char *none_text, const char *hint)
+{
+    size_t shown = all || n <= CMD_NAMES_SHOWN ? n : CMD_NAMES_SHOWN;
+
+    if (n == 0) {
+        fputs(none_text, stdout);
+        return;
+    }
+    for (size_t i = 0; i < shown; i++) {
+        char clean[4 * MANIFEST_TEXT_MAX + 8];
+        /* a dataset name may hold any character: none reaches the terminal raw */
+        printf("%s%s", i ? ", " : "", text_clean(v[i], MANIFEST_TEXT_MAX, clean, sizeof(clean)));
+    }
+    if (shown < n) {
+        char count[TEXT_COUNT_MAX];
+        printf(", … and %s more%s%s%s", text_count((uint64_t)(n - shown), count, sizeof(count)), hint ? " (" : "",
+               hint ? hint : "", hint ? ")" : "");
+    }
 }
 
 void cmd_limits(const cfg *c, bundle_limits *lim)

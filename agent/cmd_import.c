@@ -1,5 +1,5 @@
 /* owlsync import: applies one bundle file to the target database, all or nothing,
- * and reports per table (and with --dry-run per dataset) what changed. */
+ * and reports per table (and with --dry-run per dataset that changes) what changed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,18 +10,22 @@
 #include "owlsync/cmd.h"
 #include "owlsync/importer.h"
 #include "owlsync/log.h"
+#include "owlsync/manifest.h"
+#include "owlsync/text.h"
 
 static const char import_usage[] =
-    "usage: owlsync [-c FILE] import [--dry-run] [--json] [--allow-rollback] BUNDLE\n"
+    "usage: owlsync [-c FILE] import [--dry-run] [--json] [--all-datasets] [--allow-rollback] BUNDLE\n"
     "\n"
     "Verifies BUNDLE (signature, key trusted for its environment, hashes, limits),\n"
     "checks policy (expiry, targets, allowed tables, rollback), then applies every\n"
     "table in one transaction together with a ledger row. Any failure rolls back\n"
     "everything. Importing the same bundle again says \"already imported\" (exit 0).\n"
     "\n"
-    "  --dry-run         do all of it, report per table and dataset, then roll back\n"
-    "  --json            print the report as JSON (on failure: file, status\n"
-    "                    \"failed\", exit_code, error)\n"
+    "  --dry-run         do all of it, report per table and per dataset that\n"
+    "                    changes (the first 20 of each table), then roll back\n"
+    "  --json            print the report as JSON (every dataset of every table;\n"
+    "                    on failure: file, status \"failed\", exit_code, error)\n"
+    "  --all-datasets    report every dataset of every table, changed or not\n"
     "  --allow-rollback  apply a bundle older than what the database holds\n"
     "\n"
     "exit codes: 0 imported or already imported, 1 runtime failure, 2 usage or\n"
@@ -118,13 +122,93 @@ static void print_json(const char *path, const importer_result *res)
     json_decref(root);
 }
 
+/* Datasets of a table that a report shows at most, of those that change. */
+#define REPORT_DATASETS_SHOWN 20
+
 static void print_counts_row(const char *name, const importer_counts *n)
 {
     printf("  %-28s %10llu %10llu %10llu %10llu\n", name, (unsigned long long)n->inserted,
            (unsigned long long)n->updated, (unsigned long long)n->deleted, (unsigned long long)n->unchanged);
 }
 
-static void print_text(const char *path, const importer_result *res)
+static bool changes(const importer_counts *n)
+{
+    return n->inserted > 0 || n->updated > 0 || n->deleted > 0;
+}
+
+/* One dataset's row under its table: the name (untrusted text, cleaned) in
+ * full, on a line of its own when it is longer than the column. */
+static void print_dataset_row(const importer_dataset *d)
+{
+    char clean[4 * MANIFEST_TEXT_MAX + 8], label[40];
+
+    text_clean(d->dataset[0] ? d->dataset : "(all)", MANIFEST_TEXT_MAX, clean, sizeof(clean));
+    if (strlen(clean) > 26) {
+        printf("    %s\n", clean);
+        clean[0] = '\0';
+    }
+    snprintf(label, sizeof(label), "  %s", clean);
+    print_counts_row(label, &d->n);
+}
+
+/* The datasets of a table: every one when all, else those that change, at
+ * most REPORT_DATASETS_SHOWN and then how many more. The table's own row
+ * already says what a global table ("" only) does. */
+static void print_datasets(const importer_table *t, bool all)
+{
+    size_t shown = 0, more = 0;
+
+    for (size_t d = 0; d < t->ndatasets; d++) {
+        const importer_dataset *ds = &t->datasets[d];
+        if (!all && (!changes(&ds->n) || ds->dataset[0] == '\0'))
+            continue;
+        if (!all && shown == REPORT_DATASETS_SHOWN) {
+            more++;
+            continue;
+        }
+        print_dataset_row(ds);
+        shown++;
+    }
+    if (more > 0) {
+        char count[TEXT_COUNT_MAX];
+        printf("    … and %s more datasets change here (--all-datasets lists every dataset)\n",
+               text_count(more, count, sizeof(count)));
+    }
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* How many distinct datasets change in some table (0 when the counts are not
+ * per dataset, or on no memory: the line is then left out). */
+static size_t changed_datasets(const importer_result *res)
+{
+    const char **names;
+    size_t n = 0, distinct = 0, cap = 0;
+
+    for (size_t i = 0; i < res->ntables; i++)
+        cap += res->tables[i].ndatasets;
+    if (cap == 0 || (names = malloc(cap * sizeof(*names))) == NULL)
+        return 0;
+    for (size_t i = 0; i < res->ntables; i++) {
+        for (size_t d = 0; d < res->tables[i].ndatasets; d++) {
+            const importer_dataset *ds = &res->tables[i].datasets[d];
+            if (ds->dataset[0] != '\0' && changes(&ds->n))
+                names[n++] = ds->dataset;
+        }
+    }
+    qsort(names, n, sizeof(*names), cmp_str);
+    for (size_t i = 0; i < n; i++)
+        distinct += i == 0 || strcmp(names[i - 1], names[i]) != 0;
+    free(names);
+    return distinct;
+}
+
+/* The report for a person: a row per table, under it the datasets that
+ * change (a dry run) or every dataset (all), and how many datasets change. */
+static void print_text(const char *path, const importer_result *res, bool all)
 {
     if (res->status == IMPORT_ALREADY) {
         printf("%s: already imported (bundle %s, %s/%s sequence %llu); nothing to do\n", path, res->bundle_id,
@@ -144,13 +228,14 @@ static void print_text(const char *path, const importer_result *res)
     for (size_t i = 0; i < res->ntables; i++) {
         const importer_table *t = &res->tables[i];
         print_counts_row(t->name, &t->n);
-        if (res->status != IMPORT_DRY_RUN)
-            continue;
-        for (size_t d = 0; d < t->ndatasets; d++) {
-            char label[64];
-            snprintf(label, sizeof(label), "  %.26s", t->datasets[d].dataset[0] ? t->datasets[d].dataset : "(all)");
-            print_counts_row(label, &t->datasets[d].n);
-        }
+        if (all || res->status == IMPORT_DRY_RUN)
+            print_datasets(t, all);
+    }
+    if (all || res->status == IMPORT_DRY_RUN) {
+        char changed[TEXT_COUNT_MAX], total[TEXT_COUNT_MAX];
+        printf("  %s of %s datasets %s\n", text_count(changed_datasets(res), changed, sizeof(changed)),
+               text_count(res->ndatasets, total, sizeof(total)),
+               res->status == IMPORT_DRY_RUN ? "would change" : "changed");
     }
     for (size_t k = 0; k < res->nrules; k++) {
         bool any = false;
@@ -199,6 +284,7 @@ static const struct option import_opts[] = {
     {"dry-run", no_argument, NULL, 'n'},
     {"json", no_argument, NULL, 'J'},
     {"allow-rollback", no_argument, NULL, 'R'},
+    {"all-datasets", no_argument, NULL, 'A'},
     {NULL, 0, NULL, 0},
 };
 static const cmd_def import_def = {"import", import_usage, "", import_opts, 1, 1, "one BUNDLE"};
@@ -206,6 +292,7 @@ static const cmd_def import_def = {"import", import_usage, "", import_opts, 1, 1
 typedef struct import_args {
     importer_opts io;
     bool json;
+    bool all_datasets;
 } import_args;
 
 static int on_opt(void *ctx, int opt, const char *arg, owl_err *err)
@@ -220,6 +307,8 @@ static int on_opt(void *ctx, int opt, const char *arg, owl_err *err)
         a->json = true;
     else if (opt == 'R')
         a->io.allow_rollback = true;
+    else if (opt == 'A')
+        a->all_datasets = true;
     return 0;
 }
 
@@ -249,7 +338,9 @@ int cmd_import(int argc, char **argv, const cmd_ctx *ctx)
         goto out;
     }
     a.io.progress = isatty(STDERR_FILENO) && !a.json;
-    a.io.per_dataset = a.json || a.io.dry_run; /* the reports that list datasets */
+    /* the reports that name datasets; a plain import counts per table only,
+     * which spares it a grouped count of every table */
+    a.io.per_dataset = a.json || a.io.dry_run || a.all_datasets;
     cmd_log_begin("import", c, "%s%s", args[0], a.io.dry_run ? ", dry run" : "");
     if (importer_run(c, &trust, rs, args[0], &a.io, &res, &err) < 0) {
         err_prefix(&err, "%s", args[0]);
@@ -258,7 +349,7 @@ int cmd_import(int argc, char **argv, const cmd_ctx *ctx)
     if (a.json)
         print_json(args[0], &res);
     else
-        print_text(args[0], &res);
+        print_text(args[0], &res, a.all_datasets);
     cmd_log_end("import", "%s %s", args[0], status_name(res.status));
     rc = 0;
 out:

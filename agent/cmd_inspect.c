@@ -10,41 +10,39 @@
 #include "owlsync/text.h"
 
 static const char inspect_usage[] =
-    "usage: owlsync [-c FILE] inspect [--json] BUNDLE\n"
+    "usage: owlsync [-c FILE] inspect [--json] [--all-datasets] BUNDLE\n"
     "\n"
     "Shows a bundle's environment, job, sequence, times, key id, targets, datasets\n"
-    "and per-table rows and bytes. The signature is NOT checked: use\n"
-    "`owlsync verify` before trusting what it shows. --json prints the manifest\n"
-    "for scripts, wrapped as {\"file\", \"signature_verified\", \"manifest\"}.\n"
+    "and per-table rows and bytes. Of a long dataset list the first 10 names are\n"
+    "shown, then how many more; --all-datasets shows every one, as --json does.\n"
+    "The signature is NOT checked: use `owlsync verify` before trusting what it\n"
+    "shows. --json prints the manifest for scripts, wrapped as {\"file\",\n"
+    "\"signature_verified\", \"manifest\"}.\n"
     "An encrypted bundle is decrypted with the decrypt_key lines of the config\n"
     "named by -c or $OWLSYNC_CONFIG; without one of its keys, inspect shows\n"
     "only that it is encrypted and the key ids it was made for ({\"file\",\n"
     "\"encrypted\", \"recipients\"} with --json).\n";
 
-static const struct option inspect_opts[] = {{"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
+static const struct option inspect_opts[] = {
+    {"json", no_argument, NULL, 'J'}, {"all-datasets", no_argument, NULL, 'A'}, {NULL, 0, NULL, 0}};
+
+typedef struct inspect_args {
+    bool json;
+    bool all_datasets;
+} inspect_args;
 static const cmd_def inspect_def = {"inspect", inspect_usage, "", inspect_opts, 1, 1, "one BUNDLE"};
 
 static int on_opt(void *ctx, int opt, const char *arg, owl_err *err)
 {
+    inspect_args *a = ctx;
+
     (void)arg;
     (void)err;
     if (opt == 'J')
-        *(bool *)ctx = true;
+        a->json = true;
+    else if (opt == 'A')
+        a->all_datasets = true;
     return 0;
-}
-
-/* Prints a list of strings joined by ", ", or none_text when empty. */
-static void print_list(char **v, size_t n, const char *none_text)
-{
-    if (n == 0) {
-        fputs(none_text, stdout);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char shown[4 * MANIFEST_TEXT_MAX + 8];
-        /* a dataset name may hold any character: none reaches the terminal raw */
-        printf("%s%s", i ? ", " : "", text_clean(v[i], MANIFEST_TEXT_MAX, shown, sizeof(shown)));
-    }
 }
 
 static void print_time(const char *label, int64_t t)
@@ -54,7 +52,7 @@ static void print_time(const char *label, int64_t t)
     printf("%-12s %s\n", label, text_utc(t, TEXT_UTC_MICROS, buf, sizeof(buf)));
 }
 
-static void print_text(const char *path, const manifest *m)
+static void print_text(const char *path, const manifest *m, bool all_datasets)
 {
     char shown[4 * MANIFEST_TEXT_MAX + 8];
 
@@ -68,12 +66,12 @@ static void print_text(const char *path, const manifest *m)
     print_time("snapshot", m->snapshot_at);
     print_time("expires", m->expires_at);
     printf("%-12s ", "targets");
-    print_list(m->targets, m->ntargets, "any environment");
+    cmd_print_names(m->targets, m->ntargets, true, "any environment", NULL);
     printf("\n%-12s %s\n", "schema", m->schema);
     printf("%-12s %s\n", "key id", m->key_id);
     printf("%-12s %s\n", "producer", text_clean(m->producer, MANIFEST_TEXT_MAX, shown, sizeof(shown)));
     printf("%-12s %zu: ", "datasets", m->ndatasets);
-    print_list(m->datasets, m->ndatasets, "(none)");
+    cmd_print_names(m->datasets, m->ndatasets, all_datasets, "(none)", "--all-datasets lists them");
     printf("\n%-12s %zu\n", "tables", m->ntables);
     printf("  %-24s %12s %14s  %s\n", "TABLE", "ROWS", "BYTES", "COLUMNS");
     for (size_t i = 0; i < m->ntables; i++) {
@@ -126,14 +124,14 @@ int cmd_inspect(int argc, char **argv, const cmd_ctx *ctx)
     keys_trust dec = {NULL, 0, NULL, 0};
     char ids[BUNDLE_MAX_RECIPIENTS][KEYS_ID_HEX_LEN + 1];
     size_t nids = 0;
-    bool json = false;
+    inspect_args a = {false, false};
     char *out = NULL;
     cfg *c = NULL;
     owl_err err;
     char **args;
     int nargs, rc, enc;
 
-    rc = cmd_parse(&inspect_def, argc, argv, on_opt, &json, &args, &nargs, &err);
+    rc = cmd_parse(&inspect_def, argc, argv, on_opt, &a, &args, &nargs, &err);
     if (rc != 0)
         return rc > 0 ? 0 : cmd_report("inspect", &err);
     rc = -1;
@@ -162,7 +160,7 @@ int cmd_inspect(int argc, char **argv, const cmd_ctx *ctx)
                 mine = strcmp(ids[i], pub.id) == 0;
         }
         if (!mine) {
-            print_recipients(args[0], ids, nids, json);
+            print_recipients(args[0], ids, nids, a.json);
             rc = 0;
             goto done;
         }
@@ -172,14 +170,14 @@ int cmd_inspect(int argc, char **argv, const cmd_ctx *ctx)
         err_prefix(&err, "%s", args[0]);
         goto done;
     }
-    if (json) {
+    if (a.json) {
         size_t mlen;
         const char *mbytes = bundle_manifest_bytes(r, &mlen);
         if (manifest_inspect_json(mbytes, mlen, args[0], 0, &out, &err) < 0)
             goto done;
         printf("%s\n", out);
     } else {
-        print_text(args[0], bundle_manifest(r));
+        print_text(args[0], bundle_manifest(r), a.all_datasets);
     }
     rc = 0;
 done:

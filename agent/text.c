@@ -271,3 +271,24 @@ text_ere text_ere_scan(const char *re)
         e.balanced = false;
     return e;
 }
+
+const char *text_count(uint64_t n, char *out, size_t outsz)
+{
+    char digits[24];
+    size_t nd, len = 0;
+
+    if (outsz == 0)
+        return out;
+    snprintf(digits, sizeof(digits), "%llu", (unsigned long long)n);
+    nd = strlen(digits);
+    for (size_t i = 0; i < nd && len + 1 < outsz; i++) {
+        if (i > 0 && (nd - i) % 3 == 0) {
+            out[len++] = ',';
+            if (len + 1 >= outsz)
+                break;
+        }
+        out[len++] = digits[i];
+    }
+    out[len] = '\0';
+    return out;
+}

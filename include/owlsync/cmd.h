@@ -76,6 +76,14 @@ int cmd_load_config(const cmd_ctx *ctx, cfg **out, owl_err *err);
  * and decrypt_key files. */
 int cmd_load_trust(const cfg *c, keys_trust *trust, owl_err *err);
 
+#define CMD_NAMES_SHOWN 10 /* names of a long list that text output shows */
+
+/* Prints n names on stdout joined by ", " (untrusted text, cleaned), or
+ * none_text when there are none: all of them when all, else the first
+ * CMD_NAMES_SHOWN and then "… and N more (HINT)", so that a line stays short
+ * however many there are. --json output is where the whole list goes. */
+void cmd_print_names(char *const *v, size_t n, bool all, const char *none_text, const char *hint);
+
 /* Bundle limits from [import], or the defaults when c is NULL. */
 void cmd_limits(const cfg *c, bundle_limits *lim);
 

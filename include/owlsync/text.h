@@ -55,6 +55,13 @@ typedef struct text_ere {
 
 text_ere text_ere_scan(const char *re);
 
+#define TEXT_COUNT_MAX 28 /* room for any uint64_t with separators */
+
+/* Writes n in decimal with a comma between groups of three digits ("29,990")
+ * into out (outsz bytes, TEXT_COUNT_MAX for any n), as counts are shown to a
+ * person. Returns out. */
+const char *text_count(uint64_t n, char *out, size_t outsz);
+
 /* The wall clock in microseconds since the epoch. */
 int64_t text_now_usec(void);
 

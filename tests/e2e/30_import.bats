@@ -411,6 +411,12 @@ INSERT INTO alert_output (dataset, alert_nm, run_id, output)
   SELECT n, n, '2024-01-01', n FROM hostile;
 SQL
     b=$(mkbundle evil)
+    # a dry run names them, escaped: no control character of a name reaches the terminal
+    imp_ok --dry-run "$b"
+    [ "$(grep -Fx -A1 '    public.evil\ttab\nnewline\r\nCRLF\rCR' <<<"$output" | grep -Ec '^ +1 +0 +0 +0$')" -eq 3 ]
+    [[ $output == *'    public.evil\\N '* ]]
+    [[ $output != *$'\r'* && $output != *$'\t'* ]]
+    [[ $output == *"  10 of 10 datasets would change"* ]]
     imp_ok "$b"
     printed_counts owl_rule 30 0 0 0
     printed_counts alert_output 10 0 0 0

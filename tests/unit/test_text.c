@@ -167,6 +167,22 @@ static void test_ere_scan(void)
     ere_is("", false, true);
 }
 
+static void test_count(void)
+{
+    char out[TEXT_COUNT_MAX], small[4];
+
+    CHECK_STR(text_count(0, out, sizeof(out)), "0");
+    CHECK_STR(text_count(999, out, sizeof(out)), "999");
+    CHECK_STR(text_count(1000, out, sizeof(out)), "1,000");
+    CHECK_STR(text_count(29990, out, sizeof(out)), "29,990");
+    CHECK_STR(text_count(100000, out, sizeof(out)), "100,000");
+    CHECK_STR(text_count(1234567, out, sizeof(out)), "1,234,567");
+    CHECK_STR(text_count(UINT64_MAX, out, sizeof(out)), "18,446,744,073,709,551,615");
+    /* a short buffer holds what fits, terminated */
+    CHECK_STR(text_count(1234567, small, sizeof(small)), "1,2");
+    CHECK_STR(text_count(1234, small, 1), "");
+}
+
 int main(void)
 {
     RUN(test_identifiers);
@@ -175,5 +191,6 @@ int main(void)
     RUN(test_utc);
     RUN(test_like);
     RUN(test_ere_scan);
+    RUN(test_count);
     return UNIT_DONE();
 }
