@@ -806,6 +806,7 @@ static void adopt(daemon_state *d, loaded *l)
     d->njobs = l->njobs;
     memset(l, 0, sizeof(*l));
     log_set_level((log_level)d->c->log_level);
+    log_set_format((log_format)d->c->log_format);
 }
 
 static void reload(daemon_state *d)

@@ -68,6 +68,7 @@ int main(int argc, char **argv)
     owl_err err;
     int opt;
 
+    log_detect_journal();
     env = getenv("OWLSYNC_CONFIG");
     if (env != NULL && *env != '\0') {
         ctx.config_path = env;
