@@ -957,6 +957,93 @@ int inbox_quarantine(inbox *ib, inbox_claim *claim, int code, const char *reason
     return result;
 }
 
+/* The inbox name of a quarantined file: name, or name without the ".N" (1 to
+ * 999) that a clash in the quarantine added after ".owlb". */
+static void inbox_name_of(const char *name, char *out, size_t outsz)
+{
+    const char *dot = strrchr(name, '.');
+    size_t digits = dot != NULL ? strspn(dot + 1, "0123456789") : 0;
+
+    snprintf(out, outsz, "%s", name);
+    if (dot != NULL && digits >= 1 && digits <= 3 && dot[1 + digits] == '\0' && dot[1] != '0' &&
+        (size_t)(dot - name) < outsz)
+        out[dot - name] = '\0';
+}
+
+/* Opens the directory that path names a file in (its last '/' ends it). */
+static int open_parent(const char *path, const char **leaf, owl_err *err)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    int fd;
+
+    *leaf = slash + 1;
+    dir = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+    if (dir == NULL)
+        return err_oom(err);
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        err_set(err, OWL_EUSAGE, "cannot open directory %s: %s", dir, strerror(errno));
+    free(dir);
+    return fd;
+}
+
+int inbox_requeue(inbox *ib, const char *file, char *final, size_t finalsz, owl_err *err)
+{
+    char base[NAME_MAX + 1], reason[NAME_MAX + 1], shown[4 * SHOWN_MAX + 8];
+    const char *name = file;
+    struct stat st, qst, pst;
+    int saved;
+
+    if (strchr(file, '/') != NULL) {
+        /* a path: only a file of the quarantine itself */
+        int pfd = open_parent(file, &name, err);
+        if (pfd < 0)
+            return -1;
+        if (fstat(pfd, &pst) < 0 || fstat(ib->quarantinefd, &qst) < 0 || !same_file(&pst, &qst)) {
+            close(pfd);
+            return err_set(err, OWL_EUSAGE, "%s is not in the quarantine %s\nHINT: give a file of %s, by its name "
+                           "or its path", text_clean(file, SHOWN_MAX, shown, sizeof(shown)), ib->quarantine_dir,
+                           ib->quarantine_dir);
+        }
+        close(pfd);
+    }
+    text_clean(name, SHOWN_MAX, shown, sizeof(shown));
+    inbox_name_of(name, base, sizeof(base));
+    if (name[0] == '\0' || !name_ok(base))
+        return err_set(err, OWL_EUSAGE, "\"%s\" is not the name of a bundle file\nHINT: a bundle is named *.owlb "
+                       "(in the quarantine also *.owlb.N), not hidden, without control characters", shown);
+    if (fstatat(ib->quarantinefd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT)
+            return err_set(err, OWL_EUSAGE, "%s is not in the quarantine %s", shown, ib->quarantine_dir);
+        return err_set(err, OWL_ERUNTIME, "cannot stat %s/%s: %s", ib->quarantine_dir, shown, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode))
+        return err_set(err, OWL_EUSAGE, "%s/%s is not a regular file", ib->quarantine_dir, shown);
+    if (fileio_rename_noreplace(ib->quarantinefd, name, ib->dirfd, base) < 0) {
+        saved = errno;
+        if (saved == EEXIST)
+            return err_set(err, OWL_EUSAGE, "%s/%s already exists; %s left in the quarantine\nHINT: wait until "
+                           "the inbox's file is imported, or move the quarantined one in under another name",
+                           ib->dir, base, shown);
+        if (saved == EXDEV)
+            return err_set(err, OWL_EUSAGE, "%s is on another file system than the inbox %s: it cannot be moved "
+                           "back atomically\nHINT: copy it into the inbox under a hidden name, rename it, then "
+                           "remove it and its .reason from the quarantine", ib->quarantine_dir, ib->dir);
+        if (!fileio_renamed_anyway(ib->quarantinefd, name, ib->dirfd, base, &st))
+            return err_set(err, OWL_ERUNTIME, "cannot move %s/%s into %s: %s", ib->quarantine_dir, shown, ib->dir,
+                           strerror(saved));
+    }
+    snprintf(final, finalsz, "%s", base);
+    if (fileio_sync_dir(ib->dirfd, ib->dir, err) < 0)
+        return -1;
+    if ((size_t)snprintf(reason, sizeof(reason), "%s.reason", name) < sizeof(reason) &&
+        unlinkat(ib->quarantinefd, reason, 0) < 0 && errno != ENOENT)
+        return err_set(err, OWL_ERUNTIME, "moved %s into %s, but cannot remove %s/%s.reason: %s", shown, ib->dir,
+                       ib->quarantine_dir, shown, strerror(errno));
+    return fileio_sync_dir(ib->quarantinefd, ib->quarantine_dir, err);
+}
+
 /* Whether name is a quarantined file: not hidden, not a .reason file. */
 static bool quarantined_name(const char *name)
 {

@@ -26,6 +26,7 @@ static const char usage_text[] =
     "                            verify and apply a bundle in one transaction\n"
     "  daemon                    run scheduled exports and watch the import inbox\n"
     "  status [--json]           recent imports, inbox backlog, quarantine, jobs\n"
+    "  retry FILE...             put quarantined bundles back into the inbox\n"
     "  check                     config valid, databases reachable, tables and keys usable\n"
     "  convert --from-vendor-json PAYLOAD [-j JOB | -o DIR]\n"
     "                            a payload of the vendor's Export API into a signed bundle\n"
@@ -50,6 +51,7 @@ static const command commands[] = {
     {"import", cmd_import},
     {"daemon", cmd_daemon},
     {"status", cmd_status},
+    {"retry", cmd_retry},
     {"check", cmd_check},
     {"inspect", cmd_inspect},
     {"convert", cmd_convert},

@@ -48,7 +48,7 @@ _owlsync()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local config=${OWLSYNC_CONFIG:-/etc/owlsync/owlsync.ini} cmd="" i
-    local commands="keygen export verify inspect import daemon status check"
+    local commands="keygen export verify inspect import daemon status retry check"
 
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
@@ -113,6 +113,7 @@ _owlsync()
     inspect) opts="--json" ;;
     import) opts="--dry-run --json --allow-rollback" ;;
     status) opts="--json" ;;
+    retry) ;;
     daemon | check) ;;
     *) return ;;
     esac
@@ -123,6 +124,7 @@ _owlsync()
     fi
     case $cmd in
     verify | inspect | import) _owlsync_bundles "$cur" ;;
+    retry) _owlsync_files "$cur" ;;
     esac
 }
 complete -F _owlsync owlsync

@@ -73,6 +73,15 @@ int inbox_done(inbox *ib, inbox_claim *claim, owl_err *err);
  * NAME.reason beside it (the reason, the time, the exit code). */
 int inbox_quarantine(inbox *ib, inbox_claim *claim, int code, const char *reason, owl_err *err);
 
+/* Puts a quarantined file back into the inbox, for `owlsync retry`: file is a
+ * name in the quarantine or a path to a file there. Renames it (atomically,
+ * never replacing a file) to its name in the inbox, without the ".N" a name
+ * clash in the quarantine added, then removes its .reason file. The inbox
+ * name goes to final. Errors: OWL_EUSAGE for a file not in the quarantine, a
+ * name that is no bundle's, a name taken in the inbox or a quarantine on
+ * another file system; OWL_ERUNTIME for a failed system call. */
+int inbox_requeue(inbox *ib, const char *file, char *final, size_t finalsz, owl_err *err);
+
 /* Transient failure: leaves the file in .work/ for a retry and unlocks it. */
 void inbox_release(inbox_claim *claim);
 

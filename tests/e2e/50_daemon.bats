@@ -553,6 +553,68 @@ teardown() {
     wait_until 5 metric_is "$W/tgt.prom" 'owlsync_bundles_rejected_total{reason="mismatch"}' 1
 }
 
+@test "retry: a quarantined bundle whose cause was fixed is put back into the inbox by rename, without its .reason, and imported; bad requests exit 2 and move nothing" {
+    pair requeue
+    job requeue "public.ds_1"
+    pg_query tgt "ALTER TABLE requeue.owl_rule DROP COLUMN rule_value" >/dev/null
+    b=$(mkbundle requeue)
+    n=$(basename "$b")
+    daemon_start tgt "$W/tgt.ini"
+    cp "$b" "$W/inbox/"
+    q=$W/inbox/quarantine
+    wait_until 15 test -f "$q/$n.reason"
+    ino=$(stat -c %i "$q/$n")
+
+    # nothing of the kind in the quarantine, a name no bundle has, a file elsewhere: 2, nothing moved
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" retry nothing.owlb
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"nothing.owlb is not in the quarantine $q"* ]]
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" retry "$n.reason"
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"is not the name of a bundle file"* ]]
+    cp "$b" "$W/stage/elsewhere.owlb"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" retry "$W/stage/elsewhere.owlb"
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"is not in the quarantine"* ]]
+    [ -f "$W/stage/elsewhere.owlb" ]
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" retry
+    [ "$status" -eq 2 ]
+    [ -f "$q/$n" ] && [ -f "$q/$n.reason" ]
+
+    # a file of that name already in the inbox is never replaced
+    kill -STOP "$PID"
+    echo other >"$W/inbox/$n"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" retry "$n"
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"$W/inbox/$n already exists"* ]]
+    [ "$(cat "$W/inbox/$n")" = other ]
+    [ -f "$q/$n.reason" ]
+    rm "$W/inbox/$n"
+    kill -CONT "$PID"
+
+    # the cause fixed, the bundle requeued (by its path) is imported once
+    pg_query tgt "ALTER TABLE requeue.owl_rule ADD COLUMN rule_value text" >/dev/null
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" retry "$q/$n"
+    [ "$status" -eq 0 ]
+    [ "$output" = "requeued $W/inbox/$n" ]
+    [ ! -e "$q/$n.reason" ]
+    wait_until 15 test -f "$W/inbox/processed/$n"
+    [ "$(stat -c %i "$W/inbox/processed/$n")" = "$ino" ]   # moved, never copied
+    [ "$(ledger requeue)" = 1 ]
+    [ -z "$(ls -A "$q")" ]
+    wait_until 5 metric_is "$W/tgt.prom" owlsync_bundles_imported_total 1
+
+    # a clash name (NAME.owlb.1) goes back as NAME.owlb
+    kill -STOP "$PID"
+    echo x >"$q/clash.owlb.1"
+    echo "reason: test" >"$q/clash.owlb.1.reason"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" retry clash.owlb.1
+    [ "$status" -eq 0 ]
+    [ -f "$W/inbox/clash.owlb" ]
+    [ ! -e "$q/clash.owlb.1" ] && [ ! -e "$q/clash.owlb.1.reason" ]
+    kill -CONT "$PID"
+}
+
 @test "a file written slowly in pieces is not taken until it is whole, then imported" {
     pair slow
     job slow "public.ds_1"
