@@ -79,13 +79,17 @@ typedef struct job_rt {
 
 typedef struct retry {
     char *name;
-    time_t when;
+    time_t when;        /* monotonic */
     int delay;
+    unsigned attempts;  /* failed tries so far */
+    time_t last_try;    /* wall clock, for status */
+    time_t next_try;    /* wall clock, for status */
+    char *error;        /* the last failure */
 } retry;
 
 typedef struct metrics {
     unsigned long long imported, superseded, rejected_verify, rejected_policy, rejected_mismatch, failed_transient,
-        rows;
+        rows, retried;
     time_t last_import;       /* last success (ledger at start, then ours) */
     size_t backlog;
     bool stale;
@@ -252,6 +256,10 @@ static void write_metrics(daemon_state *d)
              "# TYPE owlsync_import_failures_total counter\n"
              "owlsync_import_failures_total %llu\n",
          d->m.failed_transient);
+    addf(&b, "# HELP owlsync_import_retries_total Retries scheduled for files in .work/ after a failure that may pass.\n"
+             "# TYPE owlsync_import_retries_total counter\n"
+             "owlsync_import_retries_total %llu\n",
+         d->m.retried);
     addf(&b, "# HELP owlsync_rows_applied_total Rows in the bundles imported.\n"
              "# TYPE owlsync_rows_applied_total counter\n"
              "owlsync_rows_applied_total %llu\n",
@@ -400,18 +408,49 @@ static retry *find_retry(daemon_state *d, const char *name)
     return NULL;
 }
 
+static void retry_free(retry *r)
+{
+    free(r->name);
+    free(r->error);
+}
+
+/* Rewrites the retry state file in state_dir, for `owlsync status` (see
+ * inbox_retries_write); a failure is logged, nothing else depends on it. */
+static void persist_retries(daemon_state *d)
+{
+    inbox_retry *v;
+    owl_err err;
+
+    if (d->ib == NULL || d->c->state_dir == NULL)
+        return;
+    v = calloc(d->nretries + 1, sizeof(*v));
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < d->nretries; i++)
+        v[i] = (inbox_retry){d->retries[i].name, d->retries[i].attempts, d->retries[i].next_try,
+                             d->retries[i].last_try, d->retries[i].error};
+    if (mkdir(d->c->state_dir, 0750) < 0 && errno != EEXIST)
+        log_warn("cannot create state_dir %s: %s", d->c->state_dir, strerror(errno));
+    else if (inbox_retries_write(d->c->state_dir, v, d->nretries, &err) < 0)
+        log_warn("%s", err.msg);
+    free(v);
+}
+
 static void drop_retry(daemon_state *d, const char *name)
 {
     for (size_t i = 0; i < d->nretries; i++) {
         if (strcmp(d->retries[i].name, name) == 0) {
-            free(d->retries[i].name);
+            retry_free(&d->retries[i]);
             d->retries[i] = d->retries[--d->nretries];
+            persist_retries(d);
             return;
         }
     }
 }
 
-static void schedule_retry(daemon_state *d, const char *name, time_t now)
+/* Schedules the next try of name (in .work/) after a failure that may pass
+ * (why), backing off: 5 s, then twice as long each time, up to 300 s. */
+static void schedule_retry(daemon_state *d, const char *name, time_t now, const char *why)
 {
     retry *r = find_retry(d, name);
 
@@ -421,6 +460,7 @@ static void schedule_retry(daemon_state *d, const char *name, time_t now)
             return;
         d->retries = grown;
         r = &d->retries[d->nretries];
+        memset(r, 0, sizeof(*r));
         r->name = strdup(name);
         if (r->name == NULL)
             return;
@@ -430,7 +470,14 @@ static void schedule_retry(daemon_state *d, const char *name, time_t now)
         r->delay = r->delay * 2 > RETRY_MAX ? RETRY_MAX : r->delay * 2;
     }
     r->when = now + r->delay;
+    r->attempts++;
+    r->last_try = time(NULL);
+    r->next_try = r->last_try + r->delay;
+    free(r->error);
+    r->error = strndup(why, INBOX_RETRY_ERROR_MAX);
+    d->m.retried++;
     log_warn("%s: will retry in %d s", name, r->delay);
+    persist_retries(d);
 }
 
 /* The connection kept for imports: the one of the last import while the
@@ -524,7 +571,7 @@ static void import_claimed(daemon_state *d, inbox_claim *cl)
         drop_retry(d, cl->name);
         if (inbox_done(d->ib, cl, &err2) < 0) {
             log_error("%s", err2.msg);
-            schedule_retry(d, name, mono_now()); /* it stays in .work/ */
+            schedule_retry(d, name, mono_now(), err2.msg); /* it stays in .work/ */
         }
     } else if (err.code == OWL_EVERIFY || err.code == OWL_EPOLICY || err.code == OWL_EUSAGE) {
         /* No retry can fix these: a bundle that fails verification or policy,
@@ -540,13 +587,13 @@ static void import_claimed(daemon_state *d, inbox_claim *cl)
         drop_retry(d, cl->name);
         if (inbox_quarantine(d->ib, cl, err.code, err.msg, &err2) < 0) {
             log_error("%s", err2.msg);
-            schedule_retry(d, name, mono_now()); /* it stays in .work/ */
+            schedule_retry(d, name, mono_now(), err2.msg); /* it stays in .work/ */
         }
     } else {
         now = mono_now();
         log_error("%s: %s", cl->name, err.msg);
         d->m.failed_transient++;
-        schedule_retry(d, cl->name, now); /* before the release frees cl->name */
+        schedule_retry(d, cl->name, now, err.msg); /* before the release frees cl->name */
         inbox_release(cl);
     }
     importer_result_free(&res);
@@ -591,6 +638,8 @@ static int64_t peek_snapshot(const daemon_state *d, const char *dir, const char 
 /* Retries are for files in .work/: forget those no longer there. */
 static void prune_retries(daemon_state *d, const inbox_file *orphans, size_t norphans)
 {
+    bool pruned = false;
+
     for (size_t i = 0; i < d->nretries;) {
         bool present = false;
         for (size_t k = 0; k < norphans && !present; k++)
@@ -598,10 +647,13 @@ static void prune_retries(daemon_state *d, const inbox_file *orphans, size_t nor
         if (present) {
             i++;
         } else {
-            free(d->retries[i].name);
+            retry_free(&d->retries[i]);
             d->retries[i] = d->retries[--d->nretries];
+            pruned = true;
         }
     }
+    if (pruned)
+        persist_retries(d);
 }
 
 /* How many files of .work/ are due for a try (not backing off); the next
@@ -882,6 +934,7 @@ int daemon_run(const char *config_path, owl_err *err)
     adopt(&d, &l);
     if (d.c->import.present && open_inbox(d.c, &d.ib, &d.ifd, err) < 0)
         goto out;
+    persist_retries(&d); /* none yet: what a former run left in .work/ is tried first */
     if (d.c->import.present) {
         ledger_row *rows = NULL;
         size_t n = 0;
@@ -944,7 +997,7 @@ out:
     drop_target(&d);
     ledger_claim_free(d.lock);
     for (size_t i = 0; i < d.nretries; i++)
-        free(d.retries[i].name);
+        retry_free(&d.retries[i]);
     free(d.retries);
     {
         loaded old = {d.c, d.trust, d.rs, d.jobs, d.njobs};

@@ -1109,6 +1109,113 @@ teardown() {
     [[ $output == *"quarantined short.owlb.1: "* ]]
 }
 
+# status_json CONFIG — sets J to `status --json` (exit 0 required).
+status_json() {
+    run --separate-stderr "$OWLSYNC" -c "$1" status --json
+    [ "$status" -eq 0 ]
+    J=$output
+}
+
+# file_field FILE FIELD — FIELD of file FILE in $J's files (jsonb #>> text).
+file_field() {
+    json_q "$J" "SELECT e->>'$2' FROM jsonb_array_elements((:'j'::jsonb)->'files') e WHERE e->>'file' = '$1'"
+}
+
+@test "status names every file with its state: waiting, settling, retrying (attempts, last error, next try), quarantined, ignored and why; bounded in text; --json typed" {
+    pair stfiles 8
+    job stfiles "public.ds_1, public.ds_2, public.ds_3, public.ds_4, public.ds_5, public.ds_6, public.ds_7, public.ds_8"
+    tgt_ini "$W/tgt.ini" lock_timeout=2s
+    b=$(mkbundle stfiles)
+    n=$(basename "$b")
+    pg_psql tgt -c "BEGIN; LOCK TABLE stfiles.owl_rule IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT" \
+        </dev/null >"$W/holder.out" 2>&1 &
+    holder=$!
+    wait_until 30 test "$(pg_query tgt "SELECT count(*) FROM pg_locks WHERE relation = 'stfiles.owl_rule'::regclass AND granted")" -ge 1
+    daemon_start tgt "$W/tgt.ini"
+    cp "$b" "$W/inbox/"
+    wait_until 20 in_log tgt "$n: will retry in"
+    kill -STOP "$PID"
+    # a settled bundle, one still being written, and what the daemon never takes
+    cp "$b" "$W/inbox/older.owlb"
+    touch -d '-1 hour' "$W/inbox/older.owlb"
+    echo partial >"$W/inbox/fresh.owlb"
+    touch -d '+1 hour' "$W/inbox/fresh.owlb"
+    ln -s "$b" "$W/inbox/link.owlb"
+    echo x >"$W/inbox/notes.txt"
+    echo x >"$W/inbox/.partial.owlb"
+    mkdir "$W/inbox/dir.owlb"
+    echo x >"$W/inbox/quarantine/bad.owlb"
+    printf 'reason: signature does not verify\ntime: x\nexit_code: 3\nfile: bad.owlb\n' >"$W/inbox/quarantine/bad.owlb.reason"
+
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" status
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ $output == *"inbox $W/inbox: 2 waiting, 1 in .work/, 1 quarantined, 4 ignored"* ]]
+    grep -q "^  waiting     older.owlb$" <<<"$output"
+    grep -q "^  settling    fresh.owlb$" <<<"$output"
+    grep -q "^  retrying    $n: [0-9]* failed attempts\?, next try 20[0-9-]*T[0-9:]*Z; last error: .*lock timeout" <<<"$output"
+    grep -q "^  quarantined bad.owlb: signature does not verify$" <<<"$output"
+    grep -q "^  ignored     link.owlb: a symbolic link" <<<"$output"
+    grep -q "^  ignored     notes.txt: not named \*.owlb$" <<<"$output"
+    grep -q "^  ignored     .partial.owlb: hidden" <<<"$output"
+    grep -q "^  ignored     dir.owlb: a directory$" <<<"$output"
+    not grep -q "processed\|quarantine:" <<<"$(grep '^  ignored' <<<"$output")"
+
+    status_json "$W/tgt.ini"
+    echo "$J"
+    [ "$(json_q "$J" "SELECT string_agg(k || '=' || jsonb_typeof((:'j'::jsonb)->'inbox'->k), ' ' ORDER BY k)
+                      FROM unnest(ARRAY['waiting','settling','working','retrying','quarantined','ignored']) k")" \
+        = "ignored=number quarantined=number retrying=number settling=number waiting=number working=number" ]
+    [ "$(json_get "$J" '{inbox,retrying}')" = 1 ]
+    [ "$(json_get "$J" '{inbox,settling}')" = 1 ]
+    [ "$(file_field "$n" state)" = retrying ]
+    [ "$(file_field "$n" dir)" = "$W/inbox/.work" ]
+    [ "$(file_field "$n" attempts)" -ge 1 ]
+    [ "$(json_q "$J" "SELECT jsonb_typeof(e->'attempts') FROM jsonb_array_elements((:'j'::jsonb)->'files') e WHERE e->>'file' = '$n'")" = number ]
+    [[ $(file_field "$n" next_try) =~ ^20[0-9-]{8}T[0-9:]{8}Z$ ]]
+    [[ $(file_field "$n" last_error) == *"lock timeout"* ]]
+    [ "$(file_field older.owlb state)" = waiting ]
+    [ "$(file_field fresh.owlb state)" = settling ]
+    [ "$(file_field bad.owlb state)" = quarantined ]
+    [ "$(file_field bad.owlb reason)" = "signature does not verify" ]
+    [ "$(file_field link.owlb state)" = ignored ]
+    [[ $(file_field link.owlb reason) == "a symbolic link"* ]]
+
+    # long lists: 50 named per state in text, then a count; --json has them all
+    for i in $(seq 1 60); do echo x >"$W/inbox/junk$i.txt"; done
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" status
+    [ "$status" -eq 0 ]
+    [ "$(grep -c '^  ignored ' <<<"$output")" = 50 ]
+    grep -q "^  … and 14 more ignored$" <<<"$output"
+    status_json "$W/tgt.ini"
+    [ "$(json_get "$J" '{inbox,ignored}')" = 64 ]
+    [ "$(json_q "$J" "SELECT count(*) FROM jsonb_array_elements((:'j'::jsonb)->'files') e WHERE e->>'state' = 'ignored'")" = 64 ]
+    rm -f "$W/inbox/junk"*.txt "$W/inbox/older.owlb" "$W/inbox/fresh.owlb"
+
+    # the lock gone, the bundle is imported: nothing retrying any more
+    kill -CONT "$PID"
+    kill "$holder" 2>/dev/null
+    pg_query tgt "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()" >/dev/null
+    wait_until 30 test -f "$W/inbox/processed/$n"
+    wait_until 5 not grep -q "^$n	" "$W/tstate/inbox-retries"
+    status_json "$W/tgt.ini"
+    [ "$(json_get "$J" '{inbox,retrying}')" = 0 ]
+    [ -z "$(file_field "$n" state)" ]
+    wait_until 5 metric_is "$W/tgt.prom" owlsync_import_retries_total "$(grep -c "$n: will retry in" "$W/tgt.log")"
+
+    # the import's eight datasets: five named in text, then a count; all in --json
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" status
+    grep -q "$n  (prod/stfiles #1, [0-9]* rows; public.ds_1, public.ds_2, public.ds_3, public.ds_4, public.ds_5 … and 3 more)" <<<"$output"
+    [ "$(json_q "$J" "SELECT jsonb_array_length(e->'datasets') || ' ' || (e->>'dataset_count') FROM jsonb_array_elements((:'j'::jsonb)->'imports') e WHERE e->>'file' = '$n'")" = "8 8" ]
+
+    # an [import] without an inbox (imports by hand only): nothing to list, exit 0
+    grep -v '^inbox = ' "$W/tgt.ini" >"$W/noinbox.ini"
+    run --separate-stderr "$OWLSYNC" -c "$W/noinbox.ini" status
+    [ "$status" -eq 0 ]
+    [[ $output == *"inbox: none configured"* ]]
+    [[ $output != *"(null)"* ]]
+}
+
 @test "a scheduled job publishes into the inbox, and the target's daemon imports it: the nightly sync, end to end" {
     N=$BATS_FILE_TMPDIR/night
     SS=nightly TS=nightly
@@ -1126,7 +1233,12 @@ teardown() {
     echo "$text"
     [ "$(json_get "$json" '{jobs,0,job}')" = nightly ]
     [ "$(json_get "$json" '{jobs,0,schedule}')" = "* * * * *" ]
-    next_minute "$(json_get "$json" '{jobs,0,next_run}')" "$t0" "$t1"
+    # --json: ISO 8601 UTC
+    nr=$(json_get "$json" '{jobs,0,next_run}')
+    [[ $nr =~ ^20[0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:00Z$ ]]
+    nr=$(date -d "$nr" +%s)
+    [ "$nr" = $((t0 / 60 * 60 + 60)) ] || [ "$nr" = $((t1 / 60 * 60 + 60)) ]
+    [ "$(json_q "$json" "SELECT jsonb_typeof((:'j'::jsonb)#>'{jobs,0,last_sequence}') IN ('null', 'number')")" = t ]
     next_minute "$(sed -n 's/^ *nightly .*, next //p' <<<"$text")" "$t0" "$t1"
 
     # the job fires at the first minute boundary after the daemon started
@@ -1152,7 +1264,9 @@ teardown() {
     [ "$status" -eq 0 ]
     [ "$(json_get "$output" '{jobs,0,last_sequence}')" = 1 ]
     [ "$(json_get "$output" '{jobs,0,last_exit}')" = 0 ]
-    [[ $(json_get "$output" '{jobs,0,last_run}') == 20* ]]
+    [ "$(json_q "$output" "SELECT jsonb_typeof((:'j'::jsonb)#>'{jobs,0,last_sequence}') || jsonb_typeof((:'j'::jsonb)#>'{jobs,0,last_exit}')")" = numbernumber ]
+    [[ $(json_get "$output" '{jobs,0,last_run}') =~ ^20[0-9-]{8}T[0-9:]{8}Z$ ]]
+    [[ $(json_get "$output" '{jobs,0,last_success}') =~ ^20[0-9-]{8}T[0-9:]{8}Z$ ]]
     # both daemons still run
     while read -r pid start name; do
         same_proc "$pid" "$start"
