@@ -354,11 +354,16 @@ night_start() {
     pg_load_metastore src 2 nightly
     pg_load_schema tgt nightly
     src_ini "$N/src.ini" night "$N/inbox" info
+    sed -i "s|^state_dir = .*|&\nmetrics_file = $N/src.prom|" "$N/src.ini"
     job nightly "public.ds_1, public.ds_2" "schedule=* * * * *"
     tgt_ini "$N/tgt.ini" "trusted_key=night $K/prod.key.pub" poll_interval=5
     date +%s >"$N/started"
-    daemon_start src "$N/src.ini" "$N"
-    daemon_start tgt "$N/tgt.ini" "$N"
+    # as under the unit's UMask=0027: bundles and metrics are still 0644
+    (
+        umask 0027
+        daemon_start src "$N/src.ini" "$N"
+        daemon_start tgt "$N/tgt.ini" "$N"
+    )
 }
 
 setup_file() {
@@ -1109,6 +1114,36 @@ teardown() {
     [[ $output == *"quarantined short.owlb.1: "* ]]
 }
 
+@test "metrics: a restarted daemon reports each job's last success and failure from its state, not 0; imports count their bytes and seconds; build info" {
+    pair metr
+    job metr "public.ds_1" "schedule=0 3 1 1 *"
+    sed -i -e "s|^state_dir = .*|&\nmetrics_file = $W/src.prom|" -e "s|^log_level = .*|log_level = info|" "$SRC_INI"
+    mkdir -p "$W/state"
+    printf 'finished 2026-01-02T03:04:05Z\nexit 1\nsuccess 2026-01-01T00:00:00Z\nfailure 2026-01-02T03:04:05Z\n' \
+        >"$W/state/export-metr.last"
+    daemon_start src "$SRC_INI"
+    m=$W/src.prom
+    wait_until 5 test -f "$m"
+    [ "$(metric "$m" 'owlsync_export_last_success_timestamp_seconds{job="metr"}')" = "$(date -d 2026-01-01T00:00:00Z +%s)" ]
+    [ "$(metric "$m" 'owlsync_export_last_failure_timestamp_seconds{job="metr"}')" = "$(date -d 2026-01-02T03:04:05Z +%s)" ]
+    [ "$(metric "$m" 'owlsync_export_bytes_total{job="metr"}')" = 0 ]
+    grep -q '^# TYPE owlsync_export_bytes_total counter$' "$m"
+    grep -q '^owlsync_build_info{version="[0-9][^"]*",commit="[^"]*"} 1$' "$m"
+
+    # an import: its bundle's bytes and the seconds it took
+    b=$(mkbundle metr)
+    tgt_ini "$W/tgt.ini"
+    daemon_start tgt "$W/tgt.ini"
+    cp "$b" "$W/inbox/"
+    t=$W/tgt.prom
+    wait_until 15 metric_is "$t" owlsync_bundles_imported_total 1
+    [ "$(metric "$t" owlsync_import_bytes_total)" = "$(stat -c %s "$b")" ]
+    awk '$1 == "owlsync_import_duration_seconds_total" && $2 > 0 { a = 1 }
+         $1 == "owlsync_import_last_duration_seconds" && $2 > 0 { b = 1 } END { exit !(a && b) }' "$t"
+    [ "$(metric "$t" owlsync_import_retries_total)" = 0 ]
+    grep -q '^owlsync_build_info{' "$t"
+}
+
 # status_json CONFIG — sets J to `status --json` (exit 0 required).
 status_json() {
     run --separate-stderr "$OWLSYNC" -c "$1" status --json
@@ -1264,6 +1299,15 @@ file_field() {
     [ "$status" -eq 0 ]
     [ "$(json_get "$output" '{jobs,0,last_sequence}')" = 1 ]
     [ "$(json_get "$output" '{jobs,0,last_exit}')" = 0 ]
+    # the run's metrics: its bundle's bytes, how long it took, when it succeeded; modes despite umask 0027
+    m=$N/src.prom
+    wait_until 10 metric_is "$m" 'owlsync_export_bytes_total{job="nightly"}' "$(stat -c %s "$N/inbox/processed/$n")"
+    [ "$(stat -c %a "$N/inbox/processed/$n")" = 644 ]
+    [ "$(stat -c %a "$m")" = 644 ]
+    [ "$(stat -c %a "$N/tgt.prom")" = 644 ]
+    awk '$1 == "owlsync_export_last_duration_seconds{job=\"nightly\"}" && $2 > 0 { ok = 1 } END { exit !ok }' "$m"
+    [ "$(metric "$m" 'owlsync_export_last_success_timestamp_seconds{job="nightly"}')" -gt "$(cat "$N/started")" ]
+    grep -q "^owlsync_build_info{version=\"$(cat "$BATS_TEST_DIRNAME/../../VERSION")\",commit=\"[^\"]*\"} 1$" "$m"
     [ "$(json_q "$output" "SELECT jsonb_typeof((:'j'::jsonb)#>'{jobs,0,last_sequence}') || jsonb_typeof((:'j'::jsonb)#>'{jobs,0,last_exit}')")" = numbernumber ]
     [[ $(json_get "$output" '{jobs,0,last_run}') =~ ^20[0-9-]{8}T[0-9:]{8}Z$ ]]
     [[ $(json_get "$output" '{jobs,0,last_success}') =~ ^20[0-9-]{8}T[0-9:]{8}Z$ ]]
