@@ -1144,6 +1144,48 @@ teardown() {
     grep -q '^owlsync_build_info{' "$t"
 }
 
+@test "logs: when stderr is the journal (JOURNAL_STREAM names it) each line has its sd-daemon priority and no timestamp; elsewhere a timestamp; log_format = json gives one object a line" {
+    pair logs
+    job logs "public.ds_1"
+    b=$(mkbundle logs)
+    head -c 100 "$b" >"$W/stage/short.owlb"
+    tgt_ini "$W/tgt.ini"
+    : >"$W/tgt.log"
+    JOURNAL_STREAM=$(stat -c %d:%i "$W/tgt.log") daemon_start tgt "$W/tgt.ini"
+    cp "$W/stage/short.owlb" "$W/inbox/"
+    wait_until 15 test -f "$W/inbox/quarantine/short.owlb.reason"
+    cat "$W/tgt.log"
+    grep -q '^<6>info  owlsync daemon started' "$W/tgt.log"
+    grep -q '^<3>error short.owlb: .*; quarantined$' "$W/tgt.log"
+    not grep -q '^<[0-9]>[0-9]' "$W/tgt.log"           # no timestamp of its own
+    not grep -qv '^<[3467]>' "$W/tgt.log"              # every line has its priority
+    daemons_stop "$W/daemons"
+    rm "$W/daemons"
+
+    # JOURNAL_STREAM left over from a parent whose stderr was the journal, ours a file: timestamps
+    : >"$W/tgt2.log"
+    JOURNAL_STREAM=$(stat -c %d:%i "$W/tgt.log") daemon_start tgt2 "$W/tgt.ini"
+    grep -q '^20[0-9-]*T[0-9:]*Z info  owlsync daemon started' "$W/tgt2.log"
+    not grep -q '^<' "$W/tgt2.log"
+    daemons_stop "$W/daemons"
+    rm "$W/daemons"
+
+    # log_format = json: every line one object with time, level and message
+    sed -i 's/^log_level = info$/&\nlog_format = json/' "$W/tgt.ini"
+    daemon_start tgt3 "$W/tgt.ini"
+    cp "$W/stage/short.owlb" "$W/inbox/short2.owlb"
+    wait_until 15 test -f "$W/inbox/quarantine/short2.owlb.reason"
+    cat "$W/tgt3.log"
+    [ "$(pg_psql tgt -At -v t="$(cat "$W/tgt3.log")" <<<"
+        SELECT count(*) FILTER (WHERE l::jsonb ?& ARRAY['time', 'level', 'message']
+                                  AND (SELECT count(*) FROM jsonb_object_keys(l::jsonb)) = 3
+                                  AND l::jsonb->>'time' ~ '^20[0-9-]{8}T[0-9:]{8}\.[0-9]{6}Z$')
+               = count(*)
+        FROM unnest(string_to_array(:'t', E'\n')) l")" = t ]
+    grep -q '^{"time":"[^"]*","level":"error","message":"short2.owlb: .*; quarantined"}$' "$W/tgt3.log"
+    grep -q '"level":"info","message":"owlsync daemon started' "$W/tgt3.log"
+}
+
 # status_json CONFIG — sets J to `status --json` (exit 0 required).
 status_json() {
     run --separate-stderr "$OWLSYNC" -c "$1" status --json
