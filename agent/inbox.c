@@ -1425,6 +1425,10 @@ int inbox_retries_read(const char *state_dir, inbox_retry **out, size_t *nout, o
             err_oom(err);
             goto out;
         }
+        for (char *p = r[n].error; *p != '\0'; p++) {
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?'; /* written cleaned; a hand edit may not be */
+        }
         r[n].attempts = (unsigned)attempts;
         r[n].next_try = (time_t)next_try;
         r[n].last_try = (time_t)last_try;

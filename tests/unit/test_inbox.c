@@ -982,11 +982,13 @@ static void test_retries_file(void)
     f = fopen(at(dir, INBOX_RETRY_FILE), "a");
     CHECK(f != NULL);
     if (f != NULL) {
-        fputs("c.owlb\tx\t1\t1\terr\n.hidden\t1\t1\t1\terr\nd.owlb\t1\t1\n", f);
+        fputs("c.owlb\tx\t1\t1\terr\n.hidden\t1\t1\t1\terr\nd.owlb\t1\t1\ne.owlb\t1\t1\t1\ta\033[2Jb\r\n", f);
         fclose(f);
     }
     CHECK(inbox_retries_read(dir, &r, &n, &err) == 0);
-    CHECK(n == 2);
+    CHECK(n == 3);
+    if (n == 3)
+        CHECK_STR(r[2].error, "a?[2Jb?");
     inbox_retries_free(r, n);
     CHECK(write_file(at(dir, INBOX_RETRY_FILE), "something else\n") == 0);
     CHECK(inbox_retries_read(dir, &r, &n, &err) == -1);
