@@ -588,8 +588,8 @@ static void schedule_retry(daemon_state *d, const char *name, time_t now, const 
     free(r->error);
     r->error = strndup(why, INBOX_RETRY_ERROR_MAX);
     d->m.retried++;
+    persist_retries(d); /* before the log line that says so: status agrees with the log */
     log_warn("%s: will retry in %d s", name, r->delay);
-    persist_retries(d);
 }
 
 /* The connection kept for imports: the one of the last import while the

@@ -1186,6 +1186,11 @@ teardown() {
     grep -q '"level":"info","message":"owlsync daemon started' "$W/tgt3.log"
 }
 
+# lock_held TABLE — a session holds a granted lock on TABLE in tgt.
+lock_held() {
+    [ "$(pg_query tgt "SELECT count(*) FROM pg_locks WHERE relation = '$1'::regclass AND granted")" -ge 1 ]
+}
+
 # status_json CONFIG — sets J to `status --json` (exit 0 required).
 status_json() {
     run --separate-stderr "$OWLSYNC" -c "$1" status --json
@@ -1207,10 +1212,11 @@ file_field() {
     pg_psql tgt -c "BEGIN; LOCK TABLE stfiles.owl_rule IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT" \
         </dev/null >"$W/holder.out" 2>&1 &
     holder=$!
-    wait_until 30 test "$(pg_query tgt "SELECT count(*) FROM pg_locks WHERE relation = 'stfiles.owl_rule'::regclass AND granted")" -ge 1
+    wait_until 30 lock_held stfiles.owl_rule
     daemon_start tgt "$W/tgt.ini"
     cp "$b" "$W/inbox/"
     wait_until 20 in_log tgt "$n: will retry in"
+    grep -q "^$n	[1-9][0-9]*	" "$W/tstate/inbox-retries"
     kill -STOP "$PID"
     # a settled bundle, one still being written, and what the daemon never takes
     cp "$b" "$W/inbox/older.owlb"
