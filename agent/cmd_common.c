@@ -95,6 +95,7 @@ int cmd_load_config(const cmd_ctx *ctx, cfg **out, owl_err *err)
     if (cfg_load(ctx->config_path, out, err) < 0)
         return -1;
     log_set_level((log_level)(*out)->log_level);
+    log_set_format((log_format)(*out)->log_format);
     return 0;
 }
 

@@ -96,6 +96,7 @@ static const char *const comp_words[] = {"zstd", "gzip", "none", NULL};
 static const char *const match_words[] = {"exact", "substring", "regex", NULL};
 static const char *const watch_words[] = {"auto", "inotify", "poll", NULL};
 static const char *const level_words[] = {"error", "warn", "info", "debug", NULL};
+static const char *const format_words[] = {"text", "json", NULL};
 
 /* Enum values are stored through an int pointer. */
 _Static_assert(sizeof(cfg_mode) == sizeof(int), "enum size");
@@ -115,6 +116,7 @@ static const key_desc keys[] = {
     K(S_OWLSYNC, "state_dir", T_REQTEXT, cfg, state_dir, F_CONT),
     K(S_OWLSYNC, "log_level", T_LOGLEVEL, cfg, log_level, 0),
     K(S_OWLSYNC, "metrics_file", T_OPTTEXT, cfg, metrics_file, F_CONT),
+    KE(S_OWLSYNC, "log_format", cfg, log_format, format_words),
 
     K(S_DATABASE, "conninfo", T_TEXT, cfg, conninfo, F_CONT_SPACE),
     K(S_DATABASE, "schema", T_IDENT, cfg, schema, 0),

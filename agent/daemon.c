@@ -32,6 +32,7 @@
 #include "owlsync/log.h"
 #include "owlsync/rewrite.h"
 #include "owlsync/text.h"
+#include "owlsync/version.h"
 
 #define RETRY_FIRST 5    /* seconds before the first retry of a transient failure */
 #define RETRY_MAX 300    /* backoff cap */
@@ -73,23 +74,35 @@ typedef struct job_rt {
     time_t next;
     pid_t pid;          /* running child, or 0 */
     time_t started;
+    struct timespec started_mono;
     time_t last_run;    /* when the last run ended */
     int last_rc;        /* its exit code, -1 before any */
     time_t last_success;
+    time_t last_failure;
+    int statfd;         /* read end of the running child's pipe for its figures, or -1 */
+    double last_duration;   /* seconds the last run took */
+    double duration_total;  /* seconds of every run since the daemon started */
+    unsigned long long bytes_total; /* bytes of the bundles published since the daemon started */
     time_t retry_at;    /* monotonic: a failed run is tried again then (0: none) */
     int retry_delay;
 } job_rt;
 
 typedef struct retry {
     char *name;
-    time_t when;
+    time_t when;        /* monotonic */
     int delay;
+    unsigned attempts;  /* failed tries so far */
+    time_t last_try;    /* wall clock, for status */
+    time_t next_try;    /* wall clock, for status */
+    char *error;        /* the last failure */
 } retry;
 
 typedef struct metrics {
     unsigned long long imported, superseded, rejected_verify, rejected_policy, rejected_mismatch, failed_transient,
-        rows;
+        rows, retried;
     time_t last_import;       /* last success (ledger at start, then ours) */
+    double import_seconds, import_last_seconds;
+    unsigned long long import_bytes;
     size_t backlog;
     bool stale;
 } metrics;
@@ -127,8 +140,11 @@ typedef struct loaded {
 
 static void loaded_free(loaded *l)
 {
-    for (size_t i = 0; i < l->njobs; i++)
+    for (size_t i = 0; i < l->njobs; i++) {
         free(l->jobs[i].name);
+        if (l->jobs[i].statfd >= 0)
+            close(l->jobs[i].statfd);
+    }
     free(l->jobs);
     rewrite_set_free(l->rs);
     keys_trust_free(&l->trust);
@@ -192,6 +208,18 @@ static int load_all(const char *path, loaded *l, owl_err *err)
         }
         j->next = cron_next(&j->cron, now);
         j->last_rc = -1;
+        j->statfd = -1;
+        {
+            /* the metrics of a restarted daemon go on from the last runs */
+            jobstate_last last;
+            owl_err lerr;
+            if (jobstate_read_last(l->c->state_dir, ex->name, &last, &lerr) == 0) {
+                j->last_run = last.finished;
+                j->last_rc = last.exit_code;
+                j->last_success = last.success;
+                j->last_failure = last.failure;
+            }
+        }
         l->njobs++;
     }
     if (!l->c->import.present && l->njobs == 0) {
@@ -202,6 +230,15 @@ static int load_all(const char *path, loaded *l, owl_err *err)
 fail:
     loaded_free(l);
     return -1;
+}
+
+/* Seconds from t0 (CLOCK_MONOTONIC) to now. */
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t;
+
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
 /* ------------------------------------------------------------------ metrics */
@@ -238,6 +275,10 @@ static void write_metrics(daemon_state *d)
 
     if (d->c->metrics_file == NULL)
         return;
+    addf(&b, "# HELP owlsync_build_info The version and source of this owlsync.\n"
+             "# TYPE owlsync_build_info gauge\n"
+             "owlsync_build_info{version=\"%s\",commit=\"%s\"} 1\n",
+         OWLSYNC_VERSION, OWLSYNC_COMMIT);
     addf(&b, "# HELP owlsync_bundles_imported_total Bundles imported by this agent.\n"
              "# TYPE owlsync_bundles_imported_total counter\n"
              "owlsync_bundles_imported_total %llu\n",
@@ -256,10 +297,25 @@ static void write_metrics(daemon_state *d)
              "# TYPE owlsync_import_failures_total counter\n"
              "owlsync_import_failures_total %llu\n",
          d->m.failed_transient);
+    addf(&b, "# HELP owlsync_import_retries_total Retries scheduled for files in .work/ after a failure that may pass.\n"
+             "# TYPE owlsync_import_retries_total counter\n"
+             "owlsync_import_retries_total %llu\n",
+         d->m.retried);
     addf(&b, "# HELP owlsync_rows_applied_total Rows in the bundles imported.\n"
              "# TYPE owlsync_rows_applied_total counter\n"
              "owlsync_rows_applied_total %llu\n",
          d->m.rows);
+    addf(&b, "# HELP owlsync_import_bytes_total Bytes of the bundle files imported.\n"
+             "# TYPE owlsync_import_bytes_total counter\n"
+             "owlsync_import_bytes_total %llu\n",
+         d->m.import_bytes);
+    addf(&b, "# HELP owlsync_import_duration_seconds_total Seconds spent importing, every outcome.\n"
+             "# TYPE owlsync_import_duration_seconds_total counter\n"
+             "owlsync_import_duration_seconds_total %.3f\n"
+             "# HELP owlsync_import_last_duration_seconds Seconds the last import took.\n"
+             "# TYPE owlsync_import_last_duration_seconds gauge\n"
+             "owlsync_import_last_duration_seconds %.3f\n",
+         d->m.import_seconds, d->m.import_last_seconds);
     if (d->ib != NULL) {
         addf(&b, "# HELP owlsync_inbox_backlog Bundle files waiting in the inbox.\n"
                  "# TYPE owlsync_inbox_backlog gauge\n"
@@ -280,6 +336,29 @@ static void write_metrics(daemon_state *d)
     for (size_t i = 0; i < d->njobs; i++)
         addf(&b, "owlsync_export_last_success_timestamp_seconds{job=\"%s\"} %lld\n", d->jobs[i].name,
              (long long)d->jobs[i].last_success);
+    if (d->njobs > 0)
+        addf(&b, "# HELP owlsync_export_last_failure_timestamp_seconds Time of each job's last failed run.\n"
+                 "# TYPE owlsync_export_last_failure_timestamp_seconds gauge\n");
+    for (size_t i = 0; i < d->njobs; i++)
+        addf(&b, "owlsync_export_last_failure_timestamp_seconds{job=\"%s\"} %lld\n", d->jobs[i].name,
+             (long long)d->jobs[i].last_failure);
+    if (d->njobs > 0)
+        addf(&b, "# HELP owlsync_export_last_duration_seconds Seconds each job's last run took.\n"
+                 "# TYPE owlsync_export_last_duration_seconds gauge\n");
+    for (size_t i = 0; i < d->njobs; i++)
+        addf(&b, "owlsync_export_last_duration_seconds{job=\"%s\"} %.3f\n", d->jobs[i].name,
+             d->jobs[i].last_duration);
+    if (d->njobs > 0)
+        addf(&b, "# HELP owlsync_export_duration_seconds_total Seconds each job ran since the daemon started.\n"
+                 "# TYPE owlsync_export_duration_seconds_total counter\n");
+    for (size_t i = 0; i < d->njobs; i++)
+        addf(&b, "owlsync_export_duration_seconds_total{job=\"%s\"} %.3f\n", d->jobs[i].name,
+             d->jobs[i].duration_total);
+    if (d->njobs > 0)
+        addf(&b, "# HELP owlsync_export_bytes_total Bytes of the bundles each job published since the daemon started.\n"
+                 "# TYPE owlsync_export_bytes_total counter\n");
+    for (size_t i = 0; i < d->njobs; i++)
+        addf(&b, "owlsync_export_bytes_total{job=\"%s\"} %llu\n", d->jobs[i].name, d->jobs[i].bytes_total);
     if (b.max == 0)
         log_warn("cannot write metrics file %s: out of memory", d->c->metrics_file);
     else if (fileio_write_path(d->c->metrics_file, b.p, b.len, 0644, FILEIO_REPLACE, &err) < 0)
@@ -292,7 +371,7 @@ static void write_metrics(daemon_state *d)
 /* Records how the job's last run ended, for `owlsync status`. */
 static void write_job_last(const cfg *c, const job_rt *j)
 {
-    jobstate_last l = {j->last_run, j->last_rc, j->last_success};
+    jobstate_last l = {j->last_run, j->last_rc, j->last_success, j->last_failure};
     owl_err err;
 
     if (jobstate_write_last(c->state_dir, j->name, &l, &err) < 0)
@@ -304,6 +383,7 @@ static void write_job_last(const cfg *c, const job_rt *j)
 static void start_job(daemon_state *d, job_rt *j)
 {
     const cfg_export *ex = cfg_find_export(d->c, j->name);
+    int fds[2] = {-1, -1};
     pid_t pid;
 
     if (ex == NULL)
@@ -312,9 +392,15 @@ static void start_job(daemon_state *d, job_rt *j)
         log_warn("export job %s: still running since its last start (pid %d); not started again", j->name, (int)j->pid);
         return;
     }
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
+        fds[0] = fds[1] = -1; /* the run goes on without its byte count */
     pid = fork();
     if (pid < 0) {
         log_error("export job %s: cannot fork: %s", j->name, strerror(errno));
+        if (fds[0] >= 0) {
+            close(fds[0]);
+            close(fds[1]);
+        }
         return;
     }
     if (pid == 0) {
@@ -335,11 +421,27 @@ static void start_job(daemon_state *d, job_rt *j)
             log_error("export job %s: %s", j->name, err.msg);
         else if (res.unchanged)
             log_info("export job %s: unchanged; nothing published", j->name);
+        if (fds[1] >= 0) {
+            /* the bundle's size, for the parent's metrics (one bundle, in every outbox) */
+            struct stat st;
+            char line[32];
+            int len = snprintf(line, sizeof(line), "%lld\n",
+                               rc == 0 && res.npaths > 0 && stat(res.paths[0], &st) == 0 ? (long long)st.st_size : 0LL);
+            if (write(fds[1], line, (size_t)len) < 0) {
+                /* the parent counts no bytes for this run */
+            }
+        }
         fflush(stderr);
         _exit(rc < 0 ? (err.code ? err.code : 1) : 0);
     }
+    if (fds[1] >= 0)
+        close(fds[1]);
+    if (j->statfd >= 0)
+        close(j->statfd);
+    j->statfd = fds[0];
     j->pid = pid;
     j->started = time(NULL);
+    clock_gettime(CLOCK_MONOTONIC, &j->started_mono);
     log_info("export job %s: started (pid %d)", j->name, (int)pid);
 }
 
@@ -356,6 +458,24 @@ static void reap_children(daemon_state *d)
             j->pid = 0;
             j->last_run = time(NULL);
             j->last_rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            j->last_duration = seconds_since(&j->started_mono);
+            j->duration_total += j->last_duration;
+            if (j->statfd >= 0) {
+                char line[32];
+                ssize_t got = read(j->statfd, line, sizeof(line) - 1);
+                if (got > 0) {
+                    char *end;
+                    unsigned long long v;
+                    line[got] = '\0';
+                    v = strtoull(line, &end, 10);
+                    if (*end == '\n')
+                        j->bytes_total += v;
+                }
+                close(j->statfd);
+                j->statfd = -1;
+            }
+            if (j->last_rc != 0)
+                j->last_failure = j->last_run;
             if (j->last_rc == 0) {
                 j->last_success = j->last_run;
                 j->retry_at = 0;
@@ -404,18 +524,49 @@ static retry *find_retry(daemon_state *d, const char *name)
     return NULL;
 }
 
+static void retry_free(retry *r)
+{
+    free(r->name);
+    free(r->error);
+}
+
+/* Rewrites the retry state file in state_dir, for `owlsync status` (see
+ * inbox_retries_write); a failure is logged, nothing else depends on it. */
+static void persist_retries(daemon_state *d)
+{
+    inbox_retry *v;
+    owl_err err;
+
+    if (d->ib == NULL || d->c->state_dir == NULL)
+        return;
+    v = calloc(d->nretries + 1, sizeof(*v));
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < d->nretries; i++)
+        v[i] = (inbox_retry){d->retries[i].name, d->retries[i].attempts, d->retries[i].next_try,
+                             d->retries[i].last_try, d->retries[i].error};
+    if (mkdir(d->c->state_dir, 0750) < 0 && errno != EEXIST)
+        log_warn("cannot create state_dir %s: %s", d->c->state_dir, strerror(errno));
+    else if (inbox_retries_write(d->c->state_dir, v, d->nretries, &err) < 0)
+        log_warn("%s", err.msg);
+    free(v);
+}
+
 static void drop_retry(daemon_state *d, const char *name)
 {
     for (size_t i = 0; i < d->nretries; i++) {
         if (strcmp(d->retries[i].name, name) == 0) {
-            free(d->retries[i].name);
+            retry_free(&d->retries[i]);
             d->retries[i] = d->retries[--d->nretries];
+            persist_retries(d);
             return;
         }
     }
 }
 
-static void schedule_retry(daemon_state *d, const char *name, time_t now)
+/* Schedules the next try of name (in .work/) after a failure that may pass
+ * (why), backing off: 5 s, then twice as long each time, up to 300 s. */
+static void schedule_retry(daemon_state *d, const char *name, time_t now, const char *why)
 {
     retry *r = find_retry(d, name);
 
@@ -425,6 +576,7 @@ static void schedule_retry(daemon_state *d, const char *name, time_t now)
             return;
         d->retries = grown;
         r = &d->retries[d->nretries];
+        memset(r, 0, sizeof(*r));
         r->name = strdup(name);
         if (r->name == NULL)
             return;
@@ -434,6 +586,13 @@ static void schedule_retry(daemon_state *d, const char *name, time_t now)
         r->delay = r->delay * 2 > RETRY_MAX ? RETRY_MAX : r->delay * 2;
     }
     r->when = now + r->delay;
+    r->attempts++;
+    r->last_try = time(NULL);
+    r->next_try = r->last_try + r->delay;
+    free(r->error);
+    r->error = strndup(why, INBOX_RETRY_ERROR_MAX);
+    d->m.retried++;
+    persist_retries(d); /* before the log line that says so: status agrees with the log */
     log_warn("%s: will retry in %d s", name, r->delay);
 }
 
@@ -498,16 +657,25 @@ static void import_claimed(daemon_state *d, inbox_claim *cl)
     owl_err err, err2;
     char name[NAME_MAX + 1]; /* the claim's name is freed with the claim */
     time_t now;
+    int rc;
+
+    struct timespec t0;
+    struct stat st;
+    off_t size = fstat(cl->fd, &st) == 0 ? st.st_size : 0;
 
     snprintf(name, sizeof(name), "%s", cl->name);
     err_clear(&err);
     memset(&res, 0, sizeof(res));
     log_info("%s: importing", cl->name);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     /* through the claim's descriptor: .work/ may have been swapped for a link
      * to anything since it was opened */
     opts.by_fd = true;
     opts.fd = cl->fd;
-    if (import_with_kept(d, cl, &opts, &res, &err) == 0) {
+    rc = import_with_kept(d, cl, &opts, &res, &err);
+    d->m.import_last_seconds = seconds_since(&t0);
+    d->m.import_seconds += d->m.import_last_seconds;
+    if (rc == 0) {
         uint64_t rows = 0;
         for (size_t i = 0; i < res.ntables; i++)
             rows += res.tables[i].rows;
@@ -522,13 +690,14 @@ static void import_claimed(daemon_state *d, inbox_claim *cl)
                      res.environment, res.job, (unsigned long long)rows);
             d->m.imported++;
             d->m.rows += rows;
+            d->m.import_bytes += (unsigned long long)size;
         }
         if (res.status != IMPORT_SUPERSEDED)
             d->m.last_import = time(NULL);
         drop_retry(d, cl->name);
         if (inbox_done(d->ib, cl, &err2) < 0) {
             log_error("%s", err2.msg);
-            schedule_retry(d, name, mono_now()); /* it stays in .work/ */
+            schedule_retry(d, name, mono_now(), err2.msg); /* it stays in .work/ */
         }
     } else if (err.code == OWL_EVERIFY || err.code == OWL_EPOLICY || err.code == OWL_EUSAGE) {
         /* No retry can fix these: a bundle that fails verification or policy,
@@ -544,13 +713,13 @@ static void import_claimed(daemon_state *d, inbox_claim *cl)
         drop_retry(d, cl->name);
         if (inbox_quarantine(d->ib, cl, err.code, err.msg, &err2) < 0) {
             log_error("%s", err2.msg);
-            schedule_retry(d, name, mono_now()); /* it stays in .work/ */
+            schedule_retry(d, name, mono_now(), err2.msg); /* it stays in .work/ */
         }
     } else {
         now = mono_now();
         log_error("%s: %s", cl->name, err.msg);
         d->m.failed_transient++;
-        schedule_retry(d, cl->name, now); /* before the release frees cl->name */
+        schedule_retry(d, cl->name, now, err.msg); /* before the release frees cl->name */
         inbox_release(cl);
     }
     importer_result_free(&res);
@@ -595,6 +764,8 @@ static int64_t peek_snapshot(const daemon_state *d, const char *dir, const char 
 /* Retries are for files in .work/: forget those no longer there. */
 static void prune_retries(daemon_state *d, const inbox_file *orphans, size_t norphans)
 {
+    bool pruned = false;
+
     for (size_t i = 0; i < d->nretries;) {
         bool present = false;
         for (size_t k = 0; k < norphans && !present; k++)
@@ -602,10 +773,13 @@ static void prune_retries(daemon_state *d, const inbox_file *orphans, size_t nor
         if (present) {
             i++;
         } else {
-            free(d->retries[i].name);
+            retry_free(&d->retries[i]);
             d->retries[i] = d->retries[--d->nretries];
+            pruned = true;
         }
     }
+    if (pruned)
+        persist_retries(d);
 }
 
 /* How many files of .work/ are due for a try (not backing off); the next
@@ -812,6 +986,13 @@ static void adopt(daemon_state *d, loaded *l)
                 l->jobs[i].last_run = d->jobs[k].last_run;
                 l->jobs[i].last_rc = d->jobs[k].last_rc;
                 l->jobs[i].last_success = d->jobs[k].last_success;
+                l->jobs[i].last_failure = d->jobs[k].last_failure;
+                l->jobs[i].last_duration = d->jobs[k].last_duration;
+                l->jobs[i].duration_total = d->jobs[k].duration_total;
+                l->jobs[i].bytes_total = d->jobs[k].bytes_total;
+                l->jobs[i].started_mono = d->jobs[k].started_mono;
+                l->jobs[i].statfd = d->jobs[k].statfd;
+                d->jobs[k].statfd = -1;
                 l->jobs[i].retry_at = d->jobs[k].retry_at;
                 l->jobs[i].retry_delay = d->jobs[k].retry_delay;
             }
@@ -828,6 +1009,7 @@ static void adopt(daemon_state *d, loaded *l)
     d->njobs = l->njobs;
     memset(l, 0, sizeof(*l));
     log_set_level((log_level)d->c->log_level);
+    log_set_format((log_format)d->c->log_format);
 }
 
 static void reload(daemon_state *d)
@@ -903,6 +1085,7 @@ int daemon_run(const char *config_path, owl_err *err)
     adopt(&d, &l);
     if (d.c->import.present && open_inbox(d.c, &d.ib, &d.ifd, err) < 0)
         goto out;
+    persist_retries(&d); /* none yet: what a former run left in .work/ is tried first */
     if (d.c->import.present) {
         ledger_row *rows = NULL;
         size_t n = 0;
@@ -967,7 +1150,7 @@ out:
     drop_target(&d);
     ledger_claim_free(d.lock);
     for (size_t i = 0; i < d.nretries; i++)
-        free(d.retries[i].name);
+        retry_free(&d.retries[i]);
     free(d.retries);
     {
         loaded old = {d.c, d.trust, d.rs, d.jobs, d.njobs};

@@ -1007,6 +1007,93 @@ int inbox_quarantine(inbox *ib, inbox_claim *claim, int code, const char *reason
     return result;
 }
 
+/* The inbox name of a quarantined file: name, or name without the ".N" (1 to
+ * 999) that a clash in the quarantine added after ".owlb". */
+static void inbox_name_of(const char *name, char *out, size_t outsz)
+{
+    const char *dot = strrchr(name, '.');
+    size_t digits = dot != NULL ? strspn(dot + 1, "0123456789") : 0;
+
+    snprintf(out, outsz, "%s", name);
+    if (dot != NULL && digits >= 1 && digits <= 3 && dot[1 + digits] == '\0' && dot[1] != '0' &&
+        (size_t)(dot - name) < outsz)
+        out[dot - name] = '\0';
+}
+
+/* Opens the directory that path names a file in (its last '/' ends it). */
+static int open_parent(const char *path, const char **leaf, owl_err *err)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir;
+    int fd;
+
+    *leaf = slash + 1;
+    dir = slash == path ? strdup("/") : strndup(path, (size_t)(slash - path));
+    if (dir == NULL)
+        return err_oom(err);
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        err_set(err, OWL_EUSAGE, "cannot open directory %s: %s", dir, strerror(errno));
+    free(dir);
+    return fd;
+}
+
+int inbox_requeue(inbox *ib, const char *file, char *final, size_t finalsz, owl_err *err)
+{
+    char base[NAME_MAX + 1], reason[NAME_MAX + 1], shown[4 * SHOWN_MAX + 8];
+    const char *name = file;
+    struct stat st, qst, pst;
+    int saved;
+
+    if (strchr(file, '/') != NULL) {
+        /* a path: only a file of the quarantine itself */
+        int pfd = open_parent(file, &name, err);
+        if (pfd < 0)
+            return -1;
+        if (fstat(pfd, &pst) < 0 || fstat(ib->quarantinefd, &qst) < 0 || !same_file(&pst, &qst)) {
+            close(pfd);
+            return err_set(err, OWL_EUSAGE, "%s is not in the quarantine %s\nHINT: give a file of %s, by its name "
+                           "or its path", text_clean(file, SHOWN_MAX, shown, sizeof(shown)), ib->quarantine_dir,
+                           ib->quarantine_dir);
+        }
+        close(pfd);
+    }
+    text_clean(name, SHOWN_MAX, shown, sizeof(shown));
+    inbox_name_of(name, base, sizeof(base));
+    if (name[0] == '\0' || !name_ok(base))
+        return err_set(err, OWL_EUSAGE, "\"%s\" is not the name of a bundle file\nHINT: a bundle is named *.owlb "
+                       "(in the quarantine also *.owlb.N), not hidden, without control characters", shown);
+    if (fstatat(ib->quarantinefd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (errno == ENOENT)
+            return err_set(err, OWL_EUSAGE, "%s is not in the quarantine %s", shown, ib->quarantine_dir);
+        return err_set(err, OWL_ERUNTIME, "cannot stat %s/%s: %s", ib->quarantine_dir, shown, strerror(errno));
+    }
+    if (!S_ISREG(st.st_mode))
+        return err_set(err, OWL_EUSAGE, "%s/%s is not a regular file", ib->quarantine_dir, shown);
+    if (fileio_rename_noreplace(ib->quarantinefd, name, ib->dirfd, base) < 0) {
+        saved = errno;
+        if (saved == EEXIST)
+            return err_set(err, OWL_EUSAGE, "%s/%s already exists; %s left in the quarantine\nHINT: wait until "
+                           "the inbox's file is imported, or move the quarantined one in under another name",
+                           ib->dir, base, shown);
+        if (saved == EXDEV)
+            return err_set(err, OWL_EUSAGE, "%s is on another file system than the inbox %s: it cannot be moved "
+                           "back atomically\nHINT: copy it into the inbox under a hidden name, rename it, then "
+                           "remove it and its .reason from the quarantine", ib->quarantine_dir, ib->dir);
+        if (!fileio_renamed_anyway(ib->quarantinefd, name, ib->dirfd, base, &st))
+            return err_set(err, OWL_ERUNTIME, "cannot move %s/%s into %s: %s", ib->quarantine_dir, shown, ib->dir,
+                           strerror(saved));
+    }
+    snprintf(final, finalsz, "%s", base);
+    if (fileio_sync_dir(ib->dirfd, ib->dir, err) < 0)
+        return -1;
+    if ((size_t)snprintf(reason, sizeof(reason), "%s.reason", name) < sizeof(reason) &&
+        unlinkat(ib->quarantinefd, reason, 0) < 0 && errno != ENOENT)
+        return err_set(err, OWL_ERUNTIME, "moved %s into %s, but cannot remove %s/%s.reason: %s", shown, ib->dir,
+                       ib->quarantine_dir, shown, strerror(errno));
+    return fileio_sync_dir(ib->quarantinefd, ib->quarantine_dir, err);
+}
+
 /* Whether name is a quarantined file: not hidden, not a .reason file. */
 static bool quarantined_name(const char *name)
 {
@@ -1039,20 +1126,90 @@ static int cmp_entries(const void *a, const void *b)
     return strcmp(((const inbox_entry *)a)->name, ((const inbox_entry *)b)->name);
 }
 
-/* Lists the entries of at/path of one kind: bundles waiting, or quarantined
- * files with their reasons. Counts every one (up to COUNT_MAX) and lists at
- * most max of them, by name. A missing directory is empty when missing_ok. */
-static int list_dir(int at, const char *path, int oflags, const char *shown, bool quarantine, bool missing_ok,
-                    size_t max, inbox_entry **out, size_t *listed, size_t *count, owl_err *err)
+static void entries_free(inbox_entry *v, size_t n)
+{
+    for (size_t i = 0; v != NULL && i < n; i++) {
+        free(v[i].name);
+        free(v[i].reason);
+    }
+    free(v);
+}
+
+/* What a listing of one directory gathers. */
+typedef enum { LIST_INBOX, LIST_WORK, LIST_QUARANTINE } list_kind;
+
+typedef struct list_out {
+    inbox_entry *v;
+    size_t n, count, max;
+    size_t settling; /* counted */
+} list_out;
+
+/* Adds an entry (name cleaned, reason copied) to o when there is room; counts it. */
+static int list_add(list_out *o, const char *name, const char *reason, const struct stat *st, bool settling,
+                    owl_err *err)
+{
+    char clean[4 * NAME_MAX + 8];
+    inbox_entry *e;
+
+    o->count++;
+    o->settling += settling;
+    if (o->n >= o->max)
+        return 0;
+    e = &o->v[o->n];
+    memset(e, 0, sizeof(*e));
+    e->name = strdup(text_clean(name, NAME_MAX, clean, sizeof(clean)));
+    e->reason = reason != NULL ? strdup(reason) : NULL;
+    if (e->name == NULL || (reason != NULL && e->reason == NULL)) {
+        free(e->name);
+        free(e->reason);
+        return err_oom(err);
+    }
+    if (st != NULL) {
+        e->size = st->st_size;
+        e->mtime = st->st_mtim.tv_sec;
+    }
+    e->settling = settling;
+    o->n++;
+    return 0;
+}
+
+/* Why the inbox's scan passes over entry name (lstat'ed into st), or NULL
+ * when it takes it. skip1 and skip2 are the names of the inbox's own
+ * directories (processed/, quarantine/), not reported. */
+static const char *ignored_why(const char *name, const struct stat *st, const char *skip1, const char *skip2)
+{
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, INBOX_WORK) == 0 ||
+        (skip1 != NULL && strcmp(name, skip1) == 0 && S_ISDIR(st->st_mode)) ||
+        (skip2 != NULL && strcmp(name, skip2) == 0 && S_ISDIR(st->st_mode)))
+        return "";
+    if (name[0] == '.')
+        return "hidden (a name starting with '.', as a file still being written has)";
+    if (S_ISLNK(st->st_mode))
+        return "a symbolic link (never followed)";
+    if (!S_ISREG(st->st_mode))
+        return S_ISDIR(st->st_mode) ? "a directory" : "not a regular file";
+    if (!name_ok(name)) {
+        size_t len = strlen(name);
+        if (len < BUNDLE_SUFFIX_LEN || strcmp(name + len - BUNDLE_SUFFIX_LEN, BUNDLE_SUFFIX) != 0)
+            return "not named *" BUNDLE_SUFFIX;
+        return "a name too long or with control characters";
+    }
+    return NULL;
+}
+
+/* Lists at/path of one kind: bundles waiting (and what is ignored, into
+ * ign), files in .work/, or quarantined files with their reasons. Counts
+ * every one (up to COUNT_MAX entries read) and lists at most o->max of each,
+ * by name. A missing directory is empty when missing_ok. */
+static int list_dir(int at, const char *path, int oflags, const char *shown, list_kind kind, bool missing_ok,
+                    const inbox_config *ic, time_t now, list_out *o, list_out *ign, owl_err *err)
 {
     int fd = openat(at, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | oflags);
-    inbox_entry *v = NULL;
-    size_t nv = 0, n = 0;
+    const char *skip1 = NULL, *skip2 = NULL;
+    size_t entries = 0;
     DIR *d;
     int result = -1;
 
-    *out = NULL;
-    *listed = *count = 0;
     if (fd < 0) {
         if (errno == ENOENT && missing_ok)
             return 0;
@@ -1064,14 +1221,20 @@ static int list_dir(int at, const char *path, int oflags, const char *shown, boo
         close(fd);
         return -1;
     }
-    v = calloc(max ? max : 1, sizeof(*v));
-    if (v == NULL) {
-        err_oom(err);
-        goto out;
+    if (kind == LIST_INBOX && ic != NULL) {
+        /* processed/ and quarantine/ directly under the inbox are its own */
+        size_t n = strlen(path);
+        if (ic->processed_dir != NULL && strncmp(ic->processed_dir, path, n) == 0 && ic->processed_dir[n] == '/')
+            skip1 = ic->processed_dir + n + 1;
+        if (ic->quarantine_dir != NULL && strncmp(ic->quarantine_dir, path, n) == 0 && ic->quarantine_dir[n] == '/')
+            skip2 = ic->quarantine_dir + n + 1;
+        else if (ic->quarantine_dir == NULL)
+            skip2 = "quarantine";
     }
-    while (n < COUNT_MAX) {
+    while (entries++ < COUNT_MAX) {
         struct dirent *de;
         struct stat st;
+        const char *why;
 
         errno = 0;
         de = readdir(d);
@@ -1082,48 +1245,73 @@ static int list_dir(int at, const char *path, int oflags, const char *shown, boo
             }
             break;
         }
-        if (quarantine ? !quarantined_name(de->d_name) : !name_ok(de->d_name))
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
-        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
+        if (kind == LIST_QUARANTINE) {
+            if (!quarantined_name(de->d_name) || !S_ISREG(st.st_mode))
+                continue;
+            {
+                char *reason = read_reason(dirfd(d), de->d_name);
+                int rc = reason != NULL ? list_add(o, de->d_name, reason, &st, false, err) : err_oom(err);
+                free(reason);
+                if (rc < 0)
+                    goto out;
+            }
             continue;
-        n++;
-        if (nv == max)
+        }
+        if (kind == LIST_INBOX) {
+            why = ignored_why(de->d_name, &st, skip1, skip2);
+            if (why != NULL) {
+                if (why[0] != '\0' && list_add(ign, de->d_name, why, &st, false, err) < 0)
+                    goto out;
+                continue;
+            }
+        } else if (!name_ok(de->d_name) || !S_ISREG(st.st_mode)) {
             continue;
+        }
         {
-            char clean[4 * NAME_MAX + 8];
-            v[nv].name = strdup(text_clean(de->d_name, NAME_MAX, clean, sizeof(clean)));
+            bool settling = kind == LIST_INBOX && ic != NULL && ic->settle_time > 0 &&
+                            st.st_mtim.tv_sec > now - ic->settle_time;
+            if (list_add(o, de->d_name, NULL, &st, settling, err) < 0)
+                goto out;
         }
-        v[nv].reason = quarantine ? read_reason(dirfd(d), de->d_name) : NULL;
-        if (v[nv].name == NULL || (quarantine && v[nv].reason == NULL)) {
-            free(v[nv].name);
-            free(v[nv].reason);
-            err_oom(err);
-            goto out;
-        }
-        nv++;
     }
-    qsort(v, nv, sizeof(*v), cmp_entries);
-    *out = v;
-    *listed = nv;
-    *count = n;
-    v = NULL;
     result = 0;
 out:
-    for (size_t i = 0; v != NULL && i < nv; i++) {
-        free(v[i].name);
-        free(v[i].reason);
-    }
-    free(v);
     closedir(d);
     return result;
+}
+
+/* Allocates room for max entries; sorts what was listed. */
+static int out_init(list_out *o, size_t max, owl_err *err)
+{
+    memset(o, 0, sizeof(*o));
+    o->max = max;
+    o->v = calloc(max ? max : 1, sizeof(*o->v));
+    return o->v == NULL ? err_oom(err) : 0;
+}
+
+static void out_take(list_out *o, inbox_entry **v, size_t *n, size_t *count)
+{
+    qsort(o->v, o->n, sizeof(*o->v), cmp_entries);
+    *v = o->v;
+    *n = o->n;
+    *count = o->count;
+    o->v = NULL;
 }
 
 int inbox_list(const inbox_config *ic, size_t max, inbox_listing *l, owl_err *err)
 {
     char *work = NULL, *quarantine = NULL;
+    list_out wait, ign, wk, q;
+    time_t now = time(NULL);
     int result = -1;
 
     memset(l, 0, sizeof(*l));
+    memset(&wait, 0, sizeof(wait));
+    memset(&ign, 0, sizeof(ign));
+    memset(&wk, 0, sizeof(wk));
+    memset(&q, 0, sizeof(q));
     if (ic == NULL || ic->dir == NULL || ic->dir[0] == '\0')
         return err_set(err, OWL_EUSAGE, "no inbox directory configured");
     work = path_join(ic->dir, INBOX_WORK, NULL);
@@ -1132,15 +1320,24 @@ int inbox_list(const inbox_config *ic, size_t max, inbox_listing *l, owl_err *er
         err_oom(err);
         goto out;
     }
-    if (list_dir(AT_FDCWD, ic->dir, 0, ic->dir, false, false, max, &l->waiting, &l->nwaiting, &l->waiting_count,
-                 err) < 0 ||
-        list_dir(AT_FDCWD, work, O_NOFOLLOW, work, false, true, max, &l->working, &l->nworking, &l->working_count,
-                 err) < 0 ||
-        list_dir(AT_FDCWD, quarantine, O_NOFOLLOW, quarantine, true, true, max, &l->quarantined, &l->nquarantined,
-                 &l->quarantined_count, err) < 0)
+    if (out_init(&wait, max, err) < 0 || out_init(&ign, max, err) < 0 || out_init(&wk, max, err) < 0 ||
+        out_init(&q, max, err) < 0)
         goto out;
+    if (list_dir(AT_FDCWD, ic->dir, 0, ic->dir, LIST_INBOX, false, ic, now, &wait, &ign, err) < 0 ||
+        list_dir(AT_FDCWD, work, O_NOFOLLOW, work, LIST_WORK, true, ic, now, &wk, NULL, err) < 0 ||
+        list_dir(AT_FDCWD, quarantine, O_NOFOLLOW, quarantine, LIST_QUARANTINE, true, ic, now, &q, NULL, err) < 0)
+        goto out;
+    l->settling_count = wait.settling;
+    out_take(&wait, &l->waiting, &l->nwaiting, &l->waiting_count);
+    out_take(&ign, &l->ignored, &l->nignored, &l->ignored_count);
+    out_take(&wk, &l->working, &l->nworking, &l->working_count);
+    out_take(&q, &l->quarantined, &l->nquarantined, &l->quarantined_count);
     result = 0;
 out:
+    entries_free(wait.v, wait.n);
+    entries_free(ign.v, ign.n);
+    entries_free(wk.v, wk.n);
+    entries_free(q.v, q.n);
     if (result < 0)
         inbox_listing_free(l);
     free(quarantine);
@@ -1148,21 +1345,154 @@ out:
     return result;
 }
 
-static void entries_free(inbox_entry *v, size_t n)
-{
-    for (size_t i = 0; v != NULL && i < n; i++) {
-        free(v[i].name);
-        free(v[i].reason);
-    }
-    free(v);
-}
-
 void inbox_listing_free(inbox_listing *l)
 {
     entries_free(l->waiting, l->nwaiting);
     entries_free(l->working, l->nworking);
     entries_free(l->quarantined, l->nquarantined);
+    entries_free(l->ignored, l->nignored);
     memset(l, 0, sizeof(*l));
+}
+
+/* ------------------------------------------------------------ retry state */
+
+#define RETRY_HEADER "owlsync-retries 1\n"
+#define RETRY_LINE_MAX (NAME_LEN_MAX + 3 * 24 + 4 * INBOX_RETRY_ERROR_MAX + 16)
+#define RETRY_FILE_MAX (sizeof(RETRY_HEADER) + (size_t)INBOX_RETRIES_MAX * RETRY_LINE_MAX)
+
+static char *state_path(const char *state_dir)
+{
+    return path_join(state_dir, INBOX_RETRY_FILE, NULL);
+}
+
+int inbox_retries_write(const char *state_dir, const inbox_retry *r, size_t n, owl_err *err)
+{
+    size_t cap = RETRY_FILE_MAX, len;
+    char *buf = malloc(cap), *path = state_path(state_dir);
+    int result = -1;
+
+    if (buf == NULL || path == NULL) {
+        err_oom(err);
+        goto out;
+    }
+    len = (size_t)snprintf(buf, cap, "%s", RETRY_HEADER);
+    for (size_t i = 0; i < n && i < INBOX_RETRIES_MAX; i++) {
+        char shown[4 * INBOX_RETRY_ERROR_MAX + 8];
+        int w;
+        if (!name_ok(r[i].name))
+            continue;
+        w = snprintf(buf + len, cap - len, "%s\t%u\t%lld\t%lld\t%s\n", r[i].name, r[i].attempts,
+                     (long long)r[i].next_try, (long long)r[i].last_try,
+                     text_clean(r[i].error ? r[i].error : "", INBOX_RETRY_ERROR_MAX, shown, sizeof(shown)));
+        if (w < 0 || (size_t)w >= cap - len)
+            break;
+        len += (size_t)w;
+    }
+    result = fileio_write_path(path, buf, len, 0640, FILEIO_REPLACE, err);
+out:
+    free(path);
+    free(buf);
+    return result;
+}
+
+void inbox_retries_free(inbox_retry *r, size_t n)
+{
+    for (size_t i = 0; r != NULL && i < n; i++) {
+        free(r[i].name);
+        free(r[i].error);
+    }
+    free(r);
+}
+
+/* A number field of a retry line; false when it is not one. */
+static bool retry_number(const char *s, long long *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    return end != s && *end == '\0' && errno == 0 && *out >= 0;
+}
+
+int inbox_retries_read(const char *state_dir, inbox_retry **out, size_t *nout, owl_err *err)
+{
+    char *buf = malloc(RETRY_FILE_MAX + 1), *path = state_path(state_dir), *line, *next;
+    inbox_retry *r = NULL;
+    size_t len = 0, n = 0;
+    int result = -1, rc;
+
+    *out = NULL;
+    *nout = 0;
+    if (buf == NULL || path == NULL) {
+        err_oom(err);
+        goto out;
+    }
+    {
+        int dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0) {
+            result = errno == ENOENT ? 0 : err_set(err, OWL_ERUNTIME, "cannot open %s: %s", state_dir, strerror(errno));
+            goto out;
+        }
+        rc = fileio_read_small(dfd, INBOX_RETRY_FILE, buf, RETRY_FILE_MAX, &len, err);
+        close(dfd);
+    }
+    if (rc != 0) {
+        result = rc > 0 ? 0 : -1;
+        goto out;
+    }
+    if (strncmp(buf, RETRY_HEADER, strlen(RETRY_HEADER)) != 0) {
+        err_set(err, OWL_ERUNTIME, "%s is not a retry state file", path);
+        goto out;
+    }
+    r = calloc(INBOX_RETRIES_MAX, sizeof(*r));
+    if (r == NULL) {
+        err_oom(err);
+        goto out;
+    }
+    for (line = buf + strlen(RETRY_HEADER); *line != '\0' && n < INBOX_RETRIES_MAX; line = next) {
+        char *f[5];
+        long long attempts, next_try, last_try;
+        size_t k = 0;
+
+        next = strchr(line, '\n');
+        if (next == NULL)
+            break; /* a line without its end is not whole */
+        *next++ = '\0';
+        f[k++] = line;
+        for (char *p = line; *p != '\0' && k < 5; p++) {
+            if (*p == '\t') {
+                *p = '\0';
+                f[k++] = p + 1;
+            }
+        }
+        if (k != 5 || !name_ok(f[0]) || !retry_number(f[1], &attempts) || attempts > UINT32_MAX ||
+            !retry_number(f[2], &next_try) || !retry_number(f[3], &last_try))
+            continue;
+        r[n].name = strdup(f[0]);
+        r[n].error = strdup(f[4]);
+        if (r[n].name == NULL || r[n].error == NULL) {
+            n++;
+            err_oom(err);
+            goto out;
+        }
+        for (char *p = r[n].error; *p != '\0'; p++) {
+            if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                *p = '?'; /* written cleaned; a hand edit may not be */
+        }
+        r[n].attempts = (unsigned)attempts;
+        r[n].next_try = (time_t)next_try;
+        r[n].last_try = (time_t)last_try;
+        n++;
+    }
+    *out = r;
+    *nout = n;
+    r = NULL;
+    result = 0;
+out:
+    inbox_retries_free(r, n);
+    free(path);
+    free(buf);
+    return result;
 }
 
 bool inbox_is_local(const char *dir)

@@ -389,18 +389,20 @@ static time_t time_value(const char *v)
 
 int jobstate_read_last(const char *state_dir, const char *job, jobstate_last *l, owl_err *err)
 {
-    char buf[STATE_MAX], b2[STATE_MAX], b3[STATE_MAX];
+    char buf[STATE_MAX], b2[STATE_MAX], b3[STATE_MAX], b4[STATE_MAX];
     const char *v;
     int rc;
 
     l->finished = 0;
     l->exit_code = -1;
     l->success = 0;
+    l->failure = 0;
     rc = read_file(state_dir, job, "last", buf, err);
     if (rc != 0)
         return rc < 0 ? -1 : 0;
     memcpy(b2, buf, sizeof(b2));
     memcpy(b3, buf, sizeof(b3));
+    memcpy(b4, buf, sizeof(b4));
     l->finished = time_value(value_of(buf, "finished"));
     v = value_of(b2, "exit");
     if (v != NULL) {
@@ -410,16 +412,18 @@ int jobstate_read_last(const char *state_dir, const char *job, jobstate_last *l,
             l->exit_code = (int)x;
     }
     l->success = time_value(value_of(b3, "success"));
+    l->failure = time_value(value_of(b4, "failure"));
     return 0;
 }
 
 int jobstate_write_last(const char *state_dir, const char *job, const jobstate_last *l, owl_err *err)
 {
-    char text[256], fin[TEXT_UTC_MAX], ok[TEXT_UTC_MAX];
+    char text[256], fin[TEXT_UTC_MAX], ok[TEXT_UTC_MAX], failed[TEXT_UTC_MAX];
 
     time_text(l->finished, fin, sizeof(fin));
     time_text(l->success, ok, sizeof(ok));
-    snprintf(text, sizeof(text), "finished %s\nexit %d\nsuccess %s\n", fin, l->exit_code, ok);
+    time_text(l->failure, failed, sizeof(failed));
+    snprintf(text, sizeof(text), "finished %s\nexit %d\nsuccess %s\nfailure %s\n", fin, l->exit_code, ok, failed);
     return write_file(state_dir, job, "last", text, strlen(text), err);
 }
 

@@ -27,6 +27,7 @@ static const char usage_text[] =
     "                            verify and apply a bundle in one transaction\n"
     "  daemon                    run scheduled exports and watch the import inbox\n"
     "  status [--json]           recent imports, inbox backlog, quarantine, jobs\n"
+    "  retry FILE...             put quarantined bundles back into the inbox\n"
     "  check                     config valid, databases reachable, tables and keys usable\n"
     "  convert --from-vendor-json PAYLOAD [-j JOB | -o DIR]\n"
     "                            a payload of the vendor's Export API into a signed bundle\n"
@@ -52,6 +53,7 @@ static const command commands[] = {
     {"import", cmd_import},
     {"daemon", cmd_daemon},
     {"status", cmd_status},
+    {"retry", cmd_retry},
     {"check", cmd_check},
     {"inspect", cmd_inspect},
     {"convert", cmd_convert},
@@ -70,6 +72,7 @@ int main(int argc, char **argv)
     owl_err err;
     int opt;
 
+    log_detect_journal();
     env = getenv("OWLSYNC_CONFIG");
     if (env != NULL && *env != '\0') {
         ctx.config_path = env;

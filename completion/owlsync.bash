@@ -48,7 +48,7 @@ _owlsync()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     local config=${OWLSYNC_CONFIG:-/etc/owlsync/owlsync.ini} cmd="" i
-    local commands="keygen export verify inspect import daemon status check"
+    local commands="keygen export convert verify inspect import daemon status retry check"
 
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
@@ -102,7 +102,7 @@ _owlsync()
     case $cmd in
     keygen)
         case $prev in -o | --output) _owlsync_files "$cur"; return ;; esac
-        opts="$opts -o --output"
+        opts="$opts -o --output -e --encryption"
         ;;
     export)
         case $prev in
@@ -122,13 +122,31 @@ _owlsync()
         esac
         opts="$opts -j --job -d --datasets -t --tables -o --outbox -f --force -q --quiet"
         ;;
-    verify)
-        case $prev in -k | --key) _owlsync_files "$cur"; return ;; esac
-        opts="$opts -k --key"
+    convert)
+        case $prev in
+        -j | --job)
+            _owlsync_list "$cur" "$(_owlsync_sections export "$config")"
+            return
+            ;;
+        -o | --outbox)
+            _owlsync_dirs "$cur"
+            return
+            ;;
+        --from-vendor-json)
+            _owlsync_files "$cur"
+            return
+            ;;
+        esac
+        opts="$opts --from-vendor-json -j --job -o --outbox"
         ;;
-    inspect) opts="$opts --json" ;;
-    import) opts="$opts --dry-run --json --allow-rollback" ;;
+    verify)
+        case $prev in -k | --key | -K | --decrypt-key) _owlsync_files "$cur"; return ;; esac
+        opts="$opts -k --key -K --decrypt-key"
+        ;;
+    inspect) opts="$opts --json --all-datasets" ;;
+    import) opts="$opts --dry-run --json --allow-rollback --all-datasets" ;;
     status) opts="$opts --json" ;;
+    retry) ;;
     daemon | check) ;;
     *) return ;;
     esac
@@ -139,6 +157,7 @@ _owlsync()
     fi
     case $cmd in
     verify | inspect | import) _owlsync_bundles "$cur" ;;
+    retry) _owlsync_files "$cur" ;;
     esac
 }
 complete -F _owlsync owlsync

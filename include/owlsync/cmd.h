@@ -28,6 +28,7 @@ int cmd_export(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_import(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_daemon(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_status(int argc, char **argv, const cmd_ctx *ctx);
+int cmd_retry(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_check(int argc, char **argv, const cmd_ctx *ctx);
 int cmd_convert(int argc, char **argv, const cmd_ctx *ctx);
 

@@ -126,6 +126,7 @@ typedef struct cfg {
     char *environment;     /* required */
     char *state_dir;       /* default /var/lib/owlsync */
     int log_level;         /* a log_level value; default info */
+    int log_format;        /* a log_format value; default text */
     char *metrics_file;    /* NULL when not set */
     /* [database] */
     char *conninfo;        /* default "" (libpq defaults) */

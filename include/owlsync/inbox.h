@@ -83,26 +83,66 @@ int inbox_prune_processed(inbox *ib, time_t now, int64_t keep, size_t max_entrie
  * NAME.reason beside it (the reason, the time, the exit code). */
 int inbox_quarantine(inbox *ib, inbox_claim *claim, int code, const char *reason, owl_err *err);
 
+/* Puts a quarantined file back into the inbox, for `owlsync retry`: file is a
+ * name in the quarantine or a path to a file there. Renames it (atomically,
+ * never replacing a file) to its name in the inbox, without the ".N" a name
+ * clash in the quarantine added, then removes its .reason file. The inbox
+ * name goes to final. Errors: OWL_EUSAGE for a file not in the quarantine, a
+ * name that is no bundle's, a name taken in the inbox or a quarantine on
+ * another file system; OWL_ERUNTIME for a failed system call. */
+int inbox_requeue(inbox *ib, const char *file, char *final, size_t finalsz, owl_err *err);
+
 /* Transient failure: leaves the file in .work/ for a retry and unlocks it. */
 void inbox_release(inbox_claim *claim);
 
-/* What the inbox holds, for status: the candidates waiting (settled or not),
- * the files in .work/, and the quarantined files (every regular file of the
- * quarantine but the hidden and .reason ones) with their reasons. Each list
- * is counted whole and holds at most max entries, by name. */
+/* What the inbox holds, for status: the candidates waiting (settling while
+ * their mtime is less than settle_time ago), the files in .work/, the
+ * quarantined files (every regular file of the quarantine but the hidden and
+ * .reason ones) with their reasons, and the inbox entries no scan takes, with
+ * why (hidden, a symbolic link, not a regular file, not named *.owlb). Each
+ * list is counted whole and holds at most max entries, by name; names and
+ * reasons are cleaned for a terminal. */
 typedef struct inbox_entry {
     char *name;
-    char *reason;          /* quarantined files only: the first line of NAME.reason */
+    char *reason;          /* quarantined: the first line of NAME.reason; ignored: why */
+    off_t size;            /* regular files */
+    time_t mtime;
+    bool settling;         /* waiting: changed less than settle_time ago */
 } inbox_entry;
 
 typedef struct inbox_listing {
-    inbox_entry *waiting, *working, *quarantined;
-    size_t nwaiting, nworking, nquarantined;                /* listed */
-    size_t waiting_count, working_count, quarantined_count; /* counted */
+    inbox_entry *waiting, *working, *quarantined, *ignored;
+    size_t nwaiting, nworking, nquarantined, nignored;                          /* listed */
+    size_t waiting_count, working_count, quarantined_count, ignored_count;      /* counted */
+    size_t settling_count; /* of waiting_count */
 } inbox_listing;
 
 int inbox_list(const inbox_config *ic, size_t max, inbox_listing *l, owl_err *err);
 void inbox_listing_free(inbox_listing *l);
+
+/* The retry state of files in .work/: the daemon rewrites STATE_DIR/INBOX_RETRY_FILE
+ * (atomically, mode 0640) whenever it changes, for `status` to read. One line
+ * a file, at most INBOX_RETRIES_MAX of them, after the header line
+ * "owlsync-retries 1": NAME TAB ATTEMPTS TAB NEXT_TRY TAB LAST_TRY TAB ERROR
+ * (times in seconds since the epoch; the error cleaned, at most
+ * INBOX_RETRY_ERROR_MAX bytes of it). */
+#define INBOX_RETRY_FILE "inbox-retries"
+#define INBOX_RETRIES_MAX 1000
+#define INBOX_RETRY_ERROR_MAX 300
+
+typedef struct inbox_retry {
+    char *name;
+    unsigned attempts;
+    time_t next_try, last_try;
+    char *error;
+} inbox_retry;
+
+int inbox_retries_write(const char *state_dir, const inbox_retry *r, size_t n, owl_err *err);
+
+/* Reads the retry state; a missing file reads as none. Malformed lines are
+ * skipped. Free *r with inbox_retries_free. */
+int inbox_retries_read(const char *state_dir, inbox_retry **r, size_t *n, owl_err *err);
+void inbox_retries_free(inbox_retry *r, size_t n);
 
 /* Whether dir is on a local filesystem (inotify sees every write there). */
 bool inbox_is_local(const char *dir);

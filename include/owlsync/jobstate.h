@@ -40,6 +40,7 @@ typedef struct jobstate_last {
     time_t finished;  /* when the last run ended; 0 = never */
     int exit_code;    /* its exit code; -1 = never */
     time_t success;   /* when a run last succeeded; 0 = never */
+    time_t failure;   /* when a run last failed; 0 = never (or before this was kept) */
 } jobstate_last;
 
 /* Creates state_dir when missing and takes job's lock: *lockfd holds it until

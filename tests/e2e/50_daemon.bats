@@ -354,11 +354,16 @@ night_start() {
     pg_load_metastore src 2 nightly
     pg_load_schema tgt nightly
     src_ini "$N/src.ini" night "$N/inbox" info
+    sed -i "s|^state_dir = .*|&\nmetrics_file = $N/src.prom|" "$N/src.ini"
     job nightly "public.ds_1, public.ds_2" "schedule=* * * * *"
     tgt_ini "$N/tgt.ini" "trusted_key=night $K/prod.key.pub" poll_interval=5
     date +%s >"$N/started"
-    daemon_start src "$N/src.ini" "$N"
-    daemon_start tgt "$N/tgt.ini" "$N"
+    # as under the unit's UMask=0027: bundles and metrics are still 0644
+    (
+        umask 0027
+        daemon_start src "$N/src.ini" "$N"
+        daemon_start tgt "$N/tgt.ini" "$N"
+    )
 }
 
 setup_file() {
@@ -554,6 +559,68 @@ teardown() {
     [ "$(log_count tgt "$n: importing")" = 1 ]
     [ "$(ledger mismatch)" = 0 ]
     wait_until 5 metric_is "$W/tgt.prom" 'owlsync_bundles_rejected_total{reason="mismatch"}' 1
+}
+
+@test "retry: a quarantined bundle whose cause was fixed is put back into the inbox by rename, without its .reason, and imported; bad requests exit 2 and move nothing" {
+    pair requeue
+    job requeue "public.ds_1"
+    pg_query tgt "ALTER TABLE requeue.owl_rule DROP COLUMN rule_value" >/dev/null
+    b=$(mkbundle requeue)
+    n=$(basename "$b")
+    daemon_start tgt "$W/tgt.ini"
+    cp "$b" "$W/inbox/"
+    q=$W/inbox/quarantine
+    wait_until 15 test -f "$q/$n.reason"
+    ino=$(stat -c %i "$q/$n")
+
+    # nothing of the kind in the quarantine, a name no bundle has, a file elsewhere: 2, nothing moved
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" retry nothing.owlb
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"nothing.owlb is not in the quarantine $q"* ]]
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" retry "$n.reason"
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"is not the name of a bundle file"* ]]
+    cp "$b" "$W/stage/elsewhere.owlb"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" retry "$W/stage/elsewhere.owlb"
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"is not in the quarantine"* ]]
+    [ -f "$W/stage/elsewhere.owlb" ]
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" retry
+    [ "$status" -eq 2 ]
+    [ -f "$q/$n" ] && [ -f "$q/$n.reason" ]
+
+    # a file of that name already in the inbox is never replaced
+    kill -STOP "$PID"
+    echo other >"$W/inbox/$n"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" retry "$n"
+    [ "$status" -eq 2 ]
+    [[ $stderr == *"$W/inbox/$n already exists"* ]]
+    [ "$(cat "$W/inbox/$n")" = other ]
+    [ -f "$q/$n.reason" ]
+    rm "$W/inbox/$n"
+    kill -CONT "$PID"
+
+    # the cause fixed, the bundle requeued (by its path) is imported once
+    pg_query tgt "ALTER TABLE requeue.owl_rule ADD COLUMN rule_value text" >/dev/null
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" retry "$q/$n"
+    [ "$status" -eq 0 ]
+    [ "$output" = "requeued $W/inbox/$n" ]
+    [ ! -e "$q/$n.reason" ]
+    wait_until 15 test -f "$W/inbox/processed/$n"
+    [ "$(stat -c %i "$W/inbox/processed/$n")" = "$ino" ]   # moved, never copied
+    [ "$(ledger requeue)" = 1 ]
+    [ -z "$(ls -A "$q")" ]
+    wait_until 5 metric_is "$W/tgt.prom" owlsync_bundles_imported_total 1
+
+    # a clash name (NAME.owlb.1) goes back as NAME.owlb
+    kill -STOP "$PID"
+    echo x >"$q/clash.owlb.1"
+    echo "reason: test" >"$q/clash.owlb.1.reason"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" retry clash.owlb.1
+    [ "$status" -eq 0 ]
+    [ -f "$W/inbox/clash.owlb" ]
+    [ ! -e "$q/clash.owlb.1" ] && [ ! -e "$q/clash.owlb.1.reason" ]
+    kill -CONT "$PID"
 }
 
 @test "a file written slowly in pieces is not taken until it is whole, then imported" {
@@ -1074,6 +1141,191 @@ teardown() {
     [[ $output == *"quarantined short.owlb.1: "* ]]
 }
 
+@test "metrics: a restarted daemon reports each job's last success and failure from its state, not 0; imports count their bytes and seconds; build info" {
+    pair metr
+    job metr "public.ds_1" "schedule=0 3 1 1 *"
+    sed -i -e "s|^state_dir = .*|&\nmetrics_file = $W/src.prom|" -e "s|^log_level = .*|log_level = info|" "$SRC_INI"
+    mkdir -p "$W/state"
+    printf 'finished 2026-01-02T03:04:05Z\nexit 1\nsuccess 2026-01-01T00:00:00Z\nfailure 2026-01-02T03:04:05Z\n' \
+        >"$W/state/export-metr.last"
+    daemon_start src "$SRC_INI"
+    m=$W/src.prom
+    wait_until 5 test -f "$m"
+    [ "$(metric "$m" 'owlsync_export_last_success_timestamp_seconds{job="metr"}')" = "$(date -d 2026-01-01T00:00:00Z +%s)" ]
+    [ "$(metric "$m" 'owlsync_export_last_failure_timestamp_seconds{job="metr"}')" = "$(date -d 2026-01-02T03:04:05Z +%s)" ]
+    [ "$(metric "$m" 'owlsync_export_bytes_total{job="metr"}')" = 0 ]
+    grep -q '^# TYPE owlsync_export_bytes_total counter$' "$m"
+    grep -q '^owlsync_build_info{version="[0-9][^"]*",commit="[^"]*"} 1$' "$m"
+
+    # an import: its bundle's bytes and the seconds it took
+    b=$(mkbundle metr)
+    tgt_ini "$W/tgt.ini"
+    daemon_start tgt "$W/tgt.ini"
+    cp "$b" "$W/inbox/"
+    t=$W/tgt.prom
+    wait_until 15 metric_is "$t" owlsync_bundles_imported_total 1
+    [ "$(metric "$t" owlsync_import_bytes_total)" = "$(stat -c %s "$b")" ]
+    awk '$1 == "owlsync_import_duration_seconds_total" && $2 > 0 { a = 1 }
+         $1 == "owlsync_import_last_duration_seconds" && $2 > 0 { b = 1 } END { exit !(a && b) }' "$t"
+    [ "$(metric "$t" owlsync_import_retries_total)" = 0 ]
+    grep -q '^owlsync_build_info{' "$t"
+}
+
+@test "logs: when stderr is the journal (JOURNAL_STREAM names it) each line has its sd-daemon priority and no timestamp; elsewhere a timestamp; log_format = json gives one object a line" {
+    pair logs
+    job logs "public.ds_1"
+    b=$(mkbundle logs)
+    head -c 100 "$b" >"$W/stage/short.owlb"
+    tgt_ini "$W/tgt.ini"
+    : >"$W/tgt.log"
+    JOURNAL_STREAM=$(stat -c %d:%i "$W/tgt.log") daemon_start tgt "$W/tgt.ini"
+    cp "$W/stage/short.owlb" "$W/inbox/"
+    wait_until 15 test -f "$W/inbox/quarantine/short.owlb.reason"
+    cat "$W/tgt.log"
+    grep -q '^<6>info  owlsync daemon started' "$W/tgt.log"
+    grep -q '^<3>error short.owlb: .*; quarantined$' "$W/tgt.log"
+    not grep -q '^<[0-9]>[0-9]' "$W/tgt.log"           # no timestamp of its own
+    not grep -qv '^<[3467]>' "$W/tgt.log"              # every line has its priority
+    daemons_stop "$W/daemons"
+    rm "$W/daemons"
+
+    # JOURNAL_STREAM left over from a parent whose stderr was the journal, ours a file: timestamps
+    : >"$W/tgt2.log"
+    JOURNAL_STREAM=$(stat -c %d:%i "$W/tgt.log") daemon_start tgt2 "$W/tgt.ini"
+    grep -q '^20[0-9-]*T[0-9:]*Z info  owlsync daemon started' "$W/tgt2.log"
+    not grep -q '^<' "$W/tgt2.log"
+    daemons_stop "$W/daemons"
+    rm "$W/daemons"
+
+    # log_format = json: every line one object with time, level and message
+    sed -i 's/^log_level = info$/&\nlog_format = json/' "$W/tgt.ini"
+    daemon_start tgt3 "$W/tgt.ini"
+    cp "$W/stage/short.owlb" "$W/inbox/short2.owlb"
+    wait_until 15 test -f "$W/inbox/quarantine/short2.owlb.reason"
+    cat "$W/tgt3.log"
+    [ "$(pg_psql tgt -At -v t="$(cat "$W/tgt3.log")" <<<"
+        SELECT count(*) FILTER (WHERE l::jsonb ?& ARRAY['time', 'level', 'message']
+                                  AND (SELECT count(*) FROM jsonb_object_keys(l::jsonb)) = 3
+                                  AND l::jsonb->>'time' ~ '^20[0-9-]{8}T[0-9:]{8}\.[0-9]{6}Z$')
+               = count(*)
+        FROM unnest(string_to_array(:'t', E'\n')) l")" = t ]
+    grep -q '^{"time":"[^"]*","level":"error","message":"short2.owlb: .*; quarantined"}$' "$W/tgt3.log"
+    grep -q '"level":"info","message":"owlsync daemon started' "$W/tgt3.log"
+}
+
+# lock_held TABLE — a session holds a granted lock on TABLE in tgt.
+lock_held() {
+    [ "$(pg_query tgt "SELECT count(*) FROM pg_locks WHERE relation = '$1'::regclass AND granted")" -ge 1 ]
+}
+
+# status_json CONFIG — sets J to `status --json` (exit 0 required).
+status_json() {
+    run --separate-stderr "$OWLSYNC" -c "$1" status --json
+    [ "$status" -eq 0 ]
+    J=$output
+}
+
+# file_field FILE FIELD — FIELD of file FILE in $J's files (jsonb #>> text).
+file_field() {
+    json_q "$J" "SELECT e->>'$2' FROM jsonb_array_elements((:'j'::jsonb)->'files') e WHERE e->>'file' = '$1'"
+}
+
+@test "status names every file with its state: waiting, settling, retrying (attempts, last error, next try), quarantined, ignored and why; bounded in text; --json typed" {
+    pair stfiles 8
+    job stfiles "public.ds_1, public.ds_2, public.ds_3, public.ds_4, public.ds_5, public.ds_6, public.ds_7, public.ds_8"
+    tgt_ini "$W/tgt.ini" lock_timeout=2s
+    b=$(mkbundle stfiles)
+    n=$(basename "$b")
+    pg_psql tgt -c "BEGIN; LOCK TABLE stfiles.owl_rule IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT" \
+        </dev/null >"$W/holder.out" 2>&1 &
+    holder=$!
+    wait_until 30 lock_held stfiles.owl_rule
+    daemon_start tgt "$W/tgt.ini"
+    cp "$b" "$W/inbox/"
+    wait_until 20 in_log tgt "$n: will retry in"
+    grep -q "^$n	[1-9][0-9]*	" "$W/tstate/inbox-retries"
+    kill -STOP "$PID"
+    # a settled bundle, one still being written, and what the daemon never takes
+    cp "$b" "$W/inbox/older.owlb"
+    touch -d '-1 hour' "$W/inbox/older.owlb"
+    echo partial >"$W/inbox/fresh.owlb"
+    touch -d '+1 hour' "$W/inbox/fresh.owlb"
+    ln -s "$b" "$W/inbox/link.owlb"
+    echo x >"$W/inbox/notes.txt"
+    echo x >"$W/inbox/.partial.owlb"
+    mkdir "$W/inbox/dir.owlb"
+    echo x >"$W/inbox/quarantine/bad.owlb"
+    printf 'reason: signature does not verify\ntime: x\nexit_code: 3\nfile: bad.owlb\n' >"$W/inbox/quarantine/bad.owlb.reason"
+
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" status
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ $output == *"inbox $W/inbox: 2 waiting, 1 in .work/, 1 quarantined, 4 ignored"* ]]
+    grep -q "^  waiting     older.owlb$" <<<"$output"
+    grep -q "^  settling    fresh.owlb$" <<<"$output"
+    grep -q "^  retrying    $n: [0-9]* failed attempts\?, next try 20[0-9-]*T[0-9:]*Z; last error: .*lock timeout" <<<"$output"
+    grep -q "^  quarantined bad.owlb: signature does not verify$" <<<"$output"
+    grep -q "^  ignored     link.owlb: a symbolic link" <<<"$output"
+    grep -q "^  ignored     notes.txt: not named \*.owlb$" <<<"$output"
+    grep -q "^  ignored     .partial.owlb: hidden" <<<"$output"
+    grep -q "^  ignored     dir.owlb: a directory$" <<<"$output"
+    not grep -q "processed\|quarantine:" <<<"$(grep '^  ignored' <<<"$output")"
+
+    status_json "$W/tgt.ini"
+    echo "$J"
+    [ "$(json_q "$J" "SELECT string_agg(k || '=' || jsonb_typeof((:'j'::jsonb)->'inbox'->k), ' ' ORDER BY k)
+                      FROM unnest(ARRAY['waiting','settling','working','retrying','quarantined','ignored']) k")" \
+        = "ignored=number quarantined=number retrying=number settling=number waiting=number working=number" ]
+    [ "$(json_get "$J" '{inbox,retrying}')" = 1 ]
+    [ "$(json_get "$J" '{inbox,settling}')" = 1 ]
+    [ "$(file_field "$n" state)" = retrying ]
+    [ "$(file_field "$n" dir)" = "$W/inbox/.work" ]
+    [ "$(file_field "$n" attempts)" -ge 1 ]
+    [ "$(json_q "$J" "SELECT jsonb_typeof(e->'attempts') FROM jsonb_array_elements((:'j'::jsonb)->'files') e WHERE e->>'file' = '$n'")" = number ]
+    [[ $(file_field "$n" next_try) =~ ^20[0-9-]{8}T[0-9:]{8}Z$ ]]
+    [[ $(file_field "$n" last_error) == *"lock timeout"* ]]
+    [ "$(file_field older.owlb state)" = waiting ]
+    [ "$(file_field fresh.owlb state)" = settling ]
+    [ "$(file_field bad.owlb state)" = quarantined ]
+    [ "$(file_field bad.owlb reason)" = "signature does not verify" ]
+    [ "$(file_field link.owlb state)" = ignored ]
+    [[ $(file_field link.owlb reason) == "a symbolic link"* ]]
+
+    # long lists: 50 named per state in text, then a count; --json has them all
+    for i in $(seq 1 60); do echo x >"$W/inbox/junk$i.txt"; done
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" status
+    [ "$status" -eq 0 ]
+    [ "$(grep -c '^  ignored ' <<<"$output")" = 50 ]
+    grep -q "^  … and 14 more ignored$" <<<"$output"
+    status_json "$W/tgt.ini"
+    [ "$(json_get "$J" '{inbox,ignored}')" = 64 ]
+    [ "$(json_q "$J" "SELECT count(*) FROM jsonb_array_elements((:'j'::jsonb)->'files') e WHERE e->>'state' = 'ignored'")" = 64 ]
+    rm -f "$W/inbox/junk"*.txt "$W/inbox/older.owlb" "$W/inbox/fresh.owlb"
+
+    # the lock gone, the bundle is imported: nothing retrying any more
+    kill -CONT "$PID"
+    kill "$holder" 2>/dev/null
+    pg_query tgt "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()" >/dev/null
+    wait_until 30 test -f "$W/inbox/processed/$n"
+    wait_until 5 not grep -q "^$n	" "$W/tstate/inbox-retries"
+    status_json "$W/tgt.ini"
+    [ "$(json_get "$J" '{inbox,retrying}')" = 0 ]
+    [ -z "$(file_field "$n" state)" ]
+    wait_until 5 metric_is "$W/tgt.prom" owlsync_import_retries_total "$(grep -c "$n: will retry in" "$W/tgt.log")"
+
+    # the import's eight datasets: five named in text, then a count; all in --json
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" status
+    grep -q "$n  (prod/stfiles #1, [0-9]* rows; public.ds_1, public.ds_2, public.ds_3, public.ds_4, public.ds_5 … and 3 more)" <<<"$output"
+    [ "$(json_q "$J" "SELECT jsonb_array_length(e->'datasets') || ' ' || (e->>'dataset_count') FROM jsonb_array_elements((:'j'::jsonb)->'imports') e WHERE e->>'file' = '$n'")" = "8 8" ]
+
+    # an [import] without an inbox (imports by hand only): nothing to list, exit 0
+    grep -v '^inbox = ' "$W/tgt.ini" >"$W/noinbox.ini"
+    run --separate-stderr "$OWLSYNC" -c "$W/noinbox.ini" status
+    [ "$status" -eq 0 ]
+    [[ $output == *"inbox: none configured"* ]]
+    [[ $output != *"(null)"* ]]
+}
+
 @test "a scheduled job publishes into the inbox, and the target's daemon imports it: the nightly sync, end to end" {
     N=$BATS_FILE_TMPDIR/night
     SS=nightly TS=nightly
@@ -1091,7 +1343,12 @@ teardown() {
     echo "$text"
     [ "$(json_get "$json" '{jobs,0,job}')" = nightly ]
     [ "$(json_get "$json" '{jobs,0,schedule}')" = "* * * * *" ]
-    next_minute "$(json_get "$json" '{jobs,0,next_run}')" "$t0" "$t1"
+    # --json: ISO 8601 UTC
+    nr=$(json_get "$json" '{jobs,0,next_run}')
+    [[ $nr =~ ^20[0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:00Z$ ]]
+    nr=$(date -d "$nr" +%s)
+    [ "$nr" = $((t0 / 60 * 60 + 60)) ] || [ "$nr" = $((t1 / 60 * 60 + 60)) ]
+    [ "$(json_q "$json" "SELECT jsonb_typeof((:'j'::jsonb)#>'{jobs,0,last_sequence}') IN ('null', 'number')")" = t ]
     next_minute "$(sed -n 's/^ *nightly .*, next //p' <<<"$text")" "$t0" "$t1"
 
     # the job fires at the first minute boundary after the daemon started
@@ -1117,7 +1374,18 @@ teardown() {
     [ "$status" -eq 0 ]
     [ "$(json_get "$output" '{jobs,0,last_sequence}')" = 1 ]
     [ "$(json_get "$output" '{jobs,0,last_exit}')" = 0 ]
-    [[ $(json_get "$output" '{jobs,0,last_run}') == 20* ]]
+    # the run's metrics: its bundle's bytes, how long it took, when it succeeded; modes despite umask 0027
+    m=$N/src.prom
+    wait_until 10 metric_is "$m" 'owlsync_export_bytes_total{job="nightly"}' "$(stat -c %s "$N/inbox/processed/$n")"
+    [ "$(stat -c %a "$N/inbox/processed/$n")" = 644 ]
+    [ "$(stat -c %a "$m")" = 644 ]
+    [ "$(stat -c %a "$N/tgt.prom")" = 644 ]
+    awk '$1 == "owlsync_export_last_duration_seconds{job=\"nightly\"}" && $2 > 0 { ok = 1 } END { exit !ok }' "$m"
+    [ "$(metric "$m" 'owlsync_export_last_success_timestamp_seconds{job="nightly"}')" -gt "$(cat "$N/started")" ]
+    grep -q "^owlsync_build_info{version=\"$(cat "$BATS_TEST_DIRNAME/../../VERSION")\",commit=\"[^\"]*\"} 1$" "$m"
+    [ "$(json_q "$output" "SELECT jsonb_typeof((:'j'::jsonb)#>'{jobs,0,last_sequence}') || jsonb_typeof((:'j'::jsonb)#>'{jobs,0,last_exit}')")" = numbernumber ]
+    [[ $(json_get "$output" '{jobs,0,last_run}') =~ ^20[0-9-]{8}T[0-9:]{8}Z$ ]]
+    [[ $(json_get "$output" '{jobs,0,last_success}') =~ ^20[0-9-]{8}T[0-9:]{8}Z$ ]]
     # both daemons still run
     while read -r pid start name; do
         same_proc "$pid" "$start"

@@ -195,6 +195,7 @@ static void test_defaults(void)
     CHECK_STR(c->environment, "prod");
     CHECK_STR(c->state_dir, "/var/lib/owlsync");
     CHECK(c->log_level == LOG_INFO);
+    CHECK(c->log_format == LOG_FORMAT_TEXT);
     CHECK(c->metrics_file == NULL);
     CHECK_STR(c->conninfo, "");
     CHECK_STR(c->schema, "public");
@@ -376,6 +377,7 @@ static void test_all_values(void)
                   "environment = dev-1_a\n"
                   "state_dir = /srv/owl\n"
                   "log_level = debug\n"
+                  "log_format = json\n"
                   "metrics_file = /m.prom\n"
                   "[database]\n"
                   "conninfo = host=/run/postgresql dbname=owl\n"
@@ -414,6 +416,7 @@ static void test_all_values(void)
     CHECK_STR(c->environment, "dev-1_a");
     CHECK_STR(c->state_dir, "/srv/owl");
     CHECK(c->log_level == LOG_DEBUG);
+    CHECK(c->log_format == LOG_FORMAT_JSON);
     CHECK_STR(c->metrics_file, "/m.prom");
     CHECK_STR(c->conninfo, "host=/run/postgresql dbname=owl");
     CHECK_STR(c->schema, "tenant_1");
@@ -444,7 +447,7 @@ static void test_all_values(void)
     CHECK(c->nrewrites == 1);
     if (c->nrewrites == 1) {
         CHECK_STR(c->rewrites[0].name, "r");
-        CHECK(c->rewrites[0].line == 32);
+        CHECK(c->rewrites[0].line == 33);
         CHECK(c->rewrites[0].columns.n == 2);
         CHECK(c->rewrites[0].match == CFG_MATCH_SUBSTRING);
         CHECK_STR(c->rewrites[0].from, "a");

@@ -899,6 +899,102 @@ static void remove_tree(const char *path)
     nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The entries a scan passes over are listed with why; the inbox's own
+ * directories are not; a file changed less than settle_time ago is settling. */
+static void test_list_ignored(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 0, true);
+    inbox_config ic = {0};
+    inbox_listing l;
+    owl_err err = {0};
+    struct timespec times[2] = {{0, UTIME_OMIT}, {0, 0}};
+    char processed[640];
+
+    inbox_close(ib);
+    CHECK(write_file(at(dir, "old.owlb"), "1") == 0);
+    times[1].tv_sec = time(NULL) - 3600;
+    CHECK(utimensat(AT_FDCWD, at(dir, "old.owlb"), times, 0) == 0);
+    CHECK(write_file(at(dir, "new.owlb"), "2") == 0);
+    CHECK(write_file(at(dir, "notes.txt"), "x") == 0);
+    CHECK(write_file(at(dir, ".tmp.owlb"), "x") == 0);
+    CHECK(symlink("old.owlb", at(dir, "link.owlb")) == 0);
+    CHECK(mkdir(at(dir, "sub.owlb"), 0700) == 0);
+    CHECK(mkfifo(at(dir, "pipe.owlb"), 0600) == 0);
+    ic.dir = dir;
+    snprintf(processed, sizeof(processed), "%s", at(dir, "processed"));
+    ic.processed_dir = processed;
+    ic.settle_time = 60;
+    CHECK(inbox_list(&ic, 100, &l, &err) == 0);
+    CHECK(l.waiting_count == 2 && l.settling_count == 1);
+    if (l.nwaiting == 2) {
+        CHECK_STR(l.waiting[0].name, "new.owlb");
+        CHECK(l.waiting[0].settling && l.waiting[0].size == 1);
+        CHECK_STR(l.waiting[1].name, "old.owlb");
+        CHECK(!l.waiting[1].settling);
+    }
+    CHECK(l.ignored_count == 5 && l.nignored == 5);
+    if (l.nignored == 5) {
+        CHECK_STR(l.ignored[0].name, ".tmp.owlb");
+        CHECK_CONTAINS(l.ignored[0].reason, "hidden");
+        CHECK_STR(l.ignored[1].name, "link.owlb");
+        CHECK_STR(l.ignored[1].reason, "a symbolic link (never followed)");
+        CHECK_STR(l.ignored[2].name, "notes.txt");
+        CHECK_STR(l.ignored[2].reason, "not named *.owlb");
+        CHECK_STR(l.ignored[3].name, "pipe.owlb");
+        CHECK_STR(l.ignored[3].reason, "not a regular file");
+        CHECK_STR(l.ignored[4].name, "sub.owlb");
+        CHECK_STR(l.ignored[4].reason, "a directory");
+    }
+    inbox_listing_free(&l);
+    /* bounded like the others */
+    CHECK(inbox_list(&ic, 2, &l, &err) == 0);
+    CHECK(l.ignored_count == 5 && l.nignored == 2);
+    inbox_listing_free(&l);
+}
+
+/* The daemon's retry state: written whole, read back; a line that does not
+ * parse (a hand edit, a name no bundle has) is skipped, not fatal. */
+static void test_retries_file(void)
+{
+    const char *dir = fresh_inbox();
+    inbox_retry w[2] = {{"a.owlb", 3, 1800000000, 1799999990, "lock timeout\nHINT: x\t"},
+                        {"b.owlb", 1, 1800000005, 1800000000, NULL}};
+    inbox_retry *r = NULL;
+    size_t n = 9;
+    owl_err err = {0};
+    FILE *f;
+
+    CHECK(inbox_retries_read(dir, &r, &n, &err) == 0); /* none yet */
+    CHECK(n == 0);
+    inbox_retries_free(r, n);
+    CHECK(inbox_retries_write(dir, w, 2, &err) == 0);
+    CHECK(inbox_retries_read(dir, &r, &n, &err) == 0);
+    CHECK(n == 2);
+    if (n == 2) {
+        CHECK_STR(r[0].name, "a.owlb");
+        CHECK(r[0].attempts == 3 && r[0].next_try == 1800000000 && r[0].last_try == 1799999990);
+        CHECK_STR(r[0].error, "lock timeout\\nHINT: x\\t");
+        CHECK_STR(r[1].name, "b.owlb");
+        CHECK_STR(r[1].error, "");
+    }
+    inbox_retries_free(r, n);
+    f = fopen(at(dir, INBOX_RETRY_FILE), "a");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        fputs("c.owlb\tx\t1\t1\terr\n.hidden\t1\t1\t1\terr\nd.owlb\t1\t1\ne.owlb\t1\t1\t1\ta\033[2Jb\r\n", f);
+        fclose(f);
+    }
+    CHECK(inbox_retries_read(dir, &r, &n, &err) == 0);
+    CHECK(n == 3);
+    if (n == 3)
+        CHECK_STR(r[2].error, "a?[2Jb?");
+    inbox_retries_free(r, n);
+    CHECK(write_file(at(dir, INBOX_RETRY_FILE), "something else\n") == 0);
+    CHECK(inbox_retries_read(dir, &r, &n, &err) == -1);
+    CHECK_CONTAINS(err.msg, "is not a retry state file");
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/owlsync-inbox-XXXXXX");
@@ -926,6 +1022,8 @@ int main(void)
     RUN(test_across_bounded);
     RUN(test_done_across_filesystems);
     RUN(test_is_local);
+    RUN(test_list_ignored);
+    RUN(test_retries_file);
     nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     return UNIT_DONE();
 }

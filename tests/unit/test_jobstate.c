@@ -175,18 +175,30 @@ static void test_outboxes_damaged(void)
 
 static void test_last_round_trip(void)
 {
-    jobstate_last l = {1700000000, 3, 1690000000}, back;
+    jobstate_last l = {1700000000, 3, 1690000000, 1700000000}, back;
     owl_err err = {0};
 
     CHECK(jobstate_read_last(at("state"), "nightly", &back, &err) == 0);
-    CHECK(back.finished == 0 && back.exit_code == -1 && back.success == 0);
+    CHECK(back.finished == 0 && back.exit_code == -1 && back.success == 0 && back.failure == 0);
     CHECK(jobstate_write_last(at("state"), "nightly", &l, &err) == 0);
     CHECK(jobstate_read_last(at("state"), "nightly", &back, &err) == 0);
     CHECK(back.finished == 1700000000 && back.exit_code == 3 && back.success == 1690000000);
+    CHECK(back.failure == 1700000000);
     l.success = 0;
     CHECK(jobstate_write_last(at("state"), "nightly", &l, &err) == 0);
     CHECK(jobstate_read_last(at("state"), "nightly", &back, &err) == 0);
     CHECK(back.success == 0);
+    /* a file written before failures were kept reads as no failure */
+    {
+        FILE *f = fopen(at("state/export-old.last"), "w");
+        CHECK(f != NULL);
+        if (f != NULL) {
+            fputs("finished 2026-01-02T03:04:05Z\nexit 1\nsuccess never\n", f);
+            fclose(f);
+        }
+        CHECK(jobstate_read_last(at("state"), "old", &back, &err) == 0);
+        CHECK(back.exit_code == 1 && back.finished > 0 && back.failure == 0);
+    }
 }
 
 /* The datasets a job carried: any name (tabs, newlines, backslashes, UTF-8)
