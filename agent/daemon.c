@@ -101,6 +101,7 @@ typedef struct metrics {
     unsigned long long imported, superseded, rejected_verify, rejected_policy, rejected_mismatch, failed_transient,
         rows, retried;
     time_t last_import;       /* last success (ledger at start, then ours) */
+    time_t last_import_failure; /* last failed import (STATE_DIR/import.last), 0: none */
     double import_seconds, import_last_seconds;
     unsigned long long import_bytes;
     size_t backlog;
@@ -325,6 +326,10 @@ static void write_metrics(daemon_state *d)
                  "# TYPE owlsync_inbox_last_success_timestamp_seconds gauge\n"
                  "owlsync_inbox_last_success_timestamp_seconds %lld\n",
              (long long)d->m.last_import);
+        addf(&b, "# HELP owlsync_inbox_last_failure_timestamp_seconds Time of the last import that failed (quarantined or to be retried), 0 if none.\n"
+                 "# TYPE owlsync_inbox_last_failure_timestamp_seconds gauge\n"
+                 "owlsync_inbox_last_failure_timestamp_seconds %lld\n",
+             (long long)d->m.last_import_failure);
         addf(&b, "# HELP owlsync_stale 1 when no bundle was imported for longer than max_staleness.\n"
                  "# TYPE owlsync_stale gauge\n"
                  "owlsync_stale %d\n",
@@ -649,6 +654,19 @@ static int import_with_kept(daemon_state *d, inbox_claim *cl, importer_opts *opt
     }
 }
 
+/* Keeps when an import last failed in STATE_DIR/import.last, so that the
+ * metric survives a restart; only on a failure, which spares every good
+ * import a durable write. A failure to write it is logged, nothing more. */
+static void import_failed(daemon_state *d, int code)
+{
+    jobstate_last l = {time(NULL), code, d->m.last_import, time(NULL)};
+    owl_err err;
+
+    d->m.last_import_failure = l.failure;
+    if (jobstate_write_last(d->c->state_dir, NULL, &l, &err) < 0)
+        log_warn("%s", err.msg);
+}
+
 /* Imports one claimed file and disposes of it by the outcome. */
 static void import_claimed(daemon_state *d, inbox_claim *cl)
 {
@@ -710,6 +728,7 @@ static void import_claimed(daemon_state *d, inbox_claim *cl)
             d->m.rejected_policy++;
         else
             d->m.rejected_mismatch++;
+        import_failed(d, err.code);
         drop_retry(d, cl->name);
         if (inbox_quarantine(d->ib, cl, err.code, err.msg, &err2) < 0) {
             log_error("%s", err2.msg);
@@ -719,6 +738,7 @@ static void import_claimed(daemon_state *d, inbox_claim *cl)
         now = mono_now();
         log_error("%s: %s", cl->name, err.msg);
         d->m.failed_transient++;
+        import_failed(d, err.code);
         schedule_retry(d, cl->name, now, err.msg); /* before the release frees cl->name */
         inbox_release(cl);
     }
@@ -1086,6 +1106,14 @@ int daemon_run(const char *config_path, owl_err *err)
     if (d.c->import.present && open_inbox(d.c, &d.ib, &d.ifd, err) < 0)
         goto out;
     persist_retries(&d); /* none yet: what a former run left in .work/ is tried first */
+    if (d.c->import.present) {
+        jobstate_last failed;
+        owl_err ferr;
+        if (jobstate_read_last(d.c->state_dir, NULL, &failed, &ferr) == 0)
+            d.m.last_import_failure = failed.failure;
+        else
+            log_warn("%s", ferr.msg);
+    }
     if (d.c->import.present) {
         ledger_row *rows = NULL;
         size_t n = 0;

@@ -1,5 +1,6 @@
 /* owlsync export job state: the .state, .last, .datasets and .lock files of
- * each export job in state_dir, read and written in one place. */
+ * each export job in state_dir, and the import agent's import.last, read and
+ * written in one place. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,8 +24,13 @@
 #define DATASETS_MAX_BYTES (16u * 1024 * 1024)
 #define STATE_HINT "\nHINT: set [owlsync] state_dir to a directory owlsync may write"
 
+/* export-JOB.SUFFIX, or import.SUFFIX for the import agent (job NULL). */
 static int file_name(const char *job, const char *suffix, char *out, size_t size, owl_err *err)
 {
+    if (job == NULL) {
+        snprintf(out, size, "import.%s", suffix);
+        return 0;
+    }
     if (!text_is_name(job))
         return err_set(err, OWL_EUSAGE, "invalid export job name");
     snprintf(out, size, "export-%s.%s", job, suffix);

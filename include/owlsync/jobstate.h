@@ -74,7 +74,9 @@ uint64_t jobstate_last_received(const jobstate *st);
 /* Frees what st holds and zeroes it; NULL and a zeroed st are no-ops. */
 void jobstate_free(jobstate *st);
 
-/* Reads how job's last scheduled run ended; never run reads as 0 / -1 / 0. */
+/* Reads how job's last scheduled run ended; never run reads as 0 / -1 / 0.
+ * job NULL is the import agent (STATE_DIR/import.last): its last failed
+ * import, kept so that the metric survives a restart. */
 int jobstate_read_last(const char *state_dir, const char *job, jobstate_last *l, owl_err *err);
 
 /* Writes it durably. */

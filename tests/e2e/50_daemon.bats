@@ -1171,6 +1171,34 @@ teardown() {
     grep -q '^owlsync_build_info{' "$t"
 }
 
+@test "metrics: the last failed import's time survives a restart (STATE_DIR/import.last); 0 before any failure" {
+    pair ifail
+    job ifail "public.ds_1"
+    b=$(mkbundle ifail)
+    head -c 100 "$b" >"$W/stage/short.owlb"
+    tgt_ini "$W/tgt.ini"
+    daemon_start tgt "$W/tgt.ini"
+    t=$W/tgt.prom
+    wait_until 5 test -f "$t"
+    [ "$(metric "$t" owlsync_inbox_last_failure_timestamp_seconds)" = 0 ]
+    before=$(date +%s)
+    cp "$W/stage/short.owlb" "$W/inbox/"
+    wait_until 15 test -f "$W/inbox/quarantine/short.owlb.reason"
+    wait_until 5 test "$(metric "$t" owlsync_inbox_last_failure_timestamp_seconds)" -ge "$before"
+    failed=$(metric "$t" owlsync_inbox_last_failure_timestamp_seconds)
+    grep -q "^failure $(date -u -d "@$failed" +%Y-%m-%dT%H:%M:%SZ)$" "$W/tstate/import.last"
+    # a good import later does not clear it
+    cp "$b" "$W/inbox/"
+    wait_until 15 metric_is "$t" owlsync_bundles_imported_total 1
+    daemons_stop "$W/daemons"
+    rm "$W/daemons" "$t"
+
+    daemon_start tgt2 "$W/tgt.ini"
+    wait_until 5 test -f "$t"
+    [ "$(metric "$t" owlsync_inbox_last_failure_timestamp_seconds)" = "$failed" ]
+    [ "$(metric "$t" owlsync_bundles_imported_total)" = 0 ]
+}
+
 @test "logs: when stderr is the journal (JOURNAL_STREAM names it) each line has its sd-daemon priority and no timestamp; elsewhere a timestamp; log_format = json gives one object a line" {
     pair logs
     job logs "public.ds_1"
