@@ -20,9 +20,10 @@ static const char import_usage[] =
     "checks policy (expiry, targets, allowed tables, rollback), then applies every\n"
     "table in one transaction together with a ledger row. Any failure rolls back\n"
     "everything. Importing the same bundle again says \"already imported\" (exit 0).\n"
+    "The report has a row per table and, under it, the datasets that change (the\n"
+    "first 20 of each table; a dataset's UNCHANGED shows - except in a dry run).\n"
     "\n"
-    "  --dry-run         do all of it, report per table and per dataset that\n"
-    "                    changes (the first 20 of each table), then roll back\n"
+    "  --dry-run         do all of it, report, then roll back\n"
     "  --json            print the report as JSON (every dataset of every table;\n"
     "                    on failure: file, status \"failed\", exit_code, error)\n"
     "  --all-datasets    report every dataset of every table, changed or not\n"
@@ -125,10 +126,18 @@ static void print_json(const char *path, const importer_result *res)
 /* Datasets of a table that a report shows at most, of those that change. */
 #define REPORT_DATASETS_SHOWN 20
 
-static void print_counts_row(const char *name, const importer_counts *n)
+/* A row of counts; unchanged false leaves that count out ("-"): a plain
+ * import does not count its unchanged rows per dataset. */
+static void print_counts_row(const char *indent, const char *name, const importer_counts *n, bool unchanged)
 {
-    printf("  %-28s %10llu %10llu %10llu %10llu\n", name, (unsigned long long)n->inserted,
-           (unsigned long long)n->updated, (unsigned long long)n->deleted, (unsigned long long)n->unchanged);
+    char left[24];
+
+    if (unchanged)
+        snprintf(left, sizeof(left), "%llu", (unsigned long long)n->unchanged);
+    else
+        snprintf(left, sizeof(left), "-");
+    printf("  %s%-*s %10llu %10llu %10llu %10s\n", indent, 28 - (int)strlen(indent), name,
+           (unsigned long long)n->inserted, (unsigned long long)n->updated, (unsigned long long)n->deleted, left);
 }
 
 static bool changes(const importer_counts *n)
@@ -138,23 +147,22 @@ static bool changes(const importer_counts *n)
 
 /* One dataset's row under its table: the name (untrusted text, cleaned) in
  * full, on a line of its own when it is longer than the column. */
-static void print_dataset_row(const importer_dataset *d)
+static void print_dataset_row(const importer_dataset *d, bool unchanged)
 {
-    char clean[4 * MANIFEST_TEXT_MAX + 8], label[40];
+    char clean[4 * MANIFEST_TEXT_MAX + 8];
 
     text_clean(d->dataset[0] ? d->dataset : "(all)", MANIFEST_TEXT_MAX, clean, sizeof(clean));
     if (strlen(clean) > 26) {
         printf("    %s\n", clean);
         clean[0] = '\0';
     }
-    snprintf(label, sizeof(label), "  %s", clean);
-    print_counts_row(label, &d->n);
+    print_counts_row("  ", clean, &d->n, unchanged);
 }
 
 /* The datasets of a table: every one when all, else those that change, at
  * most REPORT_DATASETS_SHOWN and then how many more. The table's own row
  * already says what a global table ("" only) does. */
-static void print_datasets(const importer_table *t, bool all)
+static void print_datasets(const importer_table *t, bool all, bool unchanged)
 {
     size_t shown = 0, more = 0;
 
@@ -166,7 +174,7 @@ static void print_datasets(const importer_table *t, bool all)
             more++;
             continue;
         }
-        print_dataset_row(ds);
+        print_dataset_row(ds, unchanged);
         shown++;
     }
     if (more > 0) {
@@ -207,8 +215,9 @@ static size_t changed_datasets(const importer_result *res)
 }
 
 /* The report for a person: a row per table, under it the datasets that
- * change (a dry run) or every dataset (all), and how many datasets change. */
-static void print_text(const char *path, const importer_result *res, bool all)
+ * change (every dataset with all), and how many datasets change; per_dataset
+ * when their unchanged rows were counted too. */
+static void print_text(const char *path, const importer_result *res, bool all, bool per_dataset)
 {
     if (res->status == IMPORT_ALREADY) {
         printf("%s: already imported (bundle %s, %s/%s sequence %llu); nothing to do\n", path, res->bundle_id,
@@ -227,11 +236,10 @@ static void print_text(const char *path, const importer_result *res, bool all)
     printf("  %-28s %10s %10s %10s %10s\n", "TABLE", "INSERTED", "UPDATED", "DELETED", "UNCHANGED");
     for (size_t i = 0; i < res->ntables; i++) {
         const importer_table *t = &res->tables[i];
-        print_counts_row(t->name, &t->n);
-        if (all || res->status == IMPORT_DRY_RUN)
-            print_datasets(t, all);
+        print_counts_row("", t->name, &t->n, true);
+        print_datasets(t, all, per_dataset);
     }
-    if (all || res->status == IMPORT_DRY_RUN) {
+    {
         char changed[TEXT_COUNT_MAX], total[TEXT_COUNT_MAX];
         printf("  %s of %s datasets %s\n", text_count(changed_datasets(res), changed, sizeof(changed)),
                text_count(res->ndatasets, total, sizeof(total)),
@@ -338,9 +346,11 @@ int cmd_import(int argc, char **argv, const cmd_ctx *ctx)
         goto out;
     }
     a.io.progress = isatty(STDERR_FILENO) && !a.json;
-    /* the reports that name datasets; a plain import counts per table only,
-     * which spares it a grouped count of every table */
+    /* the reports that name every dataset's counts; a plain import counts
+     * per dataset only the rows it writes, for the datasets that change,
+     * which spares it a grouped count of every staged row */
     a.io.per_dataset = a.json || a.io.dry_run || a.all_datasets;
+    a.io.changed_datasets = true;
     cmd_log_begin("import", c, "%s%s", args[0], a.io.dry_run ? ", dry run" : "");
     if (importer_run(c, &trust, rs, args[0], &a.io, &res, &err) < 0) {
         err_prefix(&err, "%s", args[0]);
@@ -349,7 +359,7 @@ int cmd_import(int argc, char **argv, const cmd_ctx *ctx)
     if (a.json)
         print_json(args[0], &res);
     else
-        print_text(args[0], &res, a.all_datasets);
+        print_text(args[0], &res, a.all_datasets, a.io.per_dataset);
     cmd_log_end("import", "%s %s", args[0], status_name(res.status));
     rc = 0;
 out:

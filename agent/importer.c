@@ -719,7 +719,8 @@ static int im_plan(import_run *x, owl_err *err)
                               .key = p->key,
                               .nkey = p->nkey,
                               .dataset_column = p->mt->dataset_column,
-                              .per_dataset = x->opts->per_dataset};
+                              .per_dataset = x->opts->per_dataset,
+                              .changes_per_dataset = x->opts->changed_datasets};
         if (p->mt->dataset_column[0] != '\0') {
             const catalog_column *ds = catalog_find_column(&p->cat, p->mt->dataset_column);
             p->st.dataset_type = ds != NULL ? ds->base_type : NULL;
@@ -798,9 +799,13 @@ static int on_count(void *ctx, const char *dataset, uint64_t n, owl_err *err)
     return 0;
 }
 
+/* Counts of kind into p's table: per dataset as the stage counts them (the
+ * staged rows only with per_dataset, the rows written with either). */
 static count_ctx counter(table_plan *p, count_kind kind)
 {
-    return (count_ctx){p->out, kind, p->st.per_dataset};
+    bool grouped = kind == COUNT_STAGED ? p->st.per_dataset : p->st.per_dataset || p->st.changes_per_dataset;
+
+    return (count_ctx){p->out, kind, grouped};
 }
 
 /* Moves every sequence behind a travelling column past its largest value, or
@@ -1138,7 +1143,7 @@ static int stage_one(import_run *x, size_t i, owl_err *err)
         /* The target held none of the table's rows in scope: all it holds
          * there now is what the COPY put in. */
         count_ctx cc = counter(p, COUNT_INSERTED);
-        if (!p->st.per_dataset)
+        if (!cc.per_dataset)
             p->out->n.inserted = p->mt->rows;
         else if (stage_count(x->conn, &p->st, on_count, &cc, err) < 0)
             return -1;
@@ -1294,7 +1299,7 @@ static int im_apply(import_run *x, owl_err *err)
         count_ctx staged = counter(p, COUNT_STAGED), del = counter(p, COUNT_DELETED);
         if (p->st.direct)
             continue;
-        if (!p->st.per_dataset)
+        if (!staged.per_dataset)
             p->out->n.unchanged += p->mt->rows; /* staged, checked when staged */
         else if (stage_count(x->conn, &p->st, on_count, &staged, err) < 0)
             return -1;

@@ -99,12 +99,18 @@ static void ds_column(db_sql *q, db_conn *c, const stage_table *t, const char *a
 /* Closes "WITH x AS (… ds …)" with the count of its rows: per dataset in byte
  * order when the report wants them (a bundle may hold tens of thousands), else
  * one total, so that memory does not grow with the datasets. */
-static void count_x(db_sql *q, const stage_table *t)
+static void count_x(db_sql *q, bool per_dataset)
 {
-    if (t->per_dataset)
+    if (per_dataset)
         db_sql_add(q, ") SELECT ds, pg_catalog.count(*) FROM x GROUP BY ds ORDER BY ds COLLATE \"C\"");
     else
         db_sql_add(q, ") SELECT '', pg_catalog.count(*) FROM x");
+}
+
+/* Whether the rows an import writes to t are counted per dataset. */
+static bool changes_grouped(const stage_table *t)
+{
+    return t->per_dataset || t->changes_per_dataset;
 }
 
 /* Closes a RETURNING CTE with its count. */
@@ -112,7 +118,7 @@ static void returning_ds(db_sql *q, db_conn *c, const stage_table *t, const char
 {
     db_sql_add(q, " RETURNING ");
     ds_column(q, c, t, alias);
-    count_x(q, t);
+    count_x(q, changes_grouped(t));
 }
 
 /* Runs q, which answers (dataset, count) rows, and hands them to fn. */
@@ -511,7 +517,7 @@ int stage_count(db_conn *c, const stage_table *t, stage_count_fn fn, void *ctx, 
         db_sql_add(&q, " FROM ");
         stage_name(&q, t);
     }
-    count_x(&q, t);
+    count_x(&q, t->direct ? changes_grouped(t) : t->per_dataset);
     return run_counted(c, &q, t, fn, ctx, err, "cannot count rows");
 }
 

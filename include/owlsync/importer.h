@@ -19,6 +19,9 @@ typedef struct importer_opts {
     bool progress;        /* bytes and rate on stderr */
     bool per_dataset;     /* counts per dataset too (importer_table.datasets), not
                            * only per table: memory that grows with the datasets */
+    bool changed_datasets; /* the inserted, updated and deleted counts per dataset
+                           * (unchanged then 0): which datasets an import
+                           * changes, grouping only the rows it writes */
     bool by_fd;           /* read the bundle through fd (a claimed file), the
                            * path only names it: never opened again by path */
     int fd;
@@ -41,7 +44,8 @@ typedef struct importer_table {
     const char *mode;     /* "replace", "replace (delete, insert)", "upsert", "insert" */
     uint64_t rows;        /* rows in the bundle */
     importer_counts n;    /* totals */
-    importer_dataset *datasets; /* sorted by name (byte order); only with per_dataset */
+    importer_dataset *datasets; /* sorted by name (byte order); only with per_dataset
+                                 * or changed_datasets */
     size_t ndatasets, capdatasets;
     uint64_t *rewritten;  /* values each rule changed here (nrules entries), or NULL */
     bool *covered;        /* whether each rule applies to a column of this table */

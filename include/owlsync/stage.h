@@ -30,10 +30,14 @@ typedef struct stage_table {
     size_t nscope;
     bool direct;               /* COPY writes the table itself */
     bool per_dataset;          /* counts per dataset, else one total under "" */
+    bool changes_per_dataset;  /* the counts of rows written (inserted, updated,
+                                * deleted, or COPYed when direct) per dataset
+                                * even when per_dataset is off: grouping only
+                                * the rows an import changes */
 } stage_table;
 
 /* Receives counts of rows: of one dataset ("" for a global table, or for a
- * total when per_dataset is off). */
+ * total when the count is not per dataset). */
 typedef int (*stage_count_fn)(void *ctx, const char *dataset, uint64_t n, owl_err *err);
 
 /* Begins the import's transaction, with the lock timeout and the planner

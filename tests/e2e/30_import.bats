@@ -53,7 +53,10 @@ setup() {
     imp_ok "$b"
     [[ $output == *"imported bundle 1 of prod/nightly (3 datasets)"* ]]
     printed_counts owl_rule 29 0 0 0          # 20 + 8 + 1
+    printed_counts public.ds_1 20 0 0 -       # under it, each dataset it changes
+    printed_counts public.special 8 0 0 -
     printed_counts rule_repo 12 0 0 0
+    [[ $output == *"  3 of 3 datasets changed"* ]]
 
     ds="dataset IN ('public.ds_1', 'public.special', 'public.o''hara')"
     same_as_src "$ds" "rule_nm <> 'qa_only_tpl'"
