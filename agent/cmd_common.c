@@ -113,6 +113,39 @@ int cmd_load_trust(const cfg *c, keys_trust *trust, owl_err *err)
     return 0;
 }
 
+int cmd_export_job(const cfg *c, const char *name, const char *adhoc, exporter_job *job, owl_err *err)
+{
+    static const cfg_list none = {NULL, 0};
+    const cfg_export *ex = NULL;
+
+    if (name != NULL) {
+        ex = cfg_find_export(c, name);
+        if (ex == NULL)
+            return err_set(err, OWL_EUSAGE, "no [export %s] section in %s", name, c->path);
+    } else if (c->nexports > 0) {
+        ex = &c->exports[0];
+    }
+    if (ex != NULL) {
+        exporter_job_init(job, ex);
+    } else {
+        memset(job, 0, sizeof(*job));
+        job->compression = BUNDLE_ZSTD;
+        job->compression_level = 3;
+        job->valid_for = 7 * 86400;
+        job->parallel = 1;
+        job->remember = true;
+    }
+    if (name == NULL) {
+        /* ad hoc: what the person asked for, nothing of a job's own */
+        job->name = adhoc;
+        job->tables = &none;
+        job->targets = &none;
+        job->skip_unchanged = false;
+        job->outboxes = ex != NULL ? &ex->outbox : &none;
+    }
+    return 0;
+}
+
 void cmd_print_names(char *const *v, size_t n, bool all, const char *none_text, const char *hint)
 {
     size_t shown = all || n <= CMD_NAMES_SHOWN ? n : CMD_NAMES_SHOWN;

@@ -64,26 +64,14 @@ static int on_opt(void *ctx, int opt, const char *arg, owl_err *err)
 static int make_job(const cfg *c, const convert_args *a, exporter_job *job, owl_err *err)
 {
     static const cfg_list none = {NULL, 0};
-    const cfg_export *ex = NULL;
 
-    if (a->job != NULL) {
-        ex = cfg_find_export(c, a->job);
-        if (ex == NULL)
-            return err_set(err, OWL_EUSAGE, "no [export %s] section in %s", a->job, c->path);
-    } else if (c->nexports > 0) {
-        ex = &c->exports[0];
-    } else {
+    if (a->job == NULL && c->nexports == 0)
         return err_set(err, OWL_EUSAGE,
                        "convert signs with an [export] section's signing_key, and %s has none\n"
                        "HINT: add an [export JOB] section with signing_key (and outbox), or give -j JOB",
                        c->path);
-    }
-    exporter_job_init(job, ex);
-    if (a->job == NULL) {
-        job->name = "convert";
-        job->tables = &none;
-        job->targets = &none;
-    }
+    if (cmd_export_job(c, a->job, "convert", job, err) < 0)
+        return -1;
     if (a->outbox.n > 0)
         job->outboxes = &a->outbox;
     job->datasets = &none;

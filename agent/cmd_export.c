@@ -75,33 +75,8 @@ static int on_opt(void *ctx, int opt, const char *arg, owl_err *err)
  * outboxes) from the first [export] section. */
 static int make_job(const cfg *c, export_args *a, exporter_job *job, owl_err *err)
 {
-    static const cfg_list none = {NULL, 0};
-    const cfg_export *ex = NULL;
-
-    if (a->job != NULL) {
-        ex = cfg_find_export(c, a->job);
-        if (ex == NULL)
-            return err_set(err, OWL_EUSAGE, "no [export %s] section in %s", a->job, c->path);
-    } else if (c->nexports > 0) {
-        ex = &c->exports[0];
-    }
-    if (ex != NULL) {
-        exporter_job_init(job, ex);
-    } else {
-        memset(job, 0, sizeof(*job));
-        job->compression = BUNDLE_ZSTD;
-        job->compression_level = 3;
-        job->valid_for = 7 * 86400;
-        job->parallel = 1;
-    }
-    if (a->job == NULL) {
-        /* ad hoc: what the person asked for, nothing of a job's own */
-        job->name = "adhoc";
-        job->tables = &none;
-        job->targets = &none;
-        job->skip_unchanged = false;
-        job->outboxes = ex != NULL ? &ex->outbox : &none;
-    }
+    if (cmd_export_job(c, a->job, "adhoc", job, err) < 0)
+        return -1;
     if (a->datasets.n > 0)
         job->datasets = &a->datasets;
     if (a->tables.n > 0)

@@ -136,22 +136,32 @@ static int run_counted(db_conn *c, db_sql *q, const stage_table *t, stage_count_
     return rc;
 }
 
-int stage_scope_empty_many(db_conn *c, const stage_table *const *ts, size_t n, bool *empty, owl_err *err)
+/* One statement answering, for each of n tables, head + "FROM table t WHERE
+ * scope" + ")" as column i: a row of n values. */
+static PGresult *scope_query(db_conn *c, const stage_table *const *ts, size_t n, const char *head, owl_err *err,
+                             const char *what)
 {
     db_sql q = DB_SQL_INIT;
-    PGresult *res;
 
-    if (n == 0)
-        return 0;
     db_sql_add(&q, "SELECT ");
     for (size_t i = 0; i < n; i++) {
-        db_sql_add(&q, i ? ", NOT EXISTS (SELECT 1 FROM " : "NOT EXISTS (SELECT 1 FROM ");
+        db_sql_add(&q, i ? ", " : "");
+        db_sql_add(&q, head);
         db_sql_qualified(&q, c, ts[i]->schema, ts[i]->table);
         db_sql_add(&q, " t WHERE ");
         scope(&q, c, ts[i]);
         db_sql_add(&q, ")");
     }
-    res = db_sql_query(c, &q, 0, NULL, err, "cannot look at the target's rows");
+    return db_sql_query(c, &q, 0, NULL, err, what);
+}
+
+int stage_scope_empty_many(db_conn *c, const stage_table *const *ts, size_t n, bool *empty, owl_err *err)
+{
+    PGresult *res;
+
+    if (n == 0)
+        return 0;
+    res = scope_query(c, ts, n, "NOT EXISTS (SELECT 1 FROM ", err, "cannot look at the target's rows");
     if (res == NULL)
         return n == 1 ? err_prefix(err, "%s", ts[0]->table) : -1;
     for (size_t i = 0; i < n; i++)
@@ -167,20 +177,11 @@ int stage_scope_empty(db_conn *c, const stage_table *t, bool *empty, owl_err *er
 
 int stage_scope_counts(db_conn *c, const stage_table *const *ts, size_t n, uint64_t *counts, owl_err *err)
 {
-    db_sql q = DB_SQL_INIT;
     PGresult *res;
 
     if (n == 0)
         return 0;
-    db_sql_add(&q, "SELECT ");
-    for (size_t i = 0; i < n; i++) {
-        db_sql_add(&q, i ? ", (SELECT pg_catalog.count(*) FROM " : "(SELECT pg_catalog.count(*) FROM ");
-        db_sql_qualified(&q, c, ts[i]->schema, ts[i]->table);
-        db_sql_add(&q, " t WHERE ");
-        scope(&q, c, ts[i]);
-        db_sql_add(&q, ")");
-    }
-    res = db_sql_query(c, &q, 0, NULL, err, "cannot check the rows' datasets");
+    res = scope_query(c, ts, n, "(SELECT pg_catalog.count(*) FROM ", err, "cannot check the rows' datasets");
     if (res == NULL)
         return -1;
     for (size_t i = 0; i < n; i++)

@@ -12,6 +12,7 @@
 #include "owlsync/bundle.h"
 #include "owlsync/config.h"
 #include "owlsync/error.h"
+#include "owlsync/exporter.h"
 #include "owlsync/keys.h"
 
 typedef struct cmd_ctx {
@@ -76,6 +77,13 @@ int cmd_load_config(const cmd_ctx *ctx, cfg **out, owl_err *err);
 /* Fills trust from [import] trusted_key lines (errors name the config line)
  * and decrypt_key files. */
 int cmd_load_trust(const cfg *c, keys_trust *trust, owl_err *err);
+
+/* The job an export or convert runs: the [export NAME] section, or without
+ * a name an ad hoc job called adhoc that takes the first [export] section's
+ * key, outboxes and bundle settings (defaults when there is none) but none
+ * of its datasets' tables, targets or skip_unchanged. Callers then apply
+ * their options. */
+int cmd_export_job(const cfg *c, const char *name, const char *adhoc, exporter_job *job, owl_err *err);
 
 #define CMD_NAMES_SHOWN 10 /* names of a long list that text output shows */
 

@@ -84,9 +84,10 @@ fault_clean_state() {
     return $rc
 }
 
-# Under strace, LeakSanitizer cannot stop the traced process to look for leaks
-# (it traces it itself): with an ASan build, leaks are not looked for there.
-_fault_asan() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$@"; }
+# fault_noleak CMD… — runs CMD with LeakSanitizer off. Under strace it cannot
+# stop the traced process to look for leaks (it traces it itself): with an
+# ASan build (make check-asan), leaks are looked for in the runs without strace.
+fault_noleak() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$@"; }
 
 # fault_wire_calls SYSCALL CMD… — runs CMD under strace and prints how many
 # times it (and its threads) made SYSCALL; CMD must succeed.
@@ -94,7 +95,7 @@ fault_wire_calls() {
     local sc=$1 out
     shift
     out=$(mktemp)
-    if ! _fault_asan strace -f -qq -c -U calls,name -e trace="$sc" -o "$out" "$@" >/dev/null 2>&1; then
+    if ! fault_noleak strace -f -qq -c -U calls,name -e trace="$sc" -o "$out" "$@" >/dev/null 2>&1; then
         rm -f "$out"
         echo "fault_wire_calls: $* failed" >&2
         return 1
@@ -113,7 +114,7 @@ fault_kill_at() {
     # (in a subshell that is not replaced by strace, whose stderr is
     # discarded: bash's "Killed" notice goes with it)
     (
-        _fault_asan strace -f -qq -o /dev/null -e trace="$sc" -e inject="$sc:signal=SIGKILL:when=$n" "$@" >/dev/null 2>&1
+        fault_noleak strace -f -qq -o /dev/null -e trace="$sc" -e inject="$sc:signal=SIGKILL:when=$n" "$@" >/dev/null 2>&1
         exit $?
     ) 2>/dev/null || FAULT_RC=$?
 }

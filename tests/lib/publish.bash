@@ -15,11 +15,11 @@
 # shellcheck disable=SC2034 # PUB_RERUNS is counted by the scripts that load this one
 PUB_KILLS=0 PUB_RERUNS=0 PUB_CHECKS=0
 
-# pub_strace ARGS… — strace ARGS; LeakSanitizer cannot work under ptrace, so
-# an ASan build (make check-asan) checks for leaks in the runs without strace.
-pub_strace() {
-    ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace "$@"
-}
+# shellcheck source-path=SCRIPTDIR source=faults.bash
+. "${BASH_SOURCE[0]%/*}/faults.bash"
+
+# pub_strace ARGS… — strace ARGS, with LeakSanitizer off (fault_noleak).
+pub_strace() { fault_noleak strace "$@"; }
 
 # pub_strace_kill SYSCALL N ARGS… — runs ARGS (an owlsync command) under
 # strace, which kills it with SIGKILL on entering the Nth call of SYSCALL (the
