@@ -201,6 +201,24 @@ static void test_last_round_trip(void)
     }
 }
 
+/* The import agent's last failure (job NULL): STATE_DIR/import.last, apart
+ * from every export job's files. */
+static void test_import_last(void)
+{
+    jobstate_last l = {1700000100, 1, 1700000000, 1700000100}, back;
+    struct stat st;
+    owl_err err = {0};
+
+    CHECK(jobstate_read_last(at("istate"), NULL, &back, &err) == 0);
+    CHECK(back.failure == 0 && back.exit_code == -1);
+    CHECK(jobstate_write_last(at("istate"), NULL, &l, &err) == 0);
+    CHECK(stat(at("istate/import.last"), &st) == 0);
+    CHECK(jobstate_read_last(at("istate"), NULL, &back, &err) == 0);
+    CHECK(back.failure == 1700000100 && back.success == 1700000000 && back.exit_code == 1);
+    CHECK(jobstate_read_last(at("istate"), "import", &back, &err) == 0);
+    CHECK(back.failure == 0); /* a job named "import" has files of its own */
+}
+
 /* The datasets a job carried: any name (tabs, newlines, backslashes, UTF-8)
  * comes back as it went, with its time; a damaged file is an error. */
 static void test_datasets(void)
@@ -278,6 +296,7 @@ int main(void)
     RUN(test_state_legacy);
     RUN(test_outboxes_damaged);
     RUN(test_last_round_trip);
+    RUN(test_import_last);
     RUN(test_datasets);
     RUN(test_lock);
     {
