@@ -55,25 +55,15 @@ static json_t *json_time(time_t t)
     return json_string(text_utc((int64_t)t * 1000000, TEXT_UTC_SECONDS, buf, sizeof(buf)));
 }
 
-/* The first STATUS_DATASETS names of a ", "-separated list, then how many more. */
-static void print_datasets(const char *list)
+/* The first STATUS_DATASETS names (untrusted text, cleaned), then how many more. */
+static void print_datasets(char *const *v, size_t n)
 {
-    const char *p = list;
-    size_t n = 0;
-
-    while (p != NULL && *p != '\0' && n < STATUS_DATASETS) {
-        const char *comma = strstr(p, ", ");
-        size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
-        printf("%s%.*s", n > 0 ? ", " : "", (int)len, p);
-        n++;
-        p = comma != NULL ? comma + 2 : NULL;
+    for (size_t i = 0; i < n && i < STATUS_DATASETS; i++) {
+        char clean[4 * MANIFEST_TEXT_MAX + 8];
+        printf("%s%s", i > 0 ? ", " : "", text_clean(v[i], MANIFEST_TEXT_MAX, clean, sizeof(clean)));
     }
-    if (p != NULL && *p != '\0') {
-        size_t more = 1;
-        for (const char *q = p; (q = strstr(q, ", ")) != NULL; q += 2)
-            more++;
-        printf(" … and %zu more", more);
-    }
+    if (n > STATUS_DATASETS)
+        printf(" … and %zu more", n - STATUS_DATASETS);
 }
 
 /* The ledger's last imports; a failure is reported and status goes on. */
@@ -99,12 +89,8 @@ static int show_imports(const cfg *c, bool json, json_t *root, int64_t *last)
     for (size_t i = 0; i < n; i++) {
         const ledger_row *r = &rows[i];
         json_t *ds = json_array();
-        for (const char *p = r->datasets; p != NULL && *p != '\0';) {
-            const char *comma = strstr(p, ", ");
-            size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
-            json_array_append_new(ds, json_stringn(p, len));
-            p = comma != NULL ? comma + 2 : NULL;
-        }
+        for (size_t d = 0; d < r->ndatasets; d++)
+            json_array_append_new(ds, json_string(r->datasets[d]));
         json_array_append_new(imports, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:I, s:s}", "imported_at",
                                                  r->imported_at, "file", r->file_name, "bundle_id", r->bundle_id,
                                                  "environment", r->environment, "sequence", (json_int_t)r->sequence,
@@ -113,7 +99,7 @@ static int show_imports(const cfg *c, bool json, json_t *root, int64_t *last)
         if (!json) {
             printf("  %s  %s  (%s/%s #%llu, %llu rows; ", r->imported_at, r->file_name, r->environment, r->job,
                    (unsigned long long)r->sequence, (unsigned long long)r->rows);
-            print_datasets(r->datasets);
+            print_datasets(r->datasets, r->ndatasets);
             printf(")\n");
         }
     }

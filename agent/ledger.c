@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "db_internal.h"
 #include "owlsync/ledger.h"
 #include "owlsync/log.h"
@@ -310,6 +312,34 @@ static char *dup_value(const PGresult *res, int row, int col)
     return strdup(PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
 }
 
+/* The names of a JSON array of strings (array_to_json of the ledger's
+ * datasets, which a comma-joined list could not keep apart) into r. */
+static int parse_datasets(const char *text, ledger_row *r, owl_err *err)
+{
+    json_error_t jerr;
+    json_t *a = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    int rc = 0;
+
+    if (!json_is_array(a)) {
+        json_decref(a);
+        return json_is_null(a) || text[0] == '\0' ? 0 : err_set(err, OWL_ERUNTIME, "the ledger's datasets: %s", jerr.text);
+    }
+    r->datasets = calloc(json_array_size(a) + 1, sizeof(*r->datasets));
+    if (r->datasets == NULL) {
+        json_decref(a);
+        return err_oom(err);
+    }
+    for (size_t i = 0; i < json_array_size(a) && rc == 0; i++) {
+        const char *name = json_string_value(json_array_get(a, i));
+        if (name != NULL && (r->datasets[r->ndatasets] = strdup(name)) == NULL)
+            rc = err_oom(err);
+        else if (name != NULL)
+            r->ndatasets++;
+    }
+    json_decref(a);
+    return rc;
+}
+
 int ledger_recent(db_conn *c, int limit, ledger_row **rows, size_t *n, int64_t *last_import, owl_err *err)
 {
     char lim[16];
@@ -331,7 +361,7 @@ int ledger_recent(db_conn *c, int limit, ledger_row **rows, size_t *n, int64_t *
     PQclear(res);
     snprintf(lim, sizeof(lim), "%d", limit);
     res = db_query(c,
-                   "SELECT file_name, bundle_id, environment, job, sequence, pg_catalog.array_to_string(datasets, ', '),"
+                   "SELECT file_name, bundle_id, environment, job, sequence, pg_catalog.array_to_json(datasets)::pg_catalog.text,"
                    "       rows_total, pg_catalog.to_char(imported_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),"
                    "       (extract(epoch FROM imported_at) * 1000000)::pg_catalog.int8"
                    "  FROM owlsync.bundles ORDER BY imported_at DESC LIMIT $1::pg_catalog.int4",
@@ -350,15 +380,16 @@ int ledger_recent(db_conn *c, int limit, ledger_row **rows, size_t *n, int64_t *
         r->environment = dup_value(res, i, 2);
         r->job = dup_value(res, i, 3);
         r->sequence = db_u64(res, i, 4);
-        r->datasets = dup_value(res, i, 5);
         r->rows = db_u64(res, i, 6);
         r->imported_at = dup_value(res, i, 7);
         (*n)++;
         if (r->file_name == NULL || r->bundle_id == NULL || r->environment == NULL || r->job == NULL ||
-            r->datasets == NULL || r->imported_at == NULL) {
+            r->imported_at == NULL) {
             err_oom(err);
             goto out;
         }
+        if (parse_datasets(PQgetisnull(res, i, 5) ? "" : PQgetvalue(res, i, 5), r, err) < 0)
+            goto out;
         if (i == 0)
             *last_import = strtoll(PQgetvalue(res, i, 8), NULL, 10);
     }
@@ -375,6 +406,8 @@ void ledger_rows_free(ledger_row *rows, size_t n)
         free(rows[i].bundle_id);
         free(rows[i].environment);
         free(rows[i].job);
+        for (size_t d = 0; d < rows[i].ndatasets; d++)
+            free(rows[i].datasets[d]);
         free(rows[i].datasets);
         free(rows[i].imported_at);
     }

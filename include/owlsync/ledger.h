@@ -107,7 +107,9 @@ int ledger_record_rewrites(db_conn *c, const char *bundle_id, const ledger_rewri
 
 /* One row of the ledger, for status. */
 typedef struct ledger_row {
-    char *file_name, *bundle_id, *environment, *job, *datasets, *imported_at;
+    char *file_name, *bundle_id, *environment, *job, *imported_at;
+    char **datasets;      /* the bundle's dataset names, exactly (any text) */
+    size_t ndatasets;
     uint64_t sequence, rows;
 } ledger_row;
 

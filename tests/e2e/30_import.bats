@@ -435,6 +435,18 @@ SQL
     names="SELECT md5(string_agg(dataset, '|' ORDER BY dataset COLLATE \"C\"))"
     [ "$(tgt1 "$names FROM owlsync.datasets d JOIN owlsync.bundles b USING (bundle_id) WHERE b.bundle_id = '$(owl_bundle_id "$b")'")" = \
       "$(pg_query src "$names FROM $S.owl_catalog WHERE $ev")" ]
+    # status: the names exactly in --json (a comma in a name splits nothing),
+    # cleaned of control characters in text
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" status --json
+    [ "$status" -eq 0 ]
+    [ "$(python3 -c 'import json, sys, hashlib
+d = json.load(sys.stdin)["imports"][0]["datasets"]
+print(hashlib.md5("|".join(sorted(d, key=lambda n: n.encode())).encode()).hexdigest())' <<<"$output")" = \
+      "$(pg_query src "$names FROM $S.owl_catalog WHERE $ev")" ]
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" status
+    [ "$status" -eq 0 ]
+    [[ $output == *'public.evil","public.ds_1'* && $output == *" … and 5 more)"* ]]
+    [[ $output != *$'\r'* && $output != *$'\t'* ]]
 
     # A second promotion matches every hostile key: one update, nothing deleted.
     [ "$(pg_query src "UPDATE $S.owl_rule SET points = 7 WHERE dataset LIKE 'public.evil'')%' AND rule_nm = 'plain'
