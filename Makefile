@@ -74,7 +74,7 @@ FUZZ_FLAGS   := CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) EXTRA_CFLAGS=-Wno-sign-convers
 # Depends come from the libraries the binary links (dpkg-shlibdeps).
 BUILD_PKGS   := gcc make pkg-config libpq-dev libarchive-dev libsodium-dev libinih-dev libjansson-dev
 PACKAGE_PKGS := dpkg-dev debhelper fakeroot lintian git
-TEST_PKGS    := postgresql bats zstd libarchive-tools util-linux procps time tzdata man-db groff-base \
+TEST_PKGS    := postgresql bats zstd libarchive-tools util-linux procps time tzdata man-db groff-base python3 \
                 clang-14 libclang-rt-14-dev strace systemd bash-completion $(PACKAGE_PKGS)
 
 .PHONY: all deps deps-test deps-package test test-run test-long unit e2e check check-asan install uninstall clean bench demo format \
