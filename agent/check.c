@@ -21,25 +21,66 @@
 #include "owlsync/source.h"
 
 /* One run of the checks: every check runs (those that need a database it
- * could not reach excepted), each printing one line; the first failure is
- * what check_run reports. */
+ * could not reach excepted), each recorded as one item in rep; the first
+ * failure is what check_run reports. */
 typedef struct chk {
     const cfg *c;
-    FILE *out;
-    owl_err first;
-    size_t failed;
+    check_report *rep;
+    bool nomem; /* an item could not be recorded */
 } chk;
+
+#define CHECK_ITEMS_MAX 1000000 /* items one run records */
+
+/* Records one item (printing it to rep->out when set): its text formatted,
+ * a "\nHINT: " in it split off as the hint. */
+static void add(chk *k, check_status status, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static void add(chk *k, check_status status, int code, const char *fmt, va_list ap)
+{
+    check_report *rep = k->rep;
+    check_item item = {status, NULL, NULL, code};
+    va_list cp;
+    char *hint;
+    int len;
+
+    rep->warnings += status == CHECK_WARNING;
+    rep->failed += status == CHECK_FAIL;
+    va_copy(cp, ap);
+    len = vsnprintf(NULL, 0, fmt, cp);
+    va_end(cp);
+    if (len < 0 || rep->n >= CHECK_ITEMS_MAX || (item.message = malloc((size_t)len + 1)) == NULL) {
+        k->nomem = true;
+        return;
+    }
+    vsnprintf(item.message, (size_t)len + 1, fmt, ap);
+    if ((hint = strstr(item.message, "\nHINT: ")) != NULL) {
+        *hint = '\0';
+        item.hint = hint + strlen("\nHINT: ");
+    }
+    if (rep->n == rep->cap) {
+        size_t cap = rep->cap ? 2 * rep->cap : 32;
+        check_item *v = realloc(rep->items, cap * sizeof(*v));
+        if (v == NULL) {
+            free(item.message);
+            k->nomem = true;
+            return;
+        }
+        rep->items = v;
+        rep->cap = cap;
+    }
+    rep->items[rep->n++] = item;
+    if (rep->out != NULL)
+        check_item_print(&item, rep->out);
+}
 
 static void ok(chk *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void ok(chk *k, const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("ok: ", k->out);
     va_start(ap, fmt);
-    vfprintf(k->out, fmt, ap);
+    add(k, CHECK_OK, 0, fmt, ap);
     va_end(ap);
-    fputc('\n', k->out);
 }
 
 static void warn(chk *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -47,25 +88,56 @@ static void warn(chk *k, const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("warning: ", k->out);
     va_start(ap, fmt);
-    vfprintf(k->out, fmt, ap);
+    add(k, CHECK_WARNING, 0, fmt, ap);
     va_end(ap);
-    fputc('\n', k->out);
 }
 
-/* Prints "FAIL: " and e's message (its hint indented on the next line) and
- * keeps the first failure. */
+static void fail_v(chk *k, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail_v(chk *k, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    add(k, CHECK_FAIL, code, fmt, ap);
+    va_end(ap);
+}
+
+/* Records e (its hint apart) as a failure and keeps the first failure. */
 static void fail(chk *k, const owl_err *e)
 {
-    const char *hint = strstr(e->msg, "\nHINT: ");
+    int code = e->code != 0 ? e->code : OWL_ERUNTIME;
 
-    if (hint != NULL)
-        fprintf(k->out, "FAIL: %.*s\n      %s\n", (int)(hint - e->msg), e->msg, hint + 1);
-    else
-        fprintf(k->out, "FAIL: %s\n", e->msg);
-    if (k->failed++ == 0)
-        k->first = *e;
+    if (k->rep->failed == 0) {
+        k->rep->first = *e;
+        k->rep->first.code = code;
+    }
+    fail_v(k, code, "%s", e->msg);
+}
+
+void check_item_print(const check_item *item, FILE *out)
+{
+    static const char *const label[] = {"ok", "warning", "FAIL"};
+
+    fprintf(out, "%s: %s\n", label[item->status], item->message);
+    if (item->hint != NULL)
+        fprintf(out, "      HINT: %s\n", item->hint);
+}
+
+const char *check_status_name(check_status s)
+{
+    static const char *const name[] = {"ok", "warning", "fail"};
+
+    return name[s];
+}
+
+void check_report_free(check_report *rep)
+{
+    for (size_t i = 0; i < rep->n; i++)
+        free(rep->items[i].message);
+    free(rep->items);
+    rep->items = NULL;
+    rep->n = rep->cap = 0;
 }
 
 /* ------------------------------------------------------------------ local */
@@ -662,21 +734,27 @@ out:
     db_close(conn);
 }
 
-int check_run(const cfg *c, FILE *out, size_t *failed, owl_err *err)
+int check_run(const cfg *c, check_report *rep, owl_err *err)
 {
     chk k;
 
     memset(&k, 0, sizeof(k));
     k.c = c;
-    k.out = out;
+    k.rep = rep;
+    ok(&k, "config %s (environment %s)", c->path, c->environment);
     check_local(&k);
     if (c->nexports > 0)
         check_source(&k);
     if (c->import.present)
         check_target(&k);
-    *failed = k.failed;
-    if (k.failed == 0)
+    if (k.nomem) {
+        owl_err e;
+        err_oom(&e);
+        if (rep->failed++ == 0)
+            rep->first = e;
+    }
+    if (rep->failed == 0)
         return 0;
-    *err = k.first;
+    *err = rep->first;
     return -1;
 }

@@ -282,3 +282,70 @@ EOF
     [[ $output == *"sequence "*"owl_rule_id_seq moved from"* ]]
     pg_stop lps
 }
+
+# jcheck INI [ARGS…] — owlsync check --json, stdout apart from stderr.
+jcheck() {
+    run --separate-stderr "$OWLSYNC" -c "$1" check --json "${@:2}"
+}
+
+# jq_py EXPR — EXPR of the JSON object in $output (as d), printed by python3.
+jq_py() {
+    python3 -c 'import json, sys; d = json.loads(sys.stdin.read()); print(eval(sys.argv[1]))' "$1" <<<"$output"
+}
+
+@test "check --json: one object, every check of the text output in it, ok true, exit 0" {
+    pair chkjs
+    job nightly "public.ds_1"
+    for ini in src tgt; do
+        run --separate-stderr "$OWLSYNC" -c "$W/$ini.ini" check
+        [ "$status" -eq 0 ] || { echo "$output"; false; }
+        text=$output
+        jcheck "$W/$ini.ini"
+        [ "$status" -eq 0 ] || { echo "$output"; false; }
+        [ "$(jq_py 'd["ok"], d["failed"], d["warnings"], d["config"], d["environment"]')" = \
+          "(True, 0, 0, '$W/$ini.ini', '$([ $ini = src ] && echo prod || echo qa)')" ]
+        # the same checks, in the same order, as the text lines but the last
+        [ "$(jq_py '"\n".join(("FAIL" if c["status"] == "fail" else c["status"]) + ": " + c["message"] for c in d["checks"])')" = \
+          "$(sed '$d' <<<"$text")" ]
+        [ "$(jq_py 'sorted(set(k for c in d["checks"] for k in c))')" = "['message', 'status']" ]
+        [ "${output:0:1}" = "{" ] && [ "${output: -1}" = "}" ]
+    done
+    [[ $text == *"ok: connected to the target database"* ]]
+}
+
+@test "check --json: failures are entries with status fail, their code and hint; ok false; the exit code is the first failure's" {
+    pair chkjf
+    job nightly "public.ds_1, public.nothing_%"
+    sed -i "s|^state_dir = .*|state_dir = $W/nowhere/state|" "$W/src.ini"
+    jcheck "$W/src.ini"
+    [ "$status" -eq 1 ]
+    [ "$(jq_py 'd["ok"], d["failed"], d["warnings"]')" = "(False, 2, 0)" ]
+    [ "$(jq_py '[c for c in d["checks"] if c["status"] != "ok"][0]')" = \
+      "{'status': 'fail', 'message': 'state_dir: $W/nowhere/state does not exist, nor does its parent directory $W/nowhere', 'code': 1}" ]
+    [[ $(jq_py '"|".join(str(v) for v in [c for c in d["checks"] if c["status"] != "ok"][1].values())') == \
+       "fail|$W/src.ini:"*": [export nightly] datasets: pattern public.nothing_% matches no dataset of chkjf in the source database|dataset names are the values of each table's dataset_column; LIKE patterns use % and _|2" ]]
+    [ "$(jq_py 'sum(1 for c in d["checks"] if "code" in c)')" = 2 ]
+    [ "$(jq_py 'd["checks"][0]')" = "{'status': 'ok', 'message': 'config $W/src.ini (environment prod)'}" ]
+    # text mode: the same, the hint indented under its line
+    run --separate-stderr "$OWLSYNC" -c "$W/src.ini" check
+    [ "$status" -eq 1 ]
+    [[ $output == *"
+FAIL: $W/src.ini:"*": [export nightly] datasets: pattern public.nothing_% matches no dataset of chkjf in the source database
+      HINT: dataset names are the values of each table's dataset_column; LIKE patterns use % and _
+"* ]]
+    [ "${lines[-1]}" = "2 check(s) failed" ]
+
+    # a [rewrite] column the target lacks
+    printf '[rewrite conn]\ncolumns = owl_check_repo.conn_nme\nmatch = exact\nfrom = prod_pg\nto = qa_pg\n' >>"$W/tgt.ini"
+    jcheck "$W/tgt.ini"
+    [ "$status" -eq 2 ]
+    [ "$(jq_py 'd["ok"], d["failed"]')" = "(False, 1)" ]
+    [[ $(jq_py '[c for c in d["checks"] if c["status"] == "fail"]') == "[{'status': 'fail', 'message': '$W/tgt.ini:"*": [rewrite conn] columns: owl_check_repo.conn_nme matches no column of table owl_check_repo', 'hint': 'did you mean owl_check_repo.conn_name?', 'code': 2}]" ]]
+
+    # a config that does not load: the error object of import --json, exit 2
+    printf '[owlsync]\nenvironment = qa\nbogus = 1\n' >"$W/bad.ini"
+    jcheck "$W/bad.ini"
+    [ "$status" -eq 2 ]
+    [[ $(jq_py 'd["config"], d["status"], d["exit_code"], d["error"]') == "('$W/bad.ini', 'failed', 2, '$W/bad.ini:3: "*"bogus"* ]]
+    [[ $stderr == "owlsync check: $W/bad.ini:3: "*"bogus"* ]]
+}
