@@ -10,8 +10,10 @@
 #include "owlsync/cmd.h"
 #include "owlsync/text.h"
 
+#define CHECK_BUNDLES_MAX 1000 /* bundles one check names */
+
 static const char check_usage[] =
-    "usage: owlsync [-c FILE] check [--json]\n"
+    "usage: owlsync [-c FILE] check [--json] [BUNDLE...]\n"
     "\n"
     "Checks the config and what it points at, without changing anything: the\n"
     "schedules parse, signing keys load and are private, trusted keys parse; the\n"
@@ -24,12 +26,18 @@ static const char check_usage[] =
     "Prints one line per check (ok, warning, FAIL) and runs them all; exits 0\n"
     "when none failed, else with the first failure's exit code.\n"
     "\n"
+    "  BUNDLE  on an import host: verify each bundle named as an import would\n"
+    "          (signature, trusted key, hashes, limits), apply the import's\n"
+    "          policy to it, and compare the columns of every table it carries\n"
+    "          with the target's, instead of the bundles at hand: a bundle\n"
+    "          tested before it goes into the inbox\n"
     "  --json  print one JSON object: config, environment, ok, failed,\n"
     "          warnings, and checks (each: status ok, warning or fail, message,\n"
     "          hint when there is one, code when it failed)\n";
 
 static const struct option check_opts[] = {{"json", no_argument, NULL, 'J'}, {NULL, 0, NULL, 0}};
-static const cmd_def check_def = {"check", check_usage, "", check_opts, 0, 0, "no arguments but --json"};
+static const cmd_def check_def = {"check", check_usage, "", check_opts, 0, CHECK_BUNDLES_MAX,
+                                  "at most 1000 BUNDLE arguments"};
 
 static int on_opt(void *ctx, int opt, const char *arg, owl_err *err)
 {
@@ -101,9 +109,14 @@ int cmd_check(int argc, char **argv, const cmd_ctx *ctx)
     rc = -1;
     if (cmd_load_config(ctx, &c, &err) < 0)
         goto out;
+    if (nargs > 0 && !c->import.present) {
+        err_set(&err, OWL_EUSAGE, "%s has no [import] section: a bundle is checked against the target of an import\nHINT: run check BUNDLE with the config of the host that imports it",
+                c->path);
+        goto out;
+    }
     rep.out = json ? NULL : stdout;
     ran = true;
-    if (check_run(c, &rep, &err) < 0) {
+    if (check_run(c, args, (size_t)nargs, &rep, &err) < 0) {
         if (json)
             print_json(c, &rep);
         else

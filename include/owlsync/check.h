@@ -1,7 +1,7 @@
 /* owlsync check: tests a host's configuration against what it points at,
  * without changing anything: schedules, keys, directories, the database, its
  * tables, columns, keys, privileges, the ledger, datasets, rewrites and the
- * columns of the bundles at hand. */
+ * columns of bundles (those at hand, or those named). */
 #ifndef OWLSYNC_CHECK_H
 #define OWLSYNC_CHECK_H
 
@@ -32,10 +32,12 @@ typedef struct check_report {
 /* Runs every check c calls for (all of them, but those needing a database
  * that could not be reached), recording each in rep (which the caller zeroes,
  * setting rep->out to see the lines as they come), the first being the config
- * itself.
+ * itself. With nbundles > 0 (bundles are checked on a config with an
+ * [import] section only: the caller refuses them on another), the named bundles are verified completely and checked against the target
+ * (policy, then every table's columns) instead of the bundles at hand.
  * Returns 0 when none failed; else -1 with err the first failure. On no
  * memory for the record the run still counts and reports the failure. */
-int check_run(const cfg *c, check_report *rep, owl_err *err);
+int check_run(const cfg *c, char *const *bundles, size_t nbundles, check_report *rep, owl_err *err);
 
 /* Prints one item as text: "ok: ...", "warning: ..." or "FAIL: ...", a hint
  * indented on the next line. */

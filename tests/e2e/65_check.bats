@@ -4,7 +4,8 @@
 # import that works with exactly those grants, and check naming a grant taken
 # away (which the import then refuses, exit 2, changing nothing). Then what
 # else check covers: directories that must take files, dataset patterns, the
-# columns of every table against the bundles at hand.
+# columns of every table against the bundles at hand or the bundles named
+# (check BUNDLE...), and the same checks as one JSON object (--json).
 
 # shellcheck disable=SC2154 # status, output and stderr are set by bats' run
 bats_require_minimum_version 1.5.0
@@ -17,7 +18,7 @@ OWLSYNC=${OWLSYNC:-$BATS_TEST_DIRNAME/../../owlsync}
 TABLES_INI=$OWL_TABLES_INI
 
 setup_file() {
-    import_setup_file prod
+    import_setup_file prod other
 }
 
 teardown_file() {
@@ -348,4 +349,118 @@ FAIL: $W/src.ini:"*": [export nightly] datasets: pattern public.nothing_% matche
     [ "$status" -eq 2 ]
     [[ $(jq_py 'd["config"], d["status"], d["exit_code"], d["error"]') == "('$W/bad.ini', 'failed', 2, '$W/bad.ini:3: "*"bogus"* ]]
     [[ $stderr == "owlsync check: $W/bad.ini:3: "*"bogus"* ]]
+}
+
+@test "check BUNDLE: verified, and every table it carries compared with the target's; a column the target lacks fails naming table.column" {
+    pair chkb
+    job nightly "public.ds_1"
+    b=$(mkbundle nightly)
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check "$b"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ $output == *"ok: $b: verified, bundle 1 of prod/nightly ("*" table(s)), signed by key "* ]]
+    for t in $OWL_TABLES; do
+        [[ $output == *"ok: the columns of $t in $b fit the target"* ]] || { echo "no $t: $output"; false; }
+    done
+    [[ $output != *"bundle at hand"* ]]
+    [ "${lines[-1]}" = "all checks passed" ]
+
+    pg_query tgt "ALTER TABLE chkb.owl_rule DROP COLUMN rule_value" >/dev/null
+    pg_query tgt "ALTER TABLE chkb.alert_cond DROP COLUMN condition" >/dev/null
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check "$b"
+    [ "$status" -eq 2 ]
+    [[ $output == *"FAIL: bundle column owl_rule.rule_value (of $b) does not exist in the target table chkb.owl_rule"* ]]
+    [[ $output == *"FAIL: bundle column alert_cond.condition (of $b) does not exist in the target table chkb.alert_cond"* ]]
+    [[ $output == *"ok: the columns of rule_repo in $b fit the target"* ]]
+    [ "${lines[-1]}" = "2 check(s) failed" ]
+    jcheck "$W/tgt.ini" "$b"
+    [ "$status" -eq 2 ]
+    [ "$(jq_py '[c["code"] for c in d["checks"] if c["status"] == "fail"]')" = "[2, 2]" ]
+    # the bundle at hand is not what a named bundle is compared with
+    mkdir "$W/inbox"
+    cp "$b" "$W/inbox/"
+    tgt_ini "inbox = $W/inbox"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check
+    [ "$status" -eq 2 ]
+    [[ $output == *"FAIL: bundle column owl_rule.rule_value (of $W/inbox/$(basename "$b"))"* ]]
+}
+
+@test "check BUNDLE: a tampered bundle fails verification (exit 3), one the policy refuses exit 4, on an export-only config exit 2; nothing changes" {
+    pair chkt
+    job nightly "public.ds_1" "compression=none"
+    b=$(mkbundle nightly)
+    cp "$b" "$W/tampered.owlb"
+    off=$(grep -obUa "score_low" "$W/tampered.owlb" | tail -1 | cut -d: -f1)
+    [ "$off" -gt "$(bsdtar -xOf "$b" manifest.json | wc -c)" ]   # in a data entry, past the manifest
+    flip_byte "$W/tampered.owlb" "$off"
+    before=$(tgt_state)
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check "$b" "$W/tampered.owlb"
+    [ "$status" -eq 3 ]
+    [[ $output == *"FAIL: $W/tampered.owlb: "*"does not match its hash in the manifest"* ]]
+    [[ $output == *"ok: $b: verified"* ]]
+    [ "${lines[-1]}" = "1 check(s) failed" ]
+    jcheck "$W/tgt.ini" "$W/tampered.owlb"
+    [ "$status" -eq 3 ]
+    [ "$(jq_py '[(c["status"], c["code"]) for c in d["checks"] if c["status"] != "ok"]')" = "[('fail', 3)]" ]
+    # with the target out of reach, still verified (and the columns left)
+    sed 's/^conninfo = .*/conninfo = host=127.0.0.1 port=1 connect_timeout=2/' "$W/tgt.ini" >"$W/nodb.ini"
+    run --separate-stderr "$OWLSYNC" -c "$W/nodb.ini" check "$b" "$W/tampered.owlb"
+    [ "$status" -eq 1 ]
+    [[ $output == *"FAIL: cannot connect to the target database"* ]]
+    [[ $output == *"ok: $b: its columns are not compared: the target database was not reached"* ]]
+    [[ $output == *"FAIL: $W/tampered.owlb: "*"does not match its hash in the manifest"* ]]
+    # signed by a key this host does not trust
+    tgt_ini "trusted_key = prod $K/other.key.pub"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check "$b"
+    [ "$status" -eq 3 ]
+    [[ $output == *"FAIL: $b: "* ]]
+
+    # a table this host does not allow: the import's policy refusal, 4
+    tgt_ini "tables = owl_rule, rule_repo"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check "$b"
+    [ "$status" -eq 4 ]
+    [[ $output == *"FAIL: $b: bundle carries table "*", which this environment does not allow"* ]]
+    [[ $output == *"ok: the columns of owl_rule in $b fit the target"* ]]
+    [ "$(tgt_state)" = "$before" ]
+
+    # no [import] section: a usage error, said on stderr (and as --json's error object)
+    run --separate-stderr "$OWLSYNC" -c "$W/src.ini" check "$b"
+    [ "$status" -eq 2 ]
+    [ "$output" = "" ]
+    [ "$stderr" = "owlsync check: $W/src.ini has no [import] section: a bundle is checked against the target of an import
+HINT: run check BUNDLE with the config of the host that imports it" ]
+    jcheck "$W/src.ini" "$b"
+    [ "$status" -eq 2 ]
+    [ "$(jq_py 'd["status"], d["exit_code"]')" = "('failed', 2)" ]
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check --bogus
+    [ "$status" -eq 2 ]
+}
+
+@test "check: --help, the usage and bash completion know --json and BUNDLE" {
+    run "$OWLSYNC" check --help
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "usage: owlsync [-c FILE] check [--json] [BUNDLE...]" ]
+    [[ $output == *"  --json  print one JSON object"* ]]
+    run "$OWLSYNC" --help
+    [[ $output == *"  check [--json] [BUNDLE...]"* ]]
+    touch "$W/a.owlb" "$W/notes.txt"
+    run bash -c '. "$1"
+        c() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _owlsync; echo "${COMPREPLY[*]}"; }
+        c owlsync check --j; cd "$2" && c owlsync check ""' _ "$BATS_TEST_DIRNAME/../../completion/owlsync.bash" "$W"
+    [ "${lines[0]}" = "--json" ]
+    [[ ${lines[1]} == *a.owlb* && ${lines[1]} != *notes.txt* ]] || { echo "$output"; false; }
+}
+
+@test "check BUNDLE: an encrypted bundle is opened with the config's decrypt_key, refused (exit 3) without it" {
+    pair chkenc
+    "$OWLSYNC" keygen --encryption -o "$W/qa.enc" >/dev/null 2>&1
+    job sealed "public.ds_1" "encrypt_to=qa $W/qa.enc.pub"
+    b=$(mkbundle sealed)
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check "$b"
+    [ "$status" -eq 3 ]
+    [[ $output == *"FAIL: $b: "* ]]
+    tgt_ini "decrypt_key = $W/qa.enc"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check "$b"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ $output == *"ok: $b: verified, bundle 1 of prod/sealed"* ]]
+    [[ $output == *"ok: the columns of owl_rule in $b fit the target"* ]]
 }
