@@ -17,29 +17,74 @@
 #include "owlsync/cron.h"
 #include "owlsync/keys.h"
 #include "owlsync/ledger.h"
+#include "owlsync/policy.h"
 #include "owlsync/rewrite.h"
 #include "owlsync/source.h"
+#include "owlsync/text.h"
 
 /* One run of the checks: every check runs (those that need a database it
- * could not reach excepted), each printing one line; the first failure is
- * what check_run reports. */
+ * could not reach excepted), each recorded as one item in rep; the first
+ * failure is what check_run reports. */
 typedef struct chk {
     const cfg *c;
-    FILE *out;
-    owl_err first;
-    size_t failed;
+    check_report *rep;
+    char *const *bundles; /* named on the command line: these replace the bundles at hand */
+    size_t nbundles;
+    bool nomem; /* an item could not be recorded */
 } chk;
+
+#define CHECK_ITEMS_MAX 1000000 /* items one run records */
+
+/* Records one item (printing it to rep->out when set): its text formatted,
+ * a "\nHINT: " in it split off as the hint. */
+static void add(chk *k, check_status status, int code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+static void add(chk *k, check_status status, int code, const char *fmt, va_list ap)
+{
+    check_report *rep = k->rep;
+    check_item item = {status, NULL, NULL, code};
+    va_list cp;
+    char *hint;
+    int len;
+
+    rep->warnings += status == CHECK_WARNING;
+    rep->failed += status == CHECK_FAIL;
+    va_copy(cp, ap);
+    len = vsnprintf(NULL, 0, fmt, cp);
+    va_end(cp);
+    if (len < 0 || rep->n >= CHECK_ITEMS_MAX || (item.message = malloc((size_t)len + 1)) == NULL) {
+        k->nomem = true;
+        return;
+    }
+    vsnprintf(item.message, (size_t)len + 1, fmt, ap);
+    if ((hint = strstr(item.message, "\nHINT: ")) != NULL) {
+        *hint = '\0';
+        item.hint = hint + strlen("\nHINT: ");
+    }
+    if (rep->n == rep->cap) {
+        size_t cap = rep->cap ? 2 * rep->cap : 32;
+        check_item *v = realloc(rep->items, cap * sizeof(*v));
+        if (v == NULL) {
+            free(item.message);
+            k->nomem = true;
+            return;
+        }
+        rep->items = v;
+        rep->cap = cap;
+    }
+    rep->items[rep->n++] = item;
+    if (rep->out != NULL)
+        check_item_print(&item, rep->out);
+}
 
 static void ok(chk *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void ok(chk *k, const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("ok: ", k->out);
     va_start(ap, fmt);
-    vfprintf(k->out, fmt, ap);
+    add(k, CHECK_OK, 0, fmt, ap);
     va_end(ap);
-    fputc('\n', k->out);
 }
 
 static void warn(chk *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -47,25 +92,56 @@ static void warn(chk *k, const char *fmt, ...)
 {
     va_list ap;
 
-    fputs("warning: ", k->out);
     va_start(ap, fmt);
-    vfprintf(k->out, fmt, ap);
+    add(k, CHECK_WARNING, 0, fmt, ap);
     va_end(ap);
-    fputc('\n', k->out);
 }
 
-/* Prints "FAIL: " and e's message (its hint indented on the next line) and
- * keeps the first failure. */
+static void fail_v(chk *k, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail_v(chk *k, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    add(k, CHECK_FAIL, code, fmt, ap);
+    va_end(ap);
+}
+
+/* Records e (its hint apart) as a failure and keeps the first failure. */
 static void fail(chk *k, const owl_err *e)
 {
-    const char *hint = strstr(e->msg, "\nHINT: ");
+    int code = e->code != 0 ? e->code : OWL_ERUNTIME;
 
-    if (hint != NULL)
-        fprintf(k->out, "FAIL: %.*s\n      %s\n", (int)(hint - e->msg), e->msg, hint + 1);
-    else
-        fprintf(k->out, "FAIL: %s\n", e->msg);
-    if (k->failed++ == 0)
-        k->first = *e;
+    if (k->rep->failed == 0) {
+        k->rep->first = *e;
+        k->rep->first.code = code;
+    }
+    fail_v(k, code, "%s", e->msg);
+}
+
+void check_item_print(const check_item *item, FILE *out)
+{
+    static const char *const label[] = {"ok", "warning", "FAIL"};
+
+    fprintf(out, "%s: %s\n", label[item->status], item->message);
+    if (item->hint != NULL)
+        fprintf(out, "      HINT: %s\n", item->hint);
+}
+
+const char *check_status_name(check_status s)
+{
+    static const char *const name[] = {"ok", "warning", "fail"};
+
+    return name[s];
+}
+
+void check_report_free(check_report *rep)
+{
+    for (size_t i = 0; i < rep->n; i++)
+        free(rep->items[i].message);
+    free(rep->items);
+    rep->items = NULL;
+    rep->n = rep->cap = 0;
 }
 
 /* ------------------------------------------------------------------ local */
@@ -388,6 +464,22 @@ static void newest_in(const char *dir, at_hand *v, size_t *n)
         closedir(d);
 }
 
+/* The trusted and decryption keys of [import], as far as they load (those
+ * that do not are check_local's failures). */
+static void load_trust(const cfg *c, keys_trust *trust)
+{
+    owl_err e;
+
+    for (size_t i = 0; i < c->import.ntrusted; i++) {
+        if (keys_trust_add(trust, c->import.trusted[i].environment, c->import.trusted[i].key, &e) < 0)
+            break;
+    }
+    for (size_t i = 0; i < c->import.decrypt_key.n; i++) {
+        if (keys_trust_add_decrypt(trust, c->import.decrypt_key.v[i], &e) < 0)
+            break;
+    }
+}
+
 /* The columns of one table in a bundle against the target's: a column the
  * target lacks fails, as its import would; one that may not hold the
  * source's values is a warning. */
@@ -438,14 +530,7 @@ static void check_columns(chk *k, const catalog_table *cats, const bool *importa
         ok(k, "no bundle at hand to compare the source's columns with");
         goto out;
     }
-    for (size_t i = 0; i < c->import.ntrusted; i++) {
-        if (keys_trust_add(&trust, c->import.trusted[i].environment, c->import.trusted[i].key, &e) < 0)
-            break;
-    }
-    for (size_t i = 0; i < c->import.decrypt_key.n; i++) {
-        if (keys_trust_add_decrypt(&trust, c->import.decrypt_key.v[i], &e) < 0)
-            break;
-    }
+    load_trust(c, &trust);
     for (size_t i = 0; i < c->ntables; i++)
         left += importable[i] && cats[i].ncolumns > 0;
     for (size_t b = 0; b < n && left > 0; b++) {
@@ -474,6 +559,50 @@ out:
     keys_trust_free(&trust);
     free(done);
     free(v);
+}
+
+/* Each bundle named: verified completely (signature, trusted key, every
+ * hash, limits) as an import would, then the policy an import applies to
+ * it, then the columns of every table it carries against the target's (when
+ * the target was reached). */
+static void check_named(chk *k, const catalog_table *cats, const bool *importable, bool reached)
+{
+    const cfg *c = k->c;
+    keys_trust trust = {NULL, 0, NULL, 0};
+    bundle_limits lim = {c->import.max_bundle_size, c->import.max_unpacked_size};
+    owl_err e;
+
+    load_trust(c, &trust);
+    for (size_t b = 0; b < k->nbundles; b++) {
+        const char *path = k->bundles[b];
+        bundle_reader *r = NULL;
+        const manifest *m;
+        if (bundle_open(path, &lim, &trust, &r, &e) < 0 || bundle_verify_rest(r, &e) < 0) {
+            err_prefix(&e, "%s", path);
+            fail(k, &e);
+            bundle_close(r);
+            continue;
+        }
+        m = bundle_manifest(r);
+        ok(k, "%s: verified, bundle %llu of %s/%s (%zu table(s)), signed by key %s", path,
+           (unsigned long long)m->sequence, m->environment, m->job, m->ntables, m->key_id);
+        if (policy_check(c, m, text_now_usec(), &e) < 0) {
+            err_prefix(&e, "%s", path);
+            fail(k, &e);
+        }
+        if (!reached)
+            ok(k, "%s: its columns are not compared: the target database was not reached", path);
+        for (size_t i = 0; reached && i < m->ntables; i++) {
+            const cfg_table *t = cfg_find_table(c, m->tables[i].name);
+            size_t at = t != NULL ? (size_t)(t - c->tables) : 0;
+            /* a table the policy refuses was named above; one whose target
+             * table failed its own check has nothing to compare with */
+            if (t != NULL && importable[at] && cats[at].ncolumns > 0)
+                compare_table(k, path, &m->tables[i], &cats[at]);
+        }
+        bundle_close(r);
+    }
+    keys_trust_free(&trust);
 }
 
 /* The ledger: whole and granted as the import uses it, or missing and this
@@ -608,14 +737,14 @@ out:
 
 /* The role's session (TEMP for staging tables, USAGE on the schema), the
  * ledger, every table that may be imported, the rewrites' columns, and the
- * columns of the bundles at hand. */
+ * columns of the bundles named, or else of the bundles at hand. */
 static void check_target(chk *k)
 {
     const cfg *c = k->c;
     catalog_table *cats = calloc(c->ntables ? c->ntables : 1, sizeof(*cats));
     bool *importable = calloc(c->ntables ? c->ntables : 1, sizeof(bool));
     db_conn *conn = NULL;
-    bool temp, usage;
+    bool temp, usage, reached = false;
     owl_err e;
 
     if (cats == NULL || importable == NULL) {
@@ -623,15 +752,18 @@ static void check_target(chk *k)
         fail(k, &e);
         goto out;
     }
+    for (size_t i = 0; i < c->ntables; i++)
+        importable[i] = c->import.tables.n == 0 || cfg_list_has(&c->import.tables, c->tables[i].name);
     if (db_open(c->conninfo, "the target database", &conn, &e) < 0) {
         fail(k, &e);
-        goto out;
+        goto compare;
     }
     ok(k, "connected to the target database");
     if (catalog_session_access(conn, c->schema, &temp, &usage, &e) < 0) {
         fail(k, &e);
-        goto out;
+        goto compare;
     }
+    reached = true;
     if (!usage) {
         err_set(&e, OWL_EUSAGE, "permission denied: this role lacks USAGE on schema %s (or it does not exist)",
                 c->schema);
@@ -646,14 +778,17 @@ static void check_target(chk *k)
     check_ledger(k, conn);
     for (size_t i = 0; i < c->ntables; i++) {
         const cfg_table *t = &c->tables[i];
-        importable[i] = c->import.tables.n == 0 || cfg_list_has(&c->import.tables, t->name);
         if (importable[i])
             check_target_table(k, conn, t, &cats[i]);
         else if (c->nrewrites > 0 && catalog_columns(conn, c->schema, t->name, &cats[i], &e) < 0)
             fail(k, &e);
     }
     check_rewrites(k, cats);
-    check_columns(k, cats, importable);
+compare:
+    if (k->nbundles > 0)
+        check_named(k, cats, importable, reached);
+    else if (reached)
+        check_columns(k, cats, importable);
 out:
     for (size_t i = 0; cats != NULL && i < c->ntables; i++)
         catalog_table_free(&cats[i]);
@@ -662,21 +797,29 @@ out:
     db_close(conn);
 }
 
-int check_run(const cfg *c, FILE *out, size_t *failed, owl_err *err)
+int check_run(const cfg *c, char *const *bundles, size_t nbundles, check_report *rep, owl_err *err)
 {
     chk k;
 
     memset(&k, 0, sizeof(k));
     k.c = c;
-    k.out = out;
+    k.rep = rep;
+    k.bundles = bundles;
+    k.nbundles = nbundles;
+    ok(&k, "config %s (environment %s)", c->path, c->environment);
     check_local(&k);
     if (c->nexports > 0)
         check_source(&k);
     if (c->import.present)
         check_target(&k);
-    *failed = k.failed;
-    if (k.failed == 0)
+    if (k.nomem) {
+        owl_err e;
+        err_oom(&e);
+        if (rep->failed++ == 0)
+            rep->first = e;
+    }
+    if (rep->failed == 0)
         return 0;
-    *err = k.first;
+    *err = rep->first;
     return -1;
 }

@@ -145,9 +145,9 @@ _owlsync()
         ;;
     inspect) opts="$opts --json --all-datasets" ;;
     import) opts="$opts --dry-run --json --allow-rollback --all-datasets" ;;
-    status) opts="$opts --json" ;;
+    status | check) opts="$opts --json" ;;
     retry) ;;
-    daemon | check) ;;
+    daemon) ;;
     *) return ;;
     esac
 
@@ -156,7 +156,7 @@ _owlsync()
         return
     fi
     case $cmd in
-    verify | inspect | import) _owlsync_bundles "$cur" ;;
+    verify | inspect | import | check) _owlsync_bundles "$cur" ;;
     retry) _owlsync_files "$cur" ;;
     esac
 }

@@ -96,4 +96,9 @@ void cmd_print_names(char *const *v, size_t n, bool all, const char *none_text, 
 /* Bundle limits from [import], or the defaults when c is NULL. */
 void cmd_limits(const cfg *c, bundle_limits *lim);
 
+/* A --json command that failed before it had a report: one object on stdout
+ * (for a script that reads only stdout), {KEY: value, "status": "failed",
+ * "exit_code": N, "error": MESSAGE}; cmd_report says it on stderr as well. */
+void cmd_print_json_error(const char *key, const char *value, const owl_err *err);
+
 #endif

@@ -4,7 +4,8 @@
 # import that works with exactly those grants, and check naming a grant taken
 # away (which the import then refuses, exit 2, changing nothing). Then what
 # else check covers: directories that must take files, dataset patterns, the
-# columns of every table against the bundles at hand.
+# columns of every table against the bundles at hand or the bundles named
+# (check BUNDLE...), and the same checks as one JSON object (--json).
 
 # shellcheck disable=SC2154 # status, output and stderr are set by bats' run
 bats_require_minimum_version 1.5.0
@@ -17,7 +18,7 @@ OWLSYNC=${OWLSYNC:-$BATS_TEST_DIRNAME/../../owlsync}
 TABLES_INI=$OWL_TABLES_INI
 
 setup_file() {
-    import_setup_file prod
+    import_setup_file prod other
 }
 
 teardown_file() {
@@ -281,4 +282,185 @@ EOF
     imp_ok "$b"
     [[ $output == *"sequence "*"owl_rule_id_seq moved from"* ]]
     pg_stop lps
+}
+
+# jcheck INI [ARGS…] — owlsync check --json, stdout apart from stderr.
+jcheck() {
+    run --separate-stderr "$OWLSYNC" -c "$1" check --json "${@:2}"
+}
+
+# jq_py EXPR — EXPR of the JSON object in $output (as d), printed by python3.
+jq_py() {
+    python3 -c 'import json, sys; d = json.loads(sys.stdin.read()); print(eval(sys.argv[1]))' "$1" <<<"$output"
+}
+
+@test "check --json: one object, every check of the text output in it, ok true, exit 0" {
+    pair chkjs
+    job nightly "public.ds_1"
+    for ini in src tgt; do
+        run --separate-stderr "$OWLSYNC" -c "$W/$ini.ini" check
+        [ "$status" -eq 0 ] || { echo "$output"; false; }
+        text=$output
+        jcheck "$W/$ini.ini"
+        [ "$status" -eq 0 ] || { echo "$output"; false; }
+        [ "$(jq_py 'd["ok"], d["failed"], d["warnings"], d["config"], d["environment"]')" = \
+          "(True, 0, 0, '$W/$ini.ini', '$([ $ini = src ] && echo prod || echo qa)')" ]
+        # the same checks, in the same order, as the text lines but the last
+        [ "$(jq_py '"\n".join(("FAIL" if c["status"] == "fail" else c["status"]) + ": " + c["message"] for c in d["checks"])')" = \
+          "$(sed '$d' <<<"$text")" ]
+        [ "$(jq_py 'sorted(set(k for c in d["checks"] for k in c))')" = "['message', 'status']" ]
+        [ "${output:0:1}" = "{" ] && [ "${output: -1}" = "}" ]
+    done
+    [[ $text == *"ok: connected to the target database"* ]]
+}
+
+@test "check --json: failures are entries with status fail, their code and hint; ok false; the exit code is the first failure's" {
+    pair chkjf
+    job nightly "public.ds_1, public.nothing_%"
+    sed -i "s|^state_dir = .*|state_dir = $W/nowhere/state|" "$W/src.ini"
+    jcheck "$W/src.ini"
+    [ "$status" -eq 1 ]
+    [ "$(jq_py 'd["ok"], d["failed"], d["warnings"]')" = "(False, 2, 0)" ]
+    [ "$(jq_py '[c for c in d["checks"] if c["status"] != "ok"][0]')" = \
+      "{'status': 'fail', 'message': 'state_dir: $W/nowhere/state does not exist, nor does its parent directory $W/nowhere', 'code': 1}" ]
+    [[ $(jq_py '"|".join(str(v) for v in [c for c in d["checks"] if c["status"] != "ok"][1].values())') == \
+       "fail|$W/src.ini:"*": [export nightly] datasets: pattern public.nothing_% matches no dataset of chkjf in the source database|dataset names are the values of each table's dataset_column; LIKE patterns use % and _|2" ]]
+    [ "$(jq_py 'sum(1 for c in d["checks"] if "code" in c)')" = 2 ]
+    [ "$(jq_py 'd["checks"][0]')" = "{'status': 'ok', 'message': 'config $W/src.ini (environment prod)'}" ]
+    # text mode: the same, the hint indented under its line
+    run --separate-stderr "$OWLSYNC" -c "$W/src.ini" check
+    [ "$status" -eq 1 ]
+    [[ $output == *"
+FAIL: $W/src.ini:"*": [export nightly] datasets: pattern public.nothing_% matches no dataset of chkjf in the source database
+      HINT: dataset names are the values of each table's dataset_column; LIKE patterns use % and _
+"* ]]
+    [ "${lines[-1]}" = "2 check(s) failed" ]
+
+    # a [rewrite] column the target lacks
+    printf '[rewrite conn]\ncolumns = owl_check_repo.conn_nme\nmatch = exact\nfrom = prod_pg\nto = qa_pg\n' >>"$W/tgt.ini"
+    jcheck "$W/tgt.ini"
+    [ "$status" -eq 2 ]
+    [ "$(jq_py 'd["ok"], d["failed"]')" = "(False, 1)" ]
+    [[ $(jq_py '[c for c in d["checks"] if c["status"] == "fail"]') == "[{'status': 'fail', 'message': '$W/tgt.ini:"*": [rewrite conn] columns: owl_check_repo.conn_nme matches no column of table owl_check_repo', 'hint': 'did you mean owl_check_repo.conn_name?', 'code': 2}]" ]]
+
+    # a config that does not load: the error object of import --json, exit 2
+    printf '[owlsync]\nenvironment = qa\nbogus = 1\n' >"$W/bad.ini"
+    jcheck "$W/bad.ini"
+    [ "$status" -eq 2 ]
+    [[ $(jq_py 'd["config"], d["status"], d["exit_code"], d["error"]') == "('$W/bad.ini', 'failed', 2, '$W/bad.ini:3: "*"bogus"* ]]
+    [[ $stderr == "owlsync check: $W/bad.ini:3: "*"bogus"* ]]
+}
+
+@test "check BUNDLE: verified, and every table it carries compared with the target's; a column the target lacks fails naming table.column" {
+    pair chkb
+    job nightly "public.ds_1"
+    b=$(mkbundle nightly)
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check "$b"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ $output == *"ok: $b: verified, bundle 1 of prod/nightly ("*" table(s)), signed by key "* ]]
+    for t in $OWL_TABLES; do
+        [[ $output == *"ok: the columns of $t in $b fit the target"* ]] || { echo "no $t: $output"; false; }
+    done
+    [[ $output != *"bundle at hand"* ]]
+    [ "${lines[-1]}" = "all checks passed" ]
+
+    pg_query tgt "ALTER TABLE chkb.owl_rule DROP COLUMN rule_value" >/dev/null
+    pg_query tgt "ALTER TABLE chkb.alert_cond DROP COLUMN condition" >/dev/null
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check "$b"
+    [ "$status" -eq 2 ]
+    [[ $output == *"FAIL: bundle column owl_rule.rule_value (of $b) does not exist in the target table chkb.owl_rule"* ]]
+    [[ $output == *"FAIL: bundle column alert_cond.condition (of $b) does not exist in the target table chkb.alert_cond"* ]]
+    [[ $output == *"ok: the columns of rule_repo in $b fit the target"* ]]
+    [ "${lines[-1]}" = "2 check(s) failed" ]
+    jcheck "$W/tgt.ini" "$b"
+    [ "$status" -eq 2 ]
+    [ "$(jq_py '[c["code"] for c in d["checks"] if c["status"] == "fail"]')" = "[2, 2]" ]
+    # the bundle at hand is not what a named bundle is compared with
+    mkdir "$W/inbox"
+    cp "$b" "$W/inbox/"
+    tgt_ini "inbox = $W/inbox"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check
+    [ "$status" -eq 2 ]
+    [[ $output == *"FAIL: bundle column owl_rule.rule_value (of $W/inbox/$(basename "$b"))"* ]]
+}
+
+@test "check BUNDLE: a tampered bundle fails verification (exit 3), one the policy refuses exit 4, on an export-only config exit 2; nothing changes" {
+    pair chkt
+    job nightly "public.ds_1" "compression=none"
+    b=$(mkbundle nightly)
+    cp "$b" "$W/tampered.owlb"
+    off=$(grep -obUa "score_low" "$W/tampered.owlb" | tail -1 | cut -d: -f1)
+    [ "$off" -gt "$(bsdtar -xOf "$b" manifest.json | wc -c)" ]   # in a data entry, past the manifest
+    flip_byte "$W/tampered.owlb" "$off"
+    before=$(tgt_state)
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check "$b" "$W/tampered.owlb"
+    [ "$status" -eq 3 ]
+    [[ $output == *"FAIL: $W/tampered.owlb: "*"does not match its hash in the manifest"* ]]
+    [[ $output == *"ok: $b: verified"* ]]
+    [ "${lines[-1]}" = "1 check(s) failed" ]
+    jcheck "$W/tgt.ini" "$W/tampered.owlb"
+    [ "$status" -eq 3 ]
+    [ "$(jq_py '[(c["status"], c["code"]) for c in d["checks"] if c["status"] != "ok"]')" = "[('fail', 3)]" ]
+    # with the target out of reach, still verified (and the columns left)
+    sed 's/^conninfo = .*/conninfo = host=127.0.0.1 port=1 connect_timeout=2/' "$W/tgt.ini" >"$W/nodb.ini"
+    run --separate-stderr "$OWLSYNC" -c "$W/nodb.ini" check "$b" "$W/tampered.owlb"
+    [ "$status" -eq 1 ]
+    [[ $output == *"FAIL: cannot connect to the target database"* ]]
+    [[ $output == *"ok: $b: its columns are not compared: the target database was not reached"* ]]
+    [[ $output == *"FAIL: $W/tampered.owlb: "*"does not match its hash in the manifest"* ]]
+    # signed by a key this host does not trust
+    tgt_ini "trusted_key = prod $K/other.key.pub"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check "$b"
+    [ "$status" -eq 3 ]
+    [[ $output == *"FAIL: $b: "* ]]
+
+    # a table this host does not allow: the import's policy refusal, 4
+    tgt_ini "tables = owl_rule, rule_repo"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check "$b"
+    [ "$status" -eq 4 ]
+    [[ $output == *"FAIL: $b: bundle carries table "*", which this environment does not allow"* ]]
+    [[ $output == *"ok: the columns of owl_rule in $b fit the target"* ]]
+    [ "$(tgt_state)" = "$before" ]
+
+    # no [import] section: a usage error, said on stderr (and as --json's error object)
+    run --separate-stderr "$OWLSYNC" -c "$W/src.ini" check "$b"
+    [ "$status" -eq 2 ]
+    [ "$output" = "" ]
+    [ "$stderr" = "owlsync check: $W/src.ini has no [import] section: a bundle is checked against the target of an import
+HINT: run check BUNDLE with the config of the host that imports it" ]
+    jcheck "$W/src.ini" "$b"
+    [ "$status" -eq 2 ]
+    [ "$(jq_py 'd["status"], d["exit_code"]')" = "('failed', 2)" ]
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check --bogus
+    [ "$status" -eq 2 ]
+}
+
+@test "check: --help, the usage and bash completion know --json and BUNDLE" {
+    run "$OWLSYNC" check --help
+    [ "$status" -eq 0 ]
+    [ "${lines[0]}" = "usage: owlsync [-c FILE] check [--json] [BUNDLE...]" ]
+    [[ $output == *"  --json  print one JSON object"* ]]
+    run "$OWLSYNC" --help
+    [[ $output == *"  check [--json] [BUNDLE...]"* ]]
+    touch "$W/a.owlb" "$W/notes.txt"
+    run bash -c '. "$1"
+        c() { COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMPREPLY=(); _owlsync; echo "${COMPREPLY[*]}"; }
+        c owlsync check --j; cd "$2" && c owlsync check ""' _ "$BATS_TEST_DIRNAME/../../completion/owlsync.bash" "$W"
+    [ "${lines[0]}" = "--json" ]
+    [[ ${lines[1]} == *a.owlb* && ${lines[1]} != *notes.txt* ]] || { echo "$output"; false; }
+}
+
+@test "check BUNDLE: an encrypted bundle is opened with the config's decrypt_key, refused (exit 3) without it" {
+    pair chkenc
+    "$OWLSYNC" keygen --encryption -o "$W/qa.enc" >/dev/null 2>&1
+    job sealed "public.ds_1" "encrypt_to=qa $W/qa.enc.pub"
+    b=$(mkbundle sealed)
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check "$b"
+    [ "$status" -eq 3 ]
+    [[ $output == *"FAIL: $b: "* ]]
+    tgt_ini "decrypt_key = $W/qa.enc"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check "$b"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ $output == *"ok: $b: verified, bundle 1 of prod/sealed"* ]]
+    [[ $output == *"ok: the columns of owl_rule in $b fit the target"* ]]
 }
