@@ -270,24 +270,6 @@ static void print_text(const char *path, const importer_result *res, bool all, b
         printf("dry run: rolled back, nothing was written (no sequence moved)\n");
 }
 
-/* import --json that failed: one object on stdout, for a script that reads
- * only stdout; the message goes to stderr as well. */
-static void print_json_error(const char *path, const owl_err *err)
-{
-    json_t *root = json_object();
-    char *text;
-
-    json_object_set_new(root, "file", json_string(path));
-    json_object_set_new(root, "status", json_string("failed"));
-    json_object_set_new(root, "exit_code", json_integer(err->code != 0 ? err->code : OWL_ERUNTIME));
-    json_object_set_new(root, "error", json_string(err->msg[0] ? err->msg : "failed"));
-    text = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
-    if (text != NULL)
-        printf("%s\n", text);
-    free(text);
-    json_decref(root);
-}
-
 static const struct option import_opts[] = {
     {"dry-run", no_argument, NULL, 'n'},
     {"json", no_argument, NULL, 'J'},
@@ -368,7 +350,7 @@ out:
     keys_trust_free(&trust);
     cfg_free(c);
     if (rc < 0 && a.json) {
-        print_json_error(args[0], &err);
+        cmd_print_json_error("file", args[0], &err);
         fflush(stdout);
     }
     return rc < 0 ? cmd_report("import", &err) : 0;
