@@ -135,6 +135,7 @@ int cmd_export_job(const cfg *c, const char *name, const char *adhoc, exporter_j
         job->compression_level = 3;
         job->valid_for = 7 * 86400;
         job->parallel = 1;
+        job->bundle_mode = CFG_DEFAULT_FILE_MODE;
         job->remember = true;
     }
     if (name == NULL) {

@@ -63,7 +63,9 @@ typedef enum {
     T_ENUM,       /* int index into words */
     T_LOGLEVEL,   /* int, a log_level */
     T_TRUSTED,    /* "ENVIRONMENT KEY", appended to import.trusted */
-    T_RECIPIENT   /* "ENVIRONMENT KEY [KEY...]", appended to the export's encrypt_to */
+    T_RECIPIENT,  /* "ENVIRONMENT KEY [KEY...]", appended to the export's encrypt_to */
+    T_MODE        /* int, a file mode in octal: read and write for the owner, at
+                   * most read and write for group and others, no other bit */
 } val_type;
 
 enum {
@@ -116,6 +118,7 @@ static const key_desc keys[] = {
     K(S_OWLSYNC, "state_dir", T_REQTEXT, cfg, state_dir, F_CONT),
     K(S_OWLSYNC, "log_level", T_LOGLEVEL, cfg, log_level, 0),
     K(S_OWLSYNC, "metrics_file", T_OPTTEXT, cfg, metrics_file, F_CONT),
+    K(S_OWLSYNC, "metrics_mode", T_MODE, cfg, metrics_mode, 0),
     KE(S_OWLSYNC, "log_format", cfg, log_format, format_words),
 
     K(S_DATABASE, "conninfo", T_TEXT, cfg, conninfo, F_CONT_SPACE),
@@ -138,6 +141,7 @@ static const key_desc keys[] = {
     K(S_EXPORT, "targets", T_LIST_ENV, cfg_export, targets, 0),
     KI(S_EXPORT, "parallel", cfg_export, parallel, 1, 16),
     K(S_EXPORT, "encrypt_to", T_RECIPIENT, cfg_export, encrypt_to, F_REPEAT),
+    K(S_EXPORT, "bundle_mode", T_MODE, cfg_export, bundle_mode, 0),
 
     K(S_IMPORT, "inbox", T_OPTTEXT, cfg_import, inbox, F_CONT),
     K(S_IMPORT, "processed_dir", T_OPTTEXT, cfg_import, processed_dir, F_CONT),
@@ -614,6 +618,7 @@ static int new_named(parse_ctx *p, sect_kind kind, const char *name, int line,
         e->skip_unchanged = true;
         e->valid_for = 7 * 86400;
         e->parallel = 1;
+        e->bundle_mode = CFG_DEFAULT_FILE_MODE;
         e->name = xstrdup(name);
         if (e->name == NULL)
             return fail_oom(p);
@@ -1063,6 +1068,19 @@ static int set_value(parse_ctx *p, sect_state *st, const key_desc *kd, const cha
         *(int64_t *)(void *)slot = v;
         return 0;
     }
+    case T_MODE: {
+        char *end;
+        long v;
+        errno = 0;
+        v = value[0] == '0' ? strtol(value, &end, 8) : -1;
+        if (v < 0 || errno != 0 || *end != '\0' || strlen(value) > 4 || (v & ~0666L) != 0 || (v & 0600) != 0600)
+            return key_error(p, st, p->line, kd->name,
+                             "invalid file mode \"%s\" (octal with a leading 0, 0600 to 0666: read and write for "
+                             "the owner, read or write for group and others, e.g. 0640)",
+                             value);
+        *(int *)(void *)slot = (int)v;
+        return 0;
+    }
     case T_BOOL:
         if (cfg_parse_bool(value, (bool *)slot) != 0)
             return key_error(p, st, p->line, kd->name,
@@ -1453,6 +1471,7 @@ static cfg *cfg_new(const char *name)
     if (c == NULL)
         return NULL;
     c->log_level = LOG_INFO;
+    c->metrics_mode = CFG_DEFAULT_FILE_MODE;
     c->import.watch = CFG_WATCH_AUTO;
     c->import.poll_interval = 5;
     c->import.settle_time = 2;

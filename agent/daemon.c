@@ -366,7 +366,7 @@ static void write_metrics(daemon_state *d)
         addf(&b, "owlsync_export_bytes_total{job=\"%s\"} %llu\n", d->jobs[i].name, d->jobs[i].bytes_total);
     if (b.max == 0)
         log_warn("cannot write metrics file %s: out of memory", d->c->metrics_file);
-    else if (fileio_write_path(d->c->metrics_file, b.p, b.len, 0644, FILEIO_REPLACE, &err) < 0)
+    else if (fileio_write_path(d->c->metrics_file, b.p, b.len, (mode_t)d->c->metrics_mode, FILEIO_REPLACE, &err) < 0)
         log_warn("%s", err.msg);
     buf_free(&b);
 }

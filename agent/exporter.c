@@ -92,6 +92,7 @@ void exporter_job_init(exporter_job *job, const cfg_export *ex)
     job->targets = &ex->targets;
     job->encrypt_to = ex->encrypt_to;
     job->nencrypt_to = ex->nencrypt_to;
+    job->bundle_mode = ex->bundle_mode;
     job->remember = true;
 }
 
@@ -811,7 +812,7 @@ static int publish_one(export_run *r, const char *dir, struct stat *seen, size_t
     for (size_t i = 0; rc == 0 && i < nseen; i++)
         again = again || (seen[i].st_dev == st->st_dev && seen[i].st_ino == st->st_ino);
     if (rc == 0 && !again)
-        rc = fileio_copy_atomic(dfd, dir, r->name, r->bundle_fd, 0644, FILEIO_NOREPLACE, NULL, 0, err);
+        rc = fileio_copy_atomic(dfd, dir, r->name, r->bundle_fd, (mode_t)r->job->bundle_mode, FILEIO_NOREPLACE, NULL, 0, err);
     close(dfd);
     if (rc < 0 && err->code == OWL_EUSAGE) /* the name is taken: fileio's only usage error */
         return err_set(err, OWL_ERUNTIME,

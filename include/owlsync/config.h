@@ -18,6 +18,9 @@
 #define CFG_MAX_RECIPIENTS 64
 /* Largest config file read. */
 #define CFG_MAX_FILE (1024 * 1024)
+/* [export] bundle_mode and [owlsync] metrics_mode when not set: readable by
+ * other users (a reader of the share, node_exporter) whatever the umask. */
+#define CFG_DEFAULT_FILE_MODE 0644
 /* [import] max_bundle_size and max_unpacked_size when not set (and for inspect). */
 #define CFG_DEFAULT_MAX_BUNDLE_SIZE ((uint64_t)1 << 30)
 #define CFG_DEFAULT_MAX_UNPACKED_SIZE ((uint64_t)8 << 30)
@@ -84,6 +87,7 @@ typedef struct cfg_export {
     int parallel;          /* source connections on one snapshot; default 1 */
     cfg_trusted_key *encrypt_to; /* nencrypt_to recipients; none = not encrypted */
     size_t nencrypt_to;
+    int bundle_mode;       /* the published bundles' mode, whatever the umask */
     int line;
 } cfg_export;
 
@@ -128,6 +132,7 @@ typedef struct cfg {
     int log_level;         /* a log_level value; default info */
     int log_format;        /* a log_format value; default text */
     char *metrics_file;    /* NULL when not set */
+    int metrics_mode;      /* its mode, whatever the umask */
     /* [database] */
     char *conninfo;        /* default "" (libpq defaults) */
     char *schema;          /* default "public" */

@@ -19,6 +19,7 @@ typedef struct exporter_job {
     const cfg_trusted_key *encrypt_to; /* recipients' encryption keys (nencrypt_to); none:
                                   * the bundle is not encrypted */
     size_t nencrypt_to;
+    int bundle_mode;             /* the published bundles' mode (bundle_mode) */
     bundle_compression compression;
     int compression_level;
     bool skip_unchanged;

@@ -309,6 +309,31 @@ visible() {
     [[ $output == *"--force"* ]]
 }
 
+@test "bundles are published 0644 whatever the umask, or with the job's bundle_mode; a mode that is not one is refused (2)" {
+    job_ini 'skip_unchanged = false'
+    umask 0077
+    owl_export -j j
+    [ "$status" -eq 0 ]
+    [ "$(stat -c %a "$output")" = 644 ]
+    job_ini 'skip_unchanged = false' 'bundle_mode = 0640'
+    owl_export -j j
+    [ "$status" -eq 0 ]
+    [ "$(stat -c %a "$output")" = 640 ]
+    job_ini 'skip_unchanged = false' 'bundle_mode = 0600'
+    umask 0000
+    owl_export -j j
+    [ "$status" -eq 0 ]
+    [ "$(stat -c %a "$output")" = 600 ]
+    before=$(visible "$OUT")
+    for bad in 0755 644 0400 08 0o640 "" 00644; do
+        job_ini "bundle_mode = $bad"
+        owl_export -j j
+        [ "$status" -eq 2 ]
+        [[ $stderr == *"bundle_mode"*"invalid file mode"* ]]
+    done
+    [ "$(visible "$OUT")" = "$before" ]
+}
+
 @test "where RENAME_NOREPLACE is missing (NFS, CIFS): link(2), and where links are too, a look then rename; never a replaced file" {
     job_ini 'skip_unchanged = false'
     for inject in "-e inject=renameat2:error=EINVAL" "-e inject=renameat2:error=EINVAL -e inject=linkat:error=EPERM"; do

@@ -1144,13 +1144,14 @@ teardown() {
 @test "metrics: a restarted daemon reports each job's last success and failure from its state, not 0; imports count their bytes and seconds; build info" {
     pair metr
     job metr "public.ds_1" "schedule=0 3 1 1 *"
-    sed -i -e "s|^state_dir = .*|&\nmetrics_file = $W/src.prom|" -e "s|^log_level = .*|log_level = info|" "$SRC_INI"
+    sed -i -e "s|^state_dir = .*|&\nmetrics_file = $W/src.prom\nmetrics_mode = 0640|" -e "s|^log_level = .*|log_level = info|" "$SRC_INI"
     mkdir -p "$W/state"
     printf 'finished 2026-01-02T03:04:05Z\nexit 1\nsuccess 2026-01-01T00:00:00Z\nfailure 2026-01-02T03:04:05Z\n' \
         >"$W/state/export-metr.last"
     daemon_start src "$SRC_INI"
     m=$W/src.prom
     wait_until 5 test -f "$m"
+    [ "$(stat -c %a "$m")" = 640 ] # metrics_mode
     [ "$(metric "$m" 'owlsync_export_last_success_timestamp_seconds{job="metr"}')" = "$(date -d 2026-01-01T00:00:00Z +%s)" ]
     [ "$(metric "$m" 'owlsync_export_last_failure_timestamp_seconds{job="metr"}')" = "$(date -d 2026-01-02T03:04:05Z +%s)" ]
     [ "$(metric "$m" 'owlsync_export_bytes_total{job="metr"}')" = 0 ]
