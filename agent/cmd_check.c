@@ -67,7 +67,6 @@ static json_t *json_text(const char *s)
 static void print_json(const cfg *c, const check_report *rep)
 {
     json_t *root = json_object(), *checks = json_array();
-    char *text;
 
     json_object_set_new(root, "config", json_text(c->path));
     json_object_set_new(root, "environment", json_text(c->environment));
@@ -86,11 +85,7 @@ static void print_json(const cfg *c, const check_report *rep)
         json_array_append_new(checks, o);
     }
     json_object_set_new(root, "checks", checks);
-    text = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
-    if (text != NULL)
-        printf("%s\n", text);
-    free(text);
-    json_decref(root);
+    cmd_print_json(root);
 }
 
 int cmd_check(int argc, char **argv, const cmd_ctx *ctx)

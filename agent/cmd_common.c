@@ -175,18 +175,22 @@ void cmd_limits(const cfg *c, bundle_limits *lim)
     lim->max_unpacked_size = c != NULL ? c->import.max_unpacked_size : CFG_DEFAULT_MAX_UNPACKED_SIZE;
 }
 
+void cmd_print_json(json_t *root)
+{
+    char *text = root != NULL ? json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2)) : NULL;
+
+    printf("%s\n", text != NULL ? text : "{}");
+    free(text);
+    json_decref(root);
+}
+
 void cmd_print_json_error(const char *key, const char *value, const owl_err *err)
 {
     json_t *root = json_object();
-    char *text;
 
     json_object_set_new(root, key, json_string(value));
     json_object_set_new(root, "status", json_string("failed"));
     json_object_set_new(root, "exit_code", json_integer(err->code != 0 ? err->code : OWL_ERUNTIME));
     json_object_set_new(root, "error", json_string(err->msg[0] ? err->msg : "failed"));
-    text = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
-    if (text != NULL)
-        printf("%s\n", text);
-    free(text);
-    json_decref(root);
+    cmd_print_json(root);
 }

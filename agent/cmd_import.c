@@ -51,7 +51,6 @@ static const char *status_name(importer_status s)
 static void print_json(const char *path, const importer_result *res)
 {
     json_t *root = json_object(), *tables = json_array();
-    char *text;
 
     json_object_set_new(root, "file", json_string(path));
     json_object_set_new(root, "status", json_string(status_name(res->status)));
@@ -116,11 +115,7 @@ static void print_json(const char *path, const importer_result *res)
             json_array_append_new(w, json_string(res->warnings[i]));
         json_object_set_new(root, "warnings", w);
     }
-    text = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
-    if (text != NULL)
-        printf("%s\n", text);
-    free(text);
-    json_decref(root);
+    cmd_print_json(root);
 }
 
 /* Datasets of a table that a report shows at most, of those that change. */

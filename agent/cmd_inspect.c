@@ -94,19 +94,12 @@ static void print_recipients(const char *path, char (*ids)[KEYS_ID_HEX_LEN + 1],
 
     if (json) {
         json_t *root = json_object(), *list = json_array();
-        char *text = NULL;
         for (size_t i = 0; list != NULL && i < n; i++)
             json_array_append_new(list, json_string(ids[i]));
-        if (root != NULL && list != NULL) {
-            json_object_set_new(root, "file", json_string(path));
-            json_object_set_new(root, "encrypted", json_true());
-            json_object_set(root, "recipients", list);
-            text = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
-        }
-        printf("%s\n", text != NULL ? text : "{}");
-        free(text);
-        json_decref(list);
-        json_decref(root);
+        json_object_set_new(root, "file", json_string(path));
+        json_object_set_new(root, "encrypted", json_true());
+        json_object_set_new(root, "recipients", list);
+        cmd_print_json(root);
         return;
     }
     printf("%-12s %s\n", "bundle", text_clean(path, MANIFEST_TEXT_MAX, shown, sizeof(shown)));

@@ -9,6 +9,8 @@
 #include <getopt.h>
 #include <stdbool.h>
 
+#include <jansson.h>
+
 #include "owlsync/bundle.h"
 #include "owlsync/config.h"
 #include "owlsync/error.h"
@@ -95,6 +97,10 @@ void cmd_print_names(char *const *v, size_t n, bool all, const char *none_text, 
 
 /* Bundle limits from [import], or the defaults when c is NULL. */
 void cmd_limits(const cfg *c, bundle_limits *lim);
+
+/* Prints root as indented JSON (keys in their order) and a newline on
+ * stdout, then releases it. */
+void cmd_print_json(json_t *root);
 
 /* A --json command that failed before it had a report: one object on stdout
  * (for a script that reads only stdout), {KEY: value, "status": "failed",
