@@ -1011,7 +1011,8 @@ static void test_agent_id(void)
     len = strlen(a);
     CHECK(len > 9 && a[len - 9] == '-' && strspn(a + len - 8, "0123456789abcdef") == 8);
     gethostname(host, sizeof(host) - 1);
-    if (strlen(host) <= INBOX_AGENT_HOST_MAX && strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == strlen(host))
+    if (strlen(host) <= INBOX_AGENT_HOST_MAX &&
+        strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == strlen(host))
         CHECK(strncmp(a, host, strlen(host)) == 0 && len == strlen(host) + 9);
 }
 
