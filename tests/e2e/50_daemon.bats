@@ -945,7 +945,7 @@ teardown() {
     pg_psql tgt -c "BEGIN; LOCK TABLE lock.owl_rule IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT" \
         </dev/null >"$W/holder.out" 2>&1 &
     holder=$!
-    if ! wait_until 30 test "$(pg_query tgt "SELECT count(*) FROM pg_locks WHERE relation = 'lock.owl_rule'::regclass AND mode = 'AccessExclusiveLock' AND granted")" -ge 1; then
+    if ! wait_until 30 lock_held lock.owl_rule; then
         cat "$W/holder.out" >&2
         pg_query tgt "SELECT pid, state, wait_event_type, wait_event, left(query, 80) FROM pg_stat_activity" >&2
         pg_query tgt "SELECT pid, locktype, relation::regclass, mode, granted FROM pg_locks WHERE relation IS NOT NULL" >&2
@@ -955,7 +955,7 @@ teardown() {
     cp "$b" "$W/inbox/"
     wait_until 15 in_log tgt "$n: importing"
     sleep 2
-    wait_until 5 test "$(pg_query tgt "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" -ge 1
+    wait_until 5 lock_waited
     start=$SECONDS
     kill -TERM "$PID"
     stop_and_wait "$PID" 10
@@ -1216,6 +1216,11 @@ teardown() {
 # lock_held TABLE — a session holds a granted lock on TABLE in tgt.
 lock_held() {
     [ "$(pg_query tgt "SELECT count(*) FROM pg_locks WHERE relation = '$1'::regclass AND granted")" -ge 1 ]
+}
+
+# lock_waited — a session of tgt waits for a lock.
+lock_waited() {
+    [ "$(pg_query tgt "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" -ge 1 ]
 }
 
 # status_json CONFIG — sets J to `status --json` (exit 0 required).
