@@ -21,13 +21,15 @@
 #define STATUS_SHOWN 50     /* files shown per state in text; the rest are counted */
 #define STATUS_LISTED 1000  /* files listed per inbox directory in --json (all are counted) */
 #define STATUS_DATASETS 5   /* dataset names of an import shown in text; --json has all */
+#define STATUS_OVERDUE 600  /* seconds past a retry's next try that mark it overdue */
 
 static const char status_usage[] =
     "usage: owlsync [-c FILE] status [--json]\n"
     "\n"
     "Shows the last imports recorded in the target's ledger, every file in the\n"
     "inbox, its .work/ directory and the quarantine with its state (settling,\n"
-    "waiting, in progress, retrying with its attempts, last error and next try,\n"
+    "waiting, in progress, retrying with its attempts, last error and next try\n"
+    "and, when another agent sharing the inbox retries it, that agent's name;\n"
     "quarantined with its reason), the inbox entries no import takes and why,\n"
     "the export jobs with their last and next run, and whether no bundle was\n"
     "imported for longer than max_staleness. In text, at most 50 files of each\n"
@@ -110,17 +112,52 @@ static int show_imports(const cfg *c, bool json, json_t *root, int64_t *last)
     return rc;
 }
 
-/* The retry state the daemon keeps for name (cleaned as the listing's
- * names are), or NULL. */
-static const inbox_retry *retry_of(const inbox_retry *r, size_t n, const char *name)
+/* Where name (cleaned, as the listing's names are) is among the listing's
+ * files in .work/ (sorted by name), or -1: only they may be retrying. */
+static long working_slot(const char *name, void *ctx)
+{
+    const inbox_listing *l = ctx;
+    size_t lo = 0, hi = l->nworking;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, l->working[mid].name);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return -1;
+}
+
+/* Puts this agent's own retry state (from its state_dir) into found, by the
+ * listing's files in .work/: the newest entry of a file wins. */
+static int own_retries(inbox_listing *l, const inbox_retry *r, size_t n, inbox_retry *found, owl_err *err)
 {
     char clean[4 * NAME_MAX + 8];
 
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(text_clean(r[i].name, NAME_MAX, clean, sizeof(clean)), name) == 0)
-            return &r[i];
+        long k = working_slot(text_clean(r[i].name, NAME_MAX, clean, sizeof(clean)), l);
+        inbox_retry next = r[i];
+        if (k < 0 || (found[k].name != NULL && r[i].last_try <= found[k].last_try))
+            continue;
+        next.name = strdup(clean);
+        next.error = strdup(r[i].error);
+        next.agent = NULL;
+        next.written = 0;
+        if (next.name == NULL || next.error == NULL) {
+            free(next.name);
+            free(next.error);
+            return err_oom(err);
+        }
+        free(found[k].name);
+        free(found[k].error);
+        free(found[k].agent);
+        found[k] = next;
     }
-    return NULL;
+    return 0;
 }
 
 /* One file's line of text and its JSON object. */
@@ -128,7 +165,21 @@ typedef struct file_view {
     const char *state; /* settling, waiting, in_progress, retrying, quarantined, ignored */
     const inbox_entry *e;
     const inbox_retry *retry;
+    const char *self;  /* this agent's id: its own retries name no agent in text */
+    time_t now;
 } file_view;
+
+/* Whether a retry is overdue: its next try long past, so the agent that
+ * wrote it may be gone (a daemon retries at least every 300 s). */
+static bool retry_overdue(const file_view *v)
+{
+    return v->retry->next_try > 0 && v->now - v->retry->next_try > STATUS_OVERDUE;
+}
+
+static const char *retry_agent(const file_view *v)
+{
+    return v->retry->agent != NULL ? v->retry->agent : v->self;
+}
 
 static json_t *file_json(const file_view *v, const char *dir)
 {
@@ -142,6 +193,9 @@ static json_t *file_json(const file_view *v, const char *dir)
         json_object_set_new(o, "last_try", json_time(v->retry->last_try));
         json_object_set_new(o, "next_try", json_time(v->retry->next_try));
         json_object_set_new(o, "last_error", json_string(v->retry->error));
+        json_object_set_new(o, "agent", json_string(retry_agent(v)));
+        json_object_set_new(o, "agent_state_written", json_time(v->retry->written));
+        json_object_set_new(o, "overdue", json_boolean(retry_overdue(v)));
     }
     if (v->e->reason != NULL)
         json_object_set_new(o, "reason", json_string(v->e->reason));
@@ -153,9 +207,14 @@ static void file_text(const file_view *v)
     char next[TEXT_UTC_MAX];
 
     if (v->retry != NULL) {
+        const char *agent = retry_agent(v);
+        bool other = strcmp(agent, v->self) != 0;
         text_utc((int64_t)v->retry->next_try * 1000000, TEXT_UTC_SECONDS, next, sizeof(next));
-        printf("  retrying    %s: %u failed attempt%s, next try %s; last error: %s\n", v->e->name,
-               v->retry->attempts, v->retry->attempts == 1 ? "" : "s", next, v->retry->error);
+        printf("  retrying    %s%s%s: %u failed attempt%s, next try %s; last error: %s%s%s%s\n", v->e->name,
+               other ? " on " : "", other ? agent : "", v->retry->attempts, v->retry->attempts == 1 ? "" : "s",
+               next, v->retry->error, retry_overdue(v) ? " (overdue: is " : "",
+               retry_overdue(v) ? (other ? agent : "this agent's daemon") : "",
+               retry_overdue(v) ? " still running?)" : "");
     } else if (v->e->reason != NULL) {
         printf("  %-11s %s: %s\n", v->state, v->e->name, v->e->reason);
     } else {
@@ -177,11 +236,13 @@ static int show_inbox(const cfg *c, bool json, json_t *root)
     inbox_config ic = {c->import.inbox, c->import.processed_dir, c->import.quarantine_dir, c->import.settle_time, 0,
                        NULL};
     json_t *quarantine = json_array(), *files = json_array();
-    char work[PATH_MAX];
-    inbox_retry *retries = NULL;
+    char work[PATH_MAX], self[INBOX_AGENT_ID_MAX];
+    inbox_retry *retries = NULL, *found = NULL;
     size_t nretries = 0, retrying = 0, shown;
+    inbox_retries_seen seen;
     inbox_listing l;
     owl_err err;
+    time_t now = time(NULL);
     int rc = 0;
 
     if (c->import.inbox == NULL) {
@@ -207,8 +268,28 @@ static int show_inbox(const cfg *c, bool json, json_t *root)
         json_object_set_new(root, "inbox_error", json_string(err.msg));
         rc = OWL_ERUNTIME;
     }
-    for (size_t i = 0; i < l.nworking; i++)
-        retrying += retry_of(retries, nretries, l.working[i].name) != NULL;
+    /* the retries of every agent sharing the inbox, ours from state_dir too:
+     * only those of files still in .work/, the newest try of each */
+    inbox_agent_id(c->state_dir, self, sizeof(self));
+    memset(&seen, 0, sizeof(seen));
+    found = calloc(l.nworking + 1, sizeof(*found));
+    if (found == NULL || own_retries(&l, retries, nretries, found, &err) < 0 ||
+        inbox_retries_shared(c->import.inbox, working_slot, &l, found, l.nworking, &seen, &err) < 0) {
+        if (found == NULL)
+            err_oom(&err);
+        if (!json)
+            printf("retry state: %s\n", err.msg);
+        json_object_set_new(root, "agents_retry_state_error", json_string(err.msg));
+    }
+    if (seen.skipped > 0 && !json)
+        printf("retry state: %zu agent file%s in .work/ not read: %s\n", seen.skipped, seen.skipped == 1 ? "" : "s",
+               seen.first_error);
+    json_object_set_new(root, "agents_retry_files",
+                        json_pack("{s:I, s:I, s:o}", "read", (json_int_t)seen.files, "skipped",
+                                  (json_int_t)seen.skipped, "first_error",
+                                  seen.skipped > 0 ? json_string(seen.first_error) : json_null()));
+    for (size_t i = 0; found != NULL && i < l.nworking; i++)
+        retrying += found[i].name != NULL;
     if (!json)
         printf("inbox %s: %zu waiting, %zu in .work/, %zu quarantined, %zu ignored\n", c->import.inbox,
                l.waiting_count, l.working_count, l.quarantined_count, l.ignored_count);
@@ -219,7 +300,7 @@ static int show_inbox(const cfg *c, bool json, json_t *root)
         size_t count = pass == 0 ? l.waiting_count - l.settling_count : l.settling_count;
         shown = 0;
         for (size_t i = 0; i < l.nwaiting; i++) {
-            file_view v = {state, &l.waiting[i], NULL};
+            file_view v = {state, &l.waiting[i], NULL, self, now};
             if (l.waiting[i].settling != (pass == 1))
                 continue;
             json_array_append_new(files, file_json(&v, c->import.inbox));
@@ -237,7 +318,8 @@ static int show_inbox(const cfg *c, bool json, json_t *root)
         size_t count = pass == 0 ? l.working_count - retrying : retrying;
         shown = 0;
         for (size_t i = 0; i < l.nworking; i++) {
-            file_view v = {state, &l.working[i], retry_of(retries, nretries, l.working[i].name)};
+            file_view v = {state, &l.working[i], found != NULL && found[i].name != NULL ? &found[i] : NULL, self,
+                           now};
             if ((v.retry != NULL) != (pass == 1))
                 continue;
             json_array_append_new(files, file_json(&v, work));
@@ -251,7 +333,7 @@ static int show_inbox(const cfg *c, bool json, json_t *root)
     }
     shown = 0;
     for (size_t i = 0; i < l.nquarantined; i++) {
-        file_view v = {"quarantined", &l.quarantined[i], NULL};
+        file_view v = {"quarantined", &l.quarantined[i], NULL, self, now};
         json_array_append_new(quarantine,
                               json_pack("{s:s, s:s}", "file", l.quarantined[i].name, "reason", l.quarantined[i].reason));
         json_array_append_new(files, file_json(&v, c->import.quarantine_dir));
@@ -264,7 +346,7 @@ static int show_inbox(const cfg *c, bool json, json_t *root)
         more_text(shown, l.quarantined_count, "quarantined");
     shown = 0;
     for (size_t i = 0; i < l.nignored; i++) {
-        file_view v = {"ignored", &l.ignored[i], NULL};
+        file_view v = {"ignored", &l.ignored[i], NULL, self, now};
         json_array_append_new(files, file_json(&v, c->import.inbox));
         if (!json && shown < STATUS_SHOWN) {
             file_text(&v);
@@ -283,6 +365,7 @@ static int show_inbox(const cfg *c, bool json, json_t *root)
                                       l.nquarantined == l.quarantined_count && l.nignored == l.ignored_count));
     json_object_set_new(root, "files", files);
     json_object_set_new(root, "quarantine", quarantine);
+    inbox_retries_free(found, l.nworking);
     inbox_listing_free(&l);
     inbox_retries_free(retries, nretries);
     return rc;

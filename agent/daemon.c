@@ -535,10 +535,13 @@ static void retry_free(retry *r)
     free(r->error);
 }
 
-/* Rewrites the retry state file in state_dir, for `owlsync status` (see
- * inbox_retries_write); a failure is logged, nothing else depends on it. */
+/* Rewrites the retry state file in state_dir, and this agent's copy in the
+ * inbox's .work/ that `owlsync status` reads on every host sharing it (see
+ * inbox_retries_write, inbox_retries_publish); a failure is logged, nothing
+ * else depends on them. */
 static void persist_retries(daemon_state *d)
 {
+    char agent[INBOX_AGENT_ID_MAX];
     inbox_retry *v;
     owl_err err;
 
@@ -547,12 +550,19 @@ static void persist_retries(daemon_state *d)
     v = calloc(d->nretries + 1, sizeof(*v));
     if (v == NULL)
         return;
-    for (size_t i = 0; i < d->nretries; i++)
-        v[i] = (inbox_retry){d->retries[i].name, d->retries[i].attempts, d->retries[i].next_try,
-                             d->retries[i].last_try, d->retries[i].error};
+    for (size_t i = 0; i < d->nretries; i++) {
+        v[i].name = d->retries[i].name;
+        v[i].attempts = d->retries[i].attempts;
+        v[i].next_try = d->retries[i].next_try;
+        v[i].last_try = d->retries[i].last_try;
+        v[i].error = d->retries[i].error;
+    }
     if (mkdir(d->c->state_dir, 0750) < 0 && errno != EEXIST)
         log_warn("cannot create state_dir %s: %s", d->c->state_dir, strerror(errno));
     else if (inbox_retries_write(d->c->state_dir, v, d->nretries, &err) < 0)
+        log_warn("%s", err.msg);
+    inbox_agent_id(d->c->state_dir, agent, sizeof(agent));
+    if (inbox_retries_publish(d->ib, agent, v, d->nretries, &err) < 0)
         log_warn("%s", err.msg);
     free(v);
 }

@@ -1,5 +1,6 @@
 /* owlsync inbox: settles, claims and retires bundle files dropped into a shared
  * directory whose writers are untrusted; every name is checked, no link is followed. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1359,23 +1360,18 @@ void inbox_listing_free(inbox_listing *l)
 #define RETRY_HEADER "owlsync-retries 1\n"
 #define RETRY_LINE_MAX (NAME_LEN_MAX + 3 * 24 + 4 * INBOX_RETRY_ERROR_MAX + 16)
 #define RETRY_FILE_MAX (sizeof(RETRY_HEADER) + (size_t)INBOX_RETRIES_MAX * RETRY_LINE_MAX)
+#define RETRY_SHOWN_MAX (4 * INBOX_RETRY_ERROR_MAX + 4) /* bytes of a cleaned error, as written */
 
 static char *state_path(const char *state_dir)
 {
     return path_join(state_dir, INBOX_RETRY_FILE, NULL);
 }
 
-int inbox_retries_write(const char *state_dir, const inbox_retry *r, size_t n, owl_err *err)
+/* Formats r[0..n) as a retry state file into buf (cap bytes); its length. */
+static size_t retries_format(const inbox_retry *r, size_t n, char *buf, size_t cap)
 {
-    size_t cap = RETRY_FILE_MAX, len;
-    char *buf = malloc(cap), *path = state_path(state_dir);
-    int result = -1;
+    size_t len = (size_t)snprintf(buf, cap, "%s", RETRY_HEADER);
 
-    if (buf == NULL || path == NULL) {
-        err_oom(err);
-        goto out;
-    }
-    len = (size_t)snprintf(buf, cap, "%s", RETRY_HEADER);
     for (size_t i = 0; i < n && i < INBOX_RETRIES_MAX; i++) {
         char shown[4 * INBOX_RETRY_ERROR_MAX + 8];
         int w;
@@ -1388,7 +1384,19 @@ int inbox_retries_write(const char *state_dir, const inbox_retry *r, size_t n, o
             break;
         len += (size_t)w;
     }
-    result = fileio_write_path(path, buf, len, 0640, FILEIO_REPLACE, err);
+    return len;
+}
+
+int inbox_retries_write(const char *state_dir, const inbox_retry *r, size_t n, owl_err *err)
+{
+    char *buf = malloc(RETRY_FILE_MAX), *path = state_path(state_dir);
+    int result = -1;
+
+    if (buf == NULL || path == NULL) {
+        err_oom(err);
+        goto out;
+    }
+    result = fileio_write_path(path, buf, retries_format(r, n, buf, RETRY_FILE_MAX), 0640, FILEIO_REPLACE, err);
 out:
     free(path);
     free(buf);
@@ -1400,6 +1408,7 @@ void inbox_retries_free(inbox_retry *r, size_t n)
     for (size_t i = 0; r != NULL && i < n; i++) {
         free(r[i].name);
         free(r[i].error);
+        free(r[i].agent);
     }
     free(r);
 }
@@ -1414,11 +1423,84 @@ static bool retry_number(const char *s, long long *out)
     return end != s && *end == '\0' && errno == 0 && *out >= 0;
 }
 
+/* Called with each well-formed line of a retry state file (its fields in
+ * r, borrowed: the callee copies what it keeps); -1 stops the parse. */
+typedef int (*retry_line_fn)(const inbox_retry *r, void *ctx, owl_err *err);
+
+/* Parses the retry state file in buf (NUL-terminated, modified): checks
+ * its header, then calls fn with each well-formed line, at most
+ * INBOX_RETRIES_MAX of them; malformed lines are skipped. */
+static int retries_parse(char *buf, const char *shown, retry_line_fn fn, void *ctx, owl_err *err)
+{
+    char *line, *next;
+    size_t n = 0;
+
+    if (strncmp(buf, RETRY_HEADER, strlen(RETRY_HEADER)) != 0)
+        return err_set(err, OWL_ERUNTIME, "%s is not a retry state file", shown);
+    for (line = buf + strlen(RETRY_HEADER); *line != '\0' && n < INBOX_RETRIES_MAX; line = next) {
+        char *f[5];
+        long long attempts, next_try, last_try;
+        size_t k = 0;
+        inbox_retry r;
+
+        next = strchr(line, '\n');
+        if (next == NULL)
+            break; /* a line without its end is not whole */
+        *next++ = '\0';
+        f[k++] = line;
+        for (char *p = line; *p != '\0' && k < 5; p++) {
+            if (*p == '\t') {
+                *p = '\0';
+                f[k++] = p + 1;
+            }
+        }
+        if (k != 5 || !name_ok(f[0]) || !retry_number(f[1], &attempts) || attempts > UINT32_MAX ||
+            !retry_number(f[2], &next_try) || !retry_number(f[3], &last_try))
+            continue;
+        memset(&r, 0, sizeof(r));
+        r.name = f[0];
+        r.error = f[4];
+        r.attempts = (unsigned)attempts;
+        r.next_try = (time_t)next_try;
+        r.last_try = (time_t)last_try;
+        if (fn(&r, ctx, err) < 0)
+            return -1;
+        n++;
+    }
+    return 0;
+}
+
+/* The lines of the state_dir file, gathered into an array. */
+typedef struct retry_list {
+    inbox_retry *v;
+    size_t n;
+} retry_list;
+
+static int retry_append(const inbox_retry *in, void *ctx, owl_err *err)
+{
+    retry_list *l = ctx;
+    inbox_retry *r = &l->v[l->n];
+
+    r->name = strdup(in->name);
+    r->error = strdup(in->error);
+    l->n++; /* freed with the rest, whole or not */
+    if (r->name == NULL || r->error == NULL)
+        return err_oom(err);
+    for (char *p = r->error; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?'; /* written cleaned; a hand edit may not be */
+    }
+    r->attempts = in->attempts;
+    r->next_try = in->next_try;
+    r->last_try = in->last_try;
+    return 0;
+}
+
 int inbox_retries_read(const char *state_dir, inbox_retry **out, size_t *nout, owl_err *err)
 {
-    char *buf = malloc(RETRY_FILE_MAX + 1), *path = state_path(state_dir), *line, *next;
-    inbox_retry *r = NULL;
-    size_t len = 0, n = 0;
+    char *buf = malloc(RETRY_FILE_MAX + 1), *path = state_path(state_dir);
+    retry_list l = {NULL, 0};
+    size_t len = 0;
     int result = -1, rc;
 
     *out = NULL;
@@ -1440,58 +1522,258 @@ int inbox_retries_read(const char *state_dir, inbox_retry **out, size_t *nout, o
         result = rc > 0 ? 0 : -1;
         goto out;
     }
-    if (strncmp(buf, RETRY_HEADER, strlen(RETRY_HEADER)) != 0) {
-        err_set(err, OWL_ERUNTIME, "%s is not a retry state file", path);
-        goto out;
-    }
-    r = calloc(INBOX_RETRIES_MAX, sizeof(*r));
-    if (r == NULL) {
+    l.v = calloc(INBOX_RETRIES_MAX, sizeof(*l.v));
+    if (l.v == NULL) {
         err_oom(err);
         goto out;
     }
-    for (line = buf + strlen(RETRY_HEADER); *line != '\0' && n < INBOX_RETRIES_MAX; line = next) {
-        char *f[5];
-        long long attempts, next_try, last_try;
-        size_t k = 0;
-
-        next = strchr(line, '\n');
-        if (next == NULL)
-            break; /* a line without its end is not whole */
-        *next++ = '\0';
-        f[k++] = line;
-        for (char *p = line; *p != '\0' && k < 5; p++) {
-            if (*p == '\t') {
-                *p = '\0';
-                f[k++] = p + 1;
-            }
-        }
-        if (k != 5 || !name_ok(f[0]) || !retry_number(f[1], &attempts) || attempts > UINT32_MAX ||
-            !retry_number(f[2], &next_try) || !retry_number(f[3], &last_try))
-            continue;
-        r[n].name = strdup(f[0]);
-        r[n].error = strdup(f[4]);
-        if (r[n].name == NULL || r[n].error == NULL) {
-            n++;
-            err_oom(err);
-            goto out;
-        }
-        for (char *p = r[n].error; *p != '\0'; p++) {
-            if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                *p = '?'; /* written cleaned; a hand edit may not be */
-        }
-        r[n].attempts = (unsigned)attempts;
-        r[n].next_try = (time_t)next_try;
-        r[n].last_try = (time_t)last_try;
-        n++;
-    }
-    *out = r;
-    *nout = n;
-    r = NULL;
+    if (retries_parse(buf, path, retry_append, &l, err) < 0)
+        goto out;
+    *out = l.v;
+    *nout = l.n;
+    l.v = NULL;
     result = 0;
 out:
-    inbox_retries_free(r, n);
+    inbox_retries_free(l.v, l.n);
     free(path);
     free(buf);
+    return result;
+}
+
+/* ------------------------------------------------- retry state, shared */
+
+void inbox_agent_id(const char *state_dir, char *out, size_t outsz)
+{
+    char host[256] = "", *abs = state_dir != NULL ? realpath(state_dir, NULL) : NULL;
+    const char *dir = abs != NULL ? abs : state_dir != NULL ? state_dir : "";
+    uint32_t h = 2166136261u;
+    size_t len;
+
+    if (gethostname(host, sizeof(host) - 1) < 0 || host[0] == '\0')
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    len = strnlen(host, INBOX_AGENT_HOST_MAX);
+    host[len] = '\0';
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)host[i];
+        if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+            host[i] = '_';
+    }
+    for (const unsigned char *p = (const unsigned char *)dir; *p != '\0'; p++) {
+        h ^= *p;
+        h *= 16777619u;
+    }
+    snprintf(out, outsz, "%s-%08x", host, (unsigned)h);
+    free(abs);
+}
+
+/* Whether name is an agent's shared retry file, .retries.AGENT with an id
+ * inbox_agent_id could have made; the id goes to *agent. */
+static bool shared_retry_name(const char *name, const char **agent)
+{
+    const size_t plen = strlen(INBOX_RETRY_SHARED);
+    size_t len;
+
+    if (strncmp(name, INBOX_RETRY_SHARED, plen) != 0)
+        return false;
+    *agent = name + plen;
+    len = strnlen(*agent, INBOX_AGENT_ID_MAX);
+    if (len == 0 || len >= INBOX_AGENT_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)(*agent)[i];
+        if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+            return false;
+    }
+    return true;
+}
+
+int inbox_retries_publish(inbox *ib, const char *agent, const inbox_retry *r, size_t n, owl_err *err)
+{
+    char name[NAME_MAX + 1], *buf = NULL, *shown = path_join(ib->dir, INBOX_WORK, NULL);
+    const char *check;
+    int result = -1;
+
+    if (shown == NULL)
+        return err_oom(err);
+    if ((size_t)snprintf(name, sizeof(name), "%s%s", INBOX_RETRY_SHARED, agent) >= sizeof(name) ||
+        !shared_retry_name(name, &check)) {
+        err_set(err, OWL_EUSAGE, "cannot publish retry state: bad agent id");
+        goto out;
+    }
+    if (n == 0) {
+        if (unlinkat(ib->workfd, name, 0) < 0 && errno != ENOENT) {
+            err_set(err, OWL_ERUNTIME, "cannot remove %s/%s: %s", shown, name, strerror(errno));
+            goto out;
+        }
+        result = 0;
+        goto out;
+    }
+    buf = malloc(RETRY_FILE_MAX);
+    if (buf == NULL) {
+        err_oom(err);
+        goto out;
+    }
+    /* 0644: agents on other hosts, maybe under other users, read it */
+    result = fileio_write_atomic(ib->workfd, shown, name, buf, retries_format(r, n, buf, RETRY_FILE_MAX), 0644,
+                                 FILEIO_REPLACE, NULL, 0, err);
+out:
+    free(buf);
+    free(shown);
+    return result;
+}
+
+/* What the lines of one shared file go into. */
+typedef struct shared_ctx {
+    inbox_retry_slot slot;
+    void *ctx;
+    inbox_retry *found;
+    size_t nfound;
+    const char *agent;
+    time_t written;
+} shared_ctx;
+
+/* Whether text_clean would leave s as it is but for doubling its
+ * backslashes: text an agent wrote cleaned, not to be escaped twice. */
+static bool written_clean(const char *s, const char *cleaned)
+{
+    for (; *s != '\0'; s++, cleaned++) {
+        if (*cleaned != *s || (*s == '\\' && *++cleaned != '\\'))
+            return false;
+    }
+    return *cleaned == '\0';
+}
+
+static int shared_keep(const inbox_retry *in, void *ctx, owl_err *err)
+{
+    shared_ctx *s = ctx;
+    char name[4 * NAME_MAX + 8], error[4 * RETRY_SHOWN_MAX + 8];
+    inbox_retry *r, next;
+    long i;
+
+    /* anyone who can write to the inbox can write these */
+    text_clean(in->name, NAME_MAX, name, sizeof(name));
+    i = s->slot(name, s->ctx);
+    if (i < 0 || (size_t)i >= s->nfound)
+        return 0;
+    r = &s->found[i];
+    if (r->name != NULL && in->last_try <= r->last_try)
+        return 0;
+    next = *in;
+    next.name = strdup(name);
+    /* written cleaned by an agent; other text (a hand edit, a planted file) is cleaned here */
+    text_clean(in->error, RETRY_SHOWN_MAX, error, sizeof(error));
+    next.error = strdup(written_clean(in->error, error) ? in->error : error);
+    next.agent = strdup(s->agent);
+    next.written = s->written;
+    if (next.name == NULL || next.error == NULL || next.agent == NULL) {
+        free(next.name);
+        free(next.error);
+        free(next.agent);
+        return err_oom(err);
+    }
+    free(r->name);
+    free(r->error);
+    free(r->agent);
+    *r = next;
+    return 0;
+}
+
+/* Notes a shared file passed over: counted, the first reason kept. */
+static void shared_skip(inbox_retries_seen *seen, const char *msg)
+{
+    if (seen->skipped++ == 0) {
+        size_t len = strnlen(msg, sizeof(seen->first_error) - 1);
+        memcpy(seen->first_error, msg, len);
+        seen->first_error[len] = '\0';
+    }
+}
+
+int inbox_retries_shared(const char *dir, inbox_retry_slot slot, void *ctx, inbox_retry *found, size_t nfound,
+                         inbox_retries_seen *seen, owl_err *err)
+{
+    char *work = path_join(dir, INBOX_WORK, NULL), *buf = NULL;
+    size_t entries = 0;
+    DIR *d = NULL;
+    int fd = -1, result = -1;
+
+    memset(seen, 0, sizeof(*seen));
+    if (work == NULL)
+        return err_oom(err);
+    fd = open(work, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        result = errno == ENOENT ? 0 : err_set(err, OWL_ERUNTIME, "cannot open directory %s: %s", work, strerror(errno));
+        goto out;
+    }
+    d = fdopendir(fd);
+    if (d == NULL) {
+        err_set(err, OWL_ERUNTIME, "cannot read directory %s: %s", work, strerror(errno));
+        close(fd);
+        goto out;
+    }
+    buf = malloc(RETRY_FILE_MAX + 1);
+    if (buf == NULL) {
+        err_oom(err);
+        goto out;
+    }
+    while (entries++ < COUNT_MAX) {
+        char shown[PATH_MAX];
+        const char *agent;
+        struct dirent *de;
+        struct stat st;
+        shared_ctx s;
+        owl_err ferr;
+        size_t len;
+        int rc;
+
+        errno = 0;
+        de = readdir(d);
+        if (de == NULL) {
+            if (errno != 0) {
+                err_set(err, OWL_ERUNTIME, "cannot read directory %s: %s", work, strerror(errno));
+                goto out;
+            }
+            break;
+        }
+        if (!shared_retry_name(de->d_name, &agent))
+            continue;
+        snprintf(shown, sizeof(shown), "%s/%s", work, de->d_name);
+        if (seen->files >= INBOX_AGENTS_MAX) {
+            char msg[PATH_MAX + 64];
+            snprintf(msg, sizeof(msg), "%s: more than %d agents' retry files; not read", shown, INBOX_AGENTS_MAX);
+            shared_skip(seen, msg);
+            continue;
+        }
+        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue; /* gone since */
+        rc = fileio_read_small(dirfd(d), de->d_name, buf, RETRY_FILE_MAX, &len, &ferr);
+        if (rc > 0)
+            continue;
+        if (rc == 0) {
+            s = (shared_ctx){slot, ctx, found, nfound, agent, st.st_mtim.tv_sec};
+            rc = retries_parse(buf, shown, shared_keep, &s, &ferr);
+        }
+        if (rc < 0) {
+            char msg[OWL_ERR_MAX + PATH_MAX];
+            if (strcmp(ferr.msg, "out of memory") == 0) {
+                *err = ferr;
+                goto out;
+            }
+            if (strncmp(ferr.msg, "cannot read ", 12) == 0) /* fileio names the file alone */
+                snprintf(msg, sizeof(msg), "cannot read %s/%s", work, ferr.msg + 12);
+            else
+                snprintf(msg, sizeof(msg), "%s", ferr.msg);
+            shared_skip(seen, msg);
+            continue;
+        }
+        seen->files++;
+    }
+    result = 0;
+out:
+    if (d != NULL)
+        closedir(d);
+    free(buf);
+    free(work);
     return result;
 }
 

@@ -135,6 +135,8 @@ typedef struct inbox_retry {
     unsigned attempts;
     time_t next_try, last_try;
     char *error;
+    char *agent;    /* read from .work/: the agent that wrote it (else NULL) */
+    time_t written; /* read from .work/: when that agent last wrote its list */
 } inbox_retry;
 
 int inbox_retries_write(const char *state_dir, const inbox_retry *r, size_t n, owl_err *err);
@@ -143,6 +145,47 @@ int inbox_retries_write(const char *state_dir, const inbox_retry *r, size_t n, o
  * skipped. Free *r with inbox_retries_free. */
 int inbox_retries_read(const char *state_dir, inbox_retry **r, size_t *n, owl_err *err);
 void inbox_retries_free(inbox_retry *r, size_t n);
+
+/* Agents sharing one inbox each publish their retry state there too, so that
+ * `status` on any host shows every agent's retries: INBOX/.work/.retries.AGENT
+ * (mode 0644, the format above; hidden, so no scan takes it for a bundle).
+ * AGENT is the agent's id, inbox_agent_id: "HOST-XXXXXXXX", the host name
+ * (letters, digits, '.', '_' and '-' kept, others as '_', at most
+ * INBOX_AGENT_HOST_MAX bytes) and 8 hex digits of a hash (32-bit FNV-1a) of
+ * the absolute state_dir, stable across restarts. */
+#define INBOX_RETRY_SHARED ".retries."
+#define INBOX_AGENT_HOST_MAX 64
+#define INBOX_AGENT_ID_MAX (INBOX_AGENT_HOST_MAX + 10) /* with the NUL */
+#define INBOX_AGENTS_MAX 64 /* .retries.* files status reads; more are counted */
+
+/* The id of the agent whose state_dir this is, into out (INBOX_AGENT_ID_MAX bytes). */
+void inbox_agent_id(const char *state_dir, char *out, size_t outsz);
+
+/* Publishes r[0..n) as .work/.retries.AGENT (atomically), or removes that
+ * file when n is 0. */
+int inbox_retries_publish(inbox *ib, const char *agent, const inbox_retry *r, size_t n, owl_err *err);
+
+/* What inbox_retries_shared read. */
+typedef struct inbox_retries_seen {
+    size_t files;        /* .retries.* files read */
+    size_t skipped;      /* passed over: unreadable, too large, not a retry state, past INBOX_AGENTS_MAX */
+    char first_error[OWL_ERR_MAX]; /* why the first was skipped */
+} inbox_retries_seen;
+
+/* Which of the caller's files name (a bundle name, cleaned for a terminal)
+ * is: its index in found, or -1 to pass the entry over. */
+typedef long (*inbox_retry_slot)(const char *name, void *ctx);
+
+/* Reads every agent's .work/.retries.* file in the inbox dir (at most
+ * INBOX_AGENTS_MAX, each a regular file of bounded size, no link followed)
+ * and, for each well-formed entry slot maps to an index i < nfound, keeps in
+ * found[i] the newest one (latest last_try; on a tie the one already there),
+ * its name and error cleaned for a terminal and its agent and written set.
+ * found starts zeroed or filled by the caller (entries the caller allocated,
+ * freed with inbox_retries_free). A file that cannot be read is skipped and
+ * counted in *seen; -1 only when .work/ cannot be read (missing: none). */
+int inbox_retries_shared(const char *dir, inbox_retry_slot slot, void *ctx, inbox_retry *found, size_t nfound,
+                         inbox_retries_seen *seen, owl_err *err);
 
 /* Whether dir is on a local filesystem (inotify sees every write there). */
 bool inbox_is_local(const char *dir);

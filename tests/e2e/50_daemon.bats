@@ -945,7 +945,7 @@ teardown() {
     pg_psql tgt -c "BEGIN; LOCK TABLE lock.owl_rule IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT" \
         </dev/null >"$W/holder.out" 2>&1 &
     holder=$!
-    if ! wait_until 30 test "$(pg_query tgt "SELECT count(*) FROM pg_locks WHERE relation = 'lock.owl_rule'::regclass AND mode = 'AccessExclusiveLock' AND granted")" -ge 1; then
+    if ! wait_until 30 lock_held lock.owl_rule; then
         cat "$W/holder.out" >&2
         pg_query tgt "SELECT pid, state, wait_event_type, wait_event, left(query, 80) FROM pg_stat_activity" >&2
         pg_query tgt "SELECT pid, locktype, relation::regclass, mode, granted FROM pg_locks WHERE relation IS NOT NULL" >&2
@@ -955,7 +955,7 @@ teardown() {
     cp "$b" "$W/inbox/"
     wait_until 15 in_log tgt "$n: importing"
     sleep 2
-    wait_until 5 test "$(pg_query tgt "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" -ge 1
+    wait_until 5 lock_waited
     start=$SECONDS
     kill -TERM "$PID"
     stop_and_wait "$PID" 10
@@ -1247,6 +1247,11 @@ lock_held() {
     [ "$(pg_query tgt "SELECT count(*) FROM pg_locks WHERE relation = '$1'::regclass AND granted")" -ge 1 ]
 }
 
+# lock_waited — a session of tgt waits for a lock.
+lock_waited() {
+    [ "$(pg_query tgt "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" -ge 1 ]
+}
+
 # status_json CONFIG — sets J to `status --json` (exit 0 required).
 status_json() {
     run --separate-stderr "$OWLSYNC" -c "$1" status --json
@@ -1353,6 +1358,99 @@ file_field() {
     [ "$status" -eq 0 ]
     [[ $output == *"inbox: none configured"* ]]
     [[ $output != *"(null)"* ]]
+}
+
+# retry_files — the agents' retry files in the inbox's .work/, one a line.
+retry_files() { ls -A "$W/inbox/.work" | grep '^\.retries\.' || true; }
+
+@test "two agents on one inbox: status on either host shows the file the other retries, with its attempts, last error and agent; a stale or planted retry file neither misleads nor hangs it" {
+    pair agents
+    job agents "public.ds_1"
+    # two agents, each with its own state_dir, sharing the inbox and the target
+    mkdir -p "$W/a" "$W/b"
+    tgt_ini "$W/a/tgt.ini" lock_timeout=2s
+    tgt_ini "$W/b/tgt.ini" lock_timeout=2s
+    b=$(mkbundle agents)
+    n=$(basename "$b")
+    pg_psql tgt -c "BEGIN; LOCK TABLE agents.owl_rule IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT" \
+        </dev/null >"$W/holder.out" 2>&1 &
+    holder=$!
+    wait_until 30 lock_held agents.owl_rule
+    daemon_start b "$W/b/tgt.ini"
+    cp "$b" "$W/inbox/"
+    wait_until 20 in_log b "$n: will retry in"
+    kill -STOP "$PID"
+    # agent b's list, named by its id (host name, hash of its state_dir)
+    [ "$(retry_files | wc -l)" = 1 ]
+    agent=$(retry_files | sed 's/^\.retries\.//')
+    [[ $agent =~ ^[A-Za-z0-9._-]+-[0-9a-f]{8}$ ]]
+    [ "$(stat -c %a "$W/inbox/.work/.retries.$agent")" = 644 ]
+    grep -q "^$n	[1-9][0-9]*	" "$W/inbox/.work/.retries.$agent"
+    [ ! -e "$W/a/tstate/inbox-retries" ]
+
+    # on agent a's host: the file is retrying on b, with b's attempts and error
+    run --separate-stderr "$OWLSYNC" -c "$W/a/tgt.ini" status
+    echo "$output"
+    [ "$status" -eq 0 ]
+    [[ $output == *"inbox $W/inbox: 0 waiting, 1 in .work/, 0 quarantined, 0 ignored"* ]]
+    grep -q "^  retrying    $n on $agent: [1-9][0-9]* failed attempts\?, next try 20[0-9-]*T[0-9:]*Z; last error: .*lock timeout" <<<"$output"
+    not grep -q "in progress\|overdue\|retry state" <<<"$output"
+    status_json "$W/a/tgt.ini"
+    [ "$(json_get "$J" '{inbox,retrying}')" = 1 ]
+    [ "$(file_field "$n" state)" = retrying ]
+    [ "$(file_field "$n" agent)" = "$agent" ]
+    [ "$(file_field "$n" attempts)" -ge 1 ]
+    [ "$(file_field "$n" attempts)" = "$(grep "^$n	" "$W/b/tstate/inbox-retries" | cut -f2)" ]
+    [[ $(file_field "$n" last_error) == *"lock timeout"* ]]
+    [[ $(file_field "$n" next_try) =~ ^20[0-9-]{8}T[0-9:]{8}Z$ ]]
+    [[ $(file_field "$n" agent_state_written) =~ ^20[0-9-]{8}T[0-9:]{8}Z$ ]]
+    [ "$(file_field "$n" overdue)" = false ]
+    [ "$(json_get "$J" '{agents_retry_files,read}')" = 1 ]
+    # on b's own host: as before, no agent named in text; the agent in --json
+    run --separate-stderr "$OWLSYNC" -c "$W/b/tgt.ini" status
+    [ "$status" -eq 0 ]
+    grep -q "^  retrying    $n: [1-9][0-9]* failed attempts\?, next try 20[0-9-]*T[0-9:]*Z; last error: .*lock timeout" <<<"$output"
+    status_json "$W/b/tgt.ini"
+    [ "$(file_field "$n" agent)" = "$agent" ]
+
+    # an agent gone long ago: its entry for a file no longer in .work/ is
+    # ignored, an older one for the same file loses to b's, and a file it
+    # left in .work/ shows overdue
+    printf 'owlsync-retries 1\n%s\t99\t1000\t900\tghost error\nghost.owlb\t3\t1000\t900\tghost\nold.owlb\t7\t1000\t900\tdisk full\n' \
+        "$n" >"$W/inbox/.work/.retries.gone-0000beef"
+    echo x >"$W/inbox/.work/old.owlb"
+    # planted files: one too large, one binary, a FIFO, a link; none hangs status
+    head -c 3000000 /dev/zero | tr '\0' 'x' >"$W/inbox/.work/.retries.huge-00000000"
+    printf '\x7fELF\x00\x01\xff' >"$W/inbox/.work/.retries.binary-00000000"
+    mkfifo "$W/inbox/.work/.retries.fifo-00000000"
+    ln -s "$W/b/tstate/inbox-retries" "$W/inbox/.work/.retries.link-00000000"
+    run --separate-stderr timeout 20 "$OWLSYNC" -c "$W/a/tgt.ini" status
+    echo "$output"
+    [ "$status" -eq 0 ]
+    grep -q "^  retrying    $n on $agent: [1-9][0-9]* failed attempts\?, .*lock timeout" <<<"$output"
+    grep -q "^  retrying    old.owlb on gone-0000beef: 7 failed attempts, next try 1970-01-01T00:16:40Z; last error: disk full (overdue: is gone-0000beef still running?)$" <<<"$output"
+    not grep -q "ghost" <<<"$output"
+    grep -q "^retry state: 4 agent files in .work/ not read: .*$W/inbox/.work/.retries\.[a-z]*-00000000" <<<"$output"
+    status_json "$W/a/tgt.ini"
+    [ "$(json_get "$J" '{inbox,retrying}')" = 2 ]
+    [ "$(file_field "$n" agent)" = "$agent" ]
+    [ "$(file_field old.owlb agent)" = gone-0000beef ]
+    [ "$(file_field old.owlb overdue)" = true ]
+    [ "$(json_get "$J" '{agents_retry_files,read}')" = 2 ]
+    [ "$(json_get "$J" '{agents_retry_files,skipped}')" = 4 ]
+    rm -f "$W/inbox/.work/.retries."{gone-0000beef,huge-00000000,binary-00000000,fifo-00000000,link-00000000} \
+        "$W/inbox/.work/old.owlb"
+
+    # the lock gone, b imports the bundle and removes its list
+    kill -CONT "$PID"
+    kill "$holder" 2>/dev/null
+    pg_query tgt "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid()" >/dev/null
+    wait_until 30 test -f "$W/inbox/processed/$n"
+    wait_until 5 test ! -e "$W/inbox/.work/.retries.$agent"
+    [ -z "$(ls -A "$W/inbox/.work")" ]
+    status_json "$W/a/tgt.ini"
+    [ "$(json_get "$J" '{inbox,retrying}')" = 0 ]
+    no_quarantine
 }
 
 @test "a scheduled job publishes into the inbox, and the target's daemon imports it: the nightly sync, end to end" {

@@ -48,7 +48,7 @@ mkdir -p "$work/state" "$work/out"
 
 corpus=$here/corpus
 rm -rf "$corpus"
-mkdir -p "$corpus"/{bundle,bundle_signed,envelope,manifest,copytext,rewrite,config,cron,vendorsql}
+mkdir -p "$corpus"/{bundle,bundle_signed,envelope,manifest,copytext,rewrite,config,cron,vendorsql,retries}
 
 for name in special bulk global; do
     bundle=$(owl_export_one "$work/src.ini" "$name")
@@ -157,6 +157,16 @@ printf '[]' >"$corpus/vendorsql/payload-empty.json"
 printf '%s' "[\"INSERT INTO s.t(a) VALUES ('1');DROP TABLE s.t;\", \"DELETE FROM s.t;\", \"\\u00e9\\ud83e\\udd89\"]" \
     >"$corpus/vendorsql/payload-hostile.json"
 printf '%s' "INSERT INTO \"Tenant\"\"1\".t(a,b,c) VALUES (E'x\\\\y''z','',NULL);" >"$corpus/vendorsql/shape-quoted.sql"
+
+# retries: an agent's .work/.retries.AGENT list as a daemon writes it, one with
+# what a hand or a stranger may put there, an empty one and a foreign file.
+mkdir -p "$corpus/retries"
+printf 'owlsync-retries 1\na.owlb\t3\t1800000200\t1800000150\tcanceling statement due to lock timeout\nprod_nightly_20261125T020000Z_000042.owlb\t1\t1800000005\t1800000000\tcould not connect to server: Connection refused\\n\\tIs the server running?\n' \
+    >"$corpus/retries/01"
+printf 'owlsync-retries 1\na.owlb\t1\t1\t1900000000\ta\033[2Jb\\x1b \xc3\x28 \xc2\x85\nx\\y.owlb\t4\t1\t1\tback\\\\slash\na.owlb\t-1\t1\t1\tneg\nb.owlb\t1\t1\n../a.owlb\t1\t1\t1\tp\na.owlb\t99999999999\t1\t1\tbig\na.owlb\t1\t1\t1\tno end' \
+    >"$corpus/retries/02"
+printf 'owlsync-retries 1\n' >"$corpus/retries/03"
+printf 'not a retry list\n' >"$corpus/retries/04"
 
 du -sh "$corpus"
 echo "make-corpus: $(find "$corpus" -type f | wc -l) seeds in $corpus"

@@ -958,8 +958,8 @@ static void test_list_ignored(void)
 static void test_retries_file(void)
 {
     const char *dir = fresh_inbox();
-    inbox_retry w[2] = {{"a.owlb", 3, 1800000000, 1799999990, "lock timeout\nHINT: x\t"},
-                        {"b.owlb", 1, 1800000005, 1800000000, NULL}};
+    inbox_retry w[2] = {{"a.owlb", 3, 1800000000, 1799999990, "lock timeout\nHINT: x\t", NULL, 0},
+                        {"b.owlb", 1, 1800000005, 1800000000, NULL, NULL, 0}};
     inbox_retry *r = NULL;
     size_t n = 9;
     owl_err err = {0};
@@ -995,6 +995,176 @@ static void test_retries_file(void)
     CHECK_CONTAINS(err.msg, "is not a retry state file");
 }
 
+/* The agent id: the host name and a hash of the absolute state_dir, the
+ * same for the same state_dir however it is spelled. */
+static void test_agent_id(void)
+{
+    const char *dir = fresh_inbox();
+    char a[INBOX_AGENT_ID_MAX], b[INBOX_AGENT_ID_MAX], c[INBOX_AGENT_ID_MAX], host[256] = "";
+    size_t len;
+
+    inbox_agent_id(dir, a, sizeof(a));
+    inbox_agent_id(at(dir, "."), b, sizeof(b));
+    inbox_agent_id(at(dir, "processed"), c, sizeof(c));
+    CHECK_STR(a, b);
+    CHECK(strcmp(a, c) != 0);
+    len = strlen(a);
+    CHECK(len > 9 && a[len - 9] == '-' && strspn(a + len - 8, "0123456789abcdef") == 8);
+    gethostname(host, sizeof(host) - 1);
+    if (strlen(host) <= INBOX_AGENT_HOST_MAX &&
+        strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == strlen(host))
+        CHECK(strncmp(a, host, strlen(host)) == 0 && len == strlen(host) + 9);
+}
+
+/* A slot function over a fixed list of names: their index. */
+static long slot_of(const char *name, void *ctx)
+{
+    const char *const *names = ctx;
+
+    for (long i = 0; names[i] != NULL; i++) {
+        if (strcmp(names[i], name) == 0)
+            return i;
+    }
+    return -1;
+}
+
+/* Each agent publishes its retries in .work/.retries.AGENT (0644), removed
+ * when it has none; every agent's file is read, the newest try of each file
+ * asked about kept, with the agent that made it. */
+static void test_retries_shared(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 0, false);
+    const char *names[] = {"a.owlb", "b.owlb", "c.owlb", NULL};
+    inbox_retry ra[2] = {{"a.owlb", 2, 1800000100, 1800000050, "lock timeout", NULL, 0},
+                         {"gone.owlb", 1, 1800000100, 1800000050, "x", NULL, 0}};
+    inbox_retry rb[2] = {{"a.owlb", 5, 1800000200, 1800000150, "server \033[2Jdown", NULL, 0},
+                         {"b.owlb", 1, 1800000000, 1799999990, "disk full", NULL, 0}};
+    inbox_retry found[3];
+    inbox_retries_seen seen;
+    owl_err err = {0};
+    struct stat st;
+
+    if (ib == NULL)
+        return;
+    memset(found, 0, sizeof(found));
+    CHECK(inbox_retries_shared(dir, slot_of, (void *)names, found, 3, &seen, &err) == 0); /* none yet */
+    CHECK(seen.files == 0 && seen.skipped == 0 && found[0].name == NULL);
+    CHECK(inbox_retries_publish(ib, "hosta-0000000a", ra, 2, &err) == 0);
+    CHECK(inbox_retries_publish(ib, "hostb-0000000b", rb, 2, &err) == 0);
+    CHECK(lstat(at(dir, ".work/.retries.hosta-0000000a"), &st) == 0 && (st.st_mode & 07777) == 0644);
+    CHECK_STR(read_file(at(dir, ".work/.retries.hosta-0000000a")),
+              "owlsync-retries 1\na.owlb\t2\t1800000100\t1800000050\tlock timeout\n"
+              "gone.owlb\t1\t1800000100\t1800000050\tx\n");
+    CHECK(inbox_retries_publish(ib, "bad/agent", ra, 2, &err) == -1);
+    CHECK(inbox_retries_publish(ib, "", ra, 2, &err) == -1);
+    /* no scan takes them for bundles, no listing shows them */
+    {
+        inbox_file *o = NULL;
+        size_t no = 9;
+        CHECK(inbox_orphans(ib, &o, &no, &err) == 0 && no == 0);
+        inbox_files_free(o, no);
+    }
+    CHECK(inbox_retries_shared(dir, slot_of, (void *)names, found, 3, &seen, &err) == 0);
+    CHECK(seen.files == 2 && seen.skipped == 0);
+    CHECK_STR(found[0].name, "a.owlb");
+    CHECK(found[0].attempts == 5 && found[0].last_try == 1800000150 && found[0].next_try == 1800000200);
+    CHECK_STR(found[0].agent, "hostb-0000000b");
+    CHECK_STR(found[0].error, "server \\x1b[2Jdown"); /* cleaned once, when written */
+    CHECK(found[0].written > 0);
+    CHECK_STR(found[1].agent, "hostb-0000000b");
+    CHECK_STR(found[1].error, "disk full");
+    CHECK(found[2].name == NULL);
+    /* what the caller put there first stays unless something is newer */
+    for (size_t i = 0; i < 3; i++) {
+        free(found[i].name);
+        free(found[i].error);
+        free(found[i].agent);
+    }
+    memset(found, 0, sizeof(found));
+    found[1].name = strdup("b.owlb");
+    found[1].error = strdup("mine");
+    found[1].last_try = 1799999990;
+    CHECK(inbox_retries_shared(dir, slot_of, (void *)names, found, 3, &seen, &err) == 0);
+    CHECK_STR(found[1].error, "mine");
+    CHECK(found[1].agent == NULL);
+    for (size_t i = 0; i < 3; i++) {
+        free(found[i].name);
+        free(found[i].error);
+        free(found[i].agent);
+    }
+    /* an agent with nothing to retry removes its file */
+    CHECK(inbox_retries_publish(ib, "hostb-0000000b", NULL, 0, &err) == 0);
+    CHECK(!exists(at(dir, ".work/.retries.hostb-0000000b")));
+    CHECK(inbox_retries_publish(ib, "hostb-0000000b", NULL, 0, &err) == 0);
+    CHECK(exists(at(dir, ".work/.retries.hosta-0000000a")));
+    inbox_close(ib);
+}
+
+/* Anyone who can write to the inbox can write .retries.* files: too large,
+ * binary, a FIFO, a link, bad lines, too many of them; each is skipped or
+ * bounded, none hangs or fails the read, and what parses is cleaned. */
+static void test_retries_shared_hostile(void)
+{
+    const char *dir = fresh_inbox();
+    inbox *ib = open_inbox(dir, 0, false);
+    const char *names[] = {"a.owlb", NULL};
+    inbox_retry found[1];
+    inbox_retries_seen seen;
+    owl_err err = {0};
+    char name[64];
+    FILE *f;
+
+    if (ib == NULL)
+        return;
+    memset(found, 0, sizeof(found));
+    /* larger than any list an agent writes */
+    f = fopen(at(dir, ".work/.retries.huge"), "w");
+    if (f != NULL) {
+        fputs("owlsync-retries 1\n", f);
+        for (int i = 0; i < 100000; i++)
+            fputs("a.owlb\t9\t1900000000\t1900000000\thuge\n", f);
+        fclose(f);
+    }
+    CHECK(mkfifo(at(dir, ".work/.retries.fifo"), 0644) == 0);
+    CHECK(symlink(at(dir, ".work/.retries.good"), at(dir, ".work/.retries.link")) == 0);
+    CHECK(write_file(at(dir, ".work/.retries.binary"), "\x7f" "ELF\x01\x02\x03\xff\xfe") == 0);
+    CHECK(write_file(at(dir, ".work/.retries.nul"),
+                     "owlsync-retries 1\na.owlb\t7\t1\t1880000000\tbefore\0after\n") == 0);
+    CHECK(write_file(at(dir, ".work/.retries.bad name"), "owlsync-retries 1\na.owlb\t8\t1\t1890000000\tx\n") == 0);
+    CHECK(write_file(at(dir, ".work/.retries.good"),
+                     "owlsync-retries 1\n"
+                     "a.owlb\t-1\t1\t1870000000\tnegative\n"
+                     "a.owlb\t1\t1\n"
+                     "../a.owlb\t1\t1\t1870000000\tpath\n"
+                     "a.owlb\t99999999999\t1\t1870000000\ttoo many\n"
+                     "a.owlb\t3\t1860000100\t1860000000\t\xc3\x28 \xe2\x80\xae \033]0;x\a\n"
+                     "a.owlb\t4\t1\t1870000000\tno end of line") == 0);
+    CHECK(inbox_retries_shared(dir, slot_of, (void *)names, found, 1, &seen, &err) == 0);
+    CHECK(seen.files == 2); /* good and nul */
+    CHECK(seen.skipped == 4);
+    CHECK_CONTAINS(seen.first_error, dir);
+    CHECK_STR(found[0].agent, "good");
+    CHECK(found[0].attempts == 3);
+    CHECK_STR(found[0].error, "\\xc3( \xe2\x80\xae \\x1b]0;x\\x07");
+    free(found[0].name);
+    free(found[0].error);
+    free(found[0].agent);
+    memset(found, 0, sizeof(found));
+    /* more agents' files than are read: counted, not read */
+    for (int i = 0; i < INBOX_AGENTS_MAX + 10; i++) {
+        snprintf(name, sizeof(name), ".work/.retries.many%d", i);
+        CHECK(write_file(at(dir, name), "owlsync-retries 1\n") == 0);
+    }
+    CHECK(inbox_retries_shared(dir, slot_of, (void *)names, found, 1, &seen, &err) == 0);
+    CHECK(seen.files == INBOX_AGENTS_MAX);
+    CHECK(seen.skipped == 4 + 2 + 10);
+    free(found[0].name);
+    free(found[0].error);
+    free(found[0].agent);
+    inbox_close(ib);
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/owlsync-inbox-XXXXXX");
@@ -1024,6 +1194,9 @@ int main(void)
     RUN(test_is_local);
     RUN(test_list_ignored);
     RUN(test_retries_file);
+    RUN(test_agent_id);
+    RUN(test_retries_shared);
+    RUN(test_retries_shared_hostile);
     nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
     return UNIT_DONE();
 }
