@@ -477,13 +477,10 @@ int cmd_status(int argc, char **argv, const cmd_ctx *ctx)
     json_object_set_new(root, "stale", json_boolean(stale));
     if (show_jobs(c, json, root, now) != 0 && rc == 0)
         rc = OWL_ERUNTIME;
-    if (json) {
-        char *text = json_dumps(root, JSON_PRESERVE_ORDER | JSON_INDENT(2));
-        if (text != NULL)
-            printf("%s\n", text);
-        free(text);
-    }
-    json_decref(root);
+    if (json)
+        cmd_print_json(root);
+    else
+        json_decref(root);
     cfg_free(c);
     return rc;
 }
