@@ -942,15 +942,7 @@ teardown() {
     b=$(mkbundle lock)
     n=$(basename "$b")
     # another session holds the table the import must write
-    pg_psql tgt -c "BEGIN; LOCK TABLE lock.owl_rule IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT" \
-        </dev/null >"$W/holder.out" 2>&1 &
-    holder=$!
-    if ! wait_until 30 lock_held lock.owl_rule; then
-        cat "$W/holder.out" >&2
-        pg_query tgt "SELECT pid, state, wait_event_type, wait_event, left(query, 80) FROM pg_stat_activity" >&2
-        pg_query tgt "SELECT pid, locktype, relation::regclass, mode, granted FROM pg_locks WHERE relation IS NOT NULL" >&2
-        false
-    fi
+    hold_lock lock.owl_rule
     daemon_start tgt "$W/tgt.ini"
     cp "$b" "$W/inbox/"
     wait_until 15 in_log tgt "$n: importing"
@@ -1247,6 +1239,21 @@ lock_held() {
     [ "$(pg_query tgt "SELECT count(*) FROM pg_locks WHERE relation = '$1'::regclass AND granted")" -ge 1 ]
 }
 
+# hold_lock TABLE — another session of tgt takes an ACCESS EXCLUSIVE lock on
+# TABLE and keeps it (120 s, or until `kill "$holder"`); returns once it is
+# held, or fails saying what the server shows.
+hold_lock() {
+    pg_psql tgt -c "BEGIN; LOCK TABLE $1 IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT" \
+        </dev/null >"$W/holder.out" 2>&1 &
+    holder=$!
+    if ! wait_until 30 lock_held "$1"; then
+        cat "$W/holder.out" >&2
+        pg_query tgt "SELECT pid, state, wait_event_type, wait_event, left(query, 80) FROM pg_stat_activity" >&2
+        pg_query tgt "SELECT pid, locktype, relation::regclass, mode, granted FROM pg_locks WHERE relation IS NOT NULL" >&2
+        return 1
+    fi
+}
+
 # lock_waited — a session of tgt waits for a lock.
 lock_waited() {
     [ "$(pg_query tgt "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")" -ge 1 ]
@@ -1270,10 +1277,7 @@ file_field() {
     tgt_ini "$W/tgt.ini" lock_timeout=2s
     b=$(mkbundle stfiles)
     n=$(basename "$b")
-    pg_psql tgt -c "BEGIN; LOCK TABLE stfiles.owl_rule IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT" \
-        </dev/null >"$W/holder.out" 2>&1 &
-    holder=$!
-    wait_until 30 lock_held stfiles.owl_rule
+    hold_lock stfiles.owl_rule
     daemon_start tgt "$W/tgt.ini"
     cp "$b" "$W/inbox/"
     wait_until 20 in_log tgt "$n: will retry in"
@@ -1372,10 +1376,7 @@ retry_files() { ls -A "$W/inbox/.work" | grep '^\.retries\.' || true; }
     tgt_ini "$W/b/tgt.ini" lock_timeout=2s
     b=$(mkbundle agents)
     n=$(basename "$b")
-    pg_psql tgt -c "BEGIN; LOCK TABLE agents.owl_rule IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(120); COMMIT" \
-        </dev/null >"$W/holder.out" 2>&1 &
-    holder=$!
-    wait_until 30 lock_held agents.owl_rule
+    hold_lock agents.owl_rule
     daemon_start b "$W/b/tgt.ini"
     cp "$b" "$W/inbox/"
     wait_until 20 in_log b "$n: will retry in"
