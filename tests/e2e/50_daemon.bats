@@ -152,6 +152,10 @@ in_log() { grep -qF -- "$2" "${LOGDIR:-$W}/$1.log"; }
 # log_count NAME TEXT — lines of the log of daemon NAME containing TEXT.
 log_count() { grep -cF -- "$2" "${LOGDIR:-$W}/$1.log" || true; }
 
+# log_count_is NAME TEXT N — log_count NAME TEXT is N (for wait_until: counted
+# on each try).
+log_count_is() { [ "$(log_count "$1" "$2")" = "$3" ]; }
+
 # files DIR — the names of the *.owlb files in DIR, one a line (none: empty).
 files() {
     local f
@@ -302,6 +306,9 @@ metric() {
 
 # metric_is FILE NAME VALUE — metric NAME in FILE has VALUE.
 metric_is() { [ "$(metric "$1" "$2")" = "$3" ]; }
+
+# metric_ge FILE NAME VALUE — metric NAME in FILE is at least VALUE.
+metric_ge() { local v; v=$(metric "$1" "$2"); [ -n "$v" ] && [ "$v" -ge "$3" ]; }
 
 # json_get JSON PATH… — the text at PATH (jsonb #>> path, e.g. {inbox,waiting}).
 json_get() {
@@ -882,7 +889,7 @@ teardown() {
     # valid, but its inbox does not exist: refused the same way, the old inbox stays on
     tgt_ini "$W/tgt.ini" "inbox=$W/no-such-inbox"
     kill -HUP "$PID"
-    wait_until 10 test "$(log_count tgt "reload refused")" = 2
+    wait_until 10 log_count_is tgt "reload refused" 2
     grep "reload refused" "$W/tgt.log" | grep -q "no-such-inbox"
     b=$(mkbundle hup)
     cp "$b" "$W/inbox/"
@@ -1177,7 +1184,7 @@ teardown() {
     before=$(date +%s)
     cp "$W/stage/short.owlb" "$W/inbox/"
     wait_until 15 test -f "$W/inbox/quarantine/short.owlb.reason"
-    wait_until 5 test "$(metric "$t" owlsync_inbox_last_failure_timestamp_seconds)" -ge "$before"
+    wait_until 5 metric_ge "$t" owlsync_inbox_last_failure_timestamp_seconds "$before"
     failed=$(metric "$t" owlsync_inbox_last_failure_timestamp_seconds)
     grep -q "^failure $(date -u -d "@$failed" +%Y-%m-%dT%H:%M:%SZ)$" "$W/tstate/import.last"
     # a good import later does not clear it
