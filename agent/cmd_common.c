@@ -37,7 +37,8 @@ int cmd_parse(const cmd_def *def, int argc, char **argv, cmd_opt_fn fn, void *ct
     opts[n++] = (struct option){"config", required_argument, NULL, 'c'};
     opts[n] = (struct option){NULL, 0, NULL, 0};
     snprintf(shortopts, sizeof(shortopts), ":%shc:", def->shortopts != NULL ? def->shortopts : "");
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then reads the ordering of this optstring afresh (permuting:
+                 * options after operands count), not that of main's "+" */
     opterr = 0;
     while ((opt = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
         if (opt == 'h') {

@@ -35,7 +35,7 @@ static const char usage_text[] =
     "\n"
     "options:\n"
     "  -c FILE        config file (default: $OWLSYNC_CONFIG, else " CMD_DEFAULT_CONFIG ");\n"
-    "                 also accepted after the command\n"
+    "                 also accepted after the command, among its operands\n"
     "  -h, --help     this help; COMMAND --help for a command's own\n"
     "  -V, --version  print the version, its source and the library versions\n"
     "\n"

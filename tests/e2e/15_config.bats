@@ -64,6 +64,21 @@ prod_ini() {
     run --separate-stderr "$OWLSYNC" status -c
     [ "$status" -eq 2 ]
     [[ $stderr == *"option needs an argument: -c"* ]]
+    # after an operand too: the bundle is inspected and verified under the
+    # config named last, never the default one
+    b=$(ls "$W/out"/*.owlb | head -1)
+    OWLSYNC_CONFIG=$W/missing.ini run --separate-stderr "$OWLSYNC" verify "$b" -c "$W/prod.ini" -k "$KEY.pub"
+    [ "$status" -eq 0 ]
+    qa_ini
+    OWLSYNC_CONFIG=$W/missing.ini run --separate-stderr "$OWLSYNC" import --dry-run "$b" -c "$W/qa.ini"
+    [ "$status" -eq 0 ]
+    [[ $output == *"dry run of bundle 1 of prod/j"* ]]
+    OWLSYNC_CONFIG=$W/missing.ini run --separate-stderr "$OWLSYNC" check "$b" --json -c "$W/qa.ini"
+    [[ $stderr != *"missing.ini"* && $output != *"missing.ini"* ]]
+    # "--" ends the options: a file named -c is an operand
+    run --separate-stderr "$OWLSYNC" -c "$W/qa.ini" import -- -c
+    [ "$status" -ne 0 ]
+    [[ $stderr == *"-c"* && $stderr != *"option needs an argument"* ]]
 }
 
 @test "status on an import-only host without an inbox: no (null), exit 0" {
