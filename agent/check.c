@@ -244,7 +244,9 @@ static void check_local(chk *k)
             }
         }
     }
-    if (c->nexports > 0)
+    /* exports keep their sequence numbers there; the daemon its retries and
+     * last failed import */
+    if (c->nexports > 0 || (c->import.present && c->import.inbox != NULL))
         check_dir(k, "state_dir", c->state_dir, true);
     if (c->metrics_file != NULL) {
         char dir[PATH_MAX];

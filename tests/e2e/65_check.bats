@@ -464,3 +464,19 @@ HINT: run check BUNDLE with the config of the host that imports it" ]
     [[ $output == *"ok: $b: verified, bundle 1 of prod/sealed"* ]]
     [[ $output == *"ok: the columns of owl_rule in $b fit the target"* ]]
 }
+
+@test "check: an import host's state_dir (the daemon's retries and last failure) must take files; an import by hand needs none" {
+    pair chkst
+    mkdir -p "$W/inbox"
+    tgt_ini "inbox = $W/inbox"
+    sed -i "s|^state_dir = .*|state_dir = $W/nowhere/state|" "$W/tgt.ini"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check
+    [ "$status" -eq 1 ]
+    [[ $output == *"FAIL: state_dir: $W/nowhere/state does not exist, nor does its parent directory $W/nowhere"* ]]
+    # without an inbox (imports by hand) nothing is kept there
+    tgt_ini
+    sed -i "s|^state_dir = .*|state_dir = $W/nowhere/state|" "$W/tgt.ini"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check
+    [ "$status" -eq 0 ]
+    [[ $output != *"state_dir"* ]]
+}
