@@ -15,6 +15,7 @@
 #include "owlsync/catalog.h"
 #include "owlsync/check.h"
 #include "owlsync/cron.h"
+#include "owlsync/importer.h"
 #include "owlsync/keys.h"
 #include "owlsync/ledger.h"
 #include "owlsync/policy.h"
@@ -433,11 +434,12 @@ static void check_source(chk *k)
 typedef struct at_hand {
     char path[PATH_MAX];
     struct timespec when;
+    bool quarantined;
 } at_hand;
 
 /* The newest regular *.owlb files of dir (by mtime) into v (the newest first,
- * at most BUNDLES_COMPARED, *n of them). */
-static void newest_in(const char *dir, at_hand *v, size_t *n)
+ * at most BUNDLES_COMPARED, *n of them); quarantined: dir is the quarantine. */
+static void newest_in(const char *dir, bool quarantined, at_hand *v, size_t *n)
 {
     DIR *d = dir != NULL ? opendir(dir) : NULL;
     struct dirent *e;
@@ -461,6 +463,7 @@ static void newest_in(const char *dir, at_hand *v, size_t *n)
         memmove(&v[at + 1], &v[at], (*n - 1 - at) * sizeof(*v));
         snprintf(v[at].path, sizeof(v[at].path), "%s/%s", dir, e->d_name);
         v[at].when = st.st_mtim;
+        v[at].quarantined = quarantined;
     }
     if (d != NULL)
         closedir(d);
@@ -508,9 +511,11 @@ static void compare_table(chk *k, const char *path, const manifest_table *mt, co
     ok(k, "the columns of %s in %s fit the target%s", mt->name, path, warnings > 0 ? " (see the warnings)" : "");
 }
 
-/* The columns the source exports, as the newest bundles at hand (in the inbox
- * or processed/) carry them, against the target's, table by table: each
- * importable table from the newest bundle that carries it. */
+/* The columns the source exports, as the newest bundles at hand (in the inbox,
+ * processed/ or the quarantine, where a bundle whose columns the target
+ * lacks waits) carry them, against the target's, table by table: each
+ * importable table from the newest bundle that carries it. A quarantined
+ * file that does not verify is passed over: it is there for that. */
 static void check_columns(chk *k, const catalog_table *cats, const bool *importable)
 {
     const cfg *c = k->c;
@@ -526,8 +531,9 @@ static void check_columns(chk *k, const catalog_table *cats, const bool *importa
         fail(k, &e);
         goto out;
     }
-    newest_in(c->import.inbox, v, &n);
-    newest_in(c->import.processed_dir, v, &n);
+    newest_in(c->import.inbox, false, v, &n);
+    newest_in(c->import.processed_dir, false, v, &n);
+    newest_in(c->import.quarantine_dir, true, v, &n);
     if (n == 0) {
         ok(k, "no bundle at hand to compare the source's columns with");
         goto out;
@@ -539,7 +545,8 @@ static void check_columns(chk *k, const catalog_table *cats, const bool *importa
         bundle_reader *r = NULL;
         const manifest *m;
         if (bundle_open(v[b].path, &lim, &trust, &r, &e) < 0) {
-            warn(k, "cannot compare columns with %s: %s", v[b].path, e.msg);
+            if (!v[b].quarantined)
+                warn(k, "cannot compare columns with %s: %s", v[b].path, e.msg);
             continue;
         }
         m = bundle_manifest(r);
@@ -563,10 +570,40 @@ out:
     free(v);
 }
 
+/* The import of the bundle at path, as a dry run (every statement, then a
+ * rollback: nothing is kept, no sequence moves): what the columns alone
+ * cannot tell, a value the target's type, constraint or trigger refuses. */
+static void try_import(chk *k, const char *path, const keys_trust *trust)
+{
+    importer_opts opts = {.dry_run = true};
+    importer_result res;
+    rewrite_set *rs = NULL;
+    uint64_t changed = 0;
+    owl_err e;
+
+    memset(&res, 0, sizeof(res));
+    if (rewrite_compile(k->c, &rs, &e) < 0 || importer_run(k->c, trust, rs, path, &opts, &res, &e) < 0) {
+        err_prefix(&e, "%s: a dry run of its import fails", path);
+        fail(k, &e);
+    } else if (res.status == IMPORT_ALREADY) {
+        ok(k, "%s: already imported", path);
+    } else if (res.status == IMPORT_SUPERSEDED) {
+        ok(k, "%s: a dry run of its import passes: superseded, nothing would be applied", path);
+    } else {
+        for (size_t i = 0; i < res.ntables; i++)
+            changed += res.tables[i].n.inserted + res.tables[i].n.updated + res.tables[i].n.deleted;
+        ok(k, "%s: a dry run of its import passes (%llu row(s) would change), rolled back", path,
+           (unsigned long long)changed);
+    }
+    importer_result_free(&res);
+    rewrite_set_free(rs);
+}
+
 /* Each bundle named: verified completely (signature, trusted key, every
  * hash, limits) as an import would, then the policy an import applies to
- * it, then the columns of every table it carries against the target's (when
- * the target was reached). */
+ * it, then the columns of every table it carries against the target's, and
+ * when all that passed a dry run of its import (when the target was
+ * reached). */
 static void check_named(chk *k, const catalog_table *cats, const bool *importable, bool reached)
 {
     const cfg *c = k->c;
@@ -577,6 +614,7 @@ static void check_named(chk *k, const catalog_table *cats, const bool *importabl
     load_trust(c, &trust);
     for (size_t b = 0; b < k->nbundles; b++) {
         const char *path = k->bundles[b];
+        size_t failed = k->rep->failed;
         bundle_reader *r = NULL;
         const manifest *m;
         if (bundle_open(path, &lim, &trust, &r, &e) < 0 || bundle_verify_rest(r, &e) < 0) {
@@ -603,6 +641,8 @@ static void check_named(chk *k, const catalog_table *cats, const bool *importabl
                 compare_table(k, path, &m->tables[i], &cats[at]);
         }
         bundle_close(r);
+        if (reached && k->rep->failed == failed)
+            try_import(k, path, &trust);
     }
     keys_trust_free(&trust);
 }

@@ -480,3 +480,45 @@ HINT: run check BUNDLE with the config of the host that imports it" ]
     [ "$status" -eq 0 ]
     [[ $output != *"state_dir"* ]]
 }
+
+@test "check: a newer bundle in the quarantine (its column missing in the target) decides over an older processed one; a quarantined file that does not verify is passed over" {
+    pair chkq
+    job nightly "public.ds_1"
+    mkdir -p "$W/inbox/processed" "$W/inbox/quarantine"
+    b1=$(mkbundle nightly)
+    mv "$b1" "$W/inbox/processed/"
+    touch -d '-1 minute' "$W/inbox/processed/$(basename "$b1")"
+    pg_query src "ALTER TABLE chkq.owl_rule ADD COLUMN extra_col text" >/dev/null
+    b2=$(mkbundle nightly)
+    mv "$b2" "$W/inbox/quarantine/"
+    head -c 300 "$W/inbox/quarantine/$(basename "$b2")" >"$W/inbox/quarantine/zz_short.owlb"
+    tgt_ini "inbox = $W/inbox"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check
+    [ "$status" -eq 2 ]
+    [[ $output == *"FAIL: bundle column owl_rule.extra_col (of $W/inbox/quarantine/$(basename "$b2")) does not exist in the target table chkq.owl_rule"* ]]
+    [[ $output != *"zz_short"* ]]
+    # the target takes the column: check passes
+    pg_query tgt "ALTER TABLE chkq.owl_rule ADD COLUMN extra_col text" >/dev/null
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+}
+
+@test "check BUNDLE: a dry run of its import finds what the columns cannot tell (a value too long for a narrower column): exit 2 as the import, nothing changes" {
+    pair chkdr
+    job nightly "public.ds_1"
+    pg_query src "UPDATE chkdr.owl_check_repo SET agent_name = 'prod-agent-2' WHERE dataset = 'public.ds_1'" >/dev/null
+    b=$(mkbundle nightly)
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check "$b"
+    [ "$status" -eq 0 ] || { echo "$output"; false; }
+    [[ $output == *"ok: $b: a dry run of its import passes ("*" row(s) would change), rolled back"* ]]
+    pg_query tgt "ALTER TABLE chkdr.owl_check_repo ALTER COLUMN agent_name TYPE varchar(3)" >/dev/null
+    before=$(tgt_state)
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" check "$b"
+    [ "$status" -eq 2 ]
+    [[ $output == *"warning: "*"agent_name"* ]]
+    [[ $output == *"FAIL: $b: a dry run of its import fails: "*"too long"* ]]
+    [ "$(tgt_state)" = "$before" ]
+    imp "$b"
+    [ "$status" -eq 2 ]
+    [ "$(tgt_state)" = "$before" ]
+}
