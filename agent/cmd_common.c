@@ -67,7 +67,10 @@ int cmd_parse(const cmd_def *def, int argc, char **argv, cmd_opt_fn fn, void *ct
 
 int cmd_report(const char *command, const owl_err *err)
 {
-    fprintf(stderr, "owlsync %s: %s\n", command, err->msg[0] ? err->msg : "failed");
+    char text[sizeof(err->msg) + 64];
+
+    snprintf(text, sizeof(text), "owlsync %s: %s", command, err->msg[0] ? err->msg : "failed");
+    log_final(text);
     return err->code != 0 ? err->code : OWL_ERUNTIME;
 }
 

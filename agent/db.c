@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "db_internal.h"
+#include "owlsync/log.h"
 
 /* Cancel handles of the open connections, for db_cancel_all from a signal
  * handler (PQcancel is async-signal-safe). Slots change with SIGTERM, SIGINT
@@ -155,6 +156,29 @@ int db_fail(db_conn *c, const PGresult *res, owl_err *err, const char *what)
     return -1;
 }
 
+/* What the server says outside a statement's result (a trigger's NOTICE or
+ * WARNING, the FATAL of a session it ends) goes to the log at its level,
+ * never as a raw line on stderr. */
+static void on_notice(void *arg, const PGresult *res)
+{
+    const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+    (void)arg;
+    if (sev == NULL)
+        sev = PQresultErrorField(res, PG_DIAG_SEVERITY);
+    if (sev == NULL)
+        sev = "NOTICE";
+    if (msg == NULL)
+        msg = PQresultErrorMessage(res);
+    if (strcmp(sev, "FATAL") == 0 || strcmp(sev, "PANIC") == 0 || strcmp(sev, "ERROR") == 0)
+        log_error("the database server: %s: %s", sev, msg);
+    else if (strcmp(sev, "WARNING") == 0)
+        log_warn("the database server: %s: %s", sev, msg);
+    else
+        log_debug("the database server: %s: %s", sev, msg);
+}
+
 int db_open(const char *conninfo, const char *what, db_conn **out, owl_err *err)
 {
     db_conn *c = calloc(1, sizeof(*c));
@@ -169,6 +193,7 @@ int db_open(const char *conninfo, const char *what, db_conn **out, owl_err *err)
         free(c);
         return err_oom(err);
     }
+    PQsetNoticeReceiver(c->pg, on_notice, NULL);
     if (PQstatus(c->pg) != CONNECTION_OK) {
         snprintf(buf, sizeof(buf), "cannot connect to %s", what);
         db_fail(c, NULL, err, buf);

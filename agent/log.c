@@ -178,3 +178,19 @@ void log_msg(log_level level, const char *fmt, ...)
         /* nowhere left to report a failed write to stderr */
     }
 }
+
+void log_final(const char *text)
+{
+    if (current_format == LOG_FORMAT_JSON) {
+        log_msg(LOG_ERROR, "%s", text);
+        return;
+    }
+    for (const char *line = text; line != NULL && *line != '\0';) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl != NULL ? (size_t)(nl - line) : strlen(line);
+        if ((to_journal && write(STDERR_FILENO, "<3>", 3) < 0) || write(STDERR_FILENO, line, len) < 0 ||
+            write(STDERR_FILENO, "\n", 1) < 0)
+            return; /* nowhere left to report a failed write to stderr */
+        line = nl != NULL ? nl + 1 : NULL;
+    }
+}

@@ -33,6 +33,12 @@ void log_set_journal(bool journal);
  *   json, journal:   "<P>" then the object. */
 void log_msg(log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Writes the one final error of a command (text that may hold a "\nHINT: "
+ * line), whatever the level: as it is at a terminal or in a file; each line
+ * with the error priority "<3>" when stderr is the journal; as one object of
+ * level error with log_format = json. */
+void log_final(const char *text);
+
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)

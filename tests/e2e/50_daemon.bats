@@ -1239,6 +1239,37 @@ teardown() {
         FROM unnest(string_to_array(:'t', E'\n')) l")" = t ]
     grep -q '^{"time":"[^"]*","level":"error","message":"short2.owlb: .*; quarantined"}$' "$W/tgt3.log"
     grep -q '"level":"info","message":"owlsync daemon started' "$W/tgt3.log"
+
+    # a command's final error too: one object of level error with log_format = json
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" import "$W/stage/short.owlb"
+    [ "$status" -eq 3 ]
+    grep -q '^{"time":"[^"]*","level":"error","message":"owlsync import: .*short.owlb' <<<"$stderr"
+    not grep -qv '^{' <<<"$stderr"
+    # and under the journal, the error priority on each of its lines (the hint's too)
+    sed -i '/^log_format = json$/d' "$W/tgt.ini"
+    printf 'bogus = 1\n' >>"$W/tgt.ini"
+    : >"$W/final.log"
+    JOURNAL_STREAM=$(stat -c %d:%i "$W/final.log") "$OWLSYNC" -c "$W/tgt.ini" daemon 2>>"$W/final.log" </dev/null &&
+        false || true
+    cat "$W/final.log"
+    grep -q '^<3>owlsync daemon: .*bogus: unknown key' "$W/final.log"
+    not grep -qv '^<[0-9]>' "$W/final.log"
+}
+
+@test "logs: what the database server says outside a result (a trigger's WARNING) is a log line at its level, not a raw line" {
+    pair notice
+    job notice "public.ds_1"
+    b=$(mkbundle notice)
+    pg_psql tgt -c "CREATE FUNCTION notice.warn() RETURNS trigger LANGUAGE plpgsql AS \$\$
+        BEGIN RAISE WARNING 'rows of % arrive', TG_TABLE_NAME; RETURN NULL; END \$\$" \
+        -c "CREATE TRIGGER warn AFTER INSERT ON notice.owl_catalog FOR EACH STATEMENT EXECUTE FUNCTION notice.warn()" \
+        >/dev/null
+    tgt_ini "$W/tgt.ini"
+    run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" import "$b"
+    [ "$status" -eq 0 ]
+    echo "$stderr"
+    grep -Eq '^20[0-9-]+T[0-9:]+Z warn  the database server: WARNING: rows of owl_catalog arrive$' <<<"$stderr"
+    not grep -q '^WARNING:' <<<"$stderr"
 }
 
 # lock_held TABLE — a session holds a granted lock on TABLE in tgt.
