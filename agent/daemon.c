@@ -106,6 +106,7 @@ typedef struct metrics {
     unsigned long long import_bytes;
     size_t backlog;
     bool stale;
+    bool target_down;         /* the last try to reach the target failed */
 } metrics;
 
 typedef struct daemon_state {
@@ -330,6 +331,10 @@ static void write_metrics(daemon_state *d)
                  "# TYPE owlsync_inbox_last_failure_timestamp_seconds gauge\n"
                  "owlsync_inbox_last_failure_timestamp_seconds %lld\n",
              (long long)d->m.last_import_failure);
+        addf(&b, "# HELP owlsync_target_down 1 when the last try to reach the target database (to import what waits) failed.\n"
+                 "# TYPE owlsync_target_down gauge\n"
+                 "owlsync_target_down %d\n",
+             d->m.target_down ? 1 : 0);
         addf(&b, "# HELP owlsync_stale 1 when no bundle was imported for longer than max_staleness.\n"
                  "# TYPE owlsync_stale gauge\n"
                  "owlsync_stale %d\n",
@@ -369,6 +374,15 @@ static void write_metrics(daemon_state *d)
     else if (fileio_write_path(d->c->metrics_file, b.p, b.len, (mode_t)d->c->metrics_mode, FILEIO_REPLACE, &err) < 0)
         log_warn("%s", err.msg);
     buf_free(&b);
+}
+
+/* The owlsync_target_down gauge, written when it changes. */
+static void set_target_down(daemon_state *d, bool down)
+{
+    if (d->m.target_down == down)
+        return;
+    d->m.target_down = down;
+    write_metrics(d);
 }
 
 /* ------------------------------------------------------------------ exports */
@@ -831,7 +845,7 @@ static size_t due_orphans(daemon_state *d, const inbox_file *orphans, size_t nor
 static void process_inbox(daemon_state *d, time_t now)
 {
     inbox_file *files = NULL, *orphans = NULL;
-    size_t nfiles = 0, norphans = 0, unsettled = 0, ncand = 0;
+    size_t nfiles = 0, norphans = 0, unsettled = 0, ncand = 0, waiting;
     candidate *cand = NULL;
     char workdir[PATH_MAX];
     owl_err err;
@@ -852,7 +866,8 @@ static void process_inbox(daemon_state *d, time_t now)
     d->next_scan = now + (unsettled > 0 ? 1 : d->c->import.poll_interval);
 
     prune_retries(d, orphans, norphans);
-    if (nfiles + due_orphans(d, orphans, norphans, now) == 0)
+    waiting = nfiles + due_orphans(d, orphans, norphans, now);
+    if (waiting == 0)
         goto out;
 
     /* One agent at a time picks and imports, so bundles go in snapshot order. */
@@ -862,11 +877,13 @@ static void process_inbox(daemon_state *d, time_t now)
             d->lock_delay = RETRY_FIRST;
         else
             d->lock_delay = d->lock_delay * 2 > RETRY_MAX ? RETRY_MAX : d->lock_delay * 2;
-        log_warn("%s; %zu bundle(s) wait; will retry in %d s", err.msg, ncand, d->lock_delay);
+        log_warn("%s; %zu bundle(s) wait; will retry in %d s", err.msg, waiting, d->lock_delay);
         d->next_scan = now + d->lock_delay;
+        set_target_down(d, true);
         goto out;
     }
     d->lock_delay = 0;
+    set_target_down(d, false);
     if (locked == 0) {
         d->next_scan = now + 1;
         goto out;

@@ -688,6 +688,8 @@ teardown() {
     cp "$b" "$W/inbox/"
     wait_until 20 in_log tgt "will retry in 10 s"
     in_log tgt "will retry in 5 s"
+    in_log tgt "; 1 bundle(s) wait; will retry in 5 s"
+    metric_is "$W/tgt.prom" owlsync_target_down 1
     # kept, untouched: in the inbox or claimed in .work/, never quarantined
     [ "$(files "$W/inbox") $(files "$W/inbox/.work")" = "$n " ] ||
         [ "$(files "$W/inbox") $(files "$W/inbox/.work")" = " $n" ]
@@ -699,6 +701,7 @@ teardown() {
     rm -f "$W/tgt_down"
     wait_until 30 test -f "$W/inbox/processed/$n"
     [ "$(ledger down)" = 1 ]
+    wait_until 5 metric_is "$W/tgt.prom" owlsync_target_down 0
     same_data "dataset IN ('public.ds_1', 'public.ds_2')"
     [ "$(log_count tgt "$n: imported bundle")" = 1 ]
     no_quarantine
