@@ -291,8 +291,9 @@ static int show_inbox(const cfg *c, bool json, json_t *root)
     for (size_t i = 0; found != NULL && i < l.nworking; i++)
         retrying += found[i].name != NULL;
     if (!json)
-        printf("inbox %s: %zu waiting, %zu in .work/, %zu quarantined, %zu ignored\n", c->import.inbox,
-               l.waiting_count, l.working_count, l.quarantined_count, l.ignored_count);
+        printf("inbox %s: %zu waiting, %zu settling, %zu in .work/, %zu quarantined, %zu ignored\n",
+               c->import.inbox, l.waiting_count - l.settling_count, l.settling_count, l.working_count,
+               l.quarantined_count, l.ignored_count);
 
     /* waiting: settled ones first, then those still settling */
     for (int pass = 0; pass < 2; pass++) {
@@ -357,7 +358,7 @@ static int show_inbox(const cfg *c, bool json, json_t *root)
         more_text(shown, l.ignored_count, "ignored");
     json_object_set_new(root, "inbox",
                         json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "dir", c->import.inbox, "waiting",
-                                  (json_int_t)l.waiting_count, "settling", (json_int_t)l.settling_count, "working",
+                                  (json_int_t)(l.waiting_count - l.settling_count), "settling", (json_int_t)l.settling_count, "working",
                                   (json_int_t)l.working_count, "retrying", (json_int_t)retrying, "quarantined",
                                   (json_int_t)l.quarantined_count, "ignored", (json_int_t)l.ignored_count,
                                   "files_complete",

@@ -1124,7 +1124,7 @@ teardown() {
     run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" status
     [ "$status" -eq 0 ]
     [[ $output == *"$n"* ]]
-    [[ $output == *"0 waiting, 0 in .work/, 2 quarantined"* ]]
+    [[ $output == *"0 waiting, 0 settling, 0 in .work/, 2 quarantined"* ]]
     [[ $output == *"quarantined short.owlb: "* ]]
 
     # the same name quarantined again lands as short.owlb.1: counted and listed alike
@@ -1138,7 +1138,7 @@ teardown() {
     [ "$(json_q "$j" "SELECT e->>'reason' FROM jsonb_array_elements((:'j'::jsonb)->'quarantine') e
                       WHERE e->>'file' = 'short.owlb.1'")" = "$(sed -n 's/^reason: //p' "$W/inbox/quarantine/short.owlb.1.reason")" ]
     run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" status
-    [[ $output == *"0 waiting, 0 in .work/, 3 quarantined"* ]]
+    [[ $output == *"0 waiting, 0 settling, 0 in .work/, 3 quarantined"* ]]
     [ "$(grep -c '^  quarantined ' <<<"$output")" = 3 ]
     [[ $output == *"quarantined short.owlb.1: "* ]]
 }
@@ -1339,7 +1339,7 @@ file_field() {
     run --separate-stderr "$OWLSYNC" -c "$W/tgt.ini" status
     echo "$output"
     [ "$status" -eq 0 ]
-    [[ $output == *"inbox $W/inbox: 2 waiting, 1 in .work/, 1 quarantined, 4 ignored"* ]]
+    [[ $output == *"inbox $W/inbox: 1 waiting, 1 settling, 1 in .work/, 1 quarantined, 4 ignored"* ]]
     grep -q "^  waiting     older.owlb$" <<<"$output"
     grep -q "^  settling    fresh.owlb$" <<<"$output"
     grep -q "^  retrying    $n: [0-9]* failed attempts\?, next try 20[0-9-]*T[0-9:]*Z; last error: .*lock timeout" <<<"$output"
@@ -1357,6 +1357,7 @@ file_field() {
         = "ignored=number quarantined=number retrying=number settling=number waiting=number working=number" ]
     [ "$(json_get "$J" '{inbox,retrying}')" = 1 ]
     [ "$(json_get "$J" '{inbox,settling}')" = 1 ]
+    [ "$(json_get "$J" '{inbox,waiting}')" = 1 ]   # the settled one: the settling one apart
     [ "$(file_field "$n" state)" = retrying ]
     [ "$(file_field "$n" dir)" = "$W/inbox/.work" ]
     [ "$(file_field "$n" attempts)" -ge 1 ]
@@ -1434,7 +1435,7 @@ retry_files() { ls -A "$W/inbox/.work" | grep '^\.retries\.' || true; }
     run --separate-stderr "$OWLSYNC" -c "$W/a/tgt.ini" status
     echo "$output"
     [ "$status" -eq 0 ]
-    [[ $output == *"inbox $W/inbox: 0 waiting, 1 in .work/, 0 quarantined, 0 ignored"* ]]
+    [[ $output == *"inbox $W/inbox: 0 waiting, 0 settling, 1 in .work/, 0 quarantined, 0 ignored"* ]]
     grep -q "^  retrying    $n on $agent: [1-9][0-9]* failed attempts\?, next try 20[0-9-]*T[0-9:]*Z; last error: .*lock timeout" <<<"$output"
     not grep -q "in progress\|overdue\|retry state" <<<"$output"
     status_json "$W/a/tgt.ini"
