@@ -718,7 +718,9 @@ static int ex_manifest(export_run *r, owl_err *err)
         r->res->sequence = last;
         return r->job->remember && r->rows == &r->own && save_datasets(r, err) < 0 ? -1 : 1;
     }
-    for (size_t i = 0; r->job->skip_unchanged && last > 0 && i < r->job->outboxes->n; i++) {
+    if (r->job->force && r->job->skip_unchanged && last > 0)
+        log_info("export job %s: --force: every outbox gets this run's bundle", r->job->name);
+    for (size_t i = 0; r->job->skip_unchanged && !r->job->force && last > 0 && i < r->job->outboxes->n; i++) {
         if (r->deliver[i])
             log_info("export job %s: outbox %s has not received bundle %llu or its content: it gets it now",
                      r->job->name, r->job->outboxes->v[i], (unsigned long long)last);

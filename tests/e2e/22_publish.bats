@@ -298,6 +298,8 @@ visible() {
     owl_export -j j --force
     [ "$status" -eq 0 ]
     [[ $output == "$OUT"/prod_j_*_000002.owlb ]]
+    [[ $stderr != *"has not received"* ]]     # it had: forced, not missed
+    [[ $stderr == *"--force: every outbox gets this run's bundle"* ]]
     owl_export -j j -f
     [ "$status" -eq 0 ]
     [[ $output == "$OUT"/prod_j_*_000003.owlb ]]
