@@ -1111,13 +1111,19 @@ static char *read_reason(int dfd, const char *name)
     const char *why = "(no reason file)";
     size_t len;
     owl_err err;
+    int rc = (size_t)snprintf(file, sizeof(file), "%s.reason", name) < sizeof(file)
+                 ? fileio_read_small(dfd, file, buf, sizeof(buf) - 1, &len, &err)
+                 : 1;
 
-    if ((size_t)snprintf(file, sizeof(file), "%s.reason", name) < sizeof(file) &&
-        fileio_read_small(dfd, file, buf, sizeof(buf) - 1, &len, &err) == 0) {
+    if (rc == 0) {
         buf[strcspn(buf, "\n")] = '\0';
         why = strncmp(buf, "reason: ", 8) == 0 ? buf + 8 : buf;
         /* anyone who can write to the inbox can write a .reason file there */
         why = text_clean(why, REASON_MAX * 4, shown, sizeof(shown));
+    } else if (rc < 0) {
+        /* one too large (not owlsync's), a FIFO, a link, one this user may not read */
+        snprintf(buf, sizeof(buf), "(its reason file cannot be shown: %s)", err.msg);
+        why = text_clean(buf, REASON_MAX * 4, shown, sizeof(shown));
     }
     return strdup(why);
 }

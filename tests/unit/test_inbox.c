@@ -561,25 +561,36 @@ static void test_counts(void)
     CHECK(inbox_quarantine(ib, &claim, 4, "worse", &err) == 0);
     /* a file someone left in quarantine/ by hand has no reason file */
     CHECK(write_file(at(dir, "quarantine/e.owlb"), "5") == 0);
+    /* and one whose reason file is far larger than any owlsync writes */
+    CHECK(write_file(at(dir, "quarantine/f.owlb"), "6") == 0);
+    {
+        FILE *f = fopen(at(dir, "quarantine/f.owlb.reason"), "w");
+        CHECK(f != NULL);
+        for (int i = 0; f != NULL && i < 100000; i++)
+            fputc('x', f);
+        if (f != NULL)
+            fclose(f);
+    }
     ic.quarantine_dir = at(dir, "quarantine");
     CHECK(inbox_list(&ic, 100, &l, &err) == 0);
     CHECK(l.waiting_count == 1); /* a.owlb, settled or not */
     CHECK(l.working_count == 1); /* b.owlb */
-    CHECK(l.quarantined_count == 3); /* c.owlb, c.owlb.1, e.owlb, not the .reason files */
+    CHECK(l.quarantined_count == 4); /* c.owlb, c.owlb.1, e.owlb, f.owlb, not the .reason files */
     CHECK(l.nquarantined == l.quarantined_count);
-    if (l.nquarantined == 3) {
+    if (l.nquarantined == 4) {
         CHECK_STR(l.quarantined[0].name, "c.owlb");
         CHECK_STR(l.quarantined[0].reason, "bad");
         CHECK_STR(l.quarantined[1].name, "c.owlb.1");
         CHECK_STR(l.quarantined[1].reason, "worse");
         CHECK_STR(l.quarantined[2].name, "e.owlb");
         CHECK_STR(l.quarantined[2].reason, "(no reason file)");
+        CHECK(strncmp(l.quarantined[3].reason, "(its reason file cannot be shown: ", 34) == 0);
     }
     CHECK(l.nworking == 1 && strcmp(l.working[0].name, "b.owlb") == 0);
     inbox_listing_free(&l);
     /* lists are bounded; counts are not */
     CHECK(inbox_list(&ic, 1, &l, &err) == 0);
-    CHECK(l.quarantined_count == 3 && l.nquarantined == 1);
+    CHECK(l.quarantined_count == 4 && l.nquarantined == 1);
     inbox_listing_free(&l);
     inbox_close(ib);
 
