@@ -792,8 +792,6 @@ static const char *long_line_hint(const parse_ctx *p, const char *s, size_t n)
 
     while (i < n && isspace((unsigned char)s[i]))
         i++;
-    if (i < n && (s[i] == ';' || s[i] == '#'))
-        return "\nHINT: split the comment over several comment lines";
     if (i > 0 && p->have_key)
         return "\nHINT: split the value over more indented lines";
     if (i < n && s[i] == '[')
@@ -812,6 +810,16 @@ static const char *long_line_hint(const parse_ctx *p, const char *s, size_t n)
     if (kd->flags & F_CONT)
         return "\nHINT: continue the value on indented lines (joined as they are, without a space)";
     return "";
+}
+
+/* Whether the n bytes at s are a comment line (";" or "#" after blanks). */
+static bool is_comment(const char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n && isspace((unsigned char)s[i]))
+        i++;
+    return i < n && (s[i] == ';' || s[i] == '#');
 }
 
 /* fgets-like: copies the next line of the in-memory file into str. Refuses a line
@@ -835,7 +843,9 @@ static char *read_line(char *str, int num, void *stream)
         return NULL;
     if ((size_t)num - 1 < limit)
         limit = (size_t)num - 1;
-    if (n > limit) {
+    if (n > limit && is_comment(s, n)) {
+        n = limit; /* a comment says nothing to the parser: any length will do */
+    } else if (n > limit) {
         at_line(p, p->line, "line too long (over %zu characters)%s", limit, long_line_hint(p, s, n));
         return NULL;
     }
