@@ -106,7 +106,7 @@ static int show_imports(const cfg *c, bool json, json_t *root, int64_t *last)
         }
     }
     if (!json && n == 0)
-        printf("  none\n");
+        printf(rc != 0 ? "  unknown: the ledger cannot be read\n" : "  none\n");
     json_object_set_new(root, "imports", imports);
     ledger_rows_free(rows, n);
     return rc;
@@ -475,7 +475,10 @@ int cmd_status(int argc, char **argv, const cmd_ctx *ctx)
         json_object_set_new(root, "files", json_array());
         json_object_set_new(root, "quarantine", json_array());
     }
-    json_object_set_new(root, "stale", json_boolean(stale));
+    /* unknown (null) when the ledger could not be read */
+    json_object_set_new(root, "stale",
+                        c->import.present && json_object_get(root, "ledger_error") != NULL ? json_null()
+                                                                                            : json_boolean(stale));
     if (show_jobs(c, json, root, now) != 0 && rc == 0)
         rc = OWL_ERUNTIME;
     if (json)

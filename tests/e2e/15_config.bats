@@ -91,6 +91,15 @@ prod_ini() {
     run --separate-stderr "$OWLSYNC" -c "$W/qa.ini" status --json
     [ "$status" -eq 0 ]
     [[ $output == *'"inbox": {'*'"dir": null,'* ]]
+    [[ $output == *'"stale": false'* ]]
+    # the ledger out of reach: what it holds is unknown, not "none", not "not stale"
+    sed -i 's|^conninfo = .*|conninfo = host=/nonexistent connect_timeout=2|' "$W/qa.ini"
+    run --separate-stderr "$OWLSYNC" -c "$W/qa.ini" status
+    [ "$status" -eq 1 ]
+    [[ $output == *"  unknown: the ledger cannot be read"* && $output != *"  none"* ]]
+    run --separate-stderr "$OWLSYNC" -c "$W/qa.ini" status --json
+    [ "$status" -eq 1 ]
+    [[ $output == *'"stale": null'* && $output == *'"ledger_error": "'* ]]
 }
 
 @test "import --json prints a JSON error object on failure, with the exit code" {
