@@ -290,7 +290,9 @@ static int show_inbox(const cfg *c, bool json, json_t *root)
                                   seen.skipped > 0 ? json_string(seen.first_error) : json_null()));
     for (size_t i = 0; found != NULL && i < l.nworking; i++)
         retrying += found[i].name != NULL;
-    if (!json)
+    if (!json && rc != 0)
+        printf("inbox %s: unknown: it could not be read (see above)\n", c->import.inbox);
+    else if (!json)
         printf("inbox %s: %zu waiting, %zu settling, %zu in .work/, %zu quarantined, %zu ignored\n",
                c->import.inbox, l.waiting_count - l.settling_count, l.settling_count, l.working_count,
                l.quarantined_count, l.ignored_count);
@@ -362,7 +364,7 @@ static int show_inbox(const cfg *c, bool json, json_t *root)
                                   (json_int_t)l.working_count, "retrying", (json_int_t)retrying, "quarantined",
                                   (json_int_t)l.quarantined_count, "ignored", (json_int_t)l.ignored_count,
                                   "files_complete",
-                                  l.nwaiting == l.waiting_count && l.nworking == l.working_count &&
+                                  rc == 0 && l.nwaiting == l.waiting_count && l.nworking == l.working_count &&
                                       l.nquarantined == l.quarantined_count && l.nignored == l.ignored_count));
     json_object_set_new(root, "files", files);
     json_object_set_new(root, "quarantine", quarantine);

@@ -252,3 +252,21 @@ INI
     [ -f "$p/old.owlb" ]
     ! grep -q processed_keep "$W/daemon.log"
 }
+
+@test "status where the inbox cannot be read (another user's 0750 directories): unknown, not zero files, exit 1" {
+    [ "$(id -u)" -eq 0 ] || skip "needs root to run owlsync as nobody"
+    NB=$(mktemp -d /tmp/owlsync-status-test.XXXXXX)
+    chmod 0755 "$NB"
+    mkdir -m 0750 "$NB/inbox" "$NB/state"
+    touch "$NB/inbox/a.owlb"
+    cp "$OWLSYNC" "$NB/owlsync"
+    printf '[owlsync]\nenvironment = qa\nstate_dir = %s\n[database]\nconninfo = %s\n[import]\ninbox = %s\ntrusted_key = prod %s\n' \
+        "$NB/state" "$(pg_conninfo src)" "$NB/inbox" "$(cat "$KEY.pub")" >"$NB/qa.ini"
+    chmod 0644 "$NB/qa.ini"
+    run runuser -u nobody -- "$NB/owlsync" -c "$NB/qa.ini" status
+    echo "$output"
+    rm -rf "$NB"
+    [ "$status" -eq 1 ]
+    [[ $output == *"inbox $NB/inbox: unknown: it could not be read (see above)"* ]]
+    [[ $output != *"0 waiting"* ]]
+}
